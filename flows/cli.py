@@ -1,0 +1,173 @@
+"""``exec-reports``: check, preview, run, metrics.
+
+``check`` and ``preview`` never import Prefect, so the author loop stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from flows.errors import ReportError
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="portfolio config (default: $EXEC_REPORTS_CONFIG or examples/portfolio.yaml)")
+    parser.add_argument("--period", help="ISO week (2026-W47) or month (2026-11); default: the previous one")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="exec-reports", description="Role-based executive reports by email.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check", help="validate every report definition and render each against the data")
+    _add_common(check)
+
+    preview = commands.add_parser("preview", help="render one role's report to HTML and print the path")
+    preview.add_argument("role")
+    preview.add_argument("--tenant", help="only this tenant (tenant-scope reports: which one to preview)")
+    preview.add_argument("-o", "--output", default="preview", help="folder for the HTML (default: preview/)")
+    _add_common(preview)
+
+    run = commands.add_parser("run", help="run the report flow (Prefect) and deliver")
+    run.add_argument("--roles", type=_csv, help="comma-separated roles (default: all)")
+    run.add_argument("--tenants", type=_csv, help="comma-separated tenant ids (default: all)")
+    run.add_argument("--dry-run", action="store_true", help="render everything, deliver nothing")
+    run.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
+    _add_common(run)
+
+    commands.add_parser("metrics", help="list every metric the sources provide")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"check": cmd_check, "preview": cmd_preview, "run": cmd_run, "metrics": cmd_metrics}[args.command](args)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _config_and_period(args):
+    from flows.config import default_config_path, load_config
+    from flows.period import resolve_period
+
+    config = load_config(args.config or default_config_path())
+    return config, resolve_period(args.period, config.portfolio.period_kind)
+
+
+def cmd_check(args) -> int:
+    from flows.definitions import load_definitions
+    from flows.pipeline import run_plain
+
+    config, period = _config_and_period(args)
+    definitions, problems = load_definitions(config.reports_path)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    summary, rendered = run_plain(config, period, dry_run=True)
+    render_failures = [f for f in summary["failed"] if f["tenant"]]
+    for failure in render_failures:
+        print(f"{failure['report']}/{failure['tenant']}: {failure['reason']}", file=sys.stderr)
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if problems or render_failures:
+        print(f"check failed: {len(problems)} definition problem(s), {len(render_failures)} report(s) "
+              f"that did not render", file=sys.stderr)
+        return 1
+    print(f"ok: {len(definitions)} report definition(s) valid; {len(rendered)} report(s) rendered for "
+          f"{period.label} against {config.path}")
+    return 0
+
+
+def cmd_preview(args) -> int:
+    from flows.pipeline import run_plain
+
+    config, period = _config_and_period(args)
+    summary, rendered = run_plain(config, period, roles=[args.role],
+                                  tenants=[args.tenant] if args.tenant else None, dry_run=True)
+    for failure in summary["failed"]:
+        print(f"{failure['report']}/{failure['tenant']}: {failure['reason']}", file=sys.stderr)
+    if not rendered:
+        return 1
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    for key, email in rendered.items():
+        path = output / f"{key}.html"
+        path.write_text(email.html, encoding="utf-8")
+        (output / f"{key}.md").write_text(email.markdown, encoding="utf-8")
+        print(path.resolve())
+    return 1 if summary["failed"] else 0
+
+
+def cmd_run(args) -> int:
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "exec_reports")
+    from flows.config import default_config_path, load_config
+
+    config_path = args.config or default_config_path()
+    load_config(config_path)  # fail fast with a clear message before Prefect starts
+    from flows.flow import send_exec_reports
+
+    state = send_exec_reports(roles=args.roles, tenants=args.tenants, period=args.period, dry_run=args.dry_run,
+                              config=config_path, return_state=True)
+    summary = state.result(raise_on_failure=False)
+    if not isinstance(summary, dict):
+        print(f"error: the flow run ended {state.name}: {state.message or summary}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print_summary(summary)
+        print(f"\nflow run: {state.name}" + (f" — {state.message}" if state.message else ""))
+    return 0 if state.is_completed() else 1
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    rows = [("REPORT", "TENANT", "RECIPIENTS", "STATUS", "OUTBOX PATH / REASON")]
+    cwd = Path.cwd()
+    for item in summary["sent"]:
+        location = item["location"]
+        try:
+            location = str(Path(location).relative_to(cwd))
+        except ValueError:
+            pass
+        rows.append((item["report"], item["tenant"], ", ".join(item["recipients"]), "sent", location))
+    for item in summary["dry_run"]:
+        rows.append((item["report"], item["tenant"], ", ".join(item["recipients"]), "dry-run", ""))
+    for item in summary["skipped"]:
+        rows.append((item["report"], item["tenant"], "", "skipped", item["reason"]))
+    for item in summary["failed"]:
+        rows.append((item["report"], item["tenant"], ", ".join(item["recipients"]), "FAILED", item["reason"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    print(f"exec-reports · period {summary['period']}")
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+    fired = summary["checks"]
+    if fired:
+        print(f"\nchecks: {sum(1 for c in fired if c['status'] == 'fired')} fired, "
+              f"{sum(1 for c in fired if c['status'] == 'unknown')} could not be evaluated")
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}")
+    print(f"\n{len(summary['sent'])} sent, {len(summary['failed'])} failed, {len(summary['skipped'])} skipped")
+
+
+def cmd_metrics(args) -> int:
+    from sources import REGISTRY
+
+    specs = sorted(REGISTRY.metrics.values(), key=lambda s: s.name)
+    width = max(len(s.name) for s in specs)
+    for spec in specs:
+        print(f"{spec.name.ljust(width)}  {spec.type:<8} {spec.source:<10} {spec.description}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""Load and validate report definitions: ``reports/*.md`` = YAML front matter + a Jinja template.
+
+Like a compile step, this collects every problem across every file (unknown keys, wrong types,
+unknown metrics with a "did you mean", YAML errors, template syntax errors, metrics a template uses
+without declaring them) and reports each with ``file:line``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import Template, TemplateSyntaxError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flows.config import check_address
+from flows.errors import DefinitionError, Problem
+from flows.templating import environment, metric_references, plain_environment
+from flows.yamlsource import Located, YamlProblem, format_key_path, load_located
+from sources.registry import REGISTRY, SourceRegistry
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+SLUG = r"^[a-z][a-z0-9_-]*$"
+
+
+class CheckSpec(BaseModel):
+    """A declarative shortfall rule, evaluated per tenant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=SLUG)
+    when: str = Field(min_length=1)
+    severity: Literal["critical", "high", "medium", "low", "info"]
+    message: str = Field(min_length=1)
+
+
+class FrontMatter(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: str = Field(pattern=SLUG)
+    title: str = Field(min_length=1)
+    subject: str = Field(min_length=1)
+    scope: Literal["portfolio", "tenant"]
+    metrics: list[str] = Field(min_length=1)
+    # Metrics the report can show as "unavailable (reason)" instead of failing.
+    optional_metrics: list[str] = []
+    recipients: list[str] | None = None
+    checks: list[CheckSpec] = []
+    description: str | None = None
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [check_address(address) for address in value]
+
+
+@dataclass(frozen=True)
+class CompiledCheck:
+    spec: CheckSpec
+    condition: Any  # jinja2 TemplateExpression
+    message: Template
+    metrics: tuple[str, ...]
+
+
+@dataclass
+class ReportDefinition:
+    path: Path
+    shown_path: str
+    front: FrontMatter
+    template: Template
+    subject: Template
+    checks: list[CompiledCheck] = field(default_factory=list)
+    role_line: int = 2
+
+    @property
+    def role(self) -> str:
+        return self.front.role
+
+    @property
+    def scope(self) -> str:
+        return self.front.scope
+
+    @property
+    def all_metrics(self) -> list[str]:
+        return list(dict.fromkeys([*self.front.metrics, *self.front.optional_metrics]))
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def split_front_matter(text: str) -> tuple[str, str, int] | None:
+    """Return (front matter, body, 1-based line where the body starts), or None without front matter."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return None
+    for index in range(1, len(lines)):
+        if lines[index].strip() in ("---", "..."):
+            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
+    return None
+
+
+def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[ReportDefinition | None, list[Problem]]:
+    shown = display_path(path)
+    problems: list[Problem] = []
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(shown, None, None, f"cannot read the file: {exc}")]
+    parts = split_front_matter(text)
+    if parts is None:
+        return None, [Problem(shown, 1, None, "missing YAML front matter: start the file with a '---' line, "
+                                              "then the keys, then a closing '---' line")]
+    front_text, body, body_line = parts
+    try:
+        located = load_located(front_text, line_offset=1)
+    except YamlProblem as exc:
+        return None, [Problem(shown, exc.line, exc.key, exc.message)]
+    if not isinstance(located.data, dict):
+        return None, [Problem(shown, 2, None, "front matter must be a mapping of keys (role, title, ...)")]
+
+    try:
+        front = FrontMatter.model_validate(located.data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            problems.append(_pydantic_problem(shown, located, error))
+        return None, problems
+
+    declared = set()
+    for list_name in ("metrics", "optional_metrics"):
+        for index, name in enumerate(getattr(front, list_name)):
+            line = located.line_of((list_name, index))
+            if name not in registry.metrics:
+                hint = registry.suggest(name)
+                suffix = f" (did you mean '{hint}'?)" if hint else " (see `exec-reports metrics`)"
+                problems.append(Problem(shown, line, f"{list_name}[{index}]", f"unknown metric '{name}'{suffix}"))
+            elif name in declared:
+                problems.append(Problem(shown, line, f"{list_name}[{index}]", f"metric '{name}' is listed twice"))
+            declared.add(name)
+
+    env, plain = environment(), plain_environment()
+    namespaces = registry.namespaces
+
+    def compile_template(source: str, key: str, line_base: int, *, plain_text: bool = False,
+                         expression: bool = False):
+        target = plain if plain_text else env
+        try:
+            parsed = target.parse(f"{{{{ {source} }}}}" if expression else source)
+        except TemplateSyntaxError as exc:
+            problems.append(Problem(shown, line_base + (exc.lineno or 1) - 1, key, f"template syntax error: {exc.message}"))
+            return None, []
+        used = metric_references(parsed, namespaces)
+        for metric, lineno in used:
+            if metric not in declared:
+                if metric in registry.metrics:
+                    message = f"uses metric '{metric}' but does not declare it: add it to metrics"
+                else:
+                    hint = registry.suggest(metric)
+                    message = f"uses unknown metric '{metric}'" + (f" (did you mean '{hint}'?)" if hint else "")
+                problems.append(Problem(shown, line_base + lineno - 1, key, message))
+        if expression:
+            return target.compile_expression(source, undefined_to_none=False), [m for m, _ in used]
+        return target.from_string(source), [m for m, _ in used]
+
+    template, _ = compile_template(body, None, body_line)
+    subject, _ = compile_template(front.subject, "subject", located.line_of(("subject",)) or 1, plain_text=True)
+
+    compiled_checks: list[CompiledCheck] = []
+    seen_ids: dict[str, int] = {}
+    for index, check in enumerate(front.checks):
+        check_line = located.line_of(("checks", index)) or 1
+        if check.id in seen_ids:
+            problems.append(Problem(shown, check_line, f"checks[{index}].id",
+                                    f"check id '{check.id}' is used twice (first in checks[{seen_ids[check.id]}])"))
+        seen_ids.setdefault(check.id, index)
+        condition, used = compile_template(check.when, f"checks[{index}].when",
+                                           located.line_of(("checks", index, "when")) or check_line,
+                                           plain_text=True, expression=True)
+        message, used_in_message = compile_template(check.message, f"checks[{index}].message",
+                                                    located.line_of(("checks", index, "message")) or check_line,
+                                                    plain_text=True)
+        if condition is not None and message is not None:
+            compiled_checks.append(CompiledCheck(check, condition, message,
+                                                 tuple(dict.fromkeys(used + used_in_message))))
+
+    if problems or template is None or subject is None:
+        return None, problems
+    return ReportDefinition(path, shown, front, template, subject, compiled_checks,
+                            located.line_of(("role",)) or 2), []
+
+
+def _pydantic_problem(shown: str, located: Located, error: dict[str, Any]) -> Problem:
+    loc = tuple(error["loc"])
+    line = located.line_of(loc)
+    key = format_key_path(loc) or None
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        message = f"unknown key '{loc[-1]}'" + (f" (did you mean '{hint[0]}'?)" if hint else
+                                                f" (allowed: {', '.join(allowed)})")
+    elif error["type"] == "missing":
+        message = "required key is missing"
+        line = located.line_of(loc[:-1]) or 2
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+        if "input" in error and not isinstance(error["input"], dict | list):
+            message += f" (got {error['input']!r})"
+    return Problem(shown, line, key, message)
+
+
+def _allowed_keys(parent: tuple) -> list[str]:
+    model = CheckSpec if parent and parent[0] == "checks" else FrontMatter
+    return list(model.model_fields)
+
+
+def load_definitions(reports_dir: Path, registry: SourceRegistry = REGISTRY) -> tuple[list[ReportDefinition], list[Problem]]:
+    """Every ``*.md`` directly in ``reports_dir`` (sorted), plus every problem found in any of them."""
+    if not reports_dir.is_dir():
+        return [], [Problem(display_path(reports_dir), None, None, "reports folder not found")]
+    definitions: list[ReportDefinition] = []
+    problems: list[Problem] = []
+    roles: dict[str, str] = {}
+    for path in sorted(reports_dir.glob("*.md")):
+        if path.name.lower() == "readme.md":
+            continue
+        definition, found = load_definition(path, registry)
+        problems.extend(found)
+        if definition is None:
+            continue
+        if definition.role in roles:
+            problems.append(Problem(definition.shown_path, definition.role_line, "role",
+                                    f"role '{definition.role}' is already defined in {roles[definition.role]}"))
+            continue
+        roles[definition.role] = definition.shown_path
+        definitions.append(definition)
+    return definitions, problems
+
+
+def load_definitions_or_raise(reports_dir: Path, registry: SourceRegistry = REGISTRY) -> list[ReportDefinition]:
+    definitions, problems = load_definitions(reports_dir, registry)
+    if problems:
+        raise DefinitionError(problems)
+    return definitions

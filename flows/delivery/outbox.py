@@ -1,0 +1,23 @@
+"""The local outbox: each message is written as an ``.eml`` (exactly what SES would receive) plus an
+``.html`` preview to open in a browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flows.delivery.base import DeliveryResult, Email, slug
+
+
+class OutboxBackend:
+    name = "outbox"
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def send(self, email: Email) -> DeliveryResult:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{email.report_key}--{slug(email.to[0]) if email.to else 'no-recipient'}"
+        eml_path = self.folder / f"{stem}.eml"
+        eml_path.write_bytes(email.to_mime().as_bytes())
+        (self.folder / f"{stem}.html").write_text(email.html, encoding="utf-8")
+        return DeliveryResult(recipients=email.to, status="sent", location=str(eml_path))

@@ -1,0 +1,47 @@
+"""One error family for the whole product, so callers can catch ``ReportError`` and know it is ours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ReportError(Exception):
+    """Base of every error exec-reports raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file, located precisely enough to fix without searching."""
+
+    path: str
+    line: int | None
+    key: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class DefinitionError(ReportError):
+    """One or more report definitions are invalid. Holds every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SourceError(ReportError):
+    """A metric source could not produce its metrics for a tenant."""
+
+
+class RenderError(ReportError):
+    """A valid definition could not be turned into an email (e.g. a required metric is unavailable)."""
+
+
+class DeliveryError(ReportError):
+    """A message could not be delivered."""
+
+
+class ConfigurationError(ReportError):
+    """The portfolio configuration is wrong or incomplete; the message names the key or variable to set."""

@@ -1,0 +1,158 @@
+"""The Prefect flow: thin orchestration over the plain functions in ``flows.pipeline``.
+
+Task granularity: one task per (tenant, source) gather, since that is where I/O, retries and
+parallelism pay off, and one task per report role for render + deliver. Per-message tasks would
+multiply orchestration overhead without adding anything retries inside the backends don't give.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run as current_flow_run
+from prefect.states import Completed, Failed
+
+from flows.config import PortfolioConfig, default_config_path, load_config
+from flows.definitions import load_definitions
+from flows.delivery import DeliveryBackend, get_backend
+from flows.delivery.base import slug
+from flows.period import Period, resolve_period
+from flows.pipeline import (
+    CheckResult,
+    Outcome,
+    ReportInstance,
+    gather_source,
+    plan_run,
+    produce_report,
+    run_folder_name,
+    summarise,
+    unavailable_after_error,
+)
+
+TRANSIENT_ERRORS = (OSError, TimeoutError, ConnectionError)
+
+
+def _retry_only_transient(task, task_run, state) -> bool:
+    """Retry I/O trouble; a bug or a bad file will not fix itself on the second try."""
+    try:
+        state.result()
+    except TRANSIENT_ERRORS:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="gather-metrics", task_run_name="gather {source_name} for {tenant_id}", retries=2,
+      retry_delay_seconds=[2, 10], retry_jitter_factor=0.5, retry_condition_fn=_retry_only_transient,
+      cache_policy=NO_CACHE)
+def gather_metrics(config: PortfolioConfig, tenant_id: str, source_name: str, metrics: list[str],
+                   period: Period) -> dict[str, Any]:
+    return gather_source(config, tenant_id, source_name, metrics, period)
+
+
+@task(name="produce-reports", task_run_name="render and deliver {role}", cache_policy=NO_CACHE)
+def produce_reports(role: str, instances: list[ReportInstance], values: dict, config: PortfolioConfig,
+                    period: Period, backend: DeliveryBackend, dry_run: bool) -> tuple[list[Outcome], list[CheckResult]]:
+    outcomes: list[Outcome] = []
+    checks: list[CheckResult] = []
+    for instance in instances:
+        produced, fired, rendered = produce_report(instance, values, config, period, backend, dry_run=dry_run)
+        outcomes.extend(produced)
+        checks.extend(fired)
+        if rendered is not None:
+            create_markdown_artifact(
+                key=slug(f"report-{instance.key}-{role}"),
+                markdown=rendered.markdown,
+                description=f"{rendered.subject} ({period.label})",
+            )
+    return outcomes, checks
+
+
+def _scheduled_reference(config: PortfolioConfig) -> dt.date:
+    """The scheduled time (in the portfolio's timezone) decides the period, so late runs stay correct."""
+    scheduled = current_flow_run.scheduled_start_time
+    return scheduled.astimezone(ZoneInfo(config.portfolio.timezone)).date()
+
+
+def _flow_run_name() -> str:
+    parameters = current_flow_run.parameters
+    roles = ",".join(parameters.get("roles") or []) or "all-roles"
+    period = parameters.get("period") or "previous-period"
+    return f"exec-reports {period} {roles}" + (" (dry run)" if parameters.get("dry_run") else "")
+
+
+@flow(name="send-exec-reports", flow_run_name=_flow_run_name, log_prints=False)
+def send_exec_reports(
+    roles: list[str] | None = None,
+    tenants: list[str] | None = None,
+    period: str | None = None,
+    dry_run: bool = False,
+    config: str | None = None,
+):
+    """Gather metrics, render every selected report and deliver it; returns the JSON run summary.
+
+    The run ends Failed when any report, tenant or source failed, after everything else was
+    delivered; the summary lists ``sent``, ``failed`` (with reasons) and ``skipped``.
+    """
+    logger = get_run_logger()
+    portfolio = load_config(config or default_config_path())
+    chosen_period = resolve_period(period, portfolio.portfolio.period_kind, _scheduled_reference(portfolio))
+    definitions, problems = load_definitions(portfolio.reports_path)
+    for problem in problems:
+        logger.error("report definition problem: %s", problem)
+    plan = plan_run(portfolio, definitions, chosen_period, roles, tenants, problems)
+    run_folder = run_folder_name(chosen_period)
+    logger.info("period %s: %d report(s), %d gather(s)", chosen_period.label, len(plan.instances), len(plan.gathers))
+
+    futures = {
+        key: gather_metrics.submit(portfolio, key[0], key[1], metrics, chosen_period)
+        for key, metrics in plan.gathers.items()
+    }
+    values: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (tenant_id, source_name), future in futures.items():
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            values[tenant_id].update(future.result())
+        else:
+            error = state.result(raise_on_failure=False)
+            logger.error("tenant %s: source %s failed: %s", tenant_id, source_name, error)
+            values[tenant_id].update(unavailable_after_error(source_name, plan.gathers[(tenant_id, source_name)],
+                                                             error if isinstance(error, BaseException)
+                                                             else RuntimeError(str(error))))
+
+    backend = get_backend(portfolio, run_folder)
+    by_role: dict[str, list[ReportInstance]] = defaultdict(list)
+    for instance in plan.instances:
+        by_role[instance.definition.role].append(instance)
+    report_futures = [
+        produce_reports.submit(role, instances, dict(values), portfolio, chosen_period, backend, dry_run)
+        for role, instances in by_role.items()
+    ]
+    outcomes: list[Outcome] = []
+    checks: list[tuple[str, CheckResult]] = []
+    for role, future in zip(by_role, report_futures, strict=True):
+        produced, fired = future.result()
+        outcomes.extend(produced)
+        checks.extend((role, c) for c in fired)
+
+    summary = summarise(chosen_period, outcomes, checks, plan.definition_problems, run_folder)
+    create_table_artifact(
+        key="exec-reports-deliveries",
+        table=[{"report": o.report, "tenant": o.tenant, "recipients": ", ".join(o.recipients), "status": o.status,
+                "location": o.location, "reason": o.reason} for o in outcomes]
+        + [{"report": p.path, "tenant": "", "recipients": "", "status": "failed", "location": "",
+            "reason": str(p)} for p in plan.definition_problems],
+        description=f"Every message of this run and its outcome ({chosen_period.label})",
+    )
+    if summary["failed"]:
+        reasons = "; ".join(f"{f['report']}/{f['tenant']}: {f['reason']}" for f in summary["failed"][:5])
+        return Failed(message=f"{len(summary['failed'])} failure(s): {reasons}", data=summary)
+    return Completed(message=f"{len(summary['sent'])} sent", data=summary)

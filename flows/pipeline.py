@@ -1,0 +1,342 @@
+"""The pipeline as plain functions: plan -> gather -> render -> deliver -> summarise.
+
+The Prefect flow (``flows.flow``) calls exactly these; ``run_plain`` strings them together without
+Prefect for ``check``, ``preview`` and the benchmarks. Nothing here imports Prefect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from flows.config import PortfolioConfig, TenantConfig
+from flows.definitions import SEVERITIES, ReportDefinition, load_definitions
+from flows.delivery.base import DeliveryBackend, Email
+from flows.errors import ConfigurationError, Problem, RenderError, ReportError
+from flows.period import Period
+from flows.render import RenderedEmail, render_email
+from sources.registry import REGISTRY, SourceContext, SourceRegistry, Unavailable, is_available
+
+log = logging.getLogger("exec_reports")
+
+PORTFOLIO = "portfolio"
+MetricValues = dict[str, dict[str, Any]]  # tenant id -> metric name -> value
+
+
+@dataclass(frozen=True)
+class ReportInstance:
+    """One email's worth of content: a role for the whole portfolio, or a role for one tenant."""
+
+    definition: ReportDefinition
+    tenant_ids: tuple[str, ...]
+    key: str  # "portfolio" or the tenant id
+
+    @property
+    def label(self) -> str:
+        return f"{self.definition.role}/{self.key}"
+
+
+@dataclass
+class RunPlan:
+    period: Period
+    definitions: list[ReportDefinition]
+    instances: list[ReportInstance]
+    # (tenant id, source name) -> metric names, each gathered exactly once per run.
+    gathers: dict[tuple[str, str], list[str]]
+    definition_problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class CheckResult:
+    id: str
+    severity: str
+    tenant: str
+    tenant_name: str
+    message: str
+    status: str  # "fired" | "unknown"
+
+
+@dataclass
+class Outcome:
+    report: str
+    tenant: str
+    recipients: list[str]
+    status: str  # sent | failed | skipped | dry-run
+    location: str = ""
+    reason: str = ""
+    subject: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---- plan --------------------------------------------------------------------------------------------
+
+
+def select(names: Iterable[str] | None, available: list[str], what: str) -> list[str]:
+    if not names:
+        return list(available)
+    chosen = []
+    for name in names:
+        if name not in available:
+            hint = difflib.get_close_matches(name, available, n=1)
+            suffix = f" (did you mean '{hint[0]}'?)" if hint else f" (available: {', '.join(available)})"
+            raise ConfigurationError(f"unknown {what} '{name}'{suffix}")
+        chosen.append(name)
+    return chosen
+
+
+def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], period: Period,
+             roles: Iterable[str] | None = None, tenants: Iterable[str] | None = None,
+             definition_problems: list[Problem] | None = None,
+             registry: SourceRegistry = REGISTRY) -> RunPlan:
+    by_role = {d.role: d for d in definitions}
+    chosen_roles = select(roles, list(by_role), "role")
+    chosen_tenants = select(tenants, [t.id for t in config.tenants], "tenant")
+    instances: list[ReportInstance] = []
+    needed: dict[str, set[str]] = defaultdict(set)
+    for role in chosen_roles:
+        definition = by_role[role]
+        if definition.scope == "portfolio":
+            instances.append(ReportInstance(definition, tuple(chosen_tenants), PORTFOLIO))
+        else:
+            instances.extend(ReportInstance(definition, (t,), t) for t in chosen_tenants)
+        for tenant_id in chosen_tenants:
+            needed[tenant_id].update(definition.all_metrics)
+    gathers: dict[tuple[str, str], list[str]] = {}
+    for tenant_id in chosen_tenants:
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for metric in sorted(needed[tenant_id]):
+            by_source[registry.metrics[metric].source].append(metric)
+        for source_name, metrics in by_source.items():
+            gathers[(tenant_id, source_name)] = metrics
+    return RunPlan(period, [by_role[r] for r in chosen_roles], instances, gathers, list(definition_problems or []))
+
+
+# ---- gather ------------------------------------------------------------------------------------------
+
+
+def source_context(config: PortfolioConfig, tenant: TenantConfig, period: Period) -> SourceContext:
+    return SourceContext(
+        tenant_id=tenant.id,
+        tenant_name=tenant.name,
+        period_start=period.start,
+        period_end=period.end,
+        base_dir=config.base_dir,
+        tenant_settings={"domains": list(tenant.domains)},
+    )
+
+
+def gather_source(config: PortfolioConfig, tenant_id: str, source_name: str, metrics: list[str], period: Period,
+                  registry: SourceRegistry = REGISTRY) -> dict[str, Any]:
+    """Gather one (tenant, source). Unexpected errors propagate so the caller may retry them."""
+    tenant = config.tenant(tenant_id)
+    return registry.gather(source_name, metrics, tenant.sources.get(source_name),
+                           source_context(config, tenant, period))
+
+
+def unavailable_after_error(source_name: str, metrics: list[str], error: BaseException) -> dict[str, Any]:
+    reason = f"source '{source_name}' failed: {type(error).__name__}: {error}"
+    return {name: Unavailable(name, reason) for name in metrics}
+
+
+def gather_all(config: PortfolioConfig, plan: RunPlan, registry: SourceRegistry = REGISTRY) -> MetricValues:
+    values: MetricValues = defaultdict(dict)
+    for (tenant_id, source_name), metrics in plan.gathers.items():
+        try:
+            values[tenant_id].update(gather_source(config, tenant_id, source_name, metrics, plan.period, registry))
+        except Exception as exc:  # one source never stops the others
+            log.warning("tenant %s: source %s failed: %s", tenant_id, source_name, exc)
+            values[tenant_id].update(unavailable_after_error(source_name, metrics, exc))
+    return values
+
+
+# ---- render ------------------------------------------------------------------------------------------
+
+
+def _namespaced(values: dict[str, Any], declared: list[str]) -> dict[str, dict[str, Any]]:
+    spaces: dict[str, dict[str, Any]] = defaultdict(dict)
+    for name in declared:
+        namespace, short = name.split(".", 1)
+        spaces[namespace][short] = values[name]
+    return dict(spaces)
+
+
+def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: dict[str, Any]) -> list[CheckResult]:
+    results = []
+    context = {"tenant": {"id": tenant.id, "name": tenant.name, "domains": list(tenant.domains)},
+               **_namespaced(values, definition.all_metrics)}
+    for check in definition.checks:
+        missing = [m for m in check.metrics if not is_available(values.get(m))]
+        if missing:
+            reasons = "; ".join(str(values[m]) for m in missing)
+            results.append(CheckResult(check.spec.id, check.spec.severity, tenant.id, tenant.name,
+                                       f"could not evaluate: {', '.join(missing)} {reasons}", "unknown"))
+            continue
+        try:
+            fired = bool(check.condition(**context))
+            message = check.message.render(**context) if fired else ""
+        except Exception as exc:
+            raise RenderError(f"{definition.shown_path}: check '{check.spec.id}' for tenant '{tenant.id}': "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if fired:
+            results.append(CheckResult(check.spec.id, check.spec.severity, tenant.id, tenant.name,
+                                       " ".join(message.split()), "fired"))
+    return results
+
+
+def _severity_order(result: CheckResult) -> tuple:
+    return (SEVERITIES.index(result.severity), result.tenant, result.id)
+
+
+def build_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
+                 generated_at: dt.datetime | None = None) -> tuple[RenderedEmail, list[CheckResult]]:
+    """Render one report instance, or raise RenderError saying which figure is missing and why."""
+    definition = instance.definition
+    required = definition.front.metrics
+    missing = []
+    for tenant_id in instance.tenant_ids:
+        for name in required:
+            value = values.get(tenant_id, {}).get(name)
+            if not is_available(value):
+                reason = value.reason if isinstance(value, Unavailable) else "not gathered"
+                missing.append(f"{name} for {tenant_id}: {reason}")
+    if missing:
+        raise RenderError("required metric unavailable: " + "; ".join(missing))
+
+    views = []
+    all_checks: list[CheckResult] = []
+    for tenant_id in instance.tenant_ids:
+        tenant = config.tenant(tenant_id)
+        tenant_values = values.get(tenant_id, {})
+        checks = sorted(evaluate_checks(definition, tenant, tenant_values), key=_severity_order)
+        all_checks.extend(checks)
+        view = {"id": tenant.id, "name": tenant.name, "domains": list(tenant.domains),
+                "checks": [asdict(c) for c in checks if c.status == "fired"],
+                "unknown_checks": [asdict(c) for c in checks if c.status == "unknown"],
+                **_namespaced(tenant_values, definition.all_metrics)}
+        views.append(view)
+    all_checks.sort(key=_severity_order)
+    generated_at = generated_at or dt.datetime.now(dt.UTC)
+    context: dict[str, Any] = {
+        "report": {"role": definition.role, "title": definition.front.title},
+        "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},
+        "portfolio": {"name": config.portfolio.name},
+        "generated_at": generated_at,
+        "checks": [asdict(c) for c in all_checks if c.status == "fired"],
+        "unknown_checks": [asdict(c) for c in all_checks if c.status == "unknown"],
+    }
+    if definition.scope == "portfolio":
+        context["tenants"] = views
+    else:
+        context["tenant"] = views[0]
+        # Tenant-scope templates may also write finance.burn_rate without the tenant prefix.
+        context.update({k: v for k, v in views[0].items() if isinstance(v, dict)})
+    try:
+        markdown = definition.template.render(**context)
+        subject = " ".join(definition.subject.render(**context).split())
+    except Exception as exc:
+        raise RenderError(f"{definition.shown_path}: template error: {type(exc).__name__}: {exc}") from exc
+    scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]
+    footer = (f"{definition.front.title} · {scope_name} · {period.label} · generated "
+              f"{generated_at:%Y-%m-%d %H:%M} UTC by exec-reports")
+    rendered = render_email(markdown, subject, title=definition.front.title, footer=footer,
+                            preheader=f"{scope_name}, {period.label}")
+    return rendered, all_checks
+
+
+def make_emails(instance: ReportInstance, rendered: RenderedEmail, config: PortfolioConfig,
+                period: Period) -> list[Email]:
+    """One message per recipient: nobody sees another recipient's address."""
+    definition = instance.definition
+    tenant = None if instance.key == PORTFOLIO else config.tenant(instance.key)
+    recipients = definition.front.recipients or config.recipients_for(definition.role, tenant)
+    if not recipients:
+        raise ConfigurationError(
+            f"no recipients for role '{definition.role}': set recipients.{definition.role} in {config.path}, "
+            f"'recipients' in {definition.shown_path}, or delivery.default_recipient")
+    return [
+        Email(subject=rendered.subject, html=rendered.html, text=rendered.text,
+              from_address=config.delivery.from_address, to=(address,), role=definition.role,
+              tenant=instance.key, period=period.label,
+              tags={"tenant": instance.key, "role": definition.role, "period": period.label})
+        for address in recipients
+    ]
+
+
+def produce_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
+                   backend: DeliveryBackend | None, *, dry_run: bool = False) -> tuple[list[Outcome], list[CheckResult], RenderedEmail | None]:
+    """Render and deliver one report instance. Never raises for report-level problems: returns outcomes."""
+    role, key = instance.definition.role, instance.key
+    try:
+        rendered, checks = build_report(instance, values, config, period)
+        emails = make_emails(instance, rendered, config, period)
+    except ReportError as exc:
+        log.error("report %s failed: %s", instance.label, exc)
+        return [Outcome(role, key, [], "failed", reason=str(exc))], [], None
+    for warning in rendered.warnings:
+        log.warning("report %s: %s", instance.label, warning)
+    outcomes = []
+    for email in emails:
+        if dry_run or backend is None:
+            outcomes.append(Outcome(role, key, list(email.to), "dry-run", subject=email.subject,
+                                    warnings=rendered.warnings))
+            continue
+        try:
+            result = backend.send(email)
+            outcomes.append(Outcome(role, key, list(result.recipients), result.status, result.location,
+                                    result.error, email.subject, rendered.warnings))
+        except Exception as exc:  # one recipient's failure never stops the others
+            log.error("report %s to %s failed: %s", instance.label, email.to[0], exc)
+            outcomes.append(Outcome(role, key, list(email.to), "failed", reason=f"{type(exc).__name__}: {exc}",
+                                    subject=email.subject))
+    return outcomes, checks, rendered
+
+
+# ---- summarise ----------------------------------------------------------------------------------------
+
+
+def summarise(period: Period, outcomes: list[Outcome], checks: list[tuple[str, CheckResult]],
+              definition_problems: list[Problem], run_folder: str = "") -> dict[str, Any]:
+    failed = [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "reason": o.reason}
+              for o in outcomes if o.status == "failed"]
+    failed.extend({"report": p.path, "tenant": "", "recipients": [], "reason": str(p)} for p in definition_problems)
+    return {
+        "period": period.label,
+        "run": run_folder,
+        "sent": [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "location": o.location,
+                  "subject": o.subject} for o in outcomes if o.status == "sent"],
+        "dry_run": [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "subject": o.subject}
+                    for o in outcomes if o.status == "dry-run"],
+        "failed": failed,
+        "skipped": [{"report": o.report, "tenant": o.tenant, "reason": o.reason}
+                    for o in outcomes if o.status == "skipped"],
+        "checks": [{"report": role, **asdict(c)} for role, c in checks],
+        "warnings": [f"{o.report}/{o.tenant}: {w}" for o in outcomes for w in o.warnings],
+    }
+
+
+def run_folder_name(period: Period, started: dt.datetime | None = None) -> str:
+    started = started or dt.datetime.now(dt.UTC)
+    return f"{period.label}_{started:%Y%m%dT%H%M%SZ}"
+
+
+def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=None, dry_run: bool = False,
+              backend: DeliveryBackend | None = None, registry: SourceRegistry = REGISTRY) -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
+    """The whole pipeline without Prefect. Returns the summary and the rendered email per report key."""
+    definitions, problems = load_definitions(config.reports_path, registry)
+    plan = plan_run(config, definitions, period, roles, tenants, problems, registry)
+    values = gather_all(config, plan, registry)
+    outcomes: list[Outcome] = []
+    checks: list[tuple[str, CheckResult]] = []
+    rendered_by_key: dict[str, RenderedEmail] = {}
+    for instance in plan.instances:
+        produced, fired, rendered = produce_report(instance, values, config, period, backend, dry_run=dry_run)
+        outcomes.extend(produced)
+        checks.extend((instance.definition.role, c) for c in fired)
+        if rendered is not None:
+            rendered_by_key[f"{instance.key}-{instance.definition.role}"] = rendered
+    return summarise(period, outcomes, checks, plan.definition_problems), rendered_by_key

@@ -1,0 +1,238 @@
+"""Markdown -> email HTML (layout + inlined CSS) and a plain-text alternative.
+
+markdown-it-py with raw HTML off; task-list items become ☐/☑ text (mail clients drop form inputs)
+and are marked so actions can be extracted later. premailer inlines the theme CSS without network
+access and keeps media queries in a head ``<style>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from markupsafe import Markup
+
+GMAIL_CLIP_BYTES = 102 * 1024
+DEFAULT_THEME_DIR = Path(__file__).resolve().parent.parent / "reports" / "theme"
+
+OPEN_BOX, DONE_BOX = "☐", "☑"
+
+
+def task_items_plugin(md: MarkdownIt) -> None:
+    """Turn ``- [ ] item`` into ``☐ item`` before inline parsing, and tag the list item.
+
+    Working on the inline token's raw source means an escaped ``\\[ \\]`` from data never matches.
+    """
+
+    def rule(state) -> None:
+        tokens = state.tokens
+        for index in range(2, len(tokens)):
+            token = tokens[index]
+            if token.type != "inline" or tokens[index - 1].type != "paragraph_open":
+                continue
+            if tokens[index - 2].type != "list_item_open":
+                continue
+            content = token.content
+            if content[:4] in ("[ ] ", "[x] ", "[X] "):
+                done = content[1] in "xX"
+                token.content = f"{DONE_BOX if done else OPEN_BOX} " + content[4:]
+                tokens[index - 2].meta["task"] = "done" if done else "open"
+                tokens[index - 2].attrSet("class", "task")
+
+    md.core.ruler.before("inline", "exec_reports_task_items", rule)
+
+
+@lru_cache(maxsize=1)
+def markdown_parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    md.use(task_items_plugin)
+    return md
+
+
+@dataclass
+class RenderedEmail:
+    subject: str
+    markdown: str
+    html: str
+    text: str
+    warnings: list[str] = field(default_factory=list)
+    tasks: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+@lru_cache(maxsize=4)
+def _layout_environment(theme_dir: Path) -> Environment:
+    return Environment(loader=FileSystemLoader(str(theme_dir)), autoescape=select_autoescape(default=True),
+                       undefined=StrictUndefined)
+
+
+@lru_cache(maxsize=4)
+def _theme_css(theme_dir: Path) -> str:
+    return (theme_dir / "theme.css").read_text(encoding="utf-8")
+
+
+def markdown_to_html(markdown: str) -> tuple[str, list[Token]]:
+    md = markdown_parser()
+    tokens = md.parse(markdown)
+    return md.renderer.render(tokens, md.options, {}), tokens
+
+
+def render_email(markdown: str, subject: str, *, title: str, footer: str, preheader: str = "",
+                 theme_dir: Path = DEFAULT_THEME_DIR) -> RenderedEmail:
+    body_html, tokens = markdown_to_html(markdown)
+    layout = _layout_environment(theme_dir).get_template("layout.html")
+    page = layout.render(subject=subject, title=title, preheader=preheader, footer=footer,
+                         body=Markup(body_html), css=Markup(_theme_css(theme_dir)))
+    html = inline_css(page)
+    text = tokens_to_text(tokens)
+    if footer:
+        text += "\n\n-- \n" + footer + "\n"
+    rendered = RenderedEmail(subject=subject, markdown=markdown, html=html, text=text, tasks=extract_tasks(tokens))
+    if rendered.html_bytes > GMAIL_CLIP_BYTES:
+        rendered.warnings.append(f"HTML is {rendered.html_bytes / 1024:.0f} KB; Gmail clips messages over 102 KB")
+    return rendered
+
+
+def inline_css(html: str) -> str:
+    from premailer import Premailer  # imported lazily: it pulls in lxml and cssutils
+
+    return Premailer(
+        html,
+        allow_network=False,
+        strip_important=False,
+        keep_style_tags=False,
+        remove_classes=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+        cssutils_logging_handler=logging.NullHandler(),
+    ).transform()
+
+
+# ---- tokens -> plain text ------------------------------------------------------------------------
+
+
+def _inline_text(token: Token) -> str:
+    parts: list[str] = []
+    links: list[str] = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type == "softbreak":
+            parts.append(" ")
+        elif child.type == "hardbreak":
+            parts.append("\n")
+        elif child.type == "link_open":
+            links.append(str(child.attrGet("href") or ""))
+        elif child.type == "link_close" and links:
+            href = links.pop()
+            if href:
+                parts.append(f" ({href})")
+        elif child.type == "image":
+            parts.append(child.content or "")
+    return "".join(parts)
+
+
+def tokens_to_text(tokens: list[Token]) -> str:
+    """A readable plain-text rendering: headings underlined, lists bulleted, tables aligned."""
+    out: list[str] = []
+    list_stack: list[list] = []  # [kind, counter]
+    table_rows: list[list[str]] = []
+    row: list[str] | None = None
+    heading_level = 0
+    in_table = False
+    pending_bullet = ""
+
+    for token in tokens:
+        kind = token.type
+        if kind == "heading_open":
+            heading_level = int(token.tag[1])
+        elif kind == "heading_close":
+            heading_level = 0
+        elif kind in ("bullet_list_open", "ordered_list_open"):
+            list_stack.append(["bullet" if kind == "bullet_list_open" else "ordered", int(token.attrGet("start") or 1)])
+        elif kind in ("bullet_list_close", "ordered_list_close"):
+            list_stack.pop()
+            if not list_stack:
+                out.append("")
+        elif kind == "list_item_open":
+            indent = "  " * (len(list_stack) - 1)
+            current = list_stack[-1]
+            if current[0] == "bullet":
+                pending_bullet = f"{indent}- "
+            else:
+                pending_bullet = f"{indent}{current[1]}. "
+                current[1] += 1
+        elif kind == "table_open":
+            in_table, table_rows = True, []
+        elif kind == "tr_open":
+            row = []
+        elif kind == "tr_close":
+            table_rows.append(row or [])
+            row = None
+        elif kind == "table_close":
+            in_table = False
+            out.extend(_format_table(table_rows))
+            out.append("")
+        elif kind == "hr":
+            out.extend(["-" * 40, ""])
+        elif kind in ("fence", "code_block"):
+            out.extend(["    " + line for line in token.content.rstrip("\n").splitlines()])
+            out.append("")
+        elif kind == "inline":
+            text = _inline_text(token)
+            if in_table and row is not None:
+                row.append(text)
+            elif heading_level:
+                out.append(text.upper() if heading_level == 1 else text)
+                out.append(("=" if heading_level <= 2 else "-") * min(len(text), 72))
+                out.append("")
+            elif pending_bullet:
+                out.append(pending_bullet + text)
+                pending_bullet = ""
+            elif list_stack:
+                out.append("  " * len(list_stack) + text)
+            else:
+                out.extend([text, ""])
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+def _format_table(rows: list[list[str]]) -> list[str]:
+    if not rows:
+        return []
+    width = max(len(r) for r in rows)
+    widths = [max(len(r[i]) if i < len(r) else 0 for r in rows) for i in range(width)]
+    lines = []
+    for index, cells in enumerate(rows):
+        lines.append("  ".join((cells[i] if i < len(cells) else "").ljust(widths[i]) for i in range(width)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def extract_tasks(tokens: list[Token]) -> list[dict[str, str]]:
+    """Task-list items of the rendered report with the heading they sit under."""
+    tasks: list[dict[str, str]] = []
+    heading = ""
+    pending_status = None
+    for index, token in enumerate(tokens):
+        if token.type == "inline" and index and tokens[index - 1].type == "heading_open":
+            heading = _inline_text(token)
+        elif token.type == "list_item_open" and token.meta.get("task"):
+            pending_status = token.meta["task"]
+        elif token.type == "inline" and pending_status:
+            text = _inline_text(token)
+            tasks.append({"text": text[2:] if text[:1] in (OPEN_BOX, DONE_BOX) else text,
+                          "status": pending_status, "heading": heading})
+            pending_status = None
+    return tasks

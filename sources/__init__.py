@@ -1,0 +1,12 @@
+"""Metric sources. Each module registers one source and the metrics it provides.
+
+Importing this package must stay cheap (``exec-reports check`` imports it): heavy clients such as
+boto3 are imported inside the gather functions, never at module level.
+"""
+
+from sources.registry import REGISTRY, MetricSpec, Source, SourceContext, Unavailable, is_available
+
+# Importing a source module registers it.
+from sources import handoffs, ledger, marketing  # noqa: E402, F401  isort: skip
+
+__all__ = ["REGISTRY", "MetricSpec", "Source", "SourceContext", "Unavailable", "is_available"]

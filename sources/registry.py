@@ -1,0 +1,157 @@
+"""The metric registry: a source is a function registered under the metric names it provides.
+
+A gather function receives one tenant's settings for that source and returns a mapping of metric
+name -> value. It may return ``Unavailable(reason)`` for a metric it could not compute and keep the
+others, or raise ``SourceError`` when nothing it provides can be trusted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flows.errors import SourceError
+
+METRIC_TYPES = ("money", "number", "percent", "months", "date", "text", "table", "list", "mapping", "boolean")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    description: str
+    type: str
+    source: str = ""
+
+    @property
+    def namespace(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def short_name(self) -> str:
+        return self.name.split(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Stands in for a metric that could not be gathered, carrying why. Never a silent zero."""
+
+    metric: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"unavailable ({self.reason})"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def is_available(value: Any) -> bool:
+    return not isinstance(value, Unavailable)
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a gather call knows besides the tenant's own settings."""
+
+    tenant_id: str
+    tenant_name: str
+    period_start: dt.date
+    period_end: dt.date
+    base_dir: Path
+    # Everything the tenant config declares that is not source-specific (domains, tags, ...).
+    tenant_settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def resolve(self, path: str | Path) -> Path:
+        """Paths in the config are relative to the config file's folder."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
+
+
+GatherFunction = Callable[[Mapping[str, Any], SourceContext], Mapping[str, Any]]
+
+
+@dataclass
+class Source:
+    name: str
+    description: str
+    metrics: dict[str, MetricSpec]
+    gather: GatherFunction
+    # I/O sources get retries in the flow; pure computations do not need them.
+    io_bound: bool = True
+
+
+class SourceRegistry:
+    def __init__(self) -> None:
+        self._sources: dict[str, Source] = {}
+        self._metrics: dict[str, MetricSpec] = {}
+
+    def register(self, name: str, description: str, metrics: list[MetricSpec], *, io_bound: bool = True):
+        """Decorator: ``@REGISTRY.register("ledger", "...", [MetricSpec(...), ...])``."""
+
+        def decorator(function: GatherFunction) -> GatherFunction:
+            if name in self._sources:
+                raise ValueError(f"source {name!r} is registered twice")
+            specs: dict[str, MetricSpec] = {}
+            for spec in metrics:
+                if "." not in spec.name:
+                    raise ValueError(f"metric {spec.name!r} must be namespaced like 'finance.burn_rate'")
+                if spec.type not in METRIC_TYPES:
+                    raise ValueError(f"metric {spec.name!r} has unknown type {spec.type!r}")
+                if spec.name in self._metrics:
+                    raise ValueError(f"metric {spec.name!r} is provided by two sources")
+                full = MetricSpec(spec.name, spec.description, spec.type, name)
+                specs[spec.name] = full
+            self._metrics.update(specs)
+            self._sources[name] = Source(name, description, specs, function, io_bound)
+            return function
+
+        return decorator
+
+    @property
+    def sources(self) -> dict[str, Source]:
+        return dict(self._sources)
+
+    @property
+    def metrics(self) -> dict[str, MetricSpec]:
+        return dict(self._metrics)
+
+    @property
+    def namespaces(self) -> set[str]:
+        return {spec.namespace for spec in self._metrics.values()}
+
+    def source_of(self, metric: str) -> Source:
+        return self._sources[self._metrics[metric].source]
+
+    def suggest(self, unknown: str) -> str | None:
+        close = difflib.get_close_matches(unknown, list(self._metrics), n=1, cutoff=0.6)
+        return close[0] if close else None
+
+    def gather(self, source_name: str, wanted: list[str], settings: Mapping[str, Any] | None,
+               context: SourceContext) -> dict[str, Any]:
+        """Run one source for one tenant and return exactly the ``wanted`` metrics.
+
+        Anything missing comes back as ``Unavailable`` with the reason, so one failing source can
+        never stop the rest of a tenant's metrics or produce a silent default.
+        """
+        source = self._sources[source_name]
+        if settings is None:
+            reason = f"source '{source_name}' is not configured for tenant '{context.tenant_id}'"
+            return {name: Unavailable(name, reason) for name in wanted}
+        try:
+            produced = dict(source.gather(settings, context))
+        except SourceError as exc:
+            return {name: Unavailable(name, str(exc)) for name in wanted}
+        result: dict[str, Any] = {}
+        for name in wanted:
+            if name in produced:
+                result[name] = produced[name]
+            else:
+                result[name] = Unavailable(name, f"source '{source_name}' did not produce it")
+        return result
+
+
+REGISTRY = SourceRegistry()
