@@ -1,0 +1,35 @@
+"""Shared fixtures. Flow tests share one session-scoped Prefect test harness (see tests/flows)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flows.config import load_config
+from flows.period import parse_period
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = PROJECT_ROOT / "examples"
+SAMPLE_CONFIG = EXAMPLES / "portfolio.yaml"
+# A fixed period keeps computed figures stable whatever today's date is.
+SAMPLE_PERIOD = "2026-W47"
+
+
+@pytest.fixture
+def sample_period():
+    return parse_period(SAMPLE_PERIOD)
+
+
+@pytest.fixture
+def sample_config():
+    return load_config(SAMPLE_CONFIG)
+
+
+@pytest.fixture
+def portfolio_copy(tmp_path) -> Path:
+    """A writable copy of the sample portfolio and the reports, wired to each other; returns the config path."""
+    shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PROJECT_ROOT / "reports", tmp_path / "reports")
+    return tmp_path / "examples" / "portfolio.yaml"
