@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tenants", type=_csv, help="comma-separated tenant ids (default: all)")
     run.add_argument("--dry-run", action="store_true", help="render everything, deliver nothing")
     run.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
+    run.add_argument("--resend", action="store_true",
+                     help="send again what was already sent for this period (default: send only what is missing)")
+    run.add_argument("--delivery", choices=["outbox", "ses", "smtp"],
+                     default=os.environ.get("EXEC_REPORTS_DELIVERY") or None,
+                     help="delivery backend for this run (default: $EXEC_REPORTS_DELIVERY, else the config's)")
     _add_common(run)
 
     commands.add_parser("metrics", help="list every metric the sources provide")
@@ -117,7 +122,7 @@ def cmd_run(args) -> int:
     from flows.flow import send_exec_reports
 
     state = send_exec_reports(roles=args.roles, tenants=args.tenants, period=args.period, dry_run=args.dry_run,
-                              config=config_path, return_state=True)
+                              config=config_path, resend=args.resend, delivery=args.delivery, return_state=True)
     summary = state.result(raise_on_failure=False)
     if not isinstance(summary, dict):
         print(f"error: the flow run ended {state.name}: {state.message or summary}", file=sys.stderr)
@@ -143,7 +148,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     for item in summary["dry_run"]:
         rows.append((item["report"], item["tenant"], ", ".join(item["recipients"]), "dry-run", ""))
     for item in summary["skipped"]:
-        rows.append((item["report"], item["tenant"], "", "skipped", item["reason"]))
+        rows.append((item["report"], item["tenant"], ", ".join(item.get("recipients", [])), "skipped",
+                     item["reason"]))
     for item in summary["failed"]:
         rows.append((item["report"], item["tenant"], ", ".join(item["recipients"]), "FAILED", item["reason"]))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flows.errors import ConfigurationError
 from flows.yamlsource import Located, YamlProblem, format_key_path, load_located
@@ -46,19 +46,142 @@ class TenantConfig(Strict):
         return {role: [check_address(a) for a in addresses] for role, addresses in value.items()}
 
 
+def _from_env(variable: str, default: str | None = None, check=None):
+    """A default read from the environment when the key is absent from the file (file > env > default).
+
+    A bad value names the variable, since no file line is to blame."""
+
+    def factory():
+        value = os.environ.get(variable, "").strip()
+        if not value:
+            return default
+        if check is not None:
+            try:
+                return check(value)
+            except ValueError as exc:
+                raise ConfigurationError(f"environment variable {variable}: {exc}") from None
+        return value
+
+    return factory
+
+
+def _positive_rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ValueError(f"not a number: {value!r}") from None
+    if rate <= 0:
+        raise ValueError(f"must be greater than 0, got {value!r}")
+    return rate
+
+
+_SES_TAG = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+
+
+class SesConfig(Strict):
+    """Amazon SES settings. Credentials come from the boto3 chain or a prefect-aws AwsCredentials block."""
+
+    region: str | None = Field(default_factory=_from_env("SES_REGION"))
+    configuration_set: str | None = Field(default_factory=_from_env("SES_CONFIGURATION_SET"))
+    # Extra message tags for SES event publishing; tenant, role and period are always added.
+    tags: dict[str, str] = {}
+    # Can only lower the account's MaxSendRate (from GetSendQuota), never raise it.
+    max_send_rate: float | None = Field(default_factory=_from_env("SES_MAX_SEND_RATE", check=_positive_rate),
+                                        gt=0)
+    endpoint_url: str | None = Field(default_factory=_from_env("SES_ENDPOINT_URL"))
+    credentials_block: str | None = None
+    # GetAccountSendingEnabled needs its own IAM permission; turn off only where it is not granted.
+    check_account_enabled: bool = True
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=30.0, gt=0)
+    quota_wait_seconds: float = Field(default=300.0, gt=0)
+    quota_attempts: int = Field(default=3, ge=1)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, tag_value in value.items():
+            for part in (name, tag_value):
+                if not _SES_TAG.match(str(part)):
+                    raise ValueError(f"SES tag {name!r}: {part!r} may hold only letters, digits, '_' and '-'")
+        return value
+
+
+class SmtpConfig(Strict):
+    """An SMTP relay (for example the SES SMTP interface). The password is never in this file."""
+
+    host: str | None = Field(default_factory=_from_env("SMTP_HOST"))
+    port: int = Field(default_factory=_from_env("SMTP_PORT", 587, check=int))
+    starttls: bool = True
+    username: str | None = Field(default_factory=_from_env("SMTP_USERNAME"))
+    # Name of the variable holding the password (not the password itself).
+    password_env: str = "SMTP_PASSWORD"
+    # Or an AWS Secrets Manager secret id / a prefect-aws AwsSecret block name holding it.
+    password_secret_id: str | None = Field(default_factory=_from_env("SMTP_PASSWORD_SECRET_ID"))
+    password_secret_block: str | None = None
+    secrets_region: str | None = None
+    secrets_endpoint_url: str | None = None
+    ca_file: str | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_send_rate: float | None = Field(default=None, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=30.0, gt=0)
+    quota_wait_seconds: float = Field(default=300.0, gt=0)
+    quota_attempts: int = Field(default=3, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password_in_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError("a password never goes in the config file: set the variable named by "
+                             "password_env (default SMTP_PASSWORD), or password_secret_id / password_secret_block")
+        return data
+
+
+class RecordsConfig(Strict):
+    """Where delivery records live (what was sent for which period), so re-runs send nothing twice."""
+
+    store: Literal["local", "s3"] = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS", "local"))
+    # Local folder; default $PREFECT_HOME/exec-reports/deliveries.
+    path: str | None = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS_PATH"))
+    bucket: str | None = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS_BUCKET"))
+    prefix: str = "exec-reports/deliveries"
+    region: str | None = None
+    endpoint_url: str | None = None
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> RecordsConfig:
+        if self.store == "s3" and not self.bucket:
+            raise ValueError("store 's3' needs a bucket (delivery.records.bucket or EXEC_REPORTS_RECORDS_BUCKET)")
+        return self
+
+
+BACKENDS = ("outbox", "ses", "smtp")
+
+
 class DeliveryConfig(Strict):
-    backend: Literal["outbox"] = "outbox"
+    backend: Literal["outbox", "ses", "smtp"] = "outbox"
     outbox_dir: str = "outbox"
-    from_address: str = "Executive Reports <reports@holdings.example>"
+    from_address: str = Field(default_factory=_from_env(
+        "SES_FROM_ADDRESS", "Executive Reports <reports@holdings.example>", check=lambda v: check_address(v)))
     # Used when a role has no recipients anywhere, so no report silently goes nowhere.
-    default_recipient: str | None = None
+    default_recipient: str | None = Field(default_factory=_from_env("SES_TO_ADDRESS", check=lambda v: check_address(v)))
+    # Archive copy of every message; never visible to the recipients.
+    bcc_address: str | None = Field(default_factory=_from_env("SES_BCC_ADDRESS", check=lambda v: check_address(v)))
+    # One message per recipient unless true; then the recipients of a report share one message and see each other.
+    group_recipients: bool = False
+    ses: SesConfig = Field(default_factory=SesConfig)
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig)
+    records: RecordsConfig = Field(default_factory=RecordsConfig)
 
     @field_validator("from_address")
     @classmethod
     def _from(cls, value: str) -> str:
         return check_address(value)
 
-    @field_validator("default_recipient")
+    @field_validator("default_recipient", "bcc_address")
     @classmethod
     def _default(cls, value: str | None) -> str | None:
         return None if value is None else check_address(value)
@@ -73,7 +196,7 @@ class PortfolioInfo(Strict):
 class PortfolioConfig(Strict):
     portfolio: PortfolioInfo = PortfolioInfo()
     reports_dir: str = "reports"
-    delivery: DeliveryConfig = DeliveryConfig()
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     recipients: dict[str, list[str]] = {}
     tenants: list[TenantConfig]
 

@@ -20,8 +20,9 @@ from prefect.states import Completed, Failed
 
 from flows.config import PortfolioConfig, default_config_path, load_config
 from flows.definitions import load_definitions
-from flows.delivery import DeliveryBackend, get_backend
+from flows.delivery import DeliveryBackend, get_backend, with_backend
 from flows.delivery.base import slug
+from flows.delivery.records import RecordStore, open_record_store
 from flows.period import Period, resolve_period
 from flows.pipeline import (
     CheckResult,
@@ -59,11 +60,13 @@ def gather_metrics(config: PortfolioConfig, tenant_id: str, source_name: str, me
 
 @task(name="produce-reports", task_run_name="render and deliver {role}", cache_policy=NO_CACHE)
 def produce_reports(role: str, instances: list[ReportInstance], values: dict, config: PortfolioConfig,
-                    period: Period, backend: DeliveryBackend, dry_run: bool) -> tuple[list[Outcome], list[CheckResult]]:
+                    period: Period, backend: DeliveryBackend, dry_run: bool, records: RecordStore | None = None,
+                    run: str = "", resend: bool = False) -> tuple[list[Outcome], list[CheckResult]]:
     outcomes: list[Outcome] = []
     checks: list[CheckResult] = []
     for instance in instances:
-        produced, fired, rendered = produce_report(instance, values, config, period, backend, dry_run=dry_run)
+        produced, fired, rendered = produce_report(instance, values, config, period, backend, dry_run=dry_run,
+                                                   records=records, run=run, resend=resend)
         outcomes.extend(produced)
         checks.extend(fired)
         if rendered is not None:
@@ -85,7 +88,8 @@ def _flow_run_name() -> str:
     parameters = current_flow_run.parameters
     roles = ",".join(parameters.get("roles") or []) or "all-roles"
     period = parameters.get("period") or "previous-period"
-    return f"exec-reports {period} {roles}" + (" (dry run)" if parameters.get("dry_run") else "")
+    return (f"exec-reports {period} {roles}" + (" (dry run)" if parameters.get("dry_run") else "")
+            + (" (resend)" if parameters.get("resend") else ""))
 
 
 @flow(name="send-exec-reports", flow_run_name=_flow_run_name, log_prints=False)
@@ -95,14 +99,18 @@ def send_exec_reports(
     period: str | None = None,
     dry_run: bool = False,
     config: str | None = None,
+    resend: bool = False,
+    delivery: str | None = None,
 ):
     """Gather metrics, render every selected report and deliver it; returns the JSON run summary.
 
     The run ends Failed when any report, tenant or source failed, after everything else was
     delivered; the summary lists ``sent``, ``failed`` (with reasons) and ``skipped``.
+    Messages already sent for the period are skipped unless ``resend``; ``delivery`` picks the backend
+    (outbox, ses, smtp) for this run over the config file's.
     """
     logger = get_run_logger()
-    portfolio = load_config(config or default_config_path())
+    portfolio = with_backend(load_config(config or default_config_path()), delivery)
     chosen_period = resolve_period(period, portfolio.portfolio.period_kind, _scheduled_reference(portfolio))
     definitions, problems = load_definitions(portfolio.reports_path)
     for problem in problems:
@@ -110,6 +118,13 @@ def send_exec_reports(
     plan = plan_run(portfolio, definitions, chosen_period, roles, tenants, problems)
     run_folder = run_folder_name(chosen_period)
     logger.info("period %s: %d report(s), %d gather(s)", chosen_period.label, len(plan.instances), len(plan.gathers))
+    # Before any work: a backend that cannot send (unverified sender, paused account) fails the run once.
+    backend = get_backend(portfolio, run_folder)
+    records = None
+    if not dry_run:
+        backend.preflight()
+        records = open_record_store(portfolio)
+        logger.info("delivery through %s; records in %r%s", backend.name, records, " (resend)" if resend else "")
 
     futures = {
         key: gather_metrics.submit(portfolio, key[0], key[1], metrics, chosen_period)
@@ -128,12 +143,12 @@ def send_exec_reports(
                                                              error if isinstance(error, BaseException)
                                                              else RuntimeError(str(error))))
 
-    backend = get_backend(portfolio, run_folder)
     by_role: dict[str, list[ReportInstance]] = defaultdict(list)
     for instance in plan.instances:
         by_role[instance.definition.role].append(instance)
     report_futures = [
-        produce_reports.submit(role, instances, dict(values), portfolio, chosen_period, backend, dry_run)
+        produce_reports.submit(role, instances, dict(values), portfolio, chosen_period, backend, dry_run,
+                               records, run_folder, resend)
         for role, instances in by_role.items()
     ]
     outcomes: list[Outcome] = []

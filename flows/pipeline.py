@@ -17,6 +17,7 @@ from typing import Any
 from flows.config import PortfolioConfig, TenantConfig
 from flows.definitions import SEVERITIES, ReportDefinition, load_definitions
 from flows.delivery.base import DeliveryBackend, Email
+from flows.delivery.records import RecordStore, deliver_once
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError
 from flows.period import Period
 from flows.render import RenderedEmail, render_email
@@ -250,7 +251,7 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
 
 def make_emails(instance: ReportInstance, rendered: RenderedEmail, config: PortfolioConfig,
                 period: Period) -> list[Email]:
-    """One message per recipient: nobody sees another recipient's address."""
+    """One message per recipient (nobody sees another recipient's address), unless the config groups them."""
     definition = instance.definition
     tenant = None if instance.key == PORTFOLIO else config.tenant(instance.key)
     recipients = definition.front.recipients or config.recipients_for(definition.role, tenant)
@@ -258,18 +259,26 @@ def make_emails(instance: ReportInstance, rendered: RenderedEmail, config: Portf
         raise ConfigurationError(
             f"no recipients for role '{definition.role}': set recipients.{definition.role} in {config.path}, "
             f"'recipients' in {definition.shown_path}, or delivery.default_recipient")
+    delivery = config.delivery
+    groups = [tuple(recipients)] if delivery.group_recipients else [(address,) for address in recipients]
     return [
         Email(subject=rendered.subject, html=rendered.html, text=rendered.text,
-              from_address=config.delivery.from_address, to=(address,), role=definition.role,
+              from_address=delivery.from_address, to=group, role=definition.role,
               tenant=instance.key, period=period.label,
-              tags={"tenant": instance.key, "role": definition.role, "period": period.label})
-        for address in recipients
+              bcc=(delivery.bcc_address,) if delivery.bcc_address else (),
+              tags={**delivery.ses.tags, "tenant": instance.key, "role": definition.role, "period": period.label},
+              configuration_set=delivery.ses.configuration_set)
+        for group in groups
     ]
 
 
 def produce_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
-                   backend: DeliveryBackend | None, *, dry_run: bool = False) -> tuple[list[Outcome], list[CheckResult], RenderedEmail | None]:
-    """Render and deliver one report instance. Never raises for report-level problems: returns outcomes."""
+                   backend: DeliveryBackend | None, *, dry_run: bool = False, records: RecordStore | None = None,
+                   run: str = "", resend: bool = False) -> tuple[list[Outcome], list[CheckResult], RenderedEmail | None]:
+    """Render and deliver one report instance. Never raises for report-level problems: returns outcomes.
+
+    With ``records``, each message goes through ``deliver_once``: sent once per period unless ``resend``.
+    """
     role, key = instance.definition.role, instance.key
     try:
         rendered, checks = build_report(instance, values, config, period)
@@ -286,7 +295,10 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
                                     warnings=rendered.warnings))
             continue
         try:
-            result = backend.send(email)
+            if records is not None:
+                result = deliver_once(backend, email, records, run=run, resend=resend)
+            else:
+                result = backend.send(email)
             outcomes.append(Outcome(role, key, list(result.recipients), result.status, result.location,
                                     result.error, email.subject, rendered.warnings))
         except Exception as exc:  # one recipient's failure never stops the others
@@ -312,7 +324,7 @@ def summarise(period: Period, outcomes: list[Outcome], checks: list[tuple[str, C
         "dry_run": [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "subject": o.subject}
                     for o in outcomes if o.status == "dry-run"],
         "failed": failed,
-        "skipped": [{"report": o.report, "tenant": o.tenant, "reason": o.reason}
+        "skipped": [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "reason": o.reason}
                     for o in outcomes if o.status == "skipped"],
         "checks": [{"report": role, **asdict(c)} for role, c in checks],
         "warnings": [f"{o.report}/{o.tenant}: {w}" for o in outcomes for w in o.warnings],
@@ -325,8 +337,14 @@ def run_folder_name(period: Period, started: dt.datetime | None = None) -> str:
 
 
 def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=None, dry_run: bool = False,
-              backend: DeliveryBackend | None = None, registry: SourceRegistry = REGISTRY) -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
-    """The whole pipeline without Prefect. Returns the summary and the rendered email per report key."""
+              backend: DeliveryBackend | None = None, registry: SourceRegistry = REGISTRY,
+              records: RecordStore | None = None, resend: bool = False,
+              run: str = "") -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
+    """The whole pipeline without Prefect. Returns the summary and the rendered email per report key.
+
+    Without ``records`` every message is sent; with them, only those not yet sent for the period."""
+    if backend is not None and not dry_run and hasattr(backend, "preflight"):
+        backend.preflight()  # nothing is rendered or sent when the backend cannot send at all
     definitions, problems = load_definitions(config.reports_path, registry)
     plan = plan_run(config, definitions, period, roles, tenants, problems, registry)
     values = gather_all(config, plan, registry)
@@ -334,7 +352,8 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
     checks: list[tuple[str, CheckResult]] = []
     rendered_by_key: dict[str, RenderedEmail] = {}
     for instance in plan.instances:
-        produced, fired, rendered = produce_report(instance, values, config, period, backend, dry_run=dry_run)
+        produced, fired, rendered = produce_report(instance, values, config, period, backend, dry_run=dry_run,
+                                                   records=records, run=run or period.label, resend=resend)
         outcomes.extend(produced)
         checks.extend((instance.definition.role, c) for c in fired)
         if rendered is not None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.config import PortfolioConfig
+from flows.config import BACKENDS, PortfolioConfig
 from flows.delivery.base import DeliveryBackend, DeliveryResult, Email
 from flows.errors import ConfigurationError
 
-__all__ = ["DeliveryBackend", "DeliveryResult", "Email", "get_backend"]
+__all__ = ["DeliveryBackend", "DeliveryResult", "Email", "get_backend", "with_backend"]
 
 
 def get_backend(config: PortfolioConfig, run_folder: str, *, outbox_dir: Path | None = None) -> DeliveryBackend:
@@ -21,4 +21,22 @@ def get_backend(config: PortfolioConfig, run_folder: str, *, outbox_dir: Path | 
         from flows.delivery.outbox import OutboxBackend
 
         return OutboxBackend((outbox_dir or config.outbox_path) / run_folder)
-    raise ConfigurationError(f"{config.path}: delivery.backend: unknown backend {name!r} (available: outbox)")
+    if name == "ses":
+        from flows.delivery.ses import SesBackend
+
+        return SesBackend(config.delivery.ses, config.delivery.from_address)
+    if name == "smtp":
+        from flows.delivery.smtp import SmtpBackend
+
+        return SmtpBackend(config.delivery.smtp, config.delivery.from_address)
+    raise ConfigurationError(f"{config.path}: delivery.backend: unknown backend {name!r} "
+                             f"(available: {', '.join(BACKENDS)})")
+
+
+def with_backend(config: PortfolioConfig, name: str | None) -> PortfolioConfig:
+    """The config with ``delivery.backend`` replaced for this run (``run --delivery``), checked by name."""
+    if not name or name == config.delivery.backend:
+        return config
+    if name not in BACKENDS:
+        raise ConfigurationError(f"unknown delivery backend {name!r} (available: {', '.join(BACKENDS)})")
+    return config.model_copy(update={"delivery": config.delivery.model_copy(update={"backend": name})})

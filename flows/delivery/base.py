@@ -19,8 +19,16 @@ class Email:
     role: str
     tenant: str  # tenant id, or "portfolio" for portfolio-scope reports
     period: str
+    # Envelope-only recipients (an archive copy): never written into a header anyone receives.
     bcc: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    # Distinguishes two different messages for the same (period, tenant, role, recipient).
+    variant: str = "standard"
+    configuration_set: str | None = None
+
+    @property
+    def envelope_recipients(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.to + self.bcc))
 
     @property
     def report_key(self) -> str:
@@ -37,6 +45,12 @@ class Email:
         domain = self.from_address.rsplit("@", 1)[-1].strip(">") or "exec-reports.example"
         message["Message-ID"] = make_msgid(idstring=self.report_key, domain=domain)
         message["X-Exec-Reports-Report"] = f"{self.role}; tenant={self.tenant}; period={self.period}"
+        # SES reads (and strips) these two headers on raw sends, through the API and its SMTP interface.
+        if self.configuration_set:
+            message["X-SES-CONFIGURATION-SET"] = ses_tag_value(self.configuration_set)
+        if self.tags:
+            message["X-SES-MESSAGE-TAGS"] = ", ".join(
+                f"{ses_tag_value(name)}={ses_tag_value(value)}" for name, value in self.tags.items())
         message.set_content(self.text, subtype="plain", charset="utf-8")
         message.add_alternative(self.html, subtype="html", charset="utf-8")
         return message
@@ -45,13 +59,16 @@ class Email:
 @dataclass
 class DeliveryResult:
     recipients: tuple[str, ...]
-    status: str  # "sent" | "failed" | "dry-run"
+    status: str  # "sent" | "failed" | "skipped" | "dry-run"
     location: str = ""  # outbox path, or provider message id
     error: str = ""
 
 
 class DeliveryBackend(Protocol):
     name: str
+
+    def preflight(self) -> None:
+        """Raise DeliveryError, before anything is sent, when this backend cannot send at all."""
 
     def send(self, email: Email) -> DeliveryResult: ...
 
@@ -61,3 +78,11 @@ _UNSAFE = re.compile(r"[^a-z0-9]+")
 
 def slug(text: str) -> str:
     return _UNSAFE.sub("-", text.lower()).strip("-")
+
+
+_SES_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def ses_tag_value(text: str) -> str:
+    """SES tag names and values allow only ASCII letters, digits, '_' and '-'."""
+    return _SES_TAG_UNSAFE.sub("_", text)[:255] or "_"

@@ -14,6 +14,9 @@ class OutboxBackend:
     def __init__(self, folder: Path):
         self.folder = folder
 
+    def preflight(self) -> None:
+        """Nothing to check: a folder on disk is always ready."""
+
     def send(self, email: Email) -> DeliveryResult:
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = f"{email.report_key}--{slug(email.to[0]) if email.to else 'no-recipient'}"

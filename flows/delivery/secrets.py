@@ -1,0 +1,104 @@
+"""Secrets for delivery (the SMTP password), kept out of config, logs, errors and artifacts.
+
+A ``Secret`` never shows its value in ``repr``/``str`` and drops it when pickled, so a backend that
+ends up in a log line, a traceback or a Prefect parameter cannot carry the password along.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flows.errors import ConfigurationError
+
+REDACTED = "***"
+
+
+class Secret:
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def redact(self, text: str) -> str:
+        """Remove the value from text a third party produced (a server reply, an exception message)."""
+        return text.replace(self._value, REDACTED) if self._value else text
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED})"
+
+    __str__ = __repr__
+
+    def __getstate__(self):
+        return None
+
+    def __setstate__(self, state) -> None:
+        self._value = ""
+
+
+def smtp_password(settings) -> Secret | None:
+    """The SMTP password from, in order: the environment variable named by ``password_env``, an AWS
+    Secrets Manager secret id, a prefect-aws AwsSecret block. None when no username needs one."""
+    value = os.environ.get(settings.password_env)
+    if value:
+        return Secret(value)
+    if settings.password_secret_id:
+        return Secret(_from_secrets_manager(settings.password_secret_id, settings.secrets_region,
+                                            settings.secrets_endpoint_url))
+    if settings.password_secret_block:
+        return Secret(_from_aws_secret_block(settings.password_secret_block))
+    return None
+
+
+def _from_secrets_manager(secret_id: str, region: str | None, endpoint_url: str | None) -> str:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client = boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint_url)
+        response = client.get_secret_value(SecretId=secret_id)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise ConfigurationError(f"delivery.smtp.password_secret_id: cannot read secret {secret_id!r} "
+                                 f"from AWS Secrets Manager ({code})") from None
+    except BotoCoreError as exc:
+        raise ConfigurationError(f"delivery.smtp.password_secret_id: cannot read secret {secret_id!r}: "
+                                 f"{type(exc).__name__}") from None
+    value = response.get("SecretString")
+    if not value:
+        raise ConfigurationError(f"delivery.smtp.password_secret_id: secret {secret_id!r} has no SecretString")
+    return value
+
+
+def _from_aws_secret_block(block_name: str) -> str:
+    # prefect-aws pulls in Prefect; only this optional path pays for it.
+    try:
+        from prefect_aws.secrets_manager import AwsSecret
+    except ImportError:  # pragma: no cover - prefect-aws is a dependency
+        raise ConfigurationError("delivery.smtp.password_secret_block needs prefect-aws installed") from None
+    try:
+        block = AwsSecret.load(block_name)
+        value = block.read_secret()
+    except Exception as exc:
+        raise ConfigurationError(f"delivery.smtp.password_secret_block: cannot read AwsSecret block "
+                                 f"{block_name!r} ({type(exc).__name__})") from None
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def boto3_session(credentials_block: str | None):
+    """The boto3 default chain, or a prefect-aws AwsCredentials block when the config names one."""
+    import boto3
+
+    if not credentials_block:
+        return boto3.Session()
+    try:
+        from prefect_aws import AwsCredentials
+    except ImportError:  # pragma: no cover - prefect-aws is a dependency
+        raise ConfigurationError("delivery.ses.credentials_block needs prefect-aws installed") from None
+    try:
+        return AwsCredentials.load(credentials_block).get_boto3_session()
+    except Exception as exc:
+        raise ConfigurationError(f"delivery.ses.credentials_block: cannot load AwsCredentials block "
+                                 f"{credentials_block!r} ({type(exc).__name__})") from None
