@@ -107,8 +107,6 @@ class SesBackend:
             self._ready = True
 
     def _check_can_send(self) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         address = parseaddr(self.from_address)[1]
         domain = address.rsplit("@", 1)[-1]
         region = self.region
@@ -120,7 +118,7 @@ class SesBackend:
             else:
                 enabled = True
             quota = self.client.get_send_quota()
-        except (ClientError, BotoCoreError) as exc:
+        except Exception as exc:  # whatever it is, the run must stop here with one readable error
             failure = classify_ses_error(exc)
             reason = failure.reason if failure else f"{type(exc).__name__}: {exc}"
             raise DeliveryError(f"SES preflight in {region} failed, nothing was sent: {reason}") from None
