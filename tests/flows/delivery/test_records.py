@@ -1,0 +1,198 @@
+"""Delivery records: the outbox and S3 (moto over HTTP) stores, re-runs, races and the crash window."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from flows.delivery.base import Email
+from flows.delivery.outbox import OutboxBackend
+from flows.delivery.records import (
+    DeliveryKey,
+    LocalRecordStore,
+    Record,
+    S3RecordStore,
+    deliver_once,
+    open_record_store,
+)
+from flows.pipeline import run_plain
+
+from .conftest import aws_client, load, write_config
+
+BUCKET = "exec-reports-state"
+
+
+def email(recipient: str = "cfo@holdings.example", period: str = "2026-W47") -> Email:
+    return Email("CFO weekly", "<p>figures</p>", "figures", "reports@holdings.example", (recipient,), "cfo",
+                 "portfolio", period)
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return LocalRecordStore(tmp_path / "records")
+    url = request.getfixturevalue("moto_url")
+    client = aws_client("s3", url)
+    client.create_bucket(Bucket=BUCKET)
+    return S3RecordStore(BUCKET, "exec-reports/deliveries", client=client)
+
+
+def test_delivery_key_ignores_display_names_and_case_but_not_the_period():
+    assert DeliveryKey.for_email(email("CFO <CFO@Holdings.example>")) == DeliveryKey.for_email(email())
+    assert DeliveryKey.for_email(email(period="2026-W48")) != DeliveryKey.for_email(email())
+
+
+def test_a_claim_succeeds_once_and_a_second_claim_on_the_same_key_is_refused(store):
+    key = DeliveryKey.for_email(email())
+    marker = Record(key, "sending", "ses", "run-1", "2026-11-23T07:00:00+00:00")
+
+    assert store.claim(marker, None) is True
+    assert store.claim(Record(key, "sending", "ses", "run-2", "2026-11-23T07:00:01+00:00"), None) is False
+    assert store.get("ses", key).run == "run-1"
+
+
+def test_a_claim_against_a_stale_version_is_refused(store):
+    key = DeliveryKey.for_email(email())
+    store.claim(Record(key, "failed", "ses", "run-1", "t1"), None)
+    seen = store.get("ses", key)
+    store.put(Record(key, "sent", "ses", "run-2", "t2", location="ses:m-2"))
+
+    assert store.claim(Record(key, "sending", "ses", "run-3", "t3"), seen.version) is False
+    assert store.get("ses", key).state == "sent"
+
+
+def test_records_are_kept_per_backend_so_an_outbox_preview_never_counts_as_an_ses_send(store):
+    key = DeliveryKey.for_email(email())
+    store.put(Record(key, "sent", "outbox", "run-1", "t1"))
+
+    assert store.get("outbox", key).state == "sent"
+    assert store.get("ses", key) is None
+
+
+def test_outbox_delivers_once_per_key_and_resend_forces_another_copy(store, tmp_path):
+    outbox = OutboxBackend(tmp_path / "outbox")
+
+    first = deliver_once(outbox, email(), store, run="run-1")
+    second = deliver_once(outbox, email(), store, run="run-2")
+    forced = deliver_once(outbox, email(), store, run="run-3", resend=True)
+
+    assert first.status == "sent" and forced.status == "sent"
+    assert second.status == "skipped" and "run run-1" in second.error and "--resend" in second.error
+    record = store.get("outbox", DeliveryKey.for_email(email()))
+    assert (record.state, record.run, record.location) == ("sent", "run-3", forced.location)
+
+
+def test_a_failed_delivery_is_sent_again_by_the_next_run(store, tmp_path):
+    key = DeliveryKey.for_email(email())
+    store.put(Record(key, "failed", "outbox", "run-1", "t1", reason="SES MessageRejected"))
+
+    result = deliver_once(OutboxBackend(tmp_path / "outbox"), email(), store, run="run-2")
+
+    assert result.status == "sent"
+    assert store.get("outbox", key).state == "sent"
+
+
+def test_concurrent_workers_on_the_same_message_send_it_exactly_once(tmp_path):
+    store = LocalRecordStore(tmp_path / "records")
+    outbox = OutboxBackend(tmp_path / "outbox")
+    results = []
+    start = threading.Barrier(8)
+
+    def worker(number: int) -> None:
+        start.wait()
+        results.append(deliver_once(outbox, email(), store, run=f"worker-{number}"))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    statuses = sorted(r.status for r in results)
+    # A loser that looked while the winner's marker was in place reports the unknown state instead of sending.
+    assert statuses.count("sent") == 1
+    assert set(statuses) <= {"sent", "skipped", "failed"}
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+CRASH_AFTER_ACCEPT = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    from flows.delivery.base import Email
+    from flows.delivery.outbox import OutboxBackend
+    from flows.delivery.records import LocalRecordStore, deliver_once
+
+    class DiesAfterAccepting(OutboxBackend):
+        def send(self, email):
+            result = super().send(email)
+            os._exit(9)  # the process dies after the provider accepted, before the record is written
+
+    root = Path(sys.argv[1])
+    email = Email("CFO weekly", "<p>figures</p>", "figures", "reports@holdings.example",
+                  ("cfo@holdings.example",), "cfo", "portfolio", "2026-W47")
+    deliver_once(DiesAfterAccepting(root / "outbox"), email, LocalRecordStore(root / "records"), run="crashed-run")
+""")
+
+
+def test_a_crash_between_accept_and_record_is_reported_as_unknown_and_not_resent(tmp_path):
+    crashed = subprocess.run([sys.executable, "-c", CRASH_AFTER_ACCEPT, str(tmp_path)],
+                             cwd=Path(__file__).resolve().parents[3], capture_output=True, text=True)
+    assert crashed.returncode == 9, crashed.stderr
+    store = LocalRecordStore(tmp_path / "records")
+    outbox = OutboxBackend(tmp_path / "outbox")
+    assert len(list(outbox.folder.glob("*.eml"))) == 1
+
+    rerun = deliver_once(outbox, email(), store, run="rerun")
+
+    assert rerun.status == "failed"
+    assert rerun.error.startswith("delivery state unknown: run crashed-run")
+    assert "--resend" in rerun.error
+    assert len(list(outbox.folder.glob("*.eml"))) == 1
+
+    by_hand = OutboxBackend(tmp_path / "outbox-by-hand")  # each run writes its own outbox folder
+    forced = deliver_once(by_hand, email(), store, run="by-hand", resend=True)
+
+    assert forced.status == "sent"
+    assert len(list(by_hand.folder.glob("*.eml"))) == 1
+    assert store.get("outbox", DeliveryKey.for_email(email())).run == "by-hand"
+
+
+def test_default_local_store_lives_under_prefect_home(monkeypatch, tmp_path, sample_config):
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    monkeypatch.delenv("EXEC_REPORTS_RECORDS", raising=False)
+    monkeypatch.delenv("EXEC_REPORTS_RECORDS_PATH", raising=False)
+
+    store = open_record_store(load(write_config_copy(sample_config, tmp_path)))
+
+    assert store.root == tmp_path / "prefect-home" / "exec-reports" / "deliveries"
+
+
+def write_config_copy(sample_config, tmp_path) -> Path:
+    # The sample config as is, in a writable place.
+    target = tmp_path / "portfolio.yaml"
+    target.write_text(Path(sample_config.base_dir / "portfolio.yaml").read_text())
+    return target
+
+
+def test_s3_store_is_chosen_from_the_environment_and_shared_by_separate_runs(moto_url, monkeypatch,
+                                                                            portfolio_copy, sample_period):
+    aws_client("s3", moto_url).create_bucket(Bucket=BUCKET)
+    monkeypatch.setenv("EXEC_REPORTS_RECORDS", "s3")
+    monkeypatch.setenv("EXEC_REPORTS_RECORDS_BUCKET", BUCKET)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)  # boto3 reads it; no endpoint in the config
+    config = load(write_config(portfolio_copy, {"backend": "outbox"}))
+    outbox = OutboxBackend(config.outbox_path / "run")
+
+    # Two separately opened stores stand for two workers: the second sees the first one's record.
+    first, _ = run_plain(config, sample_period, roles=["ceo"], backend=outbox, records=open_record_store(config))
+    second, _ = run_plain(config, sample_period, roles=["ceo"], backend=outbox, records=open_record_store(config))
+
+    assert len(first["sent"]) == 1 and second["sent"] == []
+    assert len(second["skipped"]) == 1
+    listed = aws_client("s3", moto_url).list_objects_v2(Bucket=BUCKET)["Contents"]
+    assert [o["Key"].split("/")[:4] for o in listed] == [["exec-reports", "deliveries", "outbox", "2026-w47"]]
