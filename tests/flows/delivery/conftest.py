@@ -132,6 +132,7 @@ class SmtpServer:
     port: int
     username: str
     password: str
+    ca_file: str
     received: list[Received] = field(default_factory=list)
     # Replies to give to the next DATA commands instead of accepting, e.g. "451 4.3.0 try later".
     data_replies: list[str] = field(default_factory=list)
@@ -161,7 +162,7 @@ def smtp_server(tls_files):
     cert_path, key_path = tls_files
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path, key_path)
-    state = SmtpServer("127.0.0.1", free_port(), "reports-relay", f"pw-{secrets.token_hex(12)}")
+    state = SmtpServer("127.0.0.1", free_port(), "reports-relay", f"pw-{secrets.token_hex(12)}", str(cert_path))
 
     def authenticate(server, session, envelope, mechanism, auth_data):
         state.login_attempts += 1

@@ -1,0 +1,113 @@
+"""The shared rate limit: counted per one-second window, never by asserting how long things took."""
+
+from __future__ import annotations
+
+import threading
+
+from flows.delivery.ratelimit import RateLimiter
+
+
+class RecordingLimiter(RateLimiter):
+    """The real limiter, noting every grant (time on its own clock, permits)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.grants: list[tuple[float, int]] = []
+        self._note = threading.Lock()
+
+    def acquire(self, permits: int = 1) -> float:
+        granted = super().acquire(permits)
+        with self._note:
+            self.grants.append((granted, permits))
+        return granted
+
+
+def busiest_window(grants: list[tuple[float, int]], window: float = 1.0) -> int:
+    """Most permits granted in any half-open window [t, t + window) that starts at a grant."""
+    return max(sum(p for t, p in grants if start <= t < start + window) for start, _ in grants)
+
+
+class VirtualClock:
+    """Time that moves only when the limiter sleeps, so fractional rates are checked without waiting."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_concurrent_senders_never_exceed_the_rate_in_any_second():
+    limiter = RecordingLimiter(3)
+    threads = [threading.Thread(target=lambda: [limiter.acquire() for _ in range(3)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(limiter.grants) == 12
+    assert busiest_window(limiter.grants) <= 3
+    # 12 sends at 3 per second fill windows starting at 0, 1, 2 and 3 s: the last grant is 3 s or more in.
+    times = sorted(t for t, _ in limiter.grants)
+    assert times[-1] - times[0] >= 3.0
+
+
+def test_each_recipient_counts_against_the_rate():
+    clock = VirtualClock()
+    limiter = RecordingLimiter(4, clock=clock.time, sleep=clock.sleep)
+
+    for _ in range(4):
+        limiter.acquire(2)  # a report to one recipient plus its archive copy
+
+    # Two messages of two recipients fill a second: grants at 0, 0, then 1, 1.
+    assert [round(t, 6) for t, _ in limiter.grants] == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_a_rate_below_one_per_second_spaces_sends_out():
+    clock = VirtualClock()
+    limiter = RecordingLimiter(0.5, clock=clock.time, sleep=clock.sleep)
+
+    for _ in range(3):
+        limiter.acquire()
+
+    assert [round(t, 6) for t, _ in limiter.grants] == [0.0, 2.0, 4.0]
+
+
+def test_a_fractional_rate_rounds_down_never_up():
+    clock = VirtualClock()
+    limiter = RecordingLimiter(2.5, clock=clock.time, sleep=clock.sleep)
+
+    for _ in range(5):
+        limiter.acquire()
+
+    assert busiest_window(limiter.grants) == 2
+
+
+def test_smtp_sends_from_several_threads_share_one_low_rate(smtp_server, monkeypatch):
+    from flows.config import SmtpConfig
+    from flows.delivery.base import Email
+    from flows.delivery.smtp import SmtpBackend
+
+    from .test_smtp import smtp_settings
+
+    monkeypatch.setenv("SMTP_PASSWORD", smtp_server.password)
+    limiter = RecordingLimiter(2)
+    backend = SmtpBackend(SmtpConfig(**smtp_settings(smtp_server)), "reports@holdings.example", limiter=limiter)
+    addresses = [f"officer{n}@holdings.example" for n in range(6)]
+
+    def send(address: str) -> None:
+        backend.send(Email("Weekly", "<p>x</p>", "x", "reports@holdings.example", (address,), "ceo",
+                           "portfolio", "2026-W47"))
+
+    threads = [threading.Thread(target=send, args=(a,)) for a in addresses]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(addresses)
+    assert len(limiter.grants) == 6
+    assert busiest_window(limiter.grants) <= 2
