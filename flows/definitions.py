@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jinja2 import Template, TemplateSyntaxError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flows.config import check_address
+from flows.config import EmailAddress
 from flows.errors import DefinitionError, Problem
 from flows.templating import environment, metric_references, plain_environment
 from flows.yamlsource import Located, YamlProblem, format_key_path, load_located
@@ -44,14 +44,9 @@ class FrontMatter(BaseModel):
     metrics: list[str] = Field(min_length=1)
     # Metrics the report can show as "unavailable (reason)" instead of failing.
     optional_metrics: list[str] = []
-    recipients: list[str] | None = None
+    recipients: list[EmailAddress] | None = None
     checks: list[CheckSpec] = []
     description: str | None = None
-
-    @field_validator("recipients")
-    @classmethod
-    def _addresses(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else [check_address(address) for address in value]
 
 
 @dataclass(frozen=True)
