@@ -8,9 +8,17 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flows.errors import ConfigurationError
 from flows.yamlsource import Located, YamlProblem, format_key_path, load_located
@@ -28,6 +36,9 @@ def check_address(value: str) -> str:
     return value.strip()
 
 
+EmailAddress = Annotated[str, AfterValidator(check_address)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,13 +48,8 @@ class TenantConfig(Strict):
     name: str
     domains: list[str] = []
     # Role -> addresses, for tenant-scope reports addressed to this business's own officers.
-    recipients: dict[str, list[str]] = {}
+    recipients: dict[str, list[EmailAddress]] = {}
     sources: dict[str, dict[str, Any]] = {}
-
-    @field_validator("recipients")
-    @classmethod
-    def _addresses(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        return {role: [check_address(a) for a in addresses] for role, addresses in value.items()}
 
 
 def _from_env(variable: str, default: str | None = None, check=None):
@@ -144,7 +150,7 @@ class RecordsConfig(Strict):
     """Where delivery records live (what was sent for which period), so re-runs send nothing twice."""
 
     store: Literal["local", "s3"] = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS", "local"))
-    # Local folder; default $PREFECT_HOME/exec-reports/deliveries.
+    # Local folder, relative to this file; default <outbox_dir>/.deliveries.
     path: str | None = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS_PATH"))
     bucket: str | None = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS_BUCKET"))
     prefix: str = "exec-reports/deliveries"
@@ -164,27 +170,17 @@ BACKENDS = ("outbox", "ses", "smtp")
 class DeliveryConfig(Strict):
     backend: Literal["outbox", "ses", "smtp"] = "outbox"
     outbox_dir: str = "outbox"
-    from_address: str = Field(default_factory=_from_env(
-        "SES_FROM_ADDRESS", "Executive Reports <reports@holdings.example>", check=lambda v: check_address(v)))
+    from_address: EmailAddress = Field(default_factory=_from_env(
+        "SES_FROM_ADDRESS", "Executive Reports <reports@holdings.example>", check=check_address))
     # Used when a role has no recipients anywhere, so no report silently goes nowhere.
-    default_recipient: str | None = Field(default_factory=_from_env("SES_TO_ADDRESS", check=lambda v: check_address(v)))
+    default_recipient: EmailAddress | None = Field(default_factory=_from_env("SES_TO_ADDRESS", check=check_address))
     # Archive copy of every message; never visible to the recipients.
-    bcc_address: str | None = Field(default_factory=_from_env("SES_BCC_ADDRESS", check=lambda v: check_address(v)))
+    bcc_address: EmailAddress | None = Field(default_factory=_from_env("SES_BCC_ADDRESS", check=check_address))
     # One message per recipient unless true; then the recipients of a report share one message and see each other.
     group_recipients: bool = False
     ses: SesConfig = Field(default_factory=SesConfig)
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     records: RecordsConfig = Field(default_factory=RecordsConfig)
-
-    @field_validator("from_address")
-    @classmethod
-    def _from(cls, value: str) -> str:
-        return check_address(value)
-
-    @field_validator("default_recipient", "bcc_address")
-    @classmethod
-    def _default(cls, value: str | None) -> str | None:
-        return None if value is None else check_address(value)
 
 
 class PortfolioInfo(Strict):
@@ -197,17 +193,12 @@ class PortfolioConfig(Strict):
     portfolio: PortfolioInfo = PortfolioInfo()
     reports_dir: str = "reports"
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
-    recipients: dict[str, list[str]] = {}
+    recipients: dict[str, list[EmailAddress]] = {}
     tenants: list[TenantConfig]
 
     # Not part of the file: where it was loaded from, for resolving relative paths.
     base_dir: Path = Field(default=Path("."), exclude=True)
     path: str = Field(default="", exclude=True)
-
-    @field_validator("recipients")
-    @classmethod
-    def _addresses(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        return {role: [check_address(a) for a in addresses] for role, addresses in value.items()}
 
     @field_validator("tenants")
     @classmethod

@@ -19,11 +19,10 @@ class Email:
     role: str
     tenant: str  # tenant id, or "portfolio" for portfolio-scope reports
     period: str
+    variant: str = ""  # A/B variant name, "" for the default report
     # Envelope-only recipients (an archive copy): never written into a header anyone receives.
     bcc: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
-    # Distinguishes two different messages for the same (period, tenant, role, recipient).
-    variant: str = "standard"
     configuration_set: str | None = None
 
     @property
@@ -32,8 +31,8 @@ class Email:
 
     @property
     def report_key(self) -> str:
-        """Stable, file- and artifact-safe name: ``portfolio-cfo``, ``jada-cto``."""
-        return slug(f"{self.tenant}-{self.role}")
+        """Stable, file- and artifact-safe name: ``portfolio-cfo``, ``jada-cto``, ``portfolio-cfo-b``."""
+        return slug("-".join(part for part in (self.tenant, self.role, self.variant) if part))
 
     def to_mime(self) -> EmailMessage:
         """RFC 5322 message, multipart/alternative: text/plain first, then text/html, both UTF-8."""

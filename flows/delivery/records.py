@@ -53,7 +53,7 @@ class DeliveryKey:
     def file_name(self) -> str:
         # A digest, not the address, names the file: fixed length, no path tricks through data.
         digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:20]
-        return f"{slug(self.tenant)}--{slug(self.role)}--{slug(self.variant)}--{digest}.json"
+        return f"{slug(self.tenant)}--{slug(self.role)}--{slug(self.variant) or 'default'}--{digest}.json"
 
 
 @dataclass(frozen=True)
@@ -197,20 +197,20 @@ class S3RecordStore:
         return f"S3RecordStore(s3://{self.bucket}/{self.prefix})"
 
 
-def default_local_root() -> Path:
-    home = os.environ.get("PREFECT_HOME") or str(Path.home() / ".prefect")
-    return Path(home).expanduser() / "exec-reports" / "deliveries"
-
-
 def open_record_store(config) -> RecordStore:
-    """The store the portfolio config asks for (``delivery.records``)."""
+    """The store the portfolio config asks for (``delivery.records``).
+
+    The local default sits beside the outbox's run folders (``<outbox_dir>/.deliveries``): inside the
+    project for ``make run``, and private to each copy of a portfolio, so separate checkouts and test
+    copies never see each other's records. Deployments with several workers set ``store: s3``.
+    """
     settings = config.delivery.records
     if settings.store == "s3":
         if not settings.bucket:
             raise ConfigurationError("delivery.records.bucket: set it (or EXEC_REPORTS_RECORDS_BUCKET) for store 's3'")
         return S3RecordStore(settings.bucket, settings.prefix, region=settings.region,
                              endpoint_url=settings.endpoint_url)
-    return LocalRecordStore(config.resolve(settings.path) if settings.path else default_local_root())
+    return LocalRecordStore(config.resolve(settings.path) if settings.path else config.outbox_path / ".deliveries")
 
 
 def unknown_state_reason(record: Record) -> str:

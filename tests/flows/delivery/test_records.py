@@ -162,21 +162,14 @@ def test_a_crash_between_accept_and_record_is_reported_as_unknown_and_not_resent
     assert store.get("outbox", DeliveryKey.for_email(email())).run == "by-hand"
 
 
-def test_default_local_store_lives_under_prefect_home(monkeypatch, tmp_path, sample_config):
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+def test_default_local_store_sits_beside_the_outbox_of_that_portfolio(monkeypatch, portfolio_copy):
     monkeypatch.delenv("EXEC_REPORTS_RECORDS", raising=False)
     monkeypatch.delenv("EXEC_REPORTS_RECORDS_PATH", raising=False)
 
-    store = open_record_store(load(write_config_copy(sample_config, tmp_path)))
+    store = open_record_store(load(portfolio_copy))
 
-    assert store.root == tmp_path / "prefect-home" / "exec-reports" / "deliveries"
-
-
-def write_config_copy(sample_config, tmp_path) -> Path:
-    # The sample config as is, in a writable place.
-    target = tmp_path / "portfolio.yaml"
-    target.write_text(Path(sample_config.base_dir / "portfolio.yaml").read_text())
-    return target
+    # The sample config's outbox_dir is ../outbox, relative to examples/portfolio.yaml.
+    assert store.root == portfolio_copy.parent.parent / "outbox" / ".deliveries"
 
 
 def test_s3_store_is_chosen_from_the_environment_and_shared_by_separate_runs(moto_url, monkeypatch,
