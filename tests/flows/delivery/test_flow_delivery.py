@@ -1,0 +1,78 @@
+"""Delivery through the Prefect flow and the CLI: backend switch, re-run, --resend, preflight, secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flows.cli import main
+from tests.conftest import SAMPLE_PERIOD
+
+from .conftest import REGION, load, write_config
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def artifact_texts(flow_run_id) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return [json.dumps(a.data, default=str) + (a.description or "") for a in artifacts]
+
+
+def test_smtp_chosen_at_run_time_sends_once_per_period_and_resend_sends_again(
+        smtp_server, monkeypatch, portfolio_copy, capsys):
+    from flows.flow import send_exec_reports
+
+    # Everything but the CA file comes from the environment, as an operator's repos.env would set it.
+    monkeypatch.setenv("SMTP_HOST", smtp_server.host)
+    monkeypatch.setenv("SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("SMTP_USERNAME", smtp_server.username)
+    monkeypatch.setenv("SMTP_PASSWORD", smtp_server.password)
+    config = str(write_config(portfolio_copy, {"backend": "outbox", "smtp": {"ca_file": smtp_server.ca_file}}))
+
+    first = send_exec_reports(config=config, period=SAMPLE_PERIOD, roles=["ceo"], delivery="smtp",
+                              return_state=True)
+    second = send_exec_reports(config=config, period=SAMPLE_PERIOD, roles=["ceo"], delivery="smtp",
+                               return_state=True)
+    after_rerun = len(smtp_server.received)
+    exit_code = main(["run", "--config", config, "--period", SAMPLE_PERIOD, "--roles", "ceo",
+                      "--delivery", "smtp", "--resend"])
+
+    assert first.is_completed() and second.is_completed()
+    assert [s["recipients"] for s in first.result()["sent"]] == [["ceo@holdings.example"]]
+    rerun = second.result()
+    assert rerun["sent"] == [] and [s["recipients"] for s in rerun["skipped"]] == [["ceo@holdings.example"]]
+    assert after_rerun == 1
+    assert exit_code == 0 and "1 sent, 0 failed, 0 skipped" in capsys.readouterr().out
+    assert len(smtp_server.received) == 2
+    assert all(r.over_tls and r.authenticated for r in smtp_server.received)
+    # Nothing went to the outbox the file names: the run-time choice won.
+    assert not list((portfolio_copy.parent.parent / "outbox").glob("*/*.eml"))
+
+    for state in (first, second):
+        texts = artifact_texts(state.state_details.flow_run_id)
+        assert texts and not any(smtp_server.password in text for text in texts)
+        assert smtp_server.password not in json.dumps(state.result(), default=str)
+
+
+def test_an_unverified_ses_sender_fails_the_run_once_before_anything_is_sent(moto_url, monkeypatch,
+                                                                             portfolio_copy, capsys):
+    from .conftest import moto_sent_raw_messages
+
+    monkeypatch.setenv("SES_REGION", REGION)
+    monkeypatch.setenv("SES_ENDPOINT_URL", moto_url)
+    config = write_config(portfolio_copy, {"backend": "outbox", "ses": {"check_account_enabled": False}})
+    monkeypatch.setenv("EXEC_REPORTS_DELIVERY", "ses")  # the make run DELIVERY=ses path
+
+    exit_code = main(["run", "--config", str(config), "--period", SAMPLE_PERIOD])
+
+    err = capsys.readouterr().err
+    assert exit_code == 1
+    assert "reports@holdings.example is not verified in us-east-1" in err and "nothing was sent" in err
+    assert moto_sent_raw_messages(moto_url) == []
+    assert load(config).delivery.backend == "outbox"  # the file is untouched; only this run switched
