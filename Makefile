@@ -17,8 +17,13 @@ $(BIN)/exec-reports: pyproject.toml
 
 install: $(BIN)/exec-reports
 
+# make run DELIVERY=ses|smtp sends through that backend for this run (or set EXEC_REPORTS_DELIVERY);
+# RESEND=1 sends again what this period already sent. See README "Delivery: SES and SMTP".
+DELIVERY ?=
+RESEND ?=
+
 run: install
-	$(BIN)/exec-reports run --config $(CONFIG)
+	$(BIN)/exec-reports run --config $(CONFIG)$(if $(DELIVERY), --delivery $(DELIVERY))$(if $(RESEND), --resend)
 
 test: install
 	$(BIN)/python -m pytest
