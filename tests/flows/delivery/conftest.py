@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import logging
 import socket
 import ssl
 import urllib.request
@@ -172,6 +173,12 @@ def smtp_server(tls_files):
     controller = Controller(_Handler(state), hostname=state.host, port=state.port, tls_context=context,
                             require_starttls=True, authenticator=authenticate, auth_require_tls=True, auth_required=True,
                             auth_exclude_mechanism=["CRAM-MD5"])
+    # The server's own chatter is not under test, and once Prefect's console handler is installed it
+    # would be written to streams pytest has already closed.
+    server_log = logging.getLogger("mail.log")
+    previous_level = server_log.level
+    server_log.setLevel(logging.ERROR)
     controller.start()
     yield state
     controller.stop()
+    server_log.setLevel(previous_level)
