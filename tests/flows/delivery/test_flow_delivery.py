@@ -76,3 +76,42 @@ def test_an_unverified_ses_sender_fails_the_run_once_before_anything_is_sent(mot
     assert "reports@holdings.example is not verified in us-east-1" in err and "nothing was sent" in err
     assert moto_sent_raw_messages(moto_url) == []
     assert load(config).delivery.backend == "outbox"  # the file is untouched; only this run switched
+
+
+def test_smtp_password_and_ses_credentials_can_come_from_prefect_aws_blocks(
+        smtp_server, moto_url, portfolio_copy, sample_period, monkeypatch, tmp_path):
+    from prefect_aws import AwsCredentials
+    from prefect_aws.secrets_manager import AwsSecret
+
+    from flows.delivery import get_backend
+    from flows.delivery.ses import SesBackend
+    from flows.pipeline import run_plain
+
+    from .conftest import aws_client
+
+    aws_client("secretsmanager", moto_url).create_secret(Name="exec-reports/smtp", SecretString=smtp_server.password)
+    aws_client("ses", moto_url).verify_email_identity(EmailAddress="reports@holdings.example")
+    credentials = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION,
+                                 aws_client_parameters={"endpoint_url": moto_url})
+    credentials.save("exec-reports-test-aws", overwrite=True)
+    AwsSecret(aws_credentials=credentials, secret_name="exec-reports/smtp").save("exec-reports-test-smtp",
+                                                                                overwrite=True)
+    config = load(write_config(portfolio_copy, {
+        "backend": "smtp",
+        "smtp": {"host": smtp_server.host, "port": smtp_server.port, "username": smtp_server.username,
+                 "ca_file": smtp_server.ca_file, "password_secret_block": "exec-reports-test-smtp"},
+        "ses": {"region": REGION, "endpoint_url": moto_url, "credentials_block": "exec-reports-test-aws",
+                "check_account_enabled": False}}))
+
+    # From here on only the blocks hold credentials: the boto3 chain would find none.
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+
+    summary, _ = run_plain(config, sample_period, roles=["ceo"], backend=get_backend(config, "run"))
+    ses = SesBackend(config.delivery.ses, config.delivery.from_address)
+    ses.preflight()
+
+    assert len(summary["sent"]) == 1 and smtp_server.received[0].authenticated
+    assert ses.client.meta.endpoint_url == moto_url and ses.limiter.max_per_second == 1.0

@@ -173,3 +173,15 @@ def test_an_untrusted_certificate_fails_preflight_instead_of_sending(smtp_server
     with pytest.raises(DeliveryError, match="TLS"):
         backend.preflight()
     assert smtp_server.login_attempts == 0
+
+
+def test_a_secret_never_shows_its_value_in_repr_str_or_a_pickle():
+    import pickle
+
+    from flows.delivery.secrets import Secret
+
+    secret = Secret("correct-horse-battery")
+
+    assert "correct-horse-battery" not in repr(secret) + str(secret) + f"{secret}"
+    assert b"correct-horse-battery" not in pickle.dumps(secret)
+    assert secret.redact("535 bad password correct-horse-battery") == "535 bad password ***"
