@@ -208,7 +208,8 @@ def summarise(entries: list[Entry], opening: Decimal, period_end: dt.date) -> di
             by_category[entry.category] += -entry.amount
     result.update({
         "finance.burn_rate": burn.quantize(CENT),
-        "finance.runway_months": float(cash / burn) if burn > 0 else float("inf"),
+        # Overdrawn means no runway left, not a negative one.
+        "finance.runway_months": (float(cash / burn) if cash > 0 else 0.0) if burn > 0 else float("inf"),
         "finance.revenue_last_month": revenue[last],
         "finance.expenses_last_month": expenses[last],
         "finance.expenses_by_category": [
