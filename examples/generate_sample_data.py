@@ -170,6 +170,7 @@ def write_xlsx_ledger(path: Path, rows: list[tuple]) -> None:
         sheet.cell(sheet.max_row, 4).number_format = "#,##0.00"
     stamp = dt.datetime(2026, 11, 20, 9, 0)
     workbook.properties.created = stamp
+    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     workbook.save(buffer)
     # openpyxl stamps "now" into the zip entries and docProps; fixing both keeps reruns byte-identical.
