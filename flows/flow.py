@@ -26,10 +26,12 @@ from flows.period import Period, resolve_period
 from flows.pipeline import (
     CheckResult,
     Outcome,
+    ProducedReport,
     ReportInstance,
     gather_source,
     plan_run,
     produce_report,
+    report_key,
     run_folder_name,
     summarise,
     unavailable_after_error,
@@ -59,20 +61,18 @@ def gather_metrics(config: PortfolioConfig, tenant_id: str, source_name: str, me
 
 @task(name="produce-reports", task_run_name="render and deliver {role}", cache_policy=NO_CACHE)
 def produce_reports(role: str, instances: list[ReportInstance], values: dict, config: PortfolioConfig,
-                    period: Period, backend: DeliveryBackend, dry_run: bool) -> tuple[list[Outcome], list[CheckResult]]:
-    outcomes: list[Outcome] = []
-    checks: list[CheckResult] = []
+                    period: Period, backend: DeliveryBackend, dry_run: bool) -> list[ProducedReport]:
+    results = []
     for instance in instances:
-        produced, fired, rendered = produce_report(instance, values, config, period, backend, dry_run=dry_run)
-        outcomes.extend(produced)
-        checks.extend(fired)
-        if rendered is not None:
+        produced = produce_report(instance, values, config, period, backend, dry_run=dry_run)
+        for variant, rendered in produced.rendered.items():
             create_markdown_artifact(
-                key=slug(f"report-{instance.key}-{role}"),
+                key=slug(f"report-{report_key(instance, variant)}"),
                 markdown=rendered.markdown,
                 description=f"{rendered.subject} ({period.label})",
             )
-    return outcomes, checks
+        results.append(produced)
+    return results
 
 
 def _scheduled_reference(config: PortfolioConfig) -> dt.date:
@@ -131,24 +131,26 @@ def send_exec_reports(
     backend = get_backend(portfolio, run_folder)
     by_role: dict[str, list[ReportInstance]] = defaultdict(list)
     for instance in plan.instances:
-        by_role[instance.definition.role].append(instance)
+        by_role[instance.role].append(instance)
     report_futures = [
         produce_reports.submit(role, instances, dict(values), portfolio, chosen_period, backend, dry_run)
         for role, instances in by_role.items()
     ]
     outcomes: list[Outcome] = []
     checks: list[tuple[str, CheckResult]] = []
+    actions: list[dict[str, str]] = []
     for role, future in zip(by_role, report_futures, strict=True):
-        produced, fired = future.result()
-        outcomes.extend(produced)
-        checks.extend((role, c) for c in fired)
+        for produced in future.result():
+            outcomes.extend(produced.outcomes)
+            checks.extend((role, c) for c in produced.checks)
+            actions.extend(task for rendered in produced.rendered.values() for task in rendered.tasks)
 
-    summary = summarise(chosen_period, outcomes, checks, plan.definition_problems, run_folder)
+    summary = summarise(chosen_period, outcomes, checks, plan.definition_problems, run_folder, actions)
     create_table_artifact(
         key="exec-reports-deliveries",
-        table=[{"report": o.report, "tenant": o.tenant, "recipients": ", ".join(o.recipients), "status": o.status,
-                "location": o.location, "reason": o.reason} for o in outcomes]
-        + [{"report": p.path, "tenant": "", "recipients": "", "status": "failed", "location": "",
+        table=[{"report": o.report, "tenant": o.tenant, "variant": o.variant, "recipients": ", ".join(o.recipients),
+                "status": o.status, "location": o.location, "reason": o.reason} for o in outcomes]
+        + [{"report": p.path, "tenant": "", "variant": "", "recipients": "", "status": "failed", "location": "",
             "reason": str(p)} for p in plan.definition_problems],
         description=f"Every message of this run and its outcome ({chosen_period.label})",
     )
