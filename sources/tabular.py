@@ -53,7 +53,8 @@ _CURRENCY = re.compile(r"[\s$€£¥]|USD|EUR|GBP")
 
 def parse_amount(text: str) -> Decimal:
     """Accepts '1,234.50', '$1,234.50', '-$12', '(12.00)' (accounting negative), 'USD 5'."""
-    cleaned = _CURRENCY.sub("", text).replace(",", "")
+    # Spreadsheets and PDFs often turn the minus sign into U+2212.
+    cleaned = _CURRENCY.sub("", text).replace(",", "").replace("\u2212", "-")
     negative = False
     if cleaned.startswith("(") and cleaned.endswith(")"):
         negative, cleaned = True, cleaned[1:-1]

@@ -13,7 +13,7 @@ from sources.tabular import BadRowPolicy, RowProblem, cell_text, parse_amount, p
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("1,234.50", "1234.50"), ("$1,234.50", "1234.50"), ("-$12", "-12"), ("(12.00)", "-12.00"),
-    ("USD 5", "5"), ("£7", "7"), ("-€1,000.25", "-1000.25"), (" 3 ", "3"),
+    ("USD 5", "5"), ("£7", "7"), ("-€1,000.25", "-1000.25"), (" 3 ", "3"), ("\u2212$4.25", "-4.25"),
 ])
 def test_amounts_with_symbols_separators_and_accounting_negatives(text, expected):
     assert parse_amount(text) == Decimal(expected)
