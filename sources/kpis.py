@@ -28,7 +28,7 @@ METRICS = [
 ]
 
 
-@REGISTRY.register("kpis", "Coverage of the KPIs each role expects.", METRICS, io_bound=False)
+@REGISTRY.register("kpis", "Coverage of the KPIs each role expects.", METRICS)
 def gather_kpis(settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
     expected = settings.get("expected")
     if not isinstance(expected, Mapping) or not expected:

@@ -26,7 +26,7 @@ from typing import Any
 from flows.errors import SourceError
 from sources.accounts import read_chart
 from sources.registry import REGISTRY, MetricSpec, SourceContext, Unavailable
-from sources.tabular import BadRowPolicy, RowProblem, parse_amount, parse_date, read_rows
+from sources.tabular import BadRowPolicy, MissingFile, RowProblem, parse_amount, parse_date, read_rows
 
 BURN_WINDOW_MONTHS = 3
 UNCATEGORISED = "Uncategorised"
@@ -100,8 +100,8 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
     if "accounts" in settings:
         try:
             chart = read_chart(context.resolve(settings["accounts"]), policy)
-        except SourceError as exc:
-            if policy.policy == "fail" or "file not found" not in str(exc):
+        except MissingFile as exc:
+            if policy.policy == "fail":
                 raise
             for name in ("finance.unknown_accounts", "finance.account_totals"):
                 result[name] = Unavailable(name, f"chart of accounts: {exc}")

@@ -18,9 +18,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from flows.errors import SourceError
 from sources.registry import REGISTRY, MetricSpec, SourceContext, Unavailable
-from sources.tabular import BadRowPolicy, RowProblem, parse_amount, parse_date, read_csv_rows, read_rows
+from sources.tabular import BadRowPolicy, MissingFile, RowProblem, parse_amount, parse_date, read_rows
 
 CHANNEL_STATUSES = ("live", "partial", "missing", "planned", "n/a")
 DEFAULT_OTA_CHANNELS = ("Sailo", "GetMyBoat", "Viator")
@@ -68,17 +67,15 @@ def _from_file(settings, context: SourceContext, policy: BadRowPolicy, key: str,
     path = context.resolve(settings[key])
     try:
         return reader(path, settings, context, policy)
-    except SourceError as exc:
-        # A missing file costs only its own metrics; a bad row under 'fail' fails the whole source.
-        if "file not found" not in str(exc):
-            raise
+    except MissingFile as exc:
+        # A missing file costs only its own metrics; a bad row under 'fail' still fails the whole source.
         return {name: Unavailable(name, str(exc)) for name in names}
 
 
 def read_channels(path, settings, context: SourceContext, policy: BadRowPolicy) -> dict[str, Any]:
     ota_names = {name.lower() for name in settings.get("ota_channels", DEFAULT_OTA_CHANNELS)}
     channels = []
-    for line, row in read_csv_rows(path, ["channel", "status", "detail"]):
+    for line, row in read_rows(path, ["channel", "status", "detail"]):
         status = row["status"].lower()
         if policy.reject([] if status in CHANNEL_STATUSES else [
                 RowProblem(str(path), line, "status", row["status"], f"expected one of {', '.join(CHANNEL_STATUSES)}")]):

@@ -16,6 +16,10 @@ from pathlib import Path
 from flows.errors import SourceError
 
 
+class MissingFile(SourceError):
+    """A configured file does not exist: callers may make only the metrics that need it unavailable."""
+
+
 @dataclass(frozen=True)
 class RowProblem:
     path: str
@@ -34,7 +38,7 @@ def read_csv_rows(path: Path, required_columns: list[str]) -> Iterator[tuple[int
     UTF-8 with or without BOM. A missing file or missing column is a SourceError naming the path.
     """
     if not path.is_file():
-        raise SourceError(f"file not found: {path}")
+        raise MissingFile(f"file not found: {path}")
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None:
@@ -94,7 +98,7 @@ def read_rows(path: Path, required_columns: list[str], *, sheet: str | None = No
 def read_xlsx_rows(path: Path, required_columns: list[str], *, sheet: str | None = None
                    ) -> Iterator[tuple[int, dict[str, str]]]:
     if not path.is_file():
-        raise SourceError(f"file not found: {path}")
+        raise MissingFile(f"file not found: {path}")
     # openpyxl is slow to import; only sources that actually read a workbook pay for it.
     import openpyxl
 

@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from flows.errors import SourceError
 from sources.registry import SourceContext, Unavailable
-from sources.tabular import BadRowPolicy, RowProblem, parse_amount, read_rows
+from sources.tabular import BadRowPolicy, MissingFile, RowProblem, parse_amount, read_rows
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 TARGET_METRICS = ("finance.revenue_targets", "finance.revenue_target_attainment")
@@ -48,9 +47,7 @@ def revenue_targets(entries, settings: Mapping[str, Any], context: SourceContext
     path = context.resolve(settings["targets"])
     try:
         targets = read_targets(path, policy)
-    except SourceError as exc:
-        if "file not found" not in str(exc):
-            raise
+    except MissingFile as exc:
         return {name: Unavailable(name, str(exc)) for name in TARGET_METRICS}
 
     revenue, _ = monthly_totals(entries, context.period_end)

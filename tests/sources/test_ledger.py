@@ -265,3 +265,12 @@ def test_xlsx_bad_cell_names_the_spreadsheet_row_and_a_missing_sheet_is_named(tm
         gather_ledger({"path": "books.xlsx"}, context(tmp_path))
     with pytest.raises(SourceError, match="no sheet named 'Ledger'"):
         gather_ledger({"path": "books.xlsx", "sheet": "Ledger"}, context(tmp_path))
+
+
+def test_a_missing_chart_fails_under_fail_and_costs_only_the_account_metrics_under_skip():
+    with pytest.raises(SourceError, match="file not found: .*no-chart.csv"):
+        gather_ledger({"path": "ledger.csv", "accounts": "no-chart.csv"}, context())
+    figures = gather_ledger({"path": "ledger.csv", "accounts": "no-chart.csv", "on_bad_row": "skip"}, context())
+    assert isinstance(figures["finance.unknown_accounts"], Unavailable)
+    assert str(FIXTURES / "no-chart.csv") in figures["finance.unknown_accounts"].reason
+    assert figures["finance.burn_rate"] == Decimal("216.67")
