@@ -136,8 +136,9 @@ def cell_text(value: object) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, float):
-        # repr gives the shortest text that round-trips, so 1234.5 stays "1234.5", not 1234.4999...
-        return repr(value) if not value.is_integer() else str(int(value))
+        # Formula results carry binary noise (0.1 + 0.2 = 0.30000000000000004); nine decimals keep every
+        # real cent and drop the noise, and fixed notation keeps 1e-05 out of the amount parser's way.
+        return f"{value:.9f}".rstrip("0").rstrip(".")
     return str(value).strip()
 
 

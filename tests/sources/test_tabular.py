@@ -36,6 +36,9 @@ def test_spreadsheet_cells_read_like_their_csv_export():
     assert cell_text(dt.date(2026, 9, 1)) == "2026-09-01"
     assert cell_text(1234.5) == "1234.5"
     assert cell_text(1200.0) == "1200"
+    assert cell_text(-1000.25) == "-1000.25"
+    assert cell_text(0.1 + 0.2) == "0.3"
+    assert cell_text(1234) == "1234"
     assert cell_text(None) == ""
 
 
