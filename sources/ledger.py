@@ -88,7 +88,7 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
     if "path" not in settings:
         raise SourceError(f"tenant '{context.tenant_id}': sources.ledger.path is not set")
     path = context.resolve(settings["path"])
-    policy = BadRowPolicy(settings, "ledger", context.tenant_id)
+    policy = BadRowPolicy(settings, "ledger", context.tenant_id, context.base_dir)
     try:
         opening = parse_amount(str(settings.get("opening_balance", "0")))
     except ValueError:

@@ -50,7 +50,7 @@ CAMPAIGN_METRICS = ("marketing.campaigns", "marketing.active_campaign_count")
 
 @REGISTRY.register("marketing", "Marketing channels, email list and campaigns, kept as CSV.", METRICS)
 def gather_marketing(settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
-    policy = BadRowPolicy(settings, "marketing", context.tenant_id)
+    policy = BadRowPolicy(settings, "marketing", context.tenant_id, context.base_dir)
     result: dict[str, Any] = {}
     for key, names, reader in (("channels", CHANNEL_METRICS, read_channels),
                                ("subscribers", SUBSCRIBER_METRICS, read_subscribers),

@@ -35,7 +35,7 @@ def gather_sales(settings: Mapping[str, Any], context: SourceContext) -> dict[st
     if "pipeline" not in settings:
         raise SourceError(f"tenant '{context.tenant_id}': sources.sales.pipeline is not set")
     path = context.resolve(settings["pipeline"])
-    policy = BadRowPolicy(settings, "sales", context.tenant_id)
+    policy = BadRowPolicy(settings, "sales", context.tenant_id, context.base_dir)
     deals = []
     for line, row in read_rows(path, ["deal", "stage", "value", "expected_close"]):
         problems = []

@@ -9,7 +9,7 @@ import csv
 import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -148,7 +148,9 @@ BAD_ROW_POLICIES = ("fail", "skip")
 class BadRowPolicy:
     """Applies a source's ``on_bad_row`` setting: fail naming the cell, or skip and keep a finding."""
 
-    def __init__(self, settings: Mapping[str, object], source: str, tenant_id: str):
+    def __init__(self, settings: Mapping[str, object], source: str, tenant_id: str, base_dir: Path | None = None):
+        # Findings end up in emails: show paths as the config writes them, not the server's layout.
+        self.base_dir = base_dir
         policy = settings.get("on_bad_row", "fail")
         if policy not in BAD_ROW_POLICIES:
             raise SourceError(f"tenant '{tenant_id}': sources.{source}.on_bad_row must be 'fail' or 'skip', "
@@ -161,10 +163,17 @@ class BadRowPolicy:
         if not problems:
             return False
         if self.policy == "fail":
-            raise SourceError("; ".join(str(p) for p in problems))
+            raise SourceError("; ".join(self.shown(p) for p in problems))
         self.problems.extend(problems)
         return True
 
+    def shown(self, problem: RowProblem) -> str:
+        if self.base_dir is not None:
+            path = Path(problem.path)
+            if path.is_relative_to(self.base_dir):
+                return str(replace(problem, path=path.relative_to(self.base_dir).as_posix()))
+        return str(problem)
+
     @property
     def findings(self) -> list[str]:
-        return [str(p) for p in self.problems]
+        return [self.shown(p) for p in self.problems]
