@@ -50,6 +50,8 @@ class DeliveryConfig(Strict):
     from_address: EmailAddress = "Executive Reports <reports@holdings.example>"
     # Used when a role has no recipients anywhere, so no report silently goes nowhere.
     default_recipient: EmailAddress | None = None
+    # Receives one alert per failed or crashed run (falls back to default_recipient).
+    operations_address: EmailAddress | None = None
 
 
 class PortfolioInfo(Strict):
