@@ -158,7 +158,8 @@ def source_context(config: PortfolioConfig, tenant: TenantConfig, period: Period
         period_start=period.start,
         period_end=period.end,
         base_dir=config.base_dir,
-        tenant_settings={"domains": list(tenant.domains)},
+        # Every source's settings, for sources that summarise the others (KPI coverage).
+        tenant_settings={"domains": list(tenant.domains), "sources": dict(tenant.sources)},
     )
 
 

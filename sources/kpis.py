@@ -3,9 +3,8 @@
 Settings (under ``sources.kpis``):
     expected  role -> list of metric names that role expects to see, e.g.
               {cfo: [finance.burn_rate, finance.break_even_units], cmo: [marketing.email_list_size]}
-    sources   the tenant's other source settings to check against. The pipeline does not hand a
-              source its sibling sources' settings, so the sample config shares them with YAML
-              anchors; when the context carries ``tenant_settings['sources']`` that is used instead.
+    sources   optional: other source settings to check against; by default the tenant's own
+              (``context.tenant_settings['sources']``, which the pipeline provides).
 
 A KPI is covered when its source is configured and gathering it yields a value. It is missing when
 no source provides that metric at all, when the source is not configured for the tenant, or when
