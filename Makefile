@@ -8,7 +8,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 CONFIG ?= examples/portfolio.yaml
 
-.PHONY: run test check lint install clean lambda-package
+.PHONY: run test check lint install clean lambda-package bench
 
 $(BIN)/exec-reports: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -24,6 +24,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Benchmarks print numbers and write bench/results.md; they never assert (see bench/run_bench.py).
+bench: install
+	$(BIN)/python -m bench.run_bench
 
 check: install
 	$(BIN)/exec-reports check --config $(CONFIG)
