@@ -150,7 +150,7 @@ class RecordsConfig(Strict):
     """Where delivery records live (what was sent for which period), so re-runs send nothing twice."""
 
     store: Literal["local", "s3"] = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS", "local"))
-    # Local folder, relative to this file; default <outbox_dir>/.deliveries.
+    # Local folder, relative to this file; default .deliveries beside the outbox folder.
     path: str | None = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS_PATH"))
     bucket: str | None = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS_BUCKET"))
     prefix: str = "exec-reports/deliveries"
@@ -174,6 +174,8 @@ class DeliveryConfig(Strict):
         "SES_FROM_ADDRESS", "Executive Reports <reports@holdings.example>", check=check_address))
     # Used when a role has no recipients anywhere, so no report silently goes nowhere.
     default_recipient: EmailAddress | None = Field(default_factory=_from_env("SES_TO_ADDRESS", check=check_address))
+    # Receives one alert per failed or crashed run (falls back to default_recipient).
+    operations_address: EmailAddress | None = None
     # Archive copy of every message; never visible to the recipients.
     bcc_address: EmailAddress | None = Field(default_factory=_from_env("SES_BCC_ADDRESS", check=check_address))
     # One message per recipient unless true; then the recipients of a report share one message and see each other.

@@ -8,21 +8,27 @@ multiply orchestration overhead without adding anything retries inside the backe
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 from collections import defaultdict
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
+from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed
 
+from flows.alerts import build_alert_email
 from flows.config import PortfolioConfig, default_config_path, load_config
 from flows.definitions import load_definitions
 from flows.delivery import DeliveryBackend, get_backend, with_backend
 from flows.delivery.base import slug
 from flows.delivery.records import RecordStore, open_record_store
+from flows.errors import ReportError
+from flows.history import DeliveryTable
 from flows.period import Period, resolve_period
 from flows.pipeline import (
     CheckResult,
@@ -39,6 +45,7 @@ from flows.pipeline import (
 )
 
 TRANSIENT_ERRORS = (OSError, TimeoutError, ConnectionError)
+DELIVERY_TABLE_KEY = "exec-reports-deliveries"
 
 
 def _retry_only_transient(task, task_run, state) -> bool:
@@ -84,21 +91,55 @@ def _scheduled_reference(config: PortfolioConfig) -> dt.date:
     return scheduled.astimezone(ZoneInfo(config.portfolio.timezone)).date()
 
 
+def _run_period(config: PortfolioConfig, period: str | None, period_kind: str | None) -> Period:
+    return resolve_period(period, period_kind or config.portfolio.period_kind, _scheduled_reference(config))
+
+
 def _flow_run_name() -> str:
+    """e.g. ``2026-W47 cfo,accounting (dry run)``: the period reported on, visible in the run list."""
     parameters = current_flow_run.parameters
-    roles = ",".join(parameters.get("roles") or []) or "all-roles"
-    period = parameters.get("period") or "previous-period"
-    return (f"exec-reports {period} {roles}" + (" (dry run)" if parameters.get("dry_run") else "")
-            + (" (resend)" if parameters.get("resend") else ""))
+    roles = ",".join(parameters.get("roles") or []) or "all roles"
+    try:
+        config = load_config(parameters.get("config") or default_config_path())
+        period = _run_period(config, parameters.get("period"), parameters.get("period_kind")).label
+    except ReportError:
+        period = parameters.get("period") or "period unknown"  # the flow itself will fail with the reason
+    tenants = parameters.get("tenants")
+    return f"{period} {roles}" + (f" for {','.join(tenants)}" if tenants else "") + \
+        (" (dry run)" if parameters.get("dry_run") else "") + (" (resend)" if parameters.get("resend") else "")
 
 
-@flow(name="send-exec-reports", flow_run_name=_flow_run_name, log_prints=False)
+def _alert_operations(flow, flow_run, state) -> None:
+    """Flow hook: one email per failed or crashed run to the operations address, same backend."""
+    # Hooks run after the run context is gone, so they log through the stdlib logger.
+    log = logging.getLogger("exec_reports")
+    try:
+        config = with_backend(load_config(flow_run.parameters.get("config") or default_config_path()),
+                              flow_run.parameters.get("delivery"))
+        data = state.result(raise_on_failure=False)
+        summary = data if isinstance(data, dict) else None
+        ui_url = PREFECT_UI_URL.value()
+        run_url = f"{ui_url}/runs/flow-run/{flow_run.id}" if ui_url else None
+        alert = build_alert_email(config, run_name=flow_run.name, state_name=state.name,
+                                  state_message=state.message or "", run_url=run_url, summary=summary)
+        folder = (summary or {}).get("run") or f"alerts_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+        result = get_backend(config, folder).send(alert)
+        log.warning("run %s ended %s: alert sent to %s (%s)", flow_run.name, state.name,
+                    ", ".join(alert.to), result.location)
+    except Exception as exc:  # an alert that cannot be sent must not hide the original failure
+        log.error("run %s ended %s and the operations alert could not be sent: %s: %s",
+                  flow_run.name, state.name, type(exc).__name__, exc)
+
+
+@flow(name="send-exec-reports", flow_run_name=_flow_run_name, log_prints=False,
+      on_failure=[_alert_operations], on_crashed=[_alert_operations])
 def send_exec_reports(
     roles: list[str] | None = None,
     tenants: list[str] | None = None,
     period: str | None = None,
     dry_run: bool = False,
     config: str | None = None,
+    period_kind: Literal["week", "month"] | None = None,
     resend: bool = False,
     delivery: str | None = None,
 ):
@@ -111,7 +152,7 @@ def send_exec_reports(
     """
     logger = get_run_logger()
     portfolio = with_backend(load_config(config or default_config_path()), delivery)
-    chosen_period = resolve_period(period, portfolio.portfolio.period_kind, _scheduled_reference(portfolio))
+    chosen_period = _run_period(portfolio, period, period_kind)
     definitions, problems = load_definitions(portfolio.reports_path)
     for problem in problems:
         logger.error("report definition problem: %s", problem)
@@ -162,14 +203,59 @@ def send_exec_reports(
 
     summary = summarise(chosen_period, outcomes, checks, plan.definition_problems, run_folder, actions)
     create_table_artifact(
-        key="exec-reports-deliveries",
+        key=DELIVERY_TABLE_KEY,
         table=[{"report": o.report, "tenant": o.tenant, "variant": o.variant, "recipients": ", ".join(o.recipients),
                 "status": o.status, "location": o.location, "reason": o.reason} for o in outcomes]
         + [{"report": p.path, "tenant": "", "variant": "", "recipients": "", "status": "failed", "location": "",
             "reason": str(p)} for p in plan.definition_problems],
         description=f"Every message of this run and its outcome ({chosen_period.label})",
     )
+    if summary["checks"]:
+        create_table_artifact(
+            key="exec-reports-checks",
+            table=summary["checks"],
+            description=f"Checks that fired or could not be evaluated ({chosen_period.label})",
+        )
     if summary["failed"]:
         reasons = "; ".join(f"{f['report']}/{f['tenant']}: {f['reason']}" for f in summary["failed"][:5])
         return Failed(message=f"{len(summary['failed'])} failure(s): {reasons}", data=summary)
     return Completed(message=f"{len(summary['sent'])} sent", data=summary)
+
+
+def fetch_delivery_tables(limit: int = 50) -> list[DeliveryTable]:
+    """The delivery tables of the latest runs, newest first, from the configured Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[DELIVERY_TABLE_KEY])),
+            sort=ArtifactSort.CREATED_DESC, limit=limit)
+    tables = []
+    for artifact in artifacts:
+        rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+        tables.append(DeliveryTable(artifact.created, str(artifact.flow_run_id), list(rows or [])))
+    return tables
+
+
+def trigger_deployment(name: str, parameters: dict[str, Any], *, idempotency_key: str | None = None,
+                       scheduled_time: dt.datetime | None = None) -> dict[str, Any]:
+    """Start a deployment run without waiting for it; returns its id and where to watch it."""
+    from prefect.deployments import run_deployment
+
+    flow_run = run_deployment(name, parameters=parameters, timeout=0, idempotency_key=idempotency_key,
+                              scheduled_time=scheduled_time, as_subflow=False)
+    ui_url = PREFECT_UI_URL.value()
+    return {"flow_run_id": str(flow_run.id), "flow_run_name": flow_run.name, "deployment": name,
+            "parameters": parameters, "state": flow_run.state.name if flow_run.state else None,
+            "watch": f"{ui_url}/runs/flow-run/{flow_run.id}" if ui_url else None}
+
+
+def run_inline(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Run the flow in this process and return its summary (which reports were sent, which failed)."""
+    state = send_exec_reports(**parameters, return_state=True)
+    data = state.result(raise_on_failure=False)
+    return {"state": state.name, "message": state.message,
+            "summary": data if isinstance(data, dict) else None,
+            "error": None if isinstance(data, dict) else f"{type(data).__name__}: {data}"}

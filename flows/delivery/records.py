@@ -200,7 +200,7 @@ class S3RecordStore:
 def open_record_store(config) -> RecordStore:
     """The store the portfolio config asks for (``delivery.records``).
 
-    The local default sits beside the outbox's run folders (``<outbox_dir>/.deliveries``): inside the
+    The local default sits beside the outbox folder (``<outbox_dir>/../.deliveries``): inside the
     project for ``make run``, and private to each copy of a portfolio, so separate checkouts and test
     copies never see each other's records. Deployments with several workers set ``store: s3``.
     """
@@ -210,7 +210,7 @@ def open_record_store(config) -> RecordStore:
             raise ConfigurationError("delivery.records.bucket: set it (or EXEC_REPORTS_RECORDS_BUCKET) for store 's3'")
         return S3RecordStore(settings.bucket, settings.prefix, region=settings.region,
                              endpoint_url=settings.endpoint_url)
-    return LocalRecordStore(config.resolve(settings.path) if settings.path else config.outbox_path / ".deliveries")
+    return LocalRecordStore(config.resolve(settings.path) if settings.path else config.outbox_path.parent / ".deliveries")
 
 
 def unknown_state_reason(record: Record) -> str:

@@ -53,6 +53,30 @@ def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
     assert "jada/channels.csv" in failed["cmo"]
     assert "2 failure(s)" in state.message
 
+    [alert] = (portfolio_copy.parent.parent / "outbox" / summary["run"]).glob("portfolio-operations-alert--*.eml")
+    message = email.message_from_bytes(alert.read_bytes(), policy=policy.default)
+    assert message["To"] == "ops@holdings.example"
+    assert message["Subject"].startswith("[exec-reports] run Failed: ")
+    text = message.get_body(("plain",)).get_content()
+    assert "2 failure(s)" in text and "cmo / portfolio:" in text and "jada/channels.csv" in text
+    assert "Delivered anyway: 3 message(s)" in text
+
+
+def test_delivery_history_shows_the_last_send_per_report_and_the_failures(portfolio_copy):
+    from flows.flow import fetch_delivery_tables, send_exec_reports
+    from flows.history import summarise_history
+
+    send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], return_state=True)
+    (portfolio_copy.parent / "data" / "jada" / "ledger.csv").unlink()
+    failed_run = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], return_state=True)
+    history = summarise_history(fetch_delivery_tables())
+    newest_failure = history.failures[0]
+    assert newest_failure["report"] == "cfo" and "jada/ledger.csv" in newest_failure["reason"]
+    assert newest_failure["flow_run_id"] == str(failed_run.state_details.flow_run_id)
+    last_cfo = history.last_sent[("cfo", "portfolio")]
+    assert last_cfo["recipients"] == ["cfo@holdings.example"]
+    assert last_cfo["time"] < newest_failure["time"]
+
 
 def test_the_flow_reports_on_the_period_given_and_dry_run_sends_nothing(portfolio_copy):
     from flows.flow import send_exec_reports

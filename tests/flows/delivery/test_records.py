@@ -162,14 +162,15 @@ def test_a_crash_between_accept_and_record_is_reported_as_unknown_and_not_resent
     assert store.get("outbox", DeliveryKey.for_email(email())).run == "by-hand"
 
 
-def test_default_local_store_sits_beside_the_outbox_of_that_portfolio(monkeypatch, portfolio_copy):
+def test_default_local_store_sits_beside_the_outbox_folder_of_that_portfolio(monkeypatch, portfolio_copy):
     monkeypatch.delenv("EXEC_REPORTS_RECORDS", raising=False)
     monkeypatch.delenv("EXEC_REPORTS_RECORDS_PATH", raising=False)
 
     store = open_record_store(load(portfolio_copy))
 
-    # The sample config's outbox_dir is ../outbox, relative to examples/portfolio.yaml.
-    assert store.root == portfolio_copy.parent.parent / "outbox" / ".deliveries"
+    # The sample config's outbox_dir is ../outbox, relative to examples/portfolio.yaml; the records sit
+    # beside it, not in it, so the outbox holds only run folders.
+    assert store.root == portfolio_copy.parent.parent / ".deliveries"
 
 
 def test_s3_store_is_chosen_from_the_environment_and_shared_by_separate_runs(moto_url, monkeypatch,
