@@ -185,3 +185,18 @@ def test_a_secret_never_shows_its_value_in_repr_str_or_a_pickle():
     assert "correct-horse-battery" not in repr(secret) + str(secret) + f"{secret}"
     assert b"correct-horse-battery" not in pickle.dumps(secret)
     assert secret.redact("535 bad password correct-horse-battery") == "535 bad password ***"
+
+
+def test_the_ses_smtp_daily_quota_reply_waits_minutes_before_the_retry(smtp_server, monkeypatch):
+    monkeypatch.setenv("SMTP_PASSWORD", smtp_server.password)
+    waits: list[float] = []
+    backend = SmtpBackend(SmtpConfig(**smtp_settings(smtp_server)), FROM,
+                          policy=RetryPolicy(sleep=waits.append, random=lambda: 0.5))
+    # The reply the SES SMTP interface gives once the 24-hour quota is used up.
+    smtp_server.data_replies = ["454 4.7.0 Throttling failure: Daily message quota exceeded."]
+
+    result = backend.send(Email("Weekly", "<p>x</p>", "x", FROM, ("ceo@holdings.example",), "ceo", "portfolio",
+                                "2026-W47"))
+
+    assert result.status == "sent"
+    assert waits == [pytest.approx(330.0)]  # 300 s plus a fifth of it times the 0.5 draw
