@@ -559,3 +559,78 @@ def test_gather_through_the_registry_returns_every_declared_metric(world, tmp_pa
     missing = [name for name, value in values.items()
                if isinstance(value, Unavailable) and "did not produce" in value.reason]
     assert missing == []
+
+
+# ---- the CLI and the sample portfolio -------------------------------------------------------------
+
+
+def test_snapshot_command_writes_what_live_gathering_reads(world, tmp_path, capsys):
+    from flows.cli import main
+
+    config = tmp_path / "portfolio.yaml"
+    config.write_text(
+        "tenants:\n"
+        "  - id: beta\n    name: Beta\n    domains: [beta.example]\n"
+        f"    sources:\n      aws: {{endpoint_url: '{world['endpoint']}', tags: {{tenant: beta}}, "
+        "snapshot: ignored-when-taking-one.json}\n", encoding="utf-8")
+    output = tmp_path / "out" / "beta-aws.json"
+    # Cost Explorer has no canned figures here, so the command reports that service and exits 1.
+    code = main(["snapshot", "aws", "--tenant", "beta", "-o", str(output), "--config", str(config),
+                 "--period", "2026-W47"])
+    assert code == 1 and "warning: Cost Explorer" in capsys.readouterr().err
+    saved = read_snapshot(output, "beta")
+    live = gather("beta", world, tmp_path)
+    assert {k: v for k, v in saved.items() if k != "aws.gathered_at"} == \
+        {k: v for k, v in live.items() if k != "aws.gathered_at"}
+
+
+def _generator():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "generate_aws_snapshots.py"
+    spec = importlib.util.spec_from_file_location("generate_aws_snapshots", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sample_values(sample_config, sample_period):
+    from flows.pipeline import gather_source
+
+    wanted = sorted(REGISTRY.sources["aws"].metrics)
+    return {t.id: gather_source(sample_config, t.id, "aws", wanted, sample_period) for t in sample_config.tenants}
+
+
+def test_sample_portfolio_reads_every_aws_metric_from_its_snapshot(sample_config, sample_period):
+    for tenant, values in _sample_values(sample_config, sample_period).items():
+        unavailable = {k: str(v) for k, v in values.items() if not is_available(v)}
+        assert unavailable == {}, tenant
+        assert values["aws.service_errors"] == []
+        domains = {row["domain"] for row in values["aws.stacks_by_domain"]}
+        assert f"www.{tenant}.example" in domains
+        assert all(row["distribution"] for row in values["aws.stacks_by_domain"])
+
+
+def test_sample_costs_are_the_generators_figures_and_about_50_to_84_a_month(sample_config, sample_period):
+    from decimal import Decimal
+
+    seeded = _generator().TENANTS
+    values = _sample_values(sample_config, sample_period)
+    portfolio: dict[str, Decimal] = {}
+    for tenant, spec in seeded.items():
+        totals = {row["month"]: Decimal(str(row["amount"])) for row in values[tenant]["aws.monthly_cost_total"]}
+        expected = {month: sum(Decimal(a) for a in services.values()) for month, services in spec["costs"].items()}
+        assert totals == expected, tenant
+        assert Decimal(str(values[tenant]["aws.month_to_date_cost"])) == Decimal(spec["month_to_date"])
+        for month, amount in totals.items():
+            portfolio[month] = portfolio.get(month, Decimal(0)) + amount
+    assert sorted(portfolio) == ["2026-08", "2026-09", "2026-10"]
+    assert all(Decimal(50) <= amount <= Decimal(84) for amount in portfolio.values()), portfolio
+
+
+def test_sample_portfolio_shows_each_weakness_the_cto_report_needs(sample_config, sample_period):
+    values = _sample_values(sample_config, sample_period)
+    kinds = {f["kind"] for v in values.values() for f in v["aws.security_findings"]}
+    assert kinds == set(FINDING_KINDS) - {"repository-hardcoded-secret", "s3-public-bucket-policy"}
+    for tenant, tenant_values in values.items():
+        assert {f["tenant"] for f in tenant_values["aws.security_findings"]} <= {tenant}
