@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Run history lives inside the project (ignored by git) unless the caller points elsewhere.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
+# No network here or on CI: don't let Prefect try to send usage telemetry.
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 CONFIG ?= examples/portfolio.yaml
 
 .PHONY: run test check lint install clean

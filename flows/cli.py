@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("metrics", help="list every metric the sources provide")
 
+    history = commands.add_parser("history", help="last successful send per report and tenant, and the last "
+                                                  "failures, from the Prefect API")
+    history.add_argument("--runs", type=int, default=50, help="how many recent runs to read (default 50)")
+    history.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
     snapshot = commands.add_parser("snapshot", help="gather one tenant's live source data and save it as JSON")
     snapshot.add_argument("source", choices=["aws"], help="which source to snapshot")
     snapshot.add_argument("--tenant", required=True, help="tenant id from the portfolio config")
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"check": cmd_check, "preview": cmd_preview, "run": cmd_run, "metrics": cmd_metrics,
-                "snapshot": cmd_snapshot}[args.command](args)
+                "history": cmd_history, "snapshot": cmd_snapshot}[args.command](args)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -174,6 +179,35 @@ def cmd_metrics(args) -> int:
     for spec in specs:
         print(f"{spec.name.ljust(width)}  {spec.type:<8} {spec.source:<10} {spec.description}")
     return 0
+
+
+def cmd_history(args) -> int:
+    from flows.flow import fetch_delivery_tables
+    from flows.history import summarise_history
+
+    history = summarise_history(fetch_delivery_tables(limit=args.runs))
+    if args.json:
+        print(json.dumps(history.as_json(), indent=2))
+        return 0
+    print_table("Last successful send per report and tenant",
+                ("REPORT", "TENANT", "LAST SENT (UTC)", "RECIPIENTS", "FLOW RUN"),
+                [(report, tenant, f"{entry['time']:%Y-%m-%d %H:%M}", ", ".join(entry["recipients"]),
+                  entry["flow_run_id"]) for (report, tenant), entry in sorted(history.last_sent.items())])
+    print()
+    print_table("Last failures (newest first)", ("WHEN (UTC)", "REPORT", "TENANT", "REASON", "FLOW RUN"),
+                [(f"{f['time']:%Y-%m-%d %H:%M}", f["report"], f["tenant"], f["reason"], f["flow_run_id"])
+                 for f in history.failures])
+    return 0
+
+
+def print_table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    print(title)
+    if not rows:
+        print("  (none)")
+        return
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  " + "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
 
 
 def cmd_snapshot(args) -> int:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flows.errors import ConfigurationError
 from flows.yamlsource import Located, YamlProblem, format_key_path, load_located
@@ -28,6 +28,9 @@ def check_address(value: str) -> str:
     return value.strip()
 
 
+EmailAddress = Annotated[str, AfterValidator(check_address)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,31 +40,18 @@ class TenantConfig(Strict):
     name: str
     domains: list[str] = []
     # Role -> addresses, for tenant-scope reports addressed to this business's own officers.
-    recipients: dict[str, list[str]] = {}
+    recipients: dict[str, list[EmailAddress]] = {}
     sources: dict[str, dict[str, Any]] = {}
-
-    @field_validator("recipients")
-    @classmethod
-    def _addresses(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        return {role: [check_address(a) for a in addresses] for role, addresses in value.items()}
 
 
 class DeliveryConfig(Strict):
     backend: Literal["outbox"] = "outbox"
     outbox_dir: str = "outbox"
-    from_address: str = "Executive Reports <reports@holdings.example>"
+    from_address: EmailAddress = "Executive Reports <reports@holdings.example>"
     # Used when a role has no recipients anywhere, so no report silently goes nowhere.
-    default_recipient: str | None = None
-
-    @field_validator("from_address")
-    @classmethod
-    def _from(cls, value: str) -> str:
-        return check_address(value)
-
-    @field_validator("default_recipient")
-    @classmethod
-    def _default(cls, value: str | None) -> str | None:
-        return None if value is None else check_address(value)
+    default_recipient: EmailAddress | None = None
+    # Receives one alert per failed or crashed run (falls back to default_recipient).
+    operations_address: EmailAddress | None = None
 
 
 class PortfolioInfo(Strict):
@@ -74,17 +64,12 @@ class PortfolioConfig(Strict):
     portfolio: PortfolioInfo = PortfolioInfo()
     reports_dir: str = "reports"
     delivery: DeliveryConfig = DeliveryConfig()
-    recipients: dict[str, list[str]] = {}
+    recipients: dict[str, list[EmailAddress]] = {}
     tenants: list[TenantConfig]
 
     # Not part of the file: where it was loaded from, for resolving relative paths.
     base_dir: Path = Field(default=Path("."), exclude=True)
     path: str = Field(default="", exclude=True)
-
-    @field_validator("recipients")
-    @classmethod
-    def _addresses(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        return {role: [check_address(a) for a in addresses] for role, addresses in value.items()}
 
     @field_validator("tenants")
     @classmethod

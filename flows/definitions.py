@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jinja2 import Template, TemplateSyntaxError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from flows.config import check_address
+from flows.config import EmailAddress
 from flows.errors import DefinitionError, Problem
 from flows.templating import environment, metric_references, plain_environment
 from flows.yamlsource import Located, YamlProblem, format_key_path, load_located
@@ -44,14 +44,20 @@ class FrontMatter(BaseModel):
     metrics: list[str] = Field(min_length=1)
     # Metrics the report can show as "unavailable (reason)" instead of failing.
     optional_metrics: list[str] = []
-    recipients: list[str] | None = None
+    recipients: list[EmailAddress] | None = None
     checks: list[CheckSpec] = []
     description: str | None = None
+    # Skip the email (recorded as skipped) unless this expression is true, e.g. "checks | length > 0".
+    send_if: str | None = None
+    # A/B test: this file is variant `variant` of `role`, sent to `split` percent of its recipients.
+    variant: str | None = Field(default=None, pattern=SLUG)
+    split: int | None = Field(default=None, ge=1, le=99)
 
-    @field_validator("recipients")
-    @classmethod
-    def _addresses(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else [check_address(address) for address in value]
+    @model_validator(mode="after")
+    def _variant_needs_split(self) -> FrontMatter:
+        if (self.variant is None) != (self.split is None):
+            raise ValueError("a variant needs both 'variant' (its name) and 'split' (percent of recipients)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,13 @@ class ReportDefinition:
     subject: Template
     checks: list[CompiledCheck] = field(default_factory=list)
     role_line: int = 2
+    send_if: Any = None  # compiled expression
+    # Set for reports/tenants/<tenant>/<role>.md: replaces the default report for that tenant.
+    tenant_override: str | None = None
+
+    @property
+    def variant(self) -> str:
+        return self.front.variant or ""
 
     @property
     def role(self) -> str:
@@ -186,10 +199,15 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
             compiled_checks.append(CompiledCheck(check, condition, message,
                                                  tuple(dict.fromkeys(used + used_in_message))))
 
+    send_if = None
+    if front.send_if is not None:
+        send_if, _ = compile_template(front.send_if, "send_if", located.line_of(("send_if",)) or 1,
+                                      plain_text=True, expression=True)
+
     if problems or template is None or subject is None:
         return None, problems
     return ReportDefinition(path, shown, front, template, subject, compiled_checks,
-                            located.line_of(("role",)) or 2), []
+                            located.line_of(("role",)) or 2, send_if), []
 
 
 def _pydantic_problem(shown: str, located: Located, error: dict[str, Any]) -> Problem:
@@ -217,26 +235,93 @@ def _allowed_keys(parent: tuple) -> list[str]:
 
 
 def load_definitions(reports_dir: Path, registry: SourceRegistry = REGISTRY) -> tuple[list[ReportDefinition], list[Problem]]:
-    """Every ``*.md`` directly in ``reports_dir`` (sorted), plus every problem found in any of them."""
+    """Every report in ``reports_dir``: ``*.md`` (defaults and variants) and ``tenants/<tenant>/*.md``
+    (per-tenant overrides), plus every problem found in any of them."""
     if not reports_dir.is_dir():
         return [], [Problem(display_path(reports_dir), None, None, "reports folder not found")]
     definitions: list[ReportDefinition] = []
     problems: list[Problem] = []
-    roles: dict[str, str] = {}
-    for path in sorted(reports_dir.glob("*.md")):
-        if path.name.lower() == "readme.md":
-            continue
+    seen: dict[tuple[str, str, str], str] = {}  # (role, variant, override tenant) -> file
+    paths = [(p, None) for p in sorted(reports_dir.glob("*.md")) if p.name.lower() != "readme.md"]
+    overrides_dir = reports_dir / "tenants"
+    if overrides_dir.is_dir():
+        paths += [(p, p.parent.name) for p in sorted(overrides_dir.glob("*/*.md"))]
+    for path, tenant in paths:
         definition, found = load_definition(path, registry)
         problems.extend(found)
         if definition is None:
             continue
-        if definition.role in roles:
+        definition.tenant_override = tenant
+        identity = (definition.role, definition.variant, tenant or "")
+        if identity in seen:
+            what = f"role '{definition.role}'" + (f" variant '{definition.variant}'" if definition.variant else "")
             problems.append(Problem(definition.shown_path, definition.role_line, "role",
-                                    f"role '{definition.role}' is already defined in {roles[definition.role]}"))
+                                    f"{what} is already defined in {seen[identity]}"))
             continue
-        roles[definition.role] = definition.shown_path
+        seen[identity] = definition.shown_path
         definitions.append(definition)
-    return definitions, problems
+    problems.extend(_check_families(definitions))
+    bad = {id(d) for d in definitions if any(p.path == d.shown_path for p in problems)}
+    return [d for d in definitions if id(d) not in bad], problems
+
+
+@dataclass
+class RoleReports:
+    """A role's default report, its A/B variants and its per-tenant overrides."""
+
+    default: ReportDefinition
+    variants: list[ReportDefinition] = field(default_factory=list)
+    overrides: dict[str, ReportDefinition] = field(default_factory=dict)
+
+
+def group_by_role(definitions: list[ReportDefinition]) -> dict[str, RoleReports]:
+    groups: dict[str, RoleReports] = {}
+    for definition in definitions:
+        if not definition.variant and not definition.tenant_override:
+            groups[definition.role] = RoleReports(definition)
+    for definition in definitions:
+        group = groups.get(definition.role)
+        if group is None:
+            continue
+        if definition.tenant_override:
+            group.overrides[definition.tenant_override] = definition
+        elif definition.variant:
+            group.variants.append(definition)
+    return groups
+
+
+def _check_families(definitions: list[ReportDefinition]) -> list[Problem]:
+    """Variants and overrides only make sense next to a default report of the same role and scope."""
+    problems = []
+    defaults = {d.role: d for d in definitions if not d.variant and not d.tenant_override}
+    split_total: dict[str, int] = {}
+    for definition in definitions:
+        if not definition.variant and not definition.tenant_override:
+            continue
+        default = defaults.get(definition.role)
+        if default is None:
+            problems.append(Problem(definition.shown_path, definition.role_line, "role",
+                                    f"no default report for role '{definition.role}' (a variant or tenant override "
+                                    f"needs reports/{definition.role}.md or another file with that role)"))
+            continue
+        if definition.tenant_override and definition.variant:
+            problems.append(Problem(definition.shown_path, definition.role_line, "variant",
+                                    "a tenant override cannot also be an A/B variant"))
+        if definition.tenant_override and default.scope != "tenant":
+            problems.append(Problem(definition.shown_path, definition.role_line, "scope",
+                                    f"per-tenant overrides replace tenant-scope reports; '{definition.role}' "
+                                    f"({default.shown_path}) has scope '{default.scope}'"))
+        if definition.scope != default.scope:
+            problems.append(Problem(definition.shown_path, definition.role_line, "scope",
+                                    f"scope '{definition.scope}' differs from the default report's "
+                                    f"'{default.scope}' ({default.shown_path})"))
+        if definition.variant and not definition.tenant_override:
+            split_total[definition.role] = split_total.get(definition.role, 0) + (definition.front.split or 0)
+            if split_total[definition.role] > 99:
+                problems.append(Problem(definition.shown_path, definition.role_line, "split",
+                                        f"the variants of '{definition.role}' take {split_total[definition.role]}% "
+                                        f"of recipients; at most 99% (the default keeps the rest)"))
+    return problems
 
 
 def load_definitions_or_raise(reports_dir: Path, registry: SourceRegistry = REGISTRY) -> list[ReportDefinition]:

@@ -8,34 +8,43 @@ multiply orchestration overhead without adding anything retries inside the backe
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 from collections import defaultdict
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
+from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed
 
+from flows.alerts import build_alert_email
 from flows.config import PortfolioConfig, default_config_path, load_config
 from flows.definitions import load_definitions
 from flows.delivery import DeliveryBackend, get_backend
 from flows.delivery.base import slug
+from flows.errors import ReportError
+from flows.history import DeliveryTable
 from flows.period import Period, resolve_period
 from flows.pipeline import (
     CheckResult,
     Outcome,
+    ProducedReport,
     ReportInstance,
     gather_source,
     plan_run,
     produce_report,
+    report_key,
     run_folder_name,
     summarise,
     unavailable_after_error,
 )
 
 TRANSIENT_ERRORS = (OSError, TimeoutError, ConnectionError)
+DELIVERY_TABLE_KEY = "exec-reports-deliveries"
 
 
 def _retry_only_transient(task, task_run, state) -> bool:
@@ -59,20 +68,18 @@ def gather_metrics(config: PortfolioConfig, tenant_id: str, source_name: str, me
 
 @task(name="produce-reports", task_run_name="render and deliver {role}", cache_policy=NO_CACHE)
 def produce_reports(role: str, instances: list[ReportInstance], values: dict, config: PortfolioConfig,
-                    period: Period, backend: DeliveryBackend, dry_run: bool) -> tuple[list[Outcome], list[CheckResult]]:
-    outcomes: list[Outcome] = []
-    checks: list[CheckResult] = []
+                    period: Period, backend: DeliveryBackend, dry_run: bool) -> list[ProducedReport]:
+    results = []
     for instance in instances:
-        produced, fired, rendered = produce_report(instance, values, config, period, backend, dry_run=dry_run)
-        outcomes.extend(produced)
-        checks.extend(fired)
-        if rendered is not None:
+        produced = produce_report(instance, values, config, period, backend, dry_run=dry_run)
+        for variant, rendered in produced.rendered.items():
             create_markdown_artifact(
-                key=slug(f"report-{instance.key}-{role}"),
+                key=slug(f"report-{report_key(instance, variant)}"),
                 markdown=rendered.markdown,
                 description=f"{rendered.subject} ({period.label})",
             )
-    return outcomes, checks
+        results.append(produced)
+    return results
 
 
 def _scheduled_reference(config: PortfolioConfig) -> dt.date:
@@ -81,20 +88,54 @@ def _scheduled_reference(config: PortfolioConfig) -> dt.date:
     return scheduled.astimezone(ZoneInfo(config.portfolio.timezone)).date()
 
 
+def _run_period(config: PortfolioConfig, period: str | None, period_kind: str | None) -> Period:
+    return resolve_period(period, period_kind or config.portfolio.period_kind, _scheduled_reference(config))
+
+
 def _flow_run_name() -> str:
+    """e.g. ``2026-W47 cfo,accounting (dry run)``: the period reported on, visible in the run list."""
     parameters = current_flow_run.parameters
-    roles = ",".join(parameters.get("roles") or []) or "all-roles"
-    period = parameters.get("period") or "previous-period"
-    return f"exec-reports {period} {roles}" + (" (dry run)" if parameters.get("dry_run") else "")
+    roles = ",".join(parameters.get("roles") or []) or "all roles"
+    try:
+        config = load_config(parameters.get("config") or default_config_path())
+        period = _run_period(config, parameters.get("period"), parameters.get("period_kind")).label
+    except ReportError:
+        period = parameters.get("period") or "period unknown"  # the flow itself will fail with the reason
+    tenants = parameters.get("tenants")
+    return f"{period} {roles}" + (f" for {','.join(tenants)}" if tenants else "") + \
+        (" (dry run)" if parameters.get("dry_run") else "")
 
 
-@flow(name="send-exec-reports", flow_run_name=_flow_run_name, log_prints=False)
+def _alert_operations(flow, flow_run, state) -> None:
+    """Flow hook: one email per failed or crashed run to the operations address, same backend."""
+    # Hooks run after the run context is gone, so they log through the stdlib logger.
+    log = logging.getLogger("exec_reports")
+    try:
+        config = load_config(flow_run.parameters.get("config") or default_config_path())
+        data = state.result(raise_on_failure=False)
+        summary = data if isinstance(data, dict) else None
+        ui_url = PREFECT_UI_URL.value()
+        run_url = f"{ui_url}/runs/flow-run/{flow_run.id}" if ui_url else None
+        alert = build_alert_email(config, run_name=flow_run.name, state_name=state.name,
+                                  state_message=state.message or "", run_url=run_url, summary=summary)
+        folder = (summary or {}).get("run") or f"alerts_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+        result = get_backend(config, folder).send(alert)
+        log.warning("run %s ended %s: alert sent to %s (%s)", flow_run.name, state.name,
+                    ", ".join(alert.to), result.location)
+    except Exception as exc:  # an alert that cannot be sent must not hide the original failure
+        log.error("run %s ended %s and the operations alert could not be sent: %s: %s",
+                  flow_run.name, state.name, type(exc).__name__, exc)
+
+
+@flow(name="send-exec-reports", flow_run_name=_flow_run_name, log_prints=False,
+      on_failure=[_alert_operations], on_crashed=[_alert_operations])
 def send_exec_reports(
     roles: list[str] | None = None,
     tenants: list[str] | None = None,
     period: str | None = None,
     dry_run: bool = False,
     config: str | None = None,
+    period_kind: Literal["week", "month"] | None = None,
 ):
     """Gather metrics, render every selected report and deliver it; returns the JSON run summary.
 
@@ -103,7 +144,7 @@ def send_exec_reports(
     """
     logger = get_run_logger()
     portfolio = load_config(config or default_config_path())
-    chosen_period = resolve_period(period, portfolio.portfolio.period_kind, _scheduled_reference(portfolio))
+    chosen_period = _run_period(portfolio, period, period_kind)
     definitions, problems = load_definitions(portfolio.reports_path)
     for problem in problems:
         logger.error("report definition problem: %s", problem)
@@ -131,28 +172,53 @@ def send_exec_reports(
     backend = get_backend(portfolio, run_folder)
     by_role: dict[str, list[ReportInstance]] = defaultdict(list)
     for instance in plan.instances:
-        by_role[instance.definition.role].append(instance)
+        by_role[instance.role].append(instance)
     report_futures = [
         produce_reports.submit(role, instances, dict(values), portfolio, chosen_period, backend, dry_run)
         for role, instances in by_role.items()
     ]
     outcomes: list[Outcome] = []
     checks: list[tuple[str, CheckResult]] = []
+    actions: list[dict[str, str]] = []
     for role, future in zip(by_role, report_futures, strict=True):
-        produced, fired = future.result()
-        outcomes.extend(produced)
-        checks.extend((role, c) for c in fired)
+        for produced in future.result():
+            outcomes.extend(produced.outcomes)
+            checks.extend((role, c) for c in produced.checks)
+            actions.extend(task for rendered in produced.rendered.values() for task in rendered.tasks)
 
-    summary = summarise(chosen_period, outcomes, checks, plan.definition_problems, run_folder)
+    summary = summarise(chosen_period, outcomes, checks, plan.definition_problems, run_folder, actions)
     create_table_artifact(
-        key="exec-reports-deliveries",
-        table=[{"report": o.report, "tenant": o.tenant, "recipients": ", ".join(o.recipients), "status": o.status,
-                "location": o.location, "reason": o.reason} for o in outcomes]
-        + [{"report": p.path, "tenant": "", "recipients": "", "status": "failed", "location": "",
+        key=DELIVERY_TABLE_KEY,
+        table=[{"report": o.report, "tenant": o.tenant, "variant": o.variant, "recipients": ", ".join(o.recipients),
+                "status": o.status, "location": o.location, "reason": o.reason} for o in outcomes]
+        + [{"report": p.path, "tenant": "", "variant": "", "recipients": "", "status": "failed", "location": "",
             "reason": str(p)} for p in plan.definition_problems],
         description=f"Every message of this run and its outcome ({chosen_period.label})",
     )
+    if summary["checks"]:
+        create_table_artifact(
+            key="exec-reports-checks",
+            table=summary["checks"],
+            description=f"Checks that fired or could not be evaluated ({chosen_period.label})",
+        )
     if summary["failed"]:
         reasons = "; ".join(f"{f['report']}/{f['tenant']}: {f['reason']}" for f in summary["failed"][:5])
         return Failed(message=f"{len(summary['failed'])} failure(s): {reasons}", data=summary)
     return Completed(message=f"{len(summary['sent'])} sent", data=summary)
+
+
+def fetch_delivery_tables(limit: int = 50) -> list[DeliveryTable]:
+    """The delivery tables of the latest runs, newest first, from the configured Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[DELIVERY_TABLE_KEY])),
+            sort=ArtifactSort.CREATED_DESC, limit=limit)
+    tables = []
+    for artifact in artifacts:
+        rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+        tables.append(DeliveryTable(artifact.created, str(artifact.flow_run_id), list(rows or [])))
+    return tables

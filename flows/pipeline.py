@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import hashlib
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from flows.config import PortfolioConfig, TenantConfig
-from flows.definitions import SEVERITIES, ReportDefinition, load_definitions
+from flows.definitions import SEVERITIES, ReportDefinition, group_by_role, load_definitions
 from flows.delivery.base import DeliveryBackend, Email
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError
 from flows.period import Period
@@ -30,15 +32,28 @@ MetricValues = dict[str, dict[str, Any]]  # tenant id -> metric name -> value
 
 @dataclass(frozen=True)
 class ReportInstance:
-    """One email's worth of content: a role for the whole portfolio, or a role for one tenant."""
+    """One report's content: a role for the whole portfolio, or a role for one tenant.
+
+    ``definition`` is the default report (or the tenant's override); ``variants`` are A/B variants,
+    each rendered only if some recipient is assigned to it.
+    """
 
     definition: ReportDefinition
     tenant_ids: tuple[str, ...]
     key: str  # "portfolio" or the tenant id
+    variants: tuple[ReportDefinition, ...] = ()
+
+    @property
+    def role(self) -> str:
+        return self.definition.role
 
     @property
     def label(self) -> str:
         return f"{self.definition.role}/{self.key}"
+
+    @property
+    def all_definitions(self) -> tuple[ReportDefinition, ...]:
+        return (self.definition, *self.variants)
 
 
 @dataclass
@@ -71,6 +86,11 @@ class Outcome:
     reason: str = ""
     subject: str = ""
     warnings: list[str] = field(default_factory=list)
+    variant: str = ""
+
+
+class ReportSkipped(Exception):
+    """The definition's ``send_if`` is false for this instance: nothing needs attention."""
 
 
 # ---- plan --------------------------------------------------------------------------------------------
@@ -93,19 +113,31 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
              roles: Iterable[str] | None = None, tenants: Iterable[str] | None = None,
              definition_problems: list[Problem] | None = None,
              registry: SourceRegistry = REGISTRY) -> RunPlan:
-    by_role = {d.role: d for d in definitions}
+    by_role = group_by_role(definitions)
     chosen_roles = select(roles, list(by_role), "role")
-    chosen_tenants = select(tenants, [t.id for t in config.tenants], "tenant")
+    tenant_ids = [t.id for t in config.tenants]
+    chosen_tenants = select(tenants, tenant_ids, "tenant")
+    problems = list(definition_problems or [])
     instances: list[ReportInstance] = []
     needed: dict[str, set[str]] = defaultdict(set)
     for role in chosen_roles:
-        definition = by_role[role]
-        if definition.scope == "portfolio":
-            instances.append(ReportInstance(definition, tuple(chosen_tenants), PORTFOLIO))
+        group = by_role[role]
+        for tenant_id, override in group.overrides.items():
+            if tenant_id not in tenant_ids:
+                problems.append(Problem(override.shown_path, None, None,
+                                        f"override for unknown tenant '{tenant_id}' (configured: {', '.join(tenant_ids)})"))
+        if group.default.scope == "portfolio":
+            instances.append(ReportInstance(group.default, tuple(chosen_tenants), PORTFOLIO, tuple(group.variants)))
         else:
-            instances.extend(ReportInstance(definition, (t,), t) for t in chosen_tenants)
-        for tenant_id in chosen_tenants:
-            needed[tenant_id].update(definition.all_metrics)
+            for tenant_id in chosen_tenants:
+                override = group.overrides.get(tenant_id)
+                instances.append(ReportInstance(override, (tenant_id,), tenant_id) if override
+                                 else ReportInstance(group.default, (tenant_id,), tenant_id, tuple(group.variants)))
+        for instance in instances:
+            if instance.role == role:
+                for tenant_id in instance.tenant_ids:
+                    for definition in instance.all_definitions:
+                        needed[tenant_id].update(definition.all_metrics)
     gathers: dict[tuple[str, str], list[str]] = {}
     for tenant_id in chosen_tenants:
         by_source: dict[str, list[str]] = defaultdict(list)
@@ -113,7 +145,7 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
             by_source[registry.metrics[metric].source].append(metric)
         for source_name, metrics in by_source.items():
             gathers[(tenant_id, source_name)] = metrics
-    return RunPlan(period, [by_role[r] for r in chosen_roles], instances, gathers, list(definition_problems or []))
+    return RunPlan(period, [by_role[r].default for r in chosen_roles], instances, gathers, problems)
 
 
 # ---- gather ------------------------------------------------------------------------------------------
@@ -193,9 +225,11 @@ def _severity_order(result: CheckResult) -> tuple:
 
 
 def build_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
-                 generated_at: dt.datetime | None = None) -> tuple[RenderedEmail, list[CheckResult]]:
-    """Render one report instance, or raise RenderError saying which figure is missing and why."""
-    definition = instance.definition
+                 generated_at: dt.datetime | None = None,
+                 definition: ReportDefinition | None = None) -> tuple[RenderedEmail, list[CheckResult]]:
+    """Render one report instance (or one of its variants), or raise RenderError saying which figure is
+    missing and why, or ReportSkipped when its ``send_if`` is false."""
+    definition = definition or instance.definition
     required = definition.front.metrics
     missing = []
     for tenant_id in instance.tenant_ids:
@@ -222,7 +256,7 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
     all_checks.sort(key=_severity_order)
     generated_at = generated_at or dt.datetime.now(dt.UTC)
     context: dict[str, Any] = {
-        "report": {"role": definition.role, "title": definition.front.title},
+        "report": {"role": definition.role, "title": definition.front.title, "variant": definition.variant},
         "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},
         "portfolio": {"name": config.portfolio.name},
         "generated_at": generated_at,
@@ -235,6 +269,13 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
         context["tenant"] = views[0]
         # Tenant-scope templates may also write finance.burn_rate without the tenant prefix.
         context.update({k: v for k, v in views[0].items() if isinstance(v, dict)})
+    if definition.send_if is not None:
+        try:
+            wanted = bool(definition.send_if(**context))
+        except Exception as exc:
+            raise RenderError(f"{definition.shown_path}: send_if: {type(exc).__name__}: {exc}") from exc
+        if not wanted:
+            raise ReportSkipped(f"send_if is false ({definition.front.send_if})")
     try:
         markdown = definition.template.render(**context)
         subject = " ".join(definition.subject.render(**context).split())
@@ -245,12 +286,48 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
               f"{generated_at:%Y-%m-%d %H:%M} UTC by exec-reports")
     rendered = render_email(markdown, subject, title=definition.front.title, footer=footer,
                             preheader=f"{scope_name}, {period.label}")
+    rendered.tasks = structure_actions(rendered.tasks, instance, definition, views)
     return rendered, all_checks
 
 
-def make_emails(instance: ReportInstance, rendered: RenderedEmail, config: PortfolioConfig,
-                period: Period) -> list[Email]:
-    """One message per recipient: nobody sees another recipient's address."""
+_ACTION_SUFFIX = re.compile(
+    r"^(?P<text>.*?)\s+—\s+(?P<priority>critical|high|medium|low)\s+priority"
+    r"(?:,\s+due\s+(?P<due>\d{4}-\d{2}-\d{2}))?(?:,\s+owner\s+(?P<owner>[a-z][a-z0-9_-]*))?$")
+
+
+def structure_actions(tasks: list[dict[str, str]], instance: ReportInstance, definition: ReportDefinition,
+                      views: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Open task-list items of a rendered report as actions: text, owner role, tenant, priority, due.
+
+    Priority, due date and owner come from the ``action()`` helper's suffix when present; the tenant
+    is the report's tenant, or in a portfolio report the tenant whose name heads the section.
+    """
+    names = {view["name"].lower(): view["id"] for view in views}
+    actions = []
+    for task in tasks:
+        if task["status"] != "open":
+            continue
+        match = _ACTION_SUFFIX.match(task["text"])
+        text = match["text"] if match else task["text"]
+        if instance.key != PORTFOLIO:
+            tenant = instance.key
+        else:
+            heading = task["heading"].lower()
+            tenant = next((tid for name, tid in names.items() if heading == name or heading.startswith(name + " ")
+                           or heading.startswith(name + ":")), PORTFOLIO)
+        actions.append({
+            "text": text,
+            "owner": (match["owner"] if match and match["owner"] else definition.role),
+            "tenant": tenant,
+            "priority": match["priority"] if match else "medium",
+            "due": (match["due"] if match and match["due"] else ""),
+            "heading": task["heading"],
+            "report": definition.role,
+        })
+    return actions
+
+
+def recipients_of(instance: ReportInstance, config: PortfolioConfig) -> list[str]:
     definition = instance.definition
     tenant = None if instance.key == PORTFOLIO else config.tenant(instance.key)
     recipients = definition.front.recipients or config.recipients_for(definition.role, tenant)
@@ -258,49 +335,94 @@ def make_emails(instance: ReportInstance, rendered: RenderedEmail, config: Portf
         raise ConfigurationError(
             f"no recipients for role '{definition.role}': set recipients.{definition.role} in {config.path}, "
             f"'recipients' in {definition.shown_path}, or delivery.default_recipient")
-    return [
-        Email(subject=rendered.subject, html=rendered.html, text=rendered.text,
-              from_address=config.delivery.from_address, to=(address,), role=definition.role,
-              tenant=instance.key, period=period.label,
-              tags={"tenant": instance.key, "role": definition.role, "period": period.label})
-        for address in recipients
-    ]
+    return recipients
+
+
+def assign_variant(role: str, recipient: str, default: ReportDefinition,
+                   variants: tuple[ReportDefinition, ...]) -> ReportDefinition:
+    """The same recipient always gets the same variant of a role (stable across runs and machines)."""
+    if not variants:
+        return default
+    bucket = int(hashlib.sha256(f"{role}:{recipient.strip().lower()}".encode()).hexdigest(), 16) % 100
+    threshold = 0
+    for variant in sorted(variants, key=lambda d: d.variant):
+        threshold += variant.front.split or 0
+        if bucket < threshold:
+            return variant
+    return default
+
+
+def make_email(instance: ReportInstance, definition: ReportDefinition, rendered: RenderedEmail, recipient: str,
+               config: PortfolioConfig, period: Period) -> Email:
+    """One message per recipient: nobody sees another recipient's address."""
+    tags = {"tenant": instance.key, "role": definition.role, "period": period.label}
+    if definition.variant:
+        tags["variant"] = definition.variant
+    return Email(subject=rendered.subject, html=rendered.html, text=rendered.text,
+                 from_address=config.delivery.from_address, to=(recipient,), role=definition.role,
+                 tenant=instance.key, period=period.label, variant=definition.variant, tags=tags)
+
+
+@dataclass
+class ProducedReport:
+    outcomes: list[Outcome]
+    checks: list[CheckResult]
+    rendered: dict[str, RenderedEmail]  # variant ("" for the default) -> rendered email
 
 
 def produce_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
-                   backend: DeliveryBackend | None, *, dry_run: bool = False) -> tuple[list[Outcome], list[CheckResult], RenderedEmail | None]:
+                   backend: DeliveryBackend | None, *, dry_run: bool = False) -> ProducedReport:
     """Render and deliver one report instance. Never raises for report-level problems: returns outcomes."""
-    role, key = instance.definition.role, instance.key
+    role, key = instance.role, instance.key
     try:
-        rendered, checks = build_report(instance, values, config, period)
-        emails = make_emails(instance, rendered, config, period)
+        recipients = recipients_of(instance, config)
     except ReportError as exc:
         log.error("report %s failed: %s", instance.label, exc)
-        return [Outcome(role, key, [], "failed", reason=str(exc))], [], None
-    for warning in rendered.warnings:
-        log.warning("report %s: %s", instance.label, warning)
-    outcomes = []
-    for email in emails:
-        if dry_run or backend is None:
-            outcomes.append(Outcome(role, key, list(email.to), "dry-run", subject=email.subject,
-                                    warnings=rendered.warnings))
-            continue
+        return ProducedReport([Outcome(role, key, [], "failed", reason=str(exc))], [], {})
+    by_definition: dict[str, tuple[ReportDefinition, list[str]]] = {}
+    for recipient in recipients:
+        chosen = assign_variant(role, recipient, instance.definition, instance.variants)
+        by_definition.setdefault(chosen.variant, (chosen, []))[1].append(recipient)
+
+    produced = ProducedReport([], [], {})
+    for variant, (definition, assigned) in sorted(by_definition.items()):
         try:
-            result = backend.send(email)
-            outcomes.append(Outcome(role, key, list(result.recipients), result.status, result.location,
-                                    result.error, email.subject, rendered.warnings))
-        except Exception as exc:  # one recipient's failure never stops the others
-            log.error("report %s to %s failed: %s", instance.label, email.to[0], exc)
-            outcomes.append(Outcome(role, key, list(email.to), "failed", reason=f"{type(exc).__name__}: {exc}",
-                                    subject=email.subject))
-    return outcomes, checks, rendered
+            rendered, checks = build_report(instance, values, config, period, definition=definition)
+        except ReportSkipped as skipped:
+            produced.outcomes.append(Outcome(role, key, assigned, "skipped", reason=str(skipped), variant=variant))
+            continue
+        except ReportError as exc:
+            log.error("report %s failed: %s", instance.label, exc)
+            produced.outcomes.append(Outcome(role, key, assigned, "failed", reason=str(exc), variant=variant))
+            continue
+        if not produced.checks:
+            produced.checks = checks
+        produced.rendered[variant] = rendered
+        for warning in rendered.warnings:
+            log.warning("report %s: %s", instance.label, warning)
+        for recipient in assigned:
+            message = make_email(instance, definition, rendered, recipient, config, period)
+            if dry_run or backend is None:
+                produced.outcomes.append(Outcome(role, key, [recipient], "dry-run", subject=message.subject,
+                                                 warnings=rendered.warnings, variant=variant))
+                continue
+            try:
+                result = backend.send(message)
+                produced.outcomes.append(Outcome(role, key, list(result.recipients), result.status, result.location,
+                                                 result.error, message.subject, rendered.warnings, variant))
+            except Exception as exc:  # one recipient's failure never stops the others
+                log.error("report %s to %s failed: %s", instance.label, recipient, exc)
+                produced.outcomes.append(Outcome(role, key, [recipient], "failed", subject=message.subject,
+                                                 reason=f"{type(exc).__name__}: {exc}", variant=variant))
+    return produced
 
 
 # ---- summarise ----------------------------------------------------------------------------------------
 
 
 def summarise(period: Period, outcomes: list[Outcome], checks: list[tuple[str, CheckResult]],
-              definition_problems: list[Problem], run_folder: str = "") -> dict[str, Any]:
+              definition_problems: list[Problem], run_folder: str = "",
+              actions: list[dict[str, str]] | None = None) -> dict[str, Any]:
     failed = [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "reason": o.reason}
               for o in outcomes if o.status == "failed"]
     failed.extend({"report": p.path, "tenant": "", "recipients": [], "reason": str(p)} for p in definition_problems)
@@ -308,14 +430,15 @@ def summarise(period: Period, outcomes: list[Outcome], checks: list[tuple[str, C
         "period": period.label,
         "run": run_folder,
         "sent": [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "location": o.location,
-                  "subject": o.subject} for o in outcomes if o.status == "sent"],
-        "dry_run": [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "subject": o.subject}
-                    for o in outcomes if o.status == "dry-run"],
+                  "subject": o.subject, "variant": o.variant} for o in outcomes if o.status == "sent"],
+        "dry_run": [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "subject": o.subject,
+                     "variant": o.variant} for o in outcomes if o.status == "dry-run"],
         "failed": failed,
-        "skipped": [{"report": o.report, "tenant": o.tenant, "reason": o.reason}
+        "skipped": [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "reason": o.reason}
                     for o in outcomes if o.status == "skipped"],
         "checks": [{"report": role, **asdict(c)} for role, c in checks],
-        "warnings": [f"{o.report}/{o.tenant}: {w}" for o in outcomes for w in o.warnings],
+        "warnings": sorted({f"{o.report}/{o.tenant}: {w}" for o in outcomes for w in o.warnings}),
+        "actions": list(actions or []),
     }
 
 
@@ -332,11 +455,18 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
     values = gather_all(config, plan, registry)
     outcomes: list[Outcome] = []
     checks: list[tuple[str, CheckResult]] = []
+    actions: list[dict[str, str]] = []
     rendered_by_key: dict[str, RenderedEmail] = {}
     for instance in plan.instances:
-        produced, fired, rendered = produce_report(instance, values, config, period, backend, dry_run=dry_run)
-        outcomes.extend(produced)
-        checks.extend((instance.definition.role, c) for c in fired)
-        if rendered is not None:
-            rendered_by_key[f"{instance.key}-{instance.definition.role}"] = rendered
-    return summarise(period, outcomes, checks, plan.definition_problems), rendered_by_key
+        produced = produce_report(instance, values, config, period, backend, dry_run=dry_run)
+        outcomes.extend(produced.outcomes)
+        checks.extend((instance.role, c) for c in produced.checks)
+        for variant, rendered in produced.rendered.items():
+            rendered_by_key[report_key(instance, variant)] = rendered
+            actions.extend(rendered.tasks)
+    return summarise(period, outcomes, checks, plan.definition_problems, actions=actions), rendered_by_key
+
+
+def report_key(instance: ReportInstance, variant: str = "") -> str:
+    """``jada-cto``, ``portfolio-cfo``, ``portfolio-cfo-b`` for variant b."""
+    return "-".join(part for part in (instance.key, instance.role, variant) if part)

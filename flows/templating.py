@@ -150,6 +150,28 @@ def bullet_list(items: Iterable[Any], empty: str = "None.") -> MarkdownSafe:
     return MarkdownSafe("\n".join(f"- {escape_markdown(item)}" for item in items))
 
 
+ACTION_PRIORITIES = ("critical", "high", "medium", "low")
+
+
+def action(text: Any, priority: str = "medium", due: Any = None, owner: str | None = None) -> MarkdownSafe:
+    """An agenda item: a task-list line whose priority, due date and owner role are extracted as a
+    structured action after rendering (see flows.pipeline.structure_actions)."""
+    if priority not in ACTION_PRIORITIES:
+        raise ValueError(f"action(): priority must be one of {', '.join(ACTION_PRIORITIES)}, got {priority!r}")
+    suffix = f" — {priority} priority"
+    if due is not None and is_available(due):
+        suffix += f", due {(dt.date.fromisoformat(str(due)[:10]) if isinstance(due, str) else due):%Y-%m-%d}"
+    if owner:
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", owner):
+            raise ValueError(f"action(): owner must be a role slug like 'cto', got {owner!r}")
+        suffix += f", owner {owner}"
+    return MarkdownSafe(f"- [ ] {escape_markdown(text)}{suffix}")
+
+
+def days_after(day: Any, days: int) -> dt.date:
+    return (dt.date.fromisoformat(day[:10]) if isinstance(day, str) else day) + dt.timedelta(days=days)
+
+
 def _finalize(value: Any) -> str:
     return escape_markdown(value)
 
@@ -165,7 +187,7 @@ def environment() -> SandboxedEnvironment:
         lstrip_blocks=True,
     )
     env.globals.update(money=money, number=number, percent=percent, months=months, date=date,
-                       table=table, bullet_list=bullet_list)
+                       table=table, bullet_list=bullet_list, action=action, days_after=days_after)
     env.filters.update(money=money, number=number, percent=percent, months=months, date=date)
     env.tests["available"] = is_available
     return env

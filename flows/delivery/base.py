@@ -19,13 +19,14 @@ class Email:
     role: str
     tenant: str  # tenant id, or "portfolio" for portfolio-scope reports
     period: str
+    variant: str = ""  # A/B variant name, "" for the default report
     bcc: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def report_key(self) -> str:
-        """Stable, file- and artifact-safe name: ``portfolio-cfo``, ``jada-cto``."""
-        return slug(f"{self.tenant}-{self.role}")
+        """Stable, file- and artifact-safe name: ``portfolio-cfo``, ``jada-cto``, ``portfolio-cfo-b``."""
+        return slug("-".join(part for part in (self.tenant, self.role, self.variant) if part))
 
     def to_mime(self) -> EmailMessage:
         """RFC 5322 message, multipart/alternative: text/plain first, then text/html, both UTF-8."""

@@ -1,0 +1,46 @@
+"""The operations alert sent when a run fails or crashes: what failed, why, and where to look."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.config import PortfolioConfig
+from flows.delivery.base import Email
+from flows.errors import ConfigurationError
+from flows.render import render_email
+from flows.templating import escape_markdown
+
+
+def operations_recipient(config: PortfolioConfig) -> str:
+    address = config.delivery.operations_address or config.delivery.default_recipient
+    if not address:
+        raise ConfigurationError(f"{config.path}: set delivery.operations_address to receive failure alerts")
+    return address
+
+
+def build_alert_email(config: PortfolioConfig, *, run_name: str, state_name: str, state_message: str,
+                      run_url: str | None, summary: dict[str, Any] | None) -> Email:
+    period = (summary or {}).get("period", "")
+    lines = [f"The run **{escape_markdown(run_name)}** ended **{escape_markdown(state_name)}**.", ""]
+    if state_message:
+        lines += [f"Reason: {escape_markdown(state_message)}", ""]
+    if run_url:
+        # The URL is ours (Prefect's UI address plus a UUID), not data, so it may be a link.
+        lines += [f"See the run: <{run_url}>", ""]
+    if summary:
+        failed = summary.get("failed", [])
+        lines += [f"## {len(failed)} failure(s)", ""]
+        lines += [f"- {escape_markdown(item['report'])} / {escape_markdown(item['tenant'] or '-')}: "
+                  f"{escape_markdown(item['reason'])}" for item in failed]
+        lines += ["", f"Delivered anyway: {len(summary.get('sent', []))} message(s); "
+                  f"skipped: {len(summary.get('skipped', []))}."]
+    else:
+        lines += ["The run produced no summary (it crashed before finishing), so what was delivered is unknown: "
+                  "check the delivery table artifact of the run."]
+    subject = f"[exec-reports] run {state_name}: {run_name}"
+    rendered = render_email("\n".join(lines) + "\n", subject, title="Report run failed",
+                            footer=f"{config.portfolio.name} · exec-reports operations alert")
+    recipient = operations_recipient(config)
+    return Email(subject=subject, html=rendered.html, text=rendered.text, from_address=config.delivery.from_address,
+                 to=(recipient,), role="operations-alert", tenant="portfolio", period=period or "unknown",
+                 tags={"role": "operations-alert"})

@@ -1,0 +1,265 @@
+"""End to end, as an operator does it: a real `prefect server` (PostgreSQL), a work pool, `prefect deploy
+--all`, a real worker, `prefect deployment run`, then the outbox, artifacts and schedules are checked.
+
+Everything started here is stopped at the end, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from email import policy
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from tests.conftest import PROJECT_ROOT, SAMPLE_PERIOD
+
+PREFECT = str(Path(sys.executable).parent / "prefect")
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+POSTGRES_ADMIN_DSN = os.environ.get("EXEC_REPORTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class PrefectStack:
+    project: Path
+    api_url: str
+    env: dict[str, str]
+    database: str
+
+    def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        result = subprocess.run([PREFECT, *args], cwd=self.project, env=self.env, capture_output=True, text=True,
+                                timeout=timeout)
+        assert result.returncode == 0, f"prefect {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def api(self, method: str, path: str, **kwargs) -> object:
+        response = httpx.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def run_deployment(self, name: str, *params: str) -> str:
+        args = ["deployment", "run", name]
+        for param in params:
+            args += ["--param", param]
+        output = self.cli(*args).stdout
+        match = re.search(r"UUID:\s*([0-9a-f-]{36})", output)
+        assert match, output
+        return match.group(1)
+
+    def wait_for(self, flow_run_id: str, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.api("GET", f"/flow_runs/{flow_run_id}")
+            if run["state"] and run["state"]["type"] in TERMINAL:
+                return run
+            time.sleep(1)
+        pytest.fail(f"flow run {flow_run_id} did not finish within {timeout} s; last state {run['state']}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def create_postgres_database() -> str | None:
+    """A fresh database for this server; None when no PostgreSQL is reachable."""
+    try:
+        import asyncpg
+    except ImportError:
+        return None
+    name = f"exec_reports_e2e_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(create())
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        # A warning shows in pytest's summary, so a run on SQLite says so in the test output.
+        warnings.warn(f"PostgreSQL not reachable at {POSTGRES_ADMIN_DSN} ({exc}): the end-to-end Prefect server "
+                      f"runs on SQLite instead", stacklevel=1)
+        return None
+    return name
+
+
+def drop_postgres_database(name: str) -> None:
+    import asyncpg
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    asyncio.run(drop())
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    project = root / "project"
+    project.mkdir()
+    for name in ("flows", "sources", "reports", "examples"):
+        shutil.copytree(PROJECT_ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PROJECT_ROOT / "prefect.yaml", project / "prefect.yaml")
+
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(root / "prefect-home"), "PREFECT_API_URL": api_url,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+           "PREFECT_UI_URL": f"http://127.0.0.1:{port}"}
+    env.pop("EXEC_REPORTS_CONFIG", None)
+    database = create_postgres_database()
+    server_env = dict(env)
+    if database:
+        server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+    else:
+        server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{root / 'prefect.db'}"
+
+    server = worker = None
+    logs = root / "logs"
+    logs.mkdir()
+    try:
+        server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                  cwd=project, env=server_env, start_new_session=True,
+                                  stdout=(logs / "server.log").open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{api_url}/health", timeout=2).json() is True:
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("prefect server did not start:\n" + (logs / "server.log").read_text()[-3000:])
+            time.sleep(1)
+        stack = PrefectStack(project, api_url, env, database or "sqlite")
+        stack.cli("work-pool", "create", "exec-reports", "--type", "process")
+        stack.cli("--no-prompt", "deploy", "--all")
+        worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "exec-reports", "--type", "process"],
+                                  cwd=project, env=env, start_new_session=True,
+                                  stdout=(logs / "worker.log").open("w"), stderr=subprocess.STDOUT)
+        yield stack
+    finally:
+        stop(worker)
+        stop(server)
+        if database:
+            drop_postgres_database(database)
+
+
+def outbox_folders(stack: PrefectStack) -> set[Path]:
+    outbox = stack.project / "outbox"
+    return set(outbox.iterdir()) if outbox.exists() else set()
+
+
+def artifact_keys(stack: PrefectStack, flow_run_id: str) -> set[str]:
+    artifacts = stack.api("POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+    return {artifact["key"] for artifact in artifacts if artifact["key"]}
+
+
+def test_an_ad_hoc_deployment_run_delivers_the_chosen_roles(stack):
+    before = outbox_folders(stack)
+    run_id = stack.run_deployment("send-exec-reports/weekly", f"period={SAMPLE_PERIOD}", 'roles=["cfo","ceo"]')
+    run = stack.wait_for(run_id)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    assert run["name"].startswith(f"{SAMPLE_PERIOD} cfo,ceo")
+    [folder] = outbox_folders(stack) - before
+    assert sorted(p.name for p in folder.glob("*.eml")) == [
+        "portfolio-ceo--ceo-holdings-example.eml", "portfolio-cfo--cfo-holdings-example.eml"]
+    keys = artifact_keys(stack, run_id)
+    assert {"exec-reports-deliveries", "report-portfolio-cfo", "report-portfolio-ceo"} <= keys
+
+
+def test_a_dry_run_of_a_past_period_sends_nothing(stack):
+    before = outbox_folders(stack)
+    run_id = stack.run_deployment("send-exec-reports/monthly-finance", "period=2026-09", "dry_run=true")
+    run = stack.wait_for(run_id)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    assert run["name"] == "2026-09 cfo,accounting (dry run)"
+    assert outbox_folders(stack) == before
+    deliveries = stack.api("POST", "/artifacts/filter", json={
+        "artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["exec-reports-deliveries"]}}})
+    rows = json.loads(deliveries[0]["data"])
+    assert sorted((row["report"], row["status"]) for row in rows) == [("accounting", "dry-run"), ("cfo", "dry-run")]
+
+
+def test_schedules_are_registered_with_next_runs_in_their_timezone(stack):
+    expectations = {"weekly": lambda t: t.weekday() == 0, "monthly-finance": lambda t: t.day == 1}
+    for name, on_the_right_day in expectations.items():
+        deployment = stack.api("GET", f"/deployments/name/send-exec-reports/{name}")
+        [schedule] = deployment["schedules"]
+        assert schedule["schedule"]["timezone"] == "America/Los_Angeles"
+        deadline = time.monotonic() + 90
+        while True:
+            runs = stack.api("POST", "/flow_runs/filter", json={"flow_runs": {
+                "deployment_id": {"any_": [deployment["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}}})
+            if runs or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert runs, f"the scheduler created no runs for {name}"
+        starts = sorted(dt.datetime.fromisoformat(r["expected_start_time"]).astimezone(LOS_ANGELES) for r in runs)
+        now = dt.datetime.now(LOS_ANGELES)
+        assert starts[0] > now
+        for start in starts:
+            assert (start.hour, start.minute) == (7, 0) and on_the_right_day(start), start
+        # The next one is the first matching day after now, not a later one.
+        assert (starts[0] - now) <= (dt.timedelta(days=7) if name == "weekly" else dt.timedelta(days=31))
+
+
+def test_a_failing_report_fails_the_run_delivers_the_rest_and_alerts_operations(stack):
+    (stack.project / "reports" / "broken.md").write_text(
+        "---\nrole: broken\ntitle: Broken\nsubject: x\nscope: portfolio\nmetrics: [finance.burnrate]\n---\nx\n")
+    try:
+        before = outbox_folders(stack)
+        run_id = stack.run_deployment("send-exec-reports/weekly", f"period={SAMPLE_PERIOD}")
+        run = stack.wait_for(run_id)
+    finally:
+        (stack.project / "reports" / "broken.md").unlink()
+    assert run["state"]["type"] == "FAILED", run["state"]
+    assert "broken.md" in run["state"]["message"]
+    [folder] = outbox_folders(stack) - before
+    names = sorted(p.name for p in folder.glob("*.eml"))
+    assert [n for n in names if not n.startswith("portfolio-operations-alert")] == [
+        f"portfolio-{role}--{role}-holdings-example.eml" for role in ("accounting", "ceo", "cfo", "cmo", "cto")]
+    [alert] = [n for n in names if n.startswith("portfolio-operations-alert")]
+    message = email.message_from_bytes((folder / alert).read_bytes(), policy=policy.default)
+    assert message["To"] == "ops@holdings.example"
+    text = message.get_body(("plain",)).get_content()
+    assert "unknown metric 'finance.burnrate'" in text
+    assert f"/runs/flow-run/{run_id}" in text

@@ -1,0 +1,74 @@
+"""The exec-reports command line (check, preview, metrics) as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from flows.cli import main
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
+
+
+def test_check_passes_on_the_sample_portfolio(capsys):
+    assert main(["check", "--config", str(SAMPLE_CONFIG), "--period", SAMPLE_PERIOD]) == 0
+    assert capsys.readouterr().out.startswith("ok: 5 report definition(s) valid; 5 report(s) rendered")
+
+
+def test_check_lists_every_problem_and_exits_1(portfolio_copy, capsys):
+    reports = portfolio_copy.parent.parent / "reports"
+    cfo = reports / "cfo.md"
+    cfo.write_text(cfo.read_text().replace("  - finance.cash_on_hand\n", "  - finance.cash_on_hnd\n"))
+    (reports / "broken.md").write_text(textwrap.dedent("""\
+        ---
+        role: broken
+        title: [unclosed
+        ---
+        """))
+    assert main(["check", "--config", str(portfolio_copy), "--period", SAMPLE_PERIOD]) == 1
+    err = capsys.readouterr().err
+    assert "cfo.md:9: metrics[1]: unknown metric 'finance.cash_on_hnd' (did you mean 'finance.cash_on_hand'?)" in err
+    assert "broken.md:" in err and "YAML syntax error" in err
+    assert "check failed: 4 definition problem(s)" in err
+
+
+def test_check_fails_when_a_report_cannot_render(portfolio_copy, capsys):
+    ceo = portfolio_copy.parent.parent / "reports" / "ceo.md"
+    ceo.write_text(ceo.read_text() + "\n{{ ''.__class__.__mro__ }}\n")
+    assert main(["check", "--config", str(portfolio_copy), "--period", SAMPLE_PERIOD]) == 1
+    err = capsys.readouterr().err
+    assert "ceo/portfolio:" in err and "template error" in err
+
+
+def test_preview_writes_html_and_prints_its_path(tmp_path, capsys):
+    code = main(["preview", "cfo", "--config", str(SAMPLE_CONFIG), "--period", SAMPLE_PERIOD,
+                 "-o", str(tmp_path)])
+    assert code == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == str((tmp_path / "portfolio-cfo.html").resolve())
+    assert "<table" in (tmp_path / "portfolio-cfo.html").read_text()
+
+
+def test_preview_of_an_unknown_role_suggests_the_close_one(capsys):
+    assert main(["preview", "cf0", "--config", str(SAMPLE_CONFIG)]) == 1
+    assert "unknown role 'cf0' (did you mean 'cfo'?)" in capsys.readouterr().err
+
+
+def test_metrics_lists_the_catalog(capsys):
+    assert main(["metrics"]) == 0
+    out = capsys.readouterr().out
+    assert "finance.burn_rate" in out and "ledger" in out and "Average monthly net burn" in out
+
+
+def test_the_check_path_does_not_import_prefect():
+    code = ("import sys; from flows.cli import main; "
+            f"main(['check', '--config', {str(SAMPLE_CONFIG)!r}, '--period', {SAMPLE_PERIOD!r}]); "
+            "print('prefect' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().endswith("False")
+
+
+def test_a_missing_config_names_the_option_to_set(capsys):
+    assert main(["check", "--config", "nowhere.yaml"]) == 1
+    assert "portfolio config not found: nowhere.yaml (pass --config PATH or set EXEC_REPORTS_CONFIG)" in \
+        capsys.readouterr().err

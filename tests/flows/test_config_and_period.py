@@ -1,0 +1,56 @@
+"""Portfolio config validation and report periods."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from flows.config import load_config
+from flows.errors import ConfigurationError
+from flows.period import parse_period, previous_period
+
+
+def test_unknown_config_key_names_file_line_and_key(portfolio_copy):
+    text = portfolio_copy.read_text().replace("    name: JADA\n", "    name: JADA\n    domian: jada.example\n")
+    portfolio_copy.write_text(text)
+    with pytest.raises(ConfigurationError) as raised:
+        load_config(portfolio_copy)
+    line = text.splitlines().index("    domian: jada.example") + 1
+    assert f"portfolio.yaml:{line}: tenants[0].domian: unknown key" in str(raised.value)
+
+
+def test_bad_recipient_address_in_config_is_rejected(portfolio_copy):
+    portfolio_copy.write_text(portfolio_copy.read_text().replace("cfo: [cfo@holdings.example]", "cfo: [cfo-at-holdings]"))
+    with pytest.raises(ConfigurationError, match=r"recipients.cfo\[0\]: not an email address: 'cfo-at-holdings'"):
+        load_config(portfolio_copy)
+
+
+def test_duplicate_tenant_ids_are_rejected(portfolio_copy):
+    portfolio_copy.write_text(portfolio_copy.read_text().replace("id: quickdumpnow", "id: jada"))
+    with pytest.raises(ConfigurationError, match="tenant id 'jada' appears twice"):
+        load_config(portfolio_copy)
+
+
+def test_paths_resolve_relative_to_the_config_file(sample_config):
+    assert sample_config.reports_path.name == "reports" and sample_config.reports_path.is_dir()
+    assert sample_config.outbox_path == sample_config.base_dir.parent / "outbox"
+
+
+def test_periods_parse_weeks_and_months():
+    week = parse_period("2026-W47")
+    assert (week.start, week.end) == (dt.date(2026, 11, 16), dt.date(2026, 11, 22))
+    month = parse_period("2026-02")
+    assert (month.start, month.end) == (dt.date(2026, 2, 1), dt.date(2026, 2, 28))
+    with pytest.raises(ConfigurationError, match="expected an ISO week"):
+        parse_period("last week")
+    with pytest.raises(ConfigurationError, match="has no ISO week 54"):
+        parse_period("2026-W54")
+
+
+def test_the_default_period_is_the_last_complete_one():
+    saturday = dt.date(2026, 11, 28)
+    assert previous_period("week", saturday).label == "2026-W47"
+    assert previous_period("week", dt.date(2026, 11, 23)).label == "2026-W47"  # a Monday run reports last week
+    assert previous_period("month", saturday).label == "2026-10"
+    assert previous_period("month", dt.date(2026, 1, 1)).label == "2025-12"

@@ -1,0 +1,89 @@
+"""The Prefect flow end to end against a real (temporary) Prefect API."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+
+import pytest
+
+from tests.conftest import SAMPLE_PERIOD
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def artifacts_of(flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+
+
+def test_the_flow_delivers_every_role_to_the_outbox_and_records_artifacts(portfolio_copy):
+    from flows.flow import send_exec_reports
+
+    state = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["period"] == SAMPLE_PERIOD and summary["failed"] == []
+    assert sorted(item["report"] for item in summary["sent"]) == ["accounting", "ceo", "cfo", "cmo", "cto"]
+
+    outbox = portfolio_copy.parent.parent / "outbox" / summary["run"]
+    emls = sorted(outbox.glob("*.eml"))
+    assert len(emls) == 5 and len(list(outbox.glob("*.html"))) == 5
+    message = email.message_from_bytes(emls[0].read_bytes(), policy=policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+
+    keys = {artifact.key for artifact in artifacts_of(state.state_details.flow_run_id)}
+    assert "exec-reports-deliveries" in keys
+    assert {f"report-portfolio-{role}" for role in ("ceo", "cto", "cfo", "cmo", "accounting")} <= keys
+
+
+def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
+    from flows.flow import send_exec_reports
+
+    (portfolio_copy.parent / "data" / "jada" / "channels.csv").unlink()
+    state = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, return_state=True)
+    assert state.is_failed()
+    summary = state.result(raise_on_failure=False)
+    assert sorted(item["report"] for item in summary["sent"]) == ["accounting", "cfo", "cto"]
+    failed = {item["report"]: item["reason"] for item in summary["failed"]}
+    assert set(failed) == {"ceo", "cmo"}
+    assert "jada/channels.csv" in failed["cmo"]
+    assert "2 failure(s)" in state.message
+
+    [alert] = (portfolio_copy.parent.parent / "outbox" / summary["run"]).glob("portfolio-operations-alert--*.eml")
+    message = email.message_from_bytes(alert.read_bytes(), policy=policy.default)
+    assert message["To"] == "ops@holdings.example"
+    assert message["Subject"].startswith("[exec-reports] run Failed: ")
+    text = message.get_body(("plain",)).get_content()
+    assert "2 failure(s)" in text and "cmo / portfolio:" in text and "jada/channels.csv" in text
+    assert "Delivered anyway: 3 message(s)" in text
+
+
+def test_delivery_history_shows_the_last_send_per_report_and_the_failures(portfolio_copy):
+    from flows.flow import fetch_delivery_tables, send_exec_reports
+    from flows.history import summarise_history
+
+    send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], return_state=True)
+    (portfolio_copy.parent / "data" / "jada" / "ledger.csv").unlink()
+    failed_run = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], return_state=True)
+    history = summarise_history(fetch_delivery_tables())
+    newest_failure = history.failures[0]
+    assert newest_failure["report"] == "cfo" and "jada/ledger.csv" in newest_failure["reason"]
+    assert newest_failure["flow_run_id"] == str(failed_run.state_details.flow_run_id)
+    last_cfo = history.last_sent[("cfo", "portfolio")]
+    assert last_cfo["recipients"] == ["cfo@holdings.example"]
+    assert last_cfo["time"] < newest_failure["time"]
+
+
+def test_the_flow_reports_on_the_period_given_and_dry_run_sends_nothing(portfolio_copy):
+    from flows.flow import send_exec_reports
+
+    state = send_exec_reports(config=str(portfolio_copy), period="2026-10", roles=["cfo"], dry_run=True,
+                              return_state=True)
+    summary = state.result()
+    assert summary["period"] == "2026-10"
+    assert [item["report"] for item in summary["dry_run"]] == ["cfo"] and summary["sent"] == []
+    assert not (portfolio_copy.parent.parent / "outbox").exists()

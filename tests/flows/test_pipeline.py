@@ -1,0 +1,155 @@
+"""The plain pipeline: planning, isolation, failures that stay local, checks."""
+
+from __future__ import annotations
+
+import email
+import textwrap
+from email import policy
+
+from flows.config import load_config
+from flows.definitions import load_definitions
+from flows.delivery.outbox import OutboxBackend
+from flows.period import parse_period as parse
+from flows.pipeline import plan_run, run_plain
+from tests.conftest import SAMPLE_PERIOD
+
+TENANT_REPORT = """
+---
+role: owner
+title: Owner brief
+subject: "{{ tenant.name }} {{ period.label }}"
+scope: tenant
+metrics:
+  - finance.cash_on_hand
+  - handoffs.open_items
+checks:
+  - id: low-cash
+    when: finance.cash_on_hand < 1000000
+    severity: high
+    message: "{{ tenant.name }} has {{ money(finance.cash_on_hand) }}."
+---
+# {{ tenant.name }}
+
+Cash: {{ money(finance.cash_on_hand) }}
+
+{% for item in handoffs.open_items %}
+- [ ] {{ item.text }}
+{% endfor %}
+"""
+
+
+def add_report(config_path, name: str, text: str) -> None:
+    (config_path.parent.parent / "reports" / name).write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+
+
+def test_each_tenant_and_source_is_gathered_once_for_all_reports(sample_config, sample_period):
+    definitions, _ = load_definitions(sample_config.reports_path)
+    plan = plan_run(sample_config, definitions, sample_period)
+    tenants = [t.id for t in sample_config.tenants]
+    sources_used = {source for _, source in plan.gathers}
+    assert len(plan.gathers) == len(tenants) * len(sources_used)
+    ledger_metrics = plan.gathers[("jada", "ledger")]
+    assert len(ledger_metrics) == len(set(ledger_metrics))
+    # Every metric any selected report declares is planned for every tenant.
+    assert {"finance.burn_rate", "finance.cash_on_hand"} <= set(ledger_metrics)
+
+
+def test_selecting_roles_narrows_the_gathering(sample_config, sample_period):
+    definitions, _ = load_definitions(sample_config.reports_path)
+    plan = plan_run(sample_config, definitions, sample_period, roles=["cmo"])
+    assert {source for _, source in plan.gathers} == {"marketing"}
+
+
+def test_a_tenant_whose_source_fails_does_not_stop_the_others(portfolio_copy, tmp_path):
+    add_report(portfolio_copy, "owner.md", TENANT_REPORT)
+    (portfolio_copy.parent / "data" / "quickdumpnow" / "ledger.csv").unlink()
+    config = load_config(portfolio_copy)
+    backend = OutboxBackend(tmp_path / "out")
+    summary, _ = run_plain(config, parse(SAMPLE_PERIOD), roles=["owner"], backend=backend)
+    sent_tenants = {item["tenant"] for item in summary["sent"]}
+    assert sent_tenants == {"jada", "queenofsandiego", "dangerouscentaur"}
+    [failure] = summary["failed"]
+    assert failure["report"] == "owner" and failure["tenant"] == "quickdumpnow"
+    assert "finance.cash_on_hand" in failure["reason"] and "quickdumpnow/ledger.csv" in failure["reason"]
+    assert len(list((tmp_path / "out").glob("*.eml"))) == 3
+
+
+def test_a_portfolio_report_missing_a_required_figure_fails_instead_of_showing_a_wrong_number(portfolio_copy):
+    (portfolio_copy.parent / "data" / "jada" / "ledger.csv").write_text(
+        "date,account,category,amount,memo\n2026-10-01,4000,Sales,12x,typo\n", encoding="utf-8")
+    summary, rendered = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["cfo", "cmo"],
+                                  dry_run=True)
+    [failure] = summary["failed"]
+    assert failure["report"] == "cfo"
+    assert "finance.burn_rate for jada" in failure["reason"]
+    assert "ledger.csv:2: column 'amount': not a number (value '12x')" in failure["reason"]
+    assert {item["report"] for item in summary["dry_run"]} == {"cmo"}
+    assert "portfolio-cfo" not in rendered
+
+
+def test_optional_metrics_show_as_unavailable_with_the_reason(portfolio_copy):
+    add_report(portfolio_copy, "owner.md", TENANT_REPORT.replace(
+        "  - handoffs.open_items\n", "optional_metrics:\n  - handoffs.open_items\n").replace(
+        "{% for item in handoffs.open_items %}\n- [ ] {{ item.text }}\n{% endfor %}",
+        "Open items: {{ handoffs.open_items }}"))
+    config_text = portfolio_copy.read_text().replace("handoffs: {path: data/jada/handoffs}", "")
+    portfolio_copy.write_text(config_text)
+    summary, rendered = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["owner"],
+                                  tenants=["jada"], dry_run=True)
+    assert summary["failed"] == []
+    assert ("Open items: unavailable (source 'handoffs' is not configured for tenant 'jada')"
+            in rendered["jada-owner"].text)
+
+
+def test_one_tenants_data_never_appears_in_another_tenants_email(portfolio_copy, tmp_path):
+    add_report(portfolio_copy, "owner.md", TENANT_REPORT)
+    summary, rendered = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["owner"], dry_run=True)
+    jada_items = {line for line in rendered["jada-owner"].text.splitlines() if line.startswith("- ☐")}
+    assert jada_items, "the sample JADA handoff notes have open items"
+    for key, email_ in rendered.items():
+        if key != "jada-owner":
+            assert not jada_items & set(email_.text.splitlines())
+            assert "JADA" not in email_.text
+
+
+def test_checks_fire_per_tenant_sorted_by_severity(portfolio_copy):
+    summary, rendered = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["cfo"], dry_run=True)
+    fired = [c for c in summary["checks"] if c["status"] == "fired"]
+    assert fired, "the sample data burns cash, so burning-cash fires"
+    order = ["critical", "high", "medium", "low", "info"]
+    assert [order.index(c["severity"]) for c in fired] == sorted(order.index(c["severity"]) for c in fired)
+    burning = {c["tenant"] for c in fired if c["id"] == "burning-cash"}
+    assert burning and burning <= {"jada", "queenofsandiego", "quickdumpnow", "dangerouscentaur"}
+    assert any("burns $" in c["message"] for c in fired)
+
+
+def test_a_check_over_an_unavailable_optional_metric_is_reported_as_unknown_not_passed(portfolio_copy):
+    report = TENANT_REPORT.replace("  - handoffs.open_items\n", "optional_metrics:\n  - handoffs.open_items\n")
+    report = report.replace("checks:\n", "checks:\n  - id: many-open\n    when: handoffs.open_items | length > 0\n"
+                            "    severity: low\n    message: open items\n")
+    report = report.replace("{% for item in handoffs.open_items %}\n- [ ] {{ item.text }}\n{% endfor %}", "")
+    add_report(portfolio_copy, "owner.md", report)
+    portfolio_copy.write_text(portfolio_copy.read_text().replace("handoffs: {path: data/jada/handoffs}", ""))
+    summary, _ = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["owner"], tenants=["jada"],
+                           dry_run=True)
+    [unknown] = [c for c in summary["checks"] if c["id"] == "many-open"]
+    assert unknown["status"] == "unknown"
+    assert "handoffs.open_items" in unknown["message"] and "not configured" in unknown["message"]
+
+
+def test_outbox_eml_is_multipart_alternative_text_then_html_in_utf8(sample_config, sample_period, tmp_path):
+    summary, _ = run_plain(sample_config, sample_period, roles=["ceo"], backend=OutboxBackend(tmp_path))
+    [sent] = summary["sent"]
+    message = email.message_from_bytes((tmp_path / sent["location"].rsplit("/", 1)[1]).read_bytes(),
+                                       policy=policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    parts = list(message.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert all(p.get_content_charset() == "utf-8" for p in parts)
+    assert message["To"] == "ceo@holdings.example"
+    assert message["From"] == "Executive Reports <reports@holdings.example>"
+    assert message["Subject"].startswith("CEO brief 2026-W47")
+    assert message["Message-ID"] and message["Date"]
+    assert "JADA" in parts[0].get_content() and "<table" in parts[1].get_content()
+    preview = tmp_path / sent["location"].rsplit("/", 1)[1].replace(".eml", ".html")
+    assert preview.read_text(encoding="utf-8") == parts[1].get_content()
