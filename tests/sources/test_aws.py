@@ -634,3 +634,55 @@ def test_sample_portfolio_shows_each_weakness_the_cto_report_needs(sample_config
     assert kinds == set(FINDING_KINDS) - {"repository-hardcoded-secret", "s3-public-bucket-policy"}
     for tenant, tenant_values in values.items():
         assert {f["tenant"] for f in tenant_values["aws.security_findings"]} <= {tenant}
+
+
+# ---- IAM policy ------------------------------------------------------------------------------------
+
+# IAM action for each API operation, from the AWS service authorization reference (where the action
+# name differs from the operation's, or the service authorizes by HTTP verb).
+IAM_ACTION = {
+    ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
+    ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
+    ("apigateway", "*"): "apigateway:GET",
+    ("apigatewayv2", "*"): "apigateway:GET",
+    ("sts", "GetCallerIdentity"): None,  # needs no permission
+}
+IAM_PREFIX = {"lambda": "lambda", "s3": "s3", "dynamodb": "dynamodb", "cloudfront": "cloudfront",
+              "route53": "route53", "ec2": "ec2", "ce": "ce", "ses": "ses", "sts": "sts"}
+
+
+def test_the_iam_policy_in_the_repo_allows_every_call_the_source_makes(world, tmp_path, monkeypatch):
+    from sources.aws import live
+
+    calls: set[tuple[str, str]] = set()
+    real_client = live.Clients.client
+
+    def recording_client(self, service, region="us-east-1"):
+        made = real_client(self, service, region)
+        made.meta.events.register("before-call", lambda model, **_: calls.add((service, model.name)))
+        return made
+
+    monkeypatch.setattr(live.Clients, "client", recording_client)
+    post_costs(world["endpoint"], SHARED_ACCOUNT, cost_result({"2026-08": {}, "2026-09": {}, "2026-10": {}}),
+               mtd_result("0"))
+    values = gather("beta", world, tmp_path)
+    assert values["aws.service_errors"] == []
+    policy = json.loads((Path(__file__).resolve().parents[2] / "deploy/iam/aws-source-policy.json").read_text())
+    allowed = set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        actions = statement["Action"]
+        allowed.update([actions] if isinstance(actions, str) else actions)
+    assert not any("*" in action for action in allowed), "no wildcard actions in a least-privilege policy"
+    needed = set()
+    for service, operation in calls:
+        if (service, operation) in IAM_ACTION:
+            action = IAM_ACTION[(service, operation)]
+        elif (service, "*") in IAM_ACTION:
+            action = IAM_ACTION[(service, "*")]
+        else:
+            action = f"{IAM_PREFIX[service]}:{operation}"
+        if action:
+            needed.add(action)
+    assert needed - allowed == set()
+    assert len(calls) >= 20  # the gather really went through every service
