@@ -686,3 +686,76 @@ def test_the_iam_policy_in_the_repo_allows_every_call_the_source_makes(world, tm
             needed.add(action)
     assert needed - allowed == set()
     assert len(calls) >= 20  # the gather really went through every service
+
+
+# ---- credentials -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def alpha_user_key(aws):
+    """An access key that moto files under the alpha account: proof of which credentials were used."""
+    iam = client(aws, "iam", ALPHA_ACCOUNT)
+    iam.create_user(UserName="reporter")
+    return iam.create_access_key(UserName="reporter")["AccessKey"]
+
+
+def test_a_named_profile_supplies_the_credentials(aws, alpha_user_key, tmp_path, monkeypatch):
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[alpha-readonly]\naws_access_key_id = {alpha_user_key['AccessKeyId']}\n"
+                           f"aws_secret_access_key = {alpha_user_key['SecretAccessKey']}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    values = gather_aws({"endpoint_url": aws, "profile": "alpha-readonly"}, context("alpha", tmp_path))
+    assert values["aws.account_id"] == ALPHA_ACCOUNT
+    default_chain = gather_aws({"endpoint_url": aws}, context("alpha", tmp_path))
+    assert default_chain["aws.account_id"] == SHARED_ACCOUNT
+
+
+def test_a_missing_profile_fails_the_source_naming_the_profile(aws, tmp_path):
+    with pytest.raises(SourceError, match=r"tenant 'alpha': sources\.aws: could not obtain AWS credentials: "
+                                          r"ProfileNotFound: .*nope"):
+        gather_aws({"endpoint_url": aws, "profile": "nope"}, context("alpha", tmp_path))
+
+
+def test_a_prefect_aws_credentials_block_supplies_the_credentials(prefect_harness, aws, alpha_user_key,
+                                                                  tmp_path, caplog):
+    from prefect_aws import AwsCredentials
+
+    AwsCredentials(aws_access_key_id=alpha_user_key["AccessKeyId"],
+                   aws_secret_access_key=alpha_user_key["SecretAccessKey"],
+                   region_name="us-east-1").save("alpha-reader", overwrite=True)
+    caplog.set_level(logging.INFO)
+    values = gather_aws({"endpoint_url": aws, "credentials_block": "alpha-reader"}, context("alpha", tmp_path))
+    assert values["aws.account_id"] == ALPHA_ACCOUNT
+    with pytest.raises(SourceError, match="could not load AwsCredentials block 'no-such-block'") as failure:
+        gather_aws({"endpoint_url": aws, "credentials_block": "no-such-block"}, context("alpha", tmp_path))
+    secret = alpha_user_key["SecretAccessKey"]
+    assert secret not in caplog.text and secret not in str(failure.value)
+    assert secret not in json.dumps(values, default=str)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"regions": ["us-east-one"]}, r"sources\.aws\.regions: 'us-east-one' is not a region name"),
+    ({"role_arn": "reader"}, r"sources\.aws\.role_arn: 'reader' is not an IAM role ARN"),
+    ({"profile": "a", "credentials_block": "b"}, r"set either profile or credentials_block, not both"),
+    ({"cost_months": 0}, r"sources\.aws\.cost_months: expected a whole number from 1 to 12, got 0"),
+    ({"tags": ["tenant"]}, r"sources\.aws\.tags: expected a mapping"),
+])
+def test_bad_settings_fail_naming_the_key_and_value(settings, message, tmp_path):
+    with pytest.raises(SourceError, match=message):
+        gather_aws(settings, context("alpha", tmp_path))
+
+
+def test_regional_services_are_read_in_every_configured_region(aws, tmp_path):
+    for region in ("us-east-1", "us-west-2"):
+        client(aws, "dynamodb", region=region).create_table(
+            TableName=f"orders-{region}", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    client(aws, "dynamodb", region="eu-west-1").create_table(
+        TableName="orders-not-configured", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    values = gather_aws({"endpoint_url": aws, "regions": ["us-east-1", "us-west-2"]}, context("solo", tmp_path))
+    assert {(t["name"], t["region"]) for t in values["aws.dynamodb_tables"]} == {
+        ("orders-us-east-1", "us-east-1"), ("orders-us-west-2", "us-west-2")}
+    assert [q["region"] for q in values["aws.ses_quota"]] == ["us-east-1", "us-west-2"]
