@@ -31,7 +31,7 @@ DEPRECATED_RUNTIMES = frozenset({
     "ruby2.5", "ruby2.7", "go1.x", "provided",
 })
 
-_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY|(^|_)KEY($|_)",
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE_?KEY|CREDENTIAL|API_?KEY|ACCESS_?KEY|(^|_)KEY($|_)",
                           re.IGNORECASE)
 _AWS_KEY_ID = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
 # A variable that names where a secret lives (an ARN, an SSM path, a resolve reference) is the
@@ -209,7 +209,10 @@ def collect_s3(clients: Clients) -> list[dict[str, Any]]:
 
     client = clients.client("s3", clients.settings.regions[0])
     buckets = []
-    for page in client.get_paginator("list_buckets").paginate():
+    # ListBuckets became paginated in 2024; older botocore answers everything in one call.
+    pages = client.get_paginator("list_buckets").paginate() if client.can_paginate("list_buckets") \
+        else [client.list_buckets()]
+    for page in pages:
         for bucket in page.get("Buckets", []):
             name = bucket["Name"]
             if clients.settings.tags:

@@ -759,3 +759,46 @@ def test_regional_services_are_read_in_every_configured_region(aws, tmp_path):
     assert {(t["name"], t["region"]) for t in values["aws.dynamodb_tables"]} == {
         ("orders-us-east-1", "us-east-1"), ("orders-us-west-2", "us-west-2")}
     assert [q["region"] for q in values["aws.ses_quota"]] == ["us-east-1", "us-west-2"]
+
+
+# ---- pure judgements, on hand-made AWS response shapes ---------------------------------------------
+
+
+def test_only_internet_wide_rules_beyond_web_ports_count_as_open():
+    from sources.aws.live import open_ingress
+
+    def rule(low, high, cidr="0.0.0.0/0", protocol="tcp", v6=False):
+        ranges = {"Ipv6Ranges": [{"CidrIpv6": cidr}]} if v6 else {"IpRanges": [{"CidrIp": cidr}]}
+        return {"IpProtocol": protocol, "FromPort": low, "ToPort": high, **ranges}
+
+    assert open_ingress([rule(80, 80), rule(443, 443)]) == []
+    assert open_ingress([rule(22, 22, cidr="10.0.0.0/8")]) == []
+    assert open_ingress([rule(80, 443)]) == [{"ports": "tcp 80-443", "source": "0.0.0.0/0"}]
+    assert open_ingress([rule(22, 22, cidr="::/0", v6=True)]) == [{"ports": "tcp 22", "source": "::/0"}]
+    assert open_ingress([{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]) == [
+        {"ports": "all traffic", "source": "0.0.0.0/0"}]
+
+
+def test_bucket_policies_granting_everyone_are_told_apart_by_condition():
+    from sources.aws.live import public_policy_grant
+
+    def policy(principal, effect="Allow", condition=None):
+        statement = {"Effect": effect, "Principal": principal, "Action": "s3:GetObject", "Resource": "*"}
+        return {"Statement": [statement | ({"Condition": condition} if condition else {})]}
+
+    assert public_policy_grant(None) == "none"
+    assert public_policy_grant(policy("*")) == "unconditional"
+    assert public_policy_grant(policy({"AWS": ["arn:aws:iam::123456789012:root", "*"]})) == "unconditional"
+    assert public_policy_grant(policy("*", condition={"StringEquals": {"aws:SourceVpce": "vpce-1"}})) == "conditional"
+    assert public_policy_grant(policy("*", effect="Deny")) == "none"
+    assert public_policy_grant(policy({"Service": "cloudfront.amazonaws.com"})) == "none"
+
+
+def test_environment_variables_are_judged_by_name_and_value_without_keeping_values():
+    from sources.aws.live import judge_environment
+
+    flagged = judge_environment({
+        "GITHUB_TOKEN": "ghp_plaintext", "LOG_LEVEL": "debug", "SOME_ID": PLANTED_KEY_ID,
+        "DB_PASSWORD_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db", "EMPTY_SECRET": ""})
+    assert [f["name"] for f in flagged] == ["GITHUB_TOKEN", "SOME_ID"]
+    assert PLANTED_KEY_ID not in json.dumps(flagged) and "ghp_plaintext" not in json.dumps(flagged)
