@@ -22,7 +22,11 @@ def scan_repository(folder: Path) -> list[dict[str, Any]]:
     with default_settings():
         for path in _files(folder):
             # scan_file reads one file in this process; SecretsCollection.scan_files would fork a pool.
-            for secret in scan.scan_file(str(path)):
+            try:
+                secrets = list(scan.scan_file(str(path)))
+            except OSError as exc:
+                raise ServiceFailure(f"could not read {path}: {exc.strerror or type(exc).__name__}") from None
+            for secret in secrets:
                 found.append({"file": path.relative_to(folder).as_posix(), "line": int(secret.line_number or 0),
                               "type": secret.type})
     return sorted(found, key=lambda f: (f["file"], f["line"], f["type"]))
