@@ -63,6 +63,37 @@ def client(endpoint: str, service: str, account: str = SHARED_ACCOUNT, region: s
                         aws_session_token=credentials["SessionToken"])
 
 
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """One moto server for the module: real HTTP on 127.0.0.1, reset before each test."""
+    from moto.server import ThreadedMotoServer
+
+    # The server logs one line per request: noise in every failure report.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_endpoint, monkeypatch):
+    """A clean moto world per test, reached through the default credential chain with dummy keys."""
+    moto_api(moto_endpoint, "reset")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_MAX_ATTEMPTS"):
+        monkeypatch.delenv(variable, raising=False)
+    # Keep the developer's own ~/.aws out of the tests.
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    return moto_endpoint
+
+
 def moto_api(endpoint: str, path: str, body: bytes | dict = b"") -> None:
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     # A form content type would make the server parse the body away from reset-auth's plain number.
