@@ -126,7 +126,8 @@ def gather_live(settings: AwsSettings, context: SourceContext, now: dt.datetime 
             {"path": path, "secrets": scan_repository(context.resolve(path))} for path in settings.repositories
         ],
     }
-    inventory = {service: live.guarded(service, read, errors) for service, read in readers.items()}
+    inventory = {service: live.guarded(service, read, errors, settings.tenant_id)
+                 for service, read in readers.items()}
     gathered_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat(timespec="seconds")
     metrics = build_metrics(inventory, errors, context, gathered_at)
     return decode_metrics(encode_metrics(metrics))

@@ -146,7 +146,7 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def guarded(service: str, read: Callable[[], Any], errors: dict[str, str]) -> Any:
+def guarded(service: str, read: Callable[[], Any], errors: dict[str, str], tenant_id: str = "") -> Any:
     """Run one service's reading; on failure record why and return None."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -157,7 +157,7 @@ def guarded(service: str, read: Callable[[], Any], errors: dict[str, str]) -> An
     except (BotoCoreError, ClientError) as exc:
         reason = describe_error(exc)
     errors[service] = reason
-    log.warning("aws %s unavailable: %s", service, reason)
+    log.warning("tenant %s: aws %s unavailable: %s", tenant_id, service, reason)
     return None
 
 
