@@ -8,7 +8,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 CONFIG ?= examples/portfolio.yaml
 
-.PHONY: run test check lint install clean
+.PHONY: run test check lint install clean lambda-package bench
 
 $(BIN)/exec-reports: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -25,11 +25,24 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+# Benchmarks print numbers and write bench/results.md; they never assert (see bench/run_bench.py).
+bench: install
+	$(BIN)/python -m bench.run_bench
+
 check: install
 	$(BIN)/exec-reports check --config $(CONFIG)
 
 lint: install
 	$(BIN)/ruff check flows sources tests bench
+
+# The trigger handler as a Lambda zip: dependencies for Lambda's Python 3.11 on x86_64, then our code.
+lambda-package: install
+	rm -rf build/lambda build/wheels build/exec-reports-trigger.zip
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir build/wheels .
+	$(BIN)/pip install --quiet --target build/lambda --platform manylinux2014_x86_64 --implementation cp \
+		--python-version 3.11 --only-binary=:all: build/wheels/exec_reports-*.whl
+	cd build/lambda && zip -qr9 ../exec-reports-trigger.zip . -x '*/__pycache__/*'
+	@du -h build/exec-reports-trigger.zip
 
 clean:
 	rm -rf outbox preview .pytest_cache

@@ -2,48 +2,67 @@
 
     python examples/generate_sample_data.py
 
-The figures in the reports are computed from these files by the sources; nothing here is a
-report number. All names, domains and addresses are fictional (reserved .example domains).
+Writes, per tenant under examples/data/<tenant>/: the ledger (CSV, or XLSX for the studio, which
+keeps its books in a spreadsheet), the chart of accounts, monthly revenue targets, the sales
+pipeline, campaigns and (for JADA) the newsletter subscriber list. Channel lists and handoff notes
+are hand-written and not touched here.
+
+Nothing here is a report number: the reports compute burn, break-even, list size and the rest from
+these files. The business shapes below are chosen so the computed figures for 2026-W47 read like
+the real portfolio (portfolio burn about $8K a month, JADA breaking even at about 6 charters a
+month, 3,676 newsletter subscribers, QuickDumpNow with no open deals). All names, domains and
+addresses are fictional (reserved example domains only).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import random
+import re
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "data"
 FIRST_MONTH = dt.date(2025, 10, 1)
 MONTHS = 14  # 2025-10 .. 2026-11
+EXPORTED_ON = dt.date(2026, 11, 20)  # the books were exported mid-November
 
-# tenant id -> (monthly revenue lines, monthly expense lines); amounts are monthly means.
-BUSINESSES = {
-    "jada": {
-        "revenue": [("Charter revenue", "4000 Charter Revenue", 2600)],
-        "expenses": [("Marina slip", "6100 Marina", 1450), ("Fuel", "6200 Fuel", 520),
-                     ("Insurance", "6300 Insurance", 610), ("Maintenance", "6400 Maintenance", 480),
-                     ("AWS", "6500 Cloud Hosting", 19), ("Software", "6510 Software", 65),
-                     ("Captain wages", "6600 Wages", 900)],
-    },
-    "queenofsandiego": {
-        "revenue": [("Harbor cruise tickets", "4000 Ticket Revenue", 2400)],
-        "expenses": [("Marina slip", "6100 Marina", 1100), ("Fuel", "6200 Fuel", 380),
-                     ("Insurance", "6300 Insurance", 450), ("AWS", "6500 Cloud Hosting", 17),
-                     ("Crew wages", "6600 Wages", 1300), ("Advertising", "6700 Advertising", 150)],
-    },
-    "quickdumpnow": {
-        "revenue": [("Hauling jobs", "4000 Service Revenue", 1800)],
-        "expenses": [("Dump fees", "6150 Disposal Fees", 520), ("Truck lease", "6250 Vehicle Lease", 690),
-                     ("Fuel", "6200 Fuel", 360), ("Insurance", "6300 Insurance", 290),
-                     ("AWS", "6500 Cloud Hosting", 14), ("Local ads", "6700 Advertising", 220)],
-    },
-    "dangerouscentaur": {
-        "revenue": [("Studio projects", "4000 Project Revenue", 900)],
-        "expenses": [("Contractors", "6800 Contractors", 1200), ("AWS", "6500 Cloud Hosting", 16),
-                     ("Software", "6510 Software", 140), ("Coworking", "6900 Rent", 350)],
-    },
+# Units (charters, hauling jobs) sold per month, oldest first, 2025-10 .. 2026-11.
+JADA_CHARTERS = [4, 2, 2, 1, 1, 2, 3, 4, 6, 7, 5, 4, 3, 1]
+QDN_JOBS = [12, 11, 9, 8, 9, 11, 13, 14, 15, 15, 14, 13, 12, 6]
+# Harbor cruise ticket takings are deposited weekly; monthly means by calendar month.
+QOSD_TICKETS = {1: 1400, 2: 1500, 3: 2100, 4: 2600, 5: 3200, 6: 4300, 7: 4900, 8: 4200, 9: 3000,
+                10: 2300, 11: 1700, 12: 1900}
+# Studio invoices are lumpy: (month index, amount).
+STUDIO_INVOICES = [(0, 3800), (1, 1500), (2, 2400), (4, 3100), (5, 900), (6, 2600), (7, 4200), (8, 1200),
+                   (9, 2000), (10, 4100), (12, 3400), (13, 1800)]
+
+# tenant -> category -> (account, monthly amount); the fixed monthly costs of each business.
+FIXED_COSTS = {
+    "jada": {"Marina slip": ("6100 Marina", 1450), "Insurance": ("6300 Insurance", 610),
+             "Maintenance": ("6400 Maintenance", 750), "Boat loan": ("6450 Boat Loan", 1750),
+             "AWS": ("6500 Cloud Hosting", 19), "Software": ("6510 Software", 65),
+             "Advertising": ("6700 Advertising", 450), "Bookkeeping": ("6850 Bookkeeping", 120)},
+    "queenofsandiego": {"Marina slip": ("6100 Marina", 1100), "Fuel": ("6200 Fuel", 380),
+                        "Insurance": ("6300 Insurance", 450), "Maintenance": ("6400 Maintenance", 400),
+                        "AWS": ("6500 Cloud Hosting", 17), "Software": ("6510 Software", 40),
+                        "Crew wages": ("6600 Wages", 2600), "Advertising": ("6700 Advertising", 450)},
+    "quickdumpnow": {"Truck lease": ("6250 Vehicle Lease", 690), "Insurance": ("6300 Insurance", 290),
+                     "AWS": ("6500 Cloud Hosting", 14), "Software": ("6510 Software", 30),
+                     "Helper wages": ("6600 Wages", 1900), "Local ads": ("6700 Advertising", 400),
+                     "Owner draw": ("3100 Owner Draws", 400)},
+    "dangerouscentaur": {"Contractors": ("6800 Contractors", 4200), "AWS": ("6500 Cloud Hosting", 16),
+                         "Software": ("6510 Software", 180), "Coworking": ("6900 Rent", 350),
+                         "Bookkeeping": ("6850 Bookkeeping", 100)},
 }
+
+INCOME_ACCOUNTS = {"jada": "4000 Charter Revenue", "queenofsandiego": "4000 Ticket Revenue",
+                   "quickdumpnow": "4000 Hauling Revenue", "dangerouscentaur": "4000 Project Revenue"}
+PER_UNIT_ACCOUNTS = {"Fuel": "6200 Fuel", "Captain wages": "6600 Wages", "Cleaning": "6650 Cleaning",
+                     "Dump fees": "6150 Disposal Fees"}
+ACCOUNT_NAMES = {"3100 Owner Draws": ("Owner draws", "equity")}
 
 
 def month_start(index: int) -> dt.date:
@@ -52,33 +71,213 @@ def month_start(index: int) -> dt.date:
     return dt.date(year, month, 1)
 
 
-def write_ledger(tenant: str, spec: dict, rng: random.Random) -> None:
-    folder = HERE / tenant
-    folder.mkdir(parents=True, exist_ok=True)
+def write_csv(path: Path, header: list[str], rows: list[tuple]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def fixed_rows(tenant: str, rng: random.Random) -> list[tuple]:
     rows = []
     for index in range(MONTHS):
         start = month_start(index)
-        seasonal = 1.0 + 0.25 * (1 if start.month in (6, 7, 8) else -0.4 if start.month in (12, 1, 2) else 0)
-        for category, account, mean in spec["revenue"]:
-            for part in range(3):
-                day = start + dt.timedelta(days=5 + part * 9)
-                amount = round(mean * seasonal / 3 * rng.uniform(0.8, 1.2), 2)
-                rows.append((day.isoformat(), account, category, f"{amount:.2f}", f"{category} batch {part + 1}"))
-        for category, account, mean in spec["expenses"]:
-            day = start + dt.timedelta(days=rng.randint(1, 24))
-            amount = round(mean * rng.uniform(0.9, 1.1), 2)
-            rows.append((day.isoformat(), account, category, f"-{amount:.2f}", f"{category} {start:%b %Y}"))
-    rows.sort()
-    with (folder / "ledger.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["date", "account", "category", "amount", "memo"])
-        writer.writerows(rows)
+        for category, (account, mean) in FIXED_COSTS[tenant].items():
+            day = start + dt.timedelta(days=rng.randint(1, 18))
+            # Rent-like costs are exact; the rest wobble a little month to month.
+            steady = category in ("Marina slip", "Boat loan", "Truck lease", "Coworking", "Owner draw")
+            amount = mean if steady else round(mean * rng.uniform(0.92, 1.08), 2)
+            rows.append((day, account, category, -amount, f"{category} {start:%b %Y}"))
+    return rows
+
+
+def jada_rows(rng: random.Random) -> list[tuple]:
+    rows = fixed_rows("jada", rng)
+    for index, charters in enumerate(JADA_CHARTERS):
+        start = month_start(index)
+        for number in range(charters):
+            day = start + dt.timedelta(days=2 + number * 26 // max(charters, 1))
+            four_hour = rng.random() < 0.7
+            price = 1450 if four_hour else 950
+            kind = "4-hour charter" if four_hour else "2-hour sunset charter"
+            rows.append((day, "4000 Charter Revenue", "Charter revenue", price, f"{kind} {day:%b %d}"))
+            rows.append((day, "6200 Fuel", "Fuel", -round(rng.uniform(105, 150), 2), f"Fuel for charter {day:%b %d}"))
+            rows.append((day, "6600 Wages", "Captain wages", -300 if four_hour else -200,
+                         f"Captain, charter {day:%b %d}"))
+            rows.append((day + dt.timedelta(days=1), "6650 Cleaning", "Cleaning", -60, f"Cleaning after {day:%b %d}"))
+    # A card payment nobody filed: the audit lists it as uncategorised.
+    rows.append((dt.date(2026, 9, 17), "6400 Maintenance", "", -38.40, "Chandlery card payment"))
+    return rows
+
+
+def qosd_rows(rng: random.Random) -> list[tuple]:
+    rows = fixed_rows("queenofsandiego", rng)
+    for index in range(MONTHS):
+        start = month_start(index)
+        mean = QOSD_TICKETS[start.month]
+        for week in range(4):
+            day = start + dt.timedelta(days=6 + week * 7)
+            amount = round(mean / 4 * rng.uniform(0.85, 1.15), 2)
+            rows.append((day, "4000 Ticket Revenue", "Ticket sales", amount, f"Ticketing payout week {week + 1}"))
+    return rows
+
+
+def qdn_rows(rng: random.Random) -> list[tuple]:
+    rows = fixed_rows("quickdumpnow", rng)
+    for index, jobs in enumerate(QDN_JOBS):
+        start = month_start(index)
+        for number in range(jobs):
+            day = start + dt.timedelta(days=1 + number * 27 // jobs)
+            price = rng.choice([180, 240, 260, 320, 380])
+            rows.append((day, "4000 Hauling Revenue", "Hauling jobs", price, f"Job {day:%m%d}-{number + 1}"))
+            rows.append((day, "6150 Disposal Fees", "Dump fees", -round(price * 0.22, 2), f"Dump fee job {day:%m%d}-{number + 1}"))
+        rows.append((start + dt.timedelta(days=20), "6200 Fuel", "Fuel", -round(jobs * 28 * rng.uniform(0.9, 1.1), 2),
+                     f"Fuel {start:%b %Y}"))
+    # Posted to an account the chart does not have; the ledger's skip policy lists it as a problem.
+    rows.append((dt.date(2026, 9, 23), "6260 Truck Repairs", "Maintenance", -85, "Tyre patch"))
+    return rows
+
+
+def studio_rows(rng: random.Random) -> list[tuple]:
+    rows = fixed_rows("dangerouscentaur", rng)
+    for index, amount in STUDIO_INVOICES:
+        day = month_start(index) + dt.timedelta(days=rng.randint(8, 25))
+        rows.append((day, "4000 Project Revenue", "Client projects", amount, f"Invoice {day:%Y%m}-01"))
+    rows.append((dt.date(2026, 10, 14), "6510 Software", "", -640, "Card payment, receipt missing"))
+    return rows
+
+
+def write_ledger(tenant: str, rows: list[tuple]) -> None:
+    rows = sorted((r for r in rows if r[0] <= EXPORTED_ON), key=lambda r: (r[0], r[1], r[4]))
+    if tenant == "dangerouscentaur":
+        write_xlsx_ledger(HERE / tenant / "ledger.xlsx", rows)
+        return
+    write_csv(HERE / tenant / "ledger.csv", ["date", "account", "category", "amount", "memo"],
+              [(d.isoformat(), account, category, f"{amount:.2f}", memo) for d, account, category, amount, memo in rows])
+
+
+def write_xlsx_ledger(path: Path, rows: list[tuple]) -> None:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Ledger"
+    sheet.append(["Date", "Account", "Category", "Amount", "Memo"])
+    for day, account, category, amount, memo in rows:
+        sheet.append([day, account, category or None, amount, memo])
+        sheet.cell(sheet.max_row, 1).number_format = "yyyy-mm-dd"
+        sheet.cell(sheet.max_row, 4).number_format = "#,##0.00"
+    stamp = dt.datetime(2026, 11, 20, 9, 0)
+    workbook.properties.created = stamp
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    # openpyxl stamps "now" into the zip entries and docProps; fixing both keeps reruns byte-identical.
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "docProps/core.xml":
+                data = re.sub(rb"<dcterms:modified([^>]*)>[^<]*<", rb"<dcterms:modified\1>2026-11-20T09:00:00Z<", data)
+            target.writestr(zipfile.ZipInfo(item.filename, date_time=(2026, 11, 20, 9, 0, 0)), data,
+                            compress_type=zipfile.ZIP_DEFLATED)
+
+
+def write_chart(tenant: str, rows: list[tuple]) -> None:
+    accounts = sorted({r[1] for r in rows} - {"6260 Truck Repairs"})
+    chart = []
+    for account in accounts:
+        name, kind = ACCOUNT_NAMES.get(account, (account.split(" ", 1)[1], "income" if account[0] == "4" else "expense"))
+        chart.append((account, name, kind))
+    chart.append(("1000 Operating Account", "Operating bank account", "asset"))
+    write_csv(HERE / tenant / "accounts.csv", ["account", "name", "type"], sorted(chart))
+
+
+# Monthly revenue targets 2026-01 .. 2027-03: the owners' plan, above last year's actuals.
+TARGETS = {
+    "jada": [2000, 2000, 3000, 4500, 6000, 8500, 10000, 7500, 6000, 4500, 3000, 3000, 2500, 2500, 3500],
+    "queenofsandiego": [1500, 1600, 2200, 2800, 3400, 4500, 5200, 4500, 3300, 2600, 2000, 2200, 1700, 1800, 2500],
+    "quickdumpnow": [2200, 2400, 2800, 3200, 3600, 3800, 3800, 3600, 3400, 3200, 2800, 2600, 2400, 2600, 3000],
+    "dangerouscentaur": [3000, 3000, 3000, 3000, 3000, 3000, 3500, 3500, 3500, 3500, 3500, 3500, 4000, 4000, 4000],
+}
+
+
+def write_targets(tenant: str) -> None:
+    months = [f"2026-{m:02d}" for m in range(1, 13)] + [f"2027-{m:02d}" for m in range(1, 4)]
+    write_csv(HERE / tenant / "targets.csv", ["month", "target"],
+              [(month, f"{target:.2f}") for month, target in zip(months, TARGETS[tenant], strict=True)])
+
+
+PIPELINES = {
+    "jada": [("Harborview Dental team outing (fictional)", "proposal", 2900, "2026-12-05"),
+             ("Wedding party charter, Okafor family", "negotiation", 1450, "2026-11-18"),
+             ("Corporate sunset series, Example Ventures", "lead", 5800, "2027-02-15"),
+             ("Birthday charter, Lindqvist", "won", 1450, "2026-11-19"),
+             ("Photo shoot charter, Studio Nine (fictional)", "lost", 950, "2026-10-30")],
+    "queenofsandiego": [("School field trip, Example Elementary", "qualified", 1800, "2027-03-10"),
+                        ("Conference group cruise", "proposal", 4200, "2027-04-22"),
+                        ("Holiday lights cruise block", "won", 2600, "2026-11-17")],
+    "quickdumpnow": [],  # jobs are booked same-day; nothing is in the pipeline
+    "dangerouscentaur": [("Booking widget for a surf school (fictional)", "proposal", 6500, "2026-12-20"),
+                         ("Brand refresh, Example Bakery", "qualified", 3200, "2027-01-31"),
+                         ("Annual hosting and care plan", "negotiation", 2400, "2026-11-15"),
+                         ("Mobile app prototype", "lost", 9000, "2026-09-30")],
+}
+
+CAMPAIGNS = {
+    "jada": [("Summer weekday charters", "Email list", "2026-06-01", "2026-08-31", "0", "41"),
+             ("Fall sunset charters", "Email list", "2026-10-01", "2026-11-30", "0", "18"),
+             ("Instagram boosted posts", "Instagram", "2026-09-15", "2026-12-15", "450.00", "12"),
+             ("Holiday gift cards", "Email list", "2026-12-01", "2026-12-24", "0", "0")],
+    "queenofsandiego": [("Holiday lights cruises", "Viator", "2026-11-01", "2026-12-31", "600.00", "35"),
+                        ("Summer harbor tours", "Website", "2026-05-15", "2026-09-05", "1200.00", "96")],
+    "quickdumpnow": [("Neighbourhood flyers", "Print", "2026-09-01", "2026-10-31", "380.00", "14"),
+                     ("Google local ads", "Google Business profile", "2026-10-01", "2026-12-31", "900.00", "22")],
+    "dangerouscentaur": [],
+}
+
+
+def write_sales_and_campaigns(tenant: str) -> None:
+    write_csv(HERE / tenant / "pipeline.csv", ["deal", "stage", "value", "expected_close"],
+              [(deal, stage, f"{value:.2f}", close) for deal, stage, value, close in PIPELINES[tenant]])
+    write_csv(HERE / tenant / "campaigns.csv", ["campaign", "channel", "start", "end", "spend", "leads"],
+              CAMPAIGNS[tenant])
+
+
+def write_subscribers(rng: random.Random) -> None:
+    """JADA's newsletter export: 3,676 people subscribed at the period end, plus the rows that do not count.
+
+    Unsubscribed and bounced addresses, a re-export duplicate in different letter case, and sign-ups
+    after the period end are all in the file, so the count has to be computed, not read off the row count.
+    """
+    subscribed, unsubscribed, bounced, duplicates, later = 3676, 118, 23, 31, 9
+    rows = []
+    start = dt.date(2019, 4, 1)
+    span = (dt.date(2026, 11, 22) - start).days
+    for number in range(1, subscribed + unsubscribed + bounced + 1):
+        day = start + dt.timedelta(days=rng.randint(0, span))
+        status = "subscribed" if number <= subscribed else "unsubscribed" if number <= subscribed + unsubscribed \
+            else "bounced"
+        rows.append((f"guest{number:05d}@example.com", status, day.isoformat()))
+    for number in rng.sample(range(1, subscribed + 1), duplicates):
+        rows.append((f"Guest{number:05d}@Example.com", "subscribed", "2026-03-02"))
+    for number in range(1, later + 1):
+        rows.append((f"newguest{number:03d}@example.com", "subscribed", "2026-11-25"))
+    rows.sort(key=lambda row: (row[2], row[0]))
+    write_csv(HERE / "jada" / "subscribers.csv", ["email", "status", "subscribed_on"], rows)
 
 
 def main() -> None:
     rng = random.Random(20261128)
-    for tenant, spec in BUSINESSES.items():
-        write_ledger(tenant, spec, rng)
+    builders = {"jada": jada_rows, "queenofsandiego": qosd_rows, "quickdumpnow": qdn_rows,
+                "dangerouscentaur": studio_rows}
+    for tenant, build in builders.items():
+        rows = build(rng)
+        write_ledger(tenant, rows)
+        write_chart(tenant, rows)
+        write_targets(tenant)
+        write_sales_and_campaigns(tenant)
+    write_subscribers(rng)
 
 
 if __name__ == "__main__":

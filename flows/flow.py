@@ -222,3 +222,25 @@ def fetch_delivery_tables(limit: int = 50) -> list[DeliveryTable]:
         rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
         tables.append(DeliveryTable(artifact.created, str(artifact.flow_run_id), list(rows or [])))
     return tables
+
+
+def trigger_deployment(name: str, parameters: dict[str, Any], *, idempotency_key: str | None = None,
+                       scheduled_time: dt.datetime | None = None) -> dict[str, Any]:
+    """Start a deployment run without waiting for it; returns its id and where to watch it."""
+    from prefect.deployments import run_deployment
+
+    flow_run = run_deployment(name, parameters=parameters, timeout=0, idempotency_key=idempotency_key,
+                              scheduled_time=scheduled_time, as_subflow=False)
+    ui_url = PREFECT_UI_URL.value()
+    return {"flow_run_id": str(flow_run.id), "flow_run_name": flow_run.name, "deployment": name,
+            "parameters": parameters, "state": flow_run.state.name if flow_run.state else None,
+            "watch": f"{ui_url}/runs/flow-run/{flow_run.id}" if ui_url else None}
+
+
+def run_inline(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Run the flow in this process and return its summary (which reports were sent, which failed)."""
+    state = send_exec_reports(**parameters, return_state=True)
+    data = state.result(raise_on_failure=False)
+    return {"state": state.name, "message": state.message,
+            "summary": data if isinstance(data, dict) else None,
+            "error": None if isinstance(data, dict) else f"{type(data).__name__}: {data}"}

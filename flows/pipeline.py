@@ -21,7 +21,7 @@ from flows.definitions import SEVERITIES, ReportDefinition, group_by_role, load_
 from flows.delivery.base import DeliveryBackend, Email
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError
 from flows.period import Period
-from flows.render import RenderedEmail, render_email
+from flows.render import RenderedEmail, render_email, stage
 from sources.registry import REGISTRY, SourceContext, SourceRegistry, Unavailable, is_available
 
 log = logging.getLogger("exec_reports")
@@ -158,7 +158,8 @@ def source_context(config: PortfolioConfig, tenant: TenantConfig, period: Period
         period_start=period.start,
         period_end=period.end,
         base_dir=config.base_dir,
-        tenant_settings={"domains": list(tenant.domains)},
+        # Every source's settings, for sources that summarise the others (KPI coverage).
+        tenant_settings={"domains": list(tenant.domains), "sources": dict(tenant.sources)},
     )
 
 
@@ -225,8 +226,8 @@ def _severity_order(result: CheckResult) -> tuple:
 
 
 def build_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
-                 generated_at: dt.datetime | None = None,
-                 definition: ReportDefinition | None = None) -> tuple[RenderedEmail, list[CheckResult]]:
+                 generated_at: dt.datetime | None = None, definition: ReportDefinition | None = None,
+                 timings: dict[str, float] | None = None) -> tuple[RenderedEmail, list[CheckResult]]:
     """Render one report instance (or one of its variants), or raise RenderError saying which figure is
     missing and why, or ReportSkipped when its ``send_if`` is false."""
     definition = definition or instance.definition
@@ -277,15 +278,16 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
         if not wanted:
             raise ReportSkipped(f"send_if is false ({definition.front.send_if})")
     try:
-        markdown = definition.template.render(**context)
-        subject = " ".join(definition.subject.render(**context).split())
+        with stage(timings, "template"):
+            markdown = definition.template.render(**context)
+            subject = " ".join(definition.subject.render(**context).split())
     except Exception as exc:
         raise RenderError(f"{definition.shown_path}: template error: {type(exc).__name__}: {exc}") from exc
     scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]
     footer = (f"{definition.front.title} · {scope_name} · {period.label} · generated "
               f"{generated_at:%Y-%m-%d %H:%M} UTC by exec-reports")
     rendered = render_email(markdown, subject, title=definition.front.title, footer=footer,
-                            preheader=f"{scope_name}, {period.label}")
+                            preheader=f"{scope_name}, {period.label}", timings=timings)
     rendered.tasks = structure_actions(rendered.tasks, instance, definition, views)
     return rendered, all_checks
 

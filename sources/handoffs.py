@@ -1,11 +1,17 @@
 """Handoff notes source: a folder of Markdown project-handoff documents per tenant.
 
 Task-list items (``- [ ] ...`` / ``- [x] ...``) are the action items; each keeps the file and the
-nearest heading above it so a reader can find it. Settings: ``path`` (the folder).
+nearest heading above it so a reader can find it. Blockers are list items or lines that start with
+``Blocker:`` / ``Blocked:``, and every open item under a heading that names blockers.
+
+A note's age comes from its ``Last updated: YYYY-MM-DD`` line when it has one, because a git
+checkout resets file modification times; only without that line does the file's mtime count.
+Settings: ``path`` (the folder), ``stale_after_days`` (default 30).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -18,10 +24,21 @@ METRICS = [
                "(rows: text, file, heading).", "list"),
     MetricSpec("handoffs.done_items", "Checked task-list items (rows: text, file, heading).", "list"),
     MetricSpec("handoffs.open_count", "Number of open action items.", "number"),
+    MetricSpec("handoffs.blockers", "Open blockers (rows: text, file, heading, line).", "list"),
+    MetricSpec("handoffs.notes", "Each note with its last update and age "
+               "(rows: file, last_updated, age_days, dated_by, open, done).", "table"),
+    MetricSpec("handoffs.stale_notes", "Notes not updated for more than stale_after_days at the period end "
+               "(rows: file, last_updated, age_days, dated_by).", "table"),
+    MetricSpec("handoffs.problems", "Lines that could not be read as intended (e.g. a bad Last updated "
+               "date), each with file and line.", "list"),
 ]
 
 _TASK = re.compile(r"^\s*[-*+]\s+\[(?P<mark>[ xX])\]\s+(?P<text>.+?)\s*$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(?P<text>.+?)\s*#*\s*$")
+_LAST_UPDATED = re.compile(r"^\W*last[ -]updated\W*:\W*(?P<value>\S+?)\W*$", re.IGNORECASE)
+_BLOCKER_LINE = re.compile(r"^\s*(?:[-*+]\s+(?:\[[ xX]\]\s+)?)?\**(?:blocker|blocked)\**\s*:\**\s*(?P<text>.+?)\s*$",
+                           re.IGNORECASE)
+_BLOCKER_HEADING = re.compile(r"\bblock(?:er|ers|ed|ing)\b", re.IGNORECASE)
 
 
 @REGISTRY.register("handoffs", "Project handoff notes kept as Markdown files.", METRICS)
@@ -31,12 +48,22 @@ def gather_handoffs(settings: Mapping[str, Any], context: SourceContext) -> dict
     folder = context.resolve(settings["path"])
     if not folder.is_dir():
         raise SourceError(f"folder not found: {folder}")
-    open_items: list[dict[str, str]] = []
-    done_items: list[dict[str, str]] = []
+    stale_after = settings.get("stale_after_days", 30)
+    if not isinstance(stale_after, int) or isinstance(stale_after, bool) or stale_after < 0:
+        raise SourceError(f"tenant '{context.tenant_id}': sources.handoffs.stale_after_days must be a whole "
+                          f"number of days, got {stale_after!r}")
+    open_items: list[dict[str, Any]] = []
+    done_items: list[dict[str, Any]] = []
+    blockers: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    problems: list[str] = []
     for note in sorted(folder.rglob("*.md")):
+        name = note.relative_to(folder).as_posix()
         heading = ""
         in_fence = False
-        for line in note.read_text(encoding="utf-8-sig").splitlines():
+        last_updated: dt.date | None = None
+        counts = {"open": 0, "done": 0}
+        for number, line in enumerate(note.read_text(encoding="utf-8-sig").splitlines(), start=1):
             if line.lstrip().startswith(("```", "~~~")):
                 in_fence = not in_fence
                 continue
@@ -44,11 +71,41 @@ def gather_handoffs(settings: Mapping[str, Any], context: SourceContext) -> dict
                 continue
             if match := _HEADING.match(line):
                 heading = match["text"]
-            elif match := _TASK.match(line):
-                item = {"text": match["text"], "file": note.relative_to(folder).as_posix(), "heading": heading}
-                (open_items if match["mark"] == " " else done_items).append(item)
+                continue
+            if last_updated is None and (match := _LAST_UPDATED.match(line)):
+                try:
+                    last_updated = dt.date.fromisoformat(match["value"])
+                except ValueError:
+                    problems.append(f"{name}:{number}: 'Last updated' is not a date in YYYY-MM-DD form "
+                                    f"(value {match['value']!r}); using the file's modification time")
+                continue
+            task = _TASK.match(line)
+            if task:
+                item = {"text": task["text"], "file": name, "heading": heading}
+                is_open = task["mark"] == " "
+                (open_items if is_open else done_items).append(item)
+                counts["open" if is_open else "done"] += 1
+                if not is_open:
+                    continue
+            if match := _BLOCKER_LINE.match(line):
+                blockers.append({"text": match["text"], "file": name, "heading": heading, "line": number})
+            elif task and _BLOCKER_HEADING.search(heading):
+                blockers.append({"text": task["text"], "file": name, "heading": heading, "line": number})
+        dated_by = "Last updated line"
+        if last_updated is None:
+            # Fallback only: checkouts and copies reset mtimes, so an explicit line is preferred.
+            last_updated = dt.date.fromtimestamp(note.stat().st_mtime)
+            dated_by = "file modification time"
+        notes.append({"file": name, "last_updated": last_updated,
+                      "age_days": (context.period_end - last_updated).days, "dated_by": dated_by,
+                      "open": counts["open"], "done": counts["done"]})
     return {
         "handoffs.open_items": open_items,
         "handoffs.done_items": done_items,
         "handoffs.open_count": len(open_items),
+        "handoffs.blockers": blockers,
+        "handoffs.notes": notes,
+        "handoffs.stale_notes": [{k: n[k] for k in ("file", "last_updated", "age_days", "dated_by")}
+                                 for n in notes if n["age_days"] > stale_after],
+        "handoffs.problems": problems,
     }

@@ -1,11 +1,17 @@
-"""Ledger source: the books as a CSV export (date, account, category, amount, memo).
+"""Ledger source: the books as a CSV export or an XLSX workbook (date, account, category, amount, memo).
 
 Sign convention: money in is positive, money out is negative, as bank and bookkeeping exports do.
 Settings (per tenant, under ``sources.ledger``):
-    path             the CSV file
+    path             the ledger file (.csv, or .xlsx read with openpyxl)
+    sheet            the workbook sheet to read (default: the first)
     opening_balance  cash on hand before the ledger's first entry (default 0)
     on_bad_row       "fail" (default: the source fails, naming the cell) or "skip" (the row is left
-                     out and listed in finance.ledger_problems)
+                     out and listed in finance.ledger_problems); applies to the chart and targets too
+    accounts         chart of accounts CSV (account, name, type); entries on other accounts are bad rows
+    targets          monthly revenue targets CSV (month, target)
+    audit            {average_months: 6, flag_change_percent: 25, largest: 5}
+    unit_economics   {unit, revenue_account, variable_categories, excluded_categories, window_months}
+    rules            financial rules, see sources/finance_rules.py
 """
 
 from __future__ import annotations
@@ -13,14 +19,18 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from flows.errors import SourceError
+from sources.accounts import read_chart
 from sources.registry import REGISTRY, MetricSpec, SourceContext, Unavailable
-from sources.tabular import RowProblem, parse_amount, parse_date, read_csv_rows
+from sources.tabular import BadRowPolicy, MissingFile, RowProblem, parse_amount, parse_date, read_rows
 
 BURN_WINDOW_MONTHS = 3
+UNCATEGORISED = "Uncategorised"
+CENT = Decimal("0.01")
 
 METRICS = [
     MetricSpec("finance.monthly", "Revenue, expenses and net per calendar month up to the period end "
@@ -33,83 +43,150 @@ METRICS = [
     MetricSpec("finance.runway_months", "Cash on hand divided by burn rate; infinite when not burning.", "months"),
     MetricSpec("finance.expenses_by_category", "Expenses of the last full month by category, largest first "
                "(rows: category, amount).", "table"),
-    MetricSpec("finance.ledger_problems", "Ledger rows left out under on_bad_row: skip, each with file, line, "
-               "column and value.", "list"),
+    MetricSpec("finance.ledger_problems", "Ledger, chart and target rows left out under on_bad_row: skip, each "
+               "with file, line, column and value.", "list"),
+    MetricSpec("finance.expense_audit", "Each expense category's last full month against its average over the "
+               "months before (rows: category, this_month, average, change, change_percent, flagged).", "table"),
+    MetricSpec("finance.largest_expenses", "The largest single expenses of the last full month "
+               "(rows: date, account, category, amount, memo, where).", "table"),
+    MetricSpec("finance.uncategorised_expenses", "Expenses up to the period end with no category "
+               "(rows: date, account, amount, memo, where).", "table"),
+    MetricSpec("finance.unknown_accounts", "Accounts used in the ledger that the chart of accounts does not "
+               "list (rows: account, entries, first_seen).", "table"),
+    MetricSpec("finance.account_totals", "Last full month's total per chart account "
+               "(rows: account, name, type, amount).", "table"),
+    MetricSpec("finance.revenue_targets", "Revenue against the monthly target from January of the period's year "
+               "through March of the next (rows: month, target, actual, difference, status).", "table"),
+    MetricSpec("finance.revenue_target_attainment", "Revenue of the last full month as a percentage of its "
+               "target.", "percent"),
+    MetricSpec("finance.unit_economics", "Units sold, price, variable cost and contribution margin per unit, "
+               "and fixed monthly costs, over the last full months.", "mapping"),
+    MetricSpec("finance.break_even_units", "Units per month needed to cover fixed monthly costs "
+               "(fixed costs / contribution margin per unit).", "number"),
+    MetricSpec("finance.rules", "Each financial rule from the config, evaluated "
+               "(rows: rule, status, actual, limit, detail).", "table"),
+    MetricSpec("finance.rules_failed", "Number of financial rules that failed.", "number"),
 ]
 
 
-@REGISTRY.register("ledger", "Bookkeeping ledger exported as CSV.", METRICS)
+@dataclass(frozen=True)
+class Entry:
+    date: dt.date
+    account: str
+    category: str
+    amount: Decimal
+    memo: str
+    where: str  # file:line, so a finding can be traced to the cell
+
+    @property
+    def is_expense(self) -> bool:
+        return self.amount < 0
+
+
+@REGISTRY.register("ledger", "Bookkeeping ledger exported as CSV or kept in an XLSX workbook.", METRICS)
 def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
     if "path" not in settings:
         raise SourceError(f"tenant '{context.tenant_id}': sources.ledger.path is not set")
     path = context.resolve(settings["path"])
-    policy = settings.get("on_bad_row", "fail")
-    if policy not in ("fail", "skip"):
-        raise SourceError(f"tenant '{context.tenant_id}': sources.ledger.on_bad_row must be 'fail' or 'skip', "
-                          f"got {policy!r}")
+    policy = BadRowPolicy(settings, "ledger", context.tenant_id, context.base_dir)
     try:
         opening = parse_amount(str(settings.get("opening_balance", "0")))
     except ValueError:
         raise SourceError(f"tenant '{context.tenant_id}': sources.ledger.opening_balance is not a number: "
                           f"{settings.get('opening_balance')!r}") from None
 
-    entries: list[tuple[dt.date, str, Decimal]] = []
-    problems: list[RowProblem] = []
-    for line, row in read_csv_rows(path, ["date", "account", "category", "amount", "memo"]):
-        row_problems = []
+    result: dict[str, Any] = {}
+    chart = None
+    if "accounts" in settings:
+        try:
+            chart = read_chart(context.resolve(settings["accounts"]), policy)
+        except MissingFile as exc:
+            if policy.policy == "fail":
+                raise
+            for name in ("finance.unknown_accounts", "finance.account_totals"):
+                result[name] = Unavailable(name, f"chart of accounts: {exc}")
+    else:
+        for name in ("finance.unknown_accounts", "finance.account_totals"):
+            result[name] = Unavailable(name, "sources.ledger.accounts (the chart of accounts) is not set")
+
+    entries, unknown = read_ledger(path, settings.get("sheet"), chart, policy)
+    result.update(summarise(entries, opening, context.period_end))
+    if chart is not None:
+        result["finance.unknown_accounts"] = unknown
+        result["finance.account_totals"] = account_totals(entries, chart, context.period_end)
+    result.update(expense_audit(entries, context.period_end, settings.get("audit") or {}))
+
+    # Imported here so the ledger module reads top-down; these are pure functions over entries.
+    from sources.finance_rules import evaluate_rules, unit_economics
+    from sources.targets import revenue_targets
+
+    result.update(revenue_targets(entries, settings, context, policy))
+    result.update(unit_economics(entries, settings.get("unit_economics"), context.period_end))
+    result.update(evaluate_rules(settings.get("rules"), entries, result, context))
+    result["finance.ledger_problems"] = policy.findings
+    return result
+
+
+def read_ledger(path, sheet, chart, policy: BadRowPolicy) -> tuple[list[Entry], list[dict[str, Any]]]:
+    entries: list[Entry] = []
+    unknown: dict[str, dict[str, Any]] = {}
+    for line, row in read_rows(path, ["date", "account", "category", "amount", "memo"], sheet=sheet):
+        problems = []
         try:
             date = parse_date(row["date"])
         except ValueError as exc:
-            row_problems.append(RowProblem(str(path), line, "date", row["date"], str(exc)))
+            problems.append(RowProblem(str(path), line, "date", row["date"], str(exc)))
         try:
             amount = parse_amount(row["amount"])
         except ValueError as exc:
-            row_problems.append(RowProblem(str(path), line, "amount", row["amount"], str(exc)))
-        if row_problems:
-            if policy == "fail":
-                raise SourceError("; ".join(str(p) for p in row_problems))
-            problems.extend(row_problems)
+            problems.append(RowProblem(str(path), line, "amount", row["amount"], str(exc)))
+        if chart is not None and row["account"] not in chart:
+            problems.append(RowProblem(str(path), line, "account", row["account"],
+                                       "not in the chart of accounts"))
+            seen = unknown.setdefault(row["account"], {"account": row["account"], "entries": 0,
+                                                       "first_seen": f"{path.name}:{line}"})
+            seen["entries"] += 1
+        if policy.reject(problems):
             continue
-        entries.append((date, row["category"] or "Uncategorised", amount))
-
-    return summarise(entries, opening, context.period_end) | {
-        "finance.ledger_problems": [str(p) for p in problems],
-    }
+        entries.append(Entry(date, row["account"], row["category"] or UNCATEGORISED, amount, row["memo"],
+                             f"{path.name}:{line}"))
+    return entries, sorted(unknown.values(), key=lambda item: item["account"])
 
 
 def month_key(day: dt.date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+def shift_month(key: str, delta: int) -> str:
+    year, month = int(key[:4]), int(key[5:7])
+    index = year * 12 + month - 1 + delta
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
 def full_months_before(period_end: dt.date, count: int) -> list[str]:
     """The ``count`` calendar months that ended on or before ``period_end``, oldest first."""
-    year, month = period_end.year, period_end.month
-    last_day_of_month = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1))
-    if period_end < last_day_of_month:
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-    months = []
-    for _ in range(count):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-    return list(reversed(months))
+    next_day = period_end + dt.timedelta(days=1)
+    last = month_key(period_end) if next_day.month != period_end.month else shift_month(month_key(period_end), -1)
+    return [shift_month(last, -offset) for offset in range(count - 1, -1, -1)]
 
 
-def summarise(entries: list[tuple[dt.date, str, Decimal]], opening: Decimal, period_end: dt.date) -> dict[str, Any]:
+def monthly_totals(entries: list[Entry], period_end: dt.date) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
     revenue: dict[str, Decimal] = defaultdict(Decimal)
     expenses: dict[str, Decimal] = defaultdict(Decimal)
-    by_category: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    cash = opening
-    for date, category, amount in entries:
-        if date > period_end:
+    for entry in entries:
+        if entry.date > period_end:
             continue
-        key = month_key(date)
-        cash += amount
-        if amount >= 0:
-            revenue[key] += amount
+        key = month_key(entry.date)
+        if entry.is_expense:
+            expenses[key] += -entry.amount
         else:
-            expenses[key] += -amount
-            by_category[key][category] += -amount
+            revenue[key] += entry.amount
+    return revenue, expenses
 
+
+def summarise(entries: list[Entry], opening: Decimal, period_end: dt.date) -> dict[str, Any]:
+    revenue, expenses = monthly_totals(entries, period_end)
+    cash = opening + sum((e.amount for e in entries if e.date <= period_end), Decimal(0))
     months = sorted(set(revenue) | set(expenses))
     monthly = [
         {"month": m, "revenue": revenue[m], "expenses": expenses[m], "net": revenue[m] - expenses[m]} for m in months
@@ -125,14 +202,82 @@ def summarise(entries: list[tuple[dt.date, str, Decimal]], opening: Decimal, per
         return result
     burn = sum((expenses[m] - revenue[m] for m in window), Decimal(0)) / len(window)
     last = window[-1]
+    by_category: dict[str, Decimal] = defaultdict(Decimal)
+    for entry in entries:
+        if entry.is_expense and month_key(entry.date) == last:
+            by_category[entry.category] += -entry.amount
     result.update({
-        "finance.burn_rate": burn.quantize(Decimal("0.01")),
-        "finance.runway_months": float(cash / burn) if burn > 0 else float("inf"),
+        "finance.burn_rate": burn.quantize(CENT),
+        # Overdrawn means no runway left, not a negative one.
+        "finance.runway_months": (float(cash / burn) if cash > 0 else 0.0) if burn > 0 else float("inf"),
         "finance.revenue_last_month": revenue[last],
         "finance.expenses_last_month": expenses[last],
         "finance.expenses_by_category": [
             {"category": category, "amount": amount}
-            for category, amount in sorted(by_category[last].items(), key=lambda item: (-item[1], item[0]))
+            for category, amount in sorted(by_category.items(), key=lambda item: (-item[1], item[0]))
         ],
     })
     return result
+
+
+def _setting_int(settings: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    value = settings.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SourceError(f"{where}.{key} must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def expense_audit(entries: list[Entry], period_end: dt.date, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """This month against the average of the months before it, the largest items, uncategorised entries."""
+    average_months = _setting_int(settings, "average_months", 6, "sources.ledger.audit")
+    largest_count = _setting_int(settings, "largest", 5, "sources.ledger.audit")
+    threshold = Decimal(str(settings.get("flag_change_percent", 25)))
+    last = full_months_before(period_end, 1)[0]
+    covered_months = {month_key(e.date) for e in entries if e.date <= period_end}
+    before = [m for m in (shift_month(last, -offset) for offset in range(average_months, 0, -1))
+              if m in covered_months]
+
+    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for entry in entries:
+        if entry.is_expense and entry.date <= period_end:
+            totals[entry.category][month_key(entry.date)] += -entry.amount
+    audit = []
+    for category, by_month in totals.items():
+        this_month = by_month.get(last, Decimal(0))
+        average = (sum((by_month.get(m, Decimal(0)) for m in before), Decimal(0)) / len(before)
+                   if before else Decimal(0))
+        if this_month == 0 and average == 0:
+            continue
+        change = this_month - average
+        change_percent = float(change / average * 100) if average else None
+        flagged = change_percent is None or abs(Decimal(str(change_percent))) > threshold
+        audit.append({"category": category, "this_month": this_month, "average": average.quantize(CENT),
+                      "change": change.quantize(CENT),
+                      "change_percent": None if change_percent is None else round(change_percent, 1),
+                      "flagged": flagged})
+    audit.sort(key=lambda row: (-row["this_month"], row["category"]))
+
+    last_month_expenses = [e for e in entries if e.is_expense and month_key(e.date) == last and e.date <= period_end]
+    largest = sorted(last_month_expenses, key=lambda e: (e.amount, e.date, e.where))[:largest_count]
+    uncategorised = [e for e in entries if e.is_expense and e.category == UNCATEGORISED and e.date <= period_end]
+    return {
+        "finance.expense_audit": audit,
+        "finance.largest_expenses": [
+            {"date": e.date, "account": e.account, "category": e.category, "amount": -e.amount, "memo": e.memo,
+             "where": e.where} for e in largest
+        ],
+        "finance.uncategorised_expenses": [
+            {"date": e.date, "account": e.account, "amount": -e.amount, "memo": e.memo, "where": e.where}
+            for e in uncategorised
+        ],
+    }
+
+
+def account_totals(entries: list[Entry], chart, period_end: dt.date) -> list[dict[str, Any]]:
+    last = full_months_before(period_end, 1)[0]
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for entry in entries:
+        if month_key(entry.date) == last:
+            totals[entry.account] += entry.amount
+    return [{"account": a.code, "name": a.name, "type": a.type, "amount": totals.get(a.code, Decimal(0))}
+            for a in chart.values()]

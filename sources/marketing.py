@@ -1,39 +1,154 @@
-"""Marketing source: the channel visibility list per tenant (CSV: channel, status, detail).
+"""Marketing source: channel visibility, the email list and campaigns, per tenant.
 
-Status is one of live, partial, missing, planned. Settings: ``channels`` (the CSV path).
+Settings (under ``sources.marketing``), each file optional; a missing or unset one makes only its
+own metrics unavailable:
+    channels      CSV: channel, status, detail (status: live, partial, missing, planned, n/a)
+    ota_channels  which channels are online travel agency listings (default: Sailo, GetMyBoat, Viator)
+    subscribers   CSV: email, status, subscribed_on (one row per address or per change; the last row
+                  for an address wins, addresses compare case-insensitively)
+    campaigns     CSV: campaign, channel, start, end, spend, leads
+    on_bad_row    fail (default) | skip
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
-from flows.errors import SourceError
-from sources.registry import REGISTRY, MetricSpec, SourceContext
-from sources.tabular import read_csv_rows
+from sources.registry import REGISTRY, MetricSpec, SourceContext, Unavailable
+from sources.tabular import BadRowPolicy, MissingFile, RowProblem, parse_amount, parse_date, read_rows
 
-CHANNEL_STATUSES = ("live", "partial", "missing", "planned")
+CHANNEL_STATUSES = ("live", "partial", "missing", "planned", "n/a")
+DEFAULT_OTA_CHANNELS = ("Sailo", "GetMyBoat", "Viator")
+SUBSCRIBER_STATUSES = ("subscribed", "unsubscribed", "bounced", "cleaned")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 METRICS = [
     MetricSpec("marketing.channels", "Each marketing channel with its status and detail "
-               "(rows: channel, status, detail).", "table"),
+               "(rows: channel, status, detail, ota).", "table"),
     MetricSpec("marketing.live_channel_count", "Number of channels whose status is live.", "number"),
+    MetricSpec("marketing.visibility", "Channel name -> status, for a channel x tenant matrix.", "mapping"),
+    MetricSpec("marketing.ota_listings", "Number of live online travel agency listings "
+               "(Sailo, GetMyBoat, Viator unless ota_channels says otherwise).", "number"),
+    MetricSpec("marketing.email_list_size", "Distinct addresses subscribed at the period end.", "number"),
+    MetricSpec("marketing.email_list_new_in_period", "Addresses that subscribed during the period and are "
+               "still subscribed.", "number"),
+    MetricSpec("marketing.campaigns", "Campaigns with their status at the period end "
+               "(rows: campaign, channel, start, end, status, spend, leads, cost_per_lead).", "table"),
+    MetricSpec("marketing.active_campaign_count", "Campaigns running at the period end.", "number"),
+    MetricSpec("marketing.problems", "Marketing rows left out under on_bad_row: skip.", "list"),
 ]
 
+CHANNEL_METRICS = ("marketing.channels", "marketing.live_channel_count", "marketing.visibility",
+                   "marketing.ota_listings")
+SUBSCRIBER_METRICS = ("marketing.email_list_size", "marketing.email_list_new_in_period")
+CAMPAIGN_METRICS = ("marketing.campaigns", "marketing.active_campaign_count")
 
-@REGISTRY.register("marketing", "Marketing channel visibility, kept as CSV.", METRICS)
+
+@REGISTRY.register("marketing", "Marketing channels, email list and campaigns, kept as CSV.", METRICS)
 def gather_marketing(settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
-    if "channels" not in settings:
-        raise SourceError(f"tenant '{context.tenant_id}': sources.marketing.channels is not set")
-    path = context.resolve(settings["channels"])
+    policy = BadRowPolicy(settings, "marketing", context.tenant_id, context.base_dir)
+    result: dict[str, Any] = {}
+    for key, names, reader in (("channels", CHANNEL_METRICS, read_channels),
+                               ("subscribers", SUBSCRIBER_METRICS, read_subscribers),
+                               ("campaigns", CAMPAIGN_METRICS, read_campaigns)):
+        result.update(_from_file(settings, context, policy, key, names, reader))
+    result["marketing.problems"] = policy.findings
+    return result
+
+
+def _from_file(settings, context: SourceContext, policy: BadRowPolicy, key: str, names: tuple[str, ...],
+               reader: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    if key not in settings:
+        return {name: Unavailable(name, f"sources.marketing.{key} is not set") for name in names}
+    path = context.resolve(settings[key])
+    try:
+        return reader(path, settings, context, policy)
+    except MissingFile as exc:
+        # A missing file costs only its own metrics; a bad row under 'fail' still fails the whole source.
+        return {name: Unavailable(name, str(exc)) for name in names}
+
+
+def read_channels(path, settings, context: SourceContext, policy: BadRowPolicy) -> dict[str, Any]:
+    ota_names = {name.lower() for name in settings.get("ota_channels", DEFAULT_OTA_CHANNELS)}
     channels = []
-    for line, row in read_csv_rows(path, ["channel", "status", "detail"]):
+    for line, row in read_rows(path, ["channel", "status", "detail"]):
         status = row["status"].lower()
-        if status not in CHANNEL_STATUSES:
-            raise SourceError(f"{path}:{line}: column 'status': expected one of {', '.join(CHANNEL_STATUSES)} "
-                              f"(value {row['status']!r})")
-        channels.append({"channel": row["channel"], "status": status, "detail": row["detail"]})
+        if policy.reject([] if status in CHANNEL_STATUSES else [
+                RowProblem(str(path), line, "status", row["status"], f"expected one of {', '.join(CHANNEL_STATUSES)}")]):
+            continue
+        channels.append({"channel": row["channel"], "status": status, "detail": row["detail"],
+                         "ota": row["channel"].lower() in ota_names})
     return {
         "marketing.channels": channels,
         "marketing.live_channel_count": sum(1 for c in channels if c["status"] == "live"),
+        "marketing.visibility": {c["channel"]: c["status"] for c in channels},
+        "marketing.ota_listings": sum(1 for c in channels if c["ota"] and c["status"] == "live"),
+    }
+
+
+def read_subscribers(path, settings, context: SourceContext, policy: BadRowPolicy) -> dict[str, Any]:
+    latest: dict[str, tuple[str, dt.date]] = {}
+    for line, row in read_rows(path, ["email", "status", "subscribed_on"]):
+        problems = []
+        address = row["email"].lower()
+        if not _EMAIL.match(address):
+            problems.append(RowProblem(str(path), line, "email", row["email"], "not an email address"))
+        status = row["status"].lower()
+        if status not in SUBSCRIBER_STATUSES:
+            problems.append(RowProblem(str(path), line, "status", row["status"],
+                                       f"expected one of {', '.join(SUBSCRIBER_STATUSES)}"))
+        try:
+            since = parse_date(row["subscribed_on"])
+        except ValueError as exc:
+            problems.append(RowProblem(str(path), line, "subscribed_on", row["subscribed_on"], str(exc)))
+        if policy.reject(problems):
+            continue
+        if since <= context.period_end:  # the list as it stood at the period end
+            latest[address] = (status, since)
+    subscribed = [since for status, since in latest.values() if status == "subscribed"]
+    return {
+        "marketing.email_list_size": len(subscribed),
+        "marketing.email_list_new_in_period": sum(1 for since in subscribed if since >= context.period_start),
+    }
+
+
+def read_campaigns(path, settings, context: SourceContext, policy: BadRowPolicy) -> dict[str, Any]:
+    campaigns = []
+    for line, row in read_rows(path, ["campaign", "channel", "start", "end", "spend", "leads"]):
+        problems = []
+        parsed: dict[str, Any] = {}
+        for column in ("start", "end"):
+            try:
+                parsed[column] = parse_date(row[column])
+            except ValueError as exc:
+                problems.append(RowProblem(str(path), line, column, row[column], str(exc)))
+        try:
+            parsed["spend"] = parse_amount(row["spend"])
+        except ValueError as exc:
+            problems.append(RowProblem(str(path), line, "spend", row["spend"], str(exc)))
+        if not row["leads"].isdigit():
+            problems.append(RowProblem(str(path), line, "leads", row["leads"], "not a whole number"))
+        if not problems and parsed["end"] < parsed["start"]:
+            problems.append(RowProblem(str(path), line, "end", row["end"], "ends before it starts"))
+        if policy.reject(problems):
+            continue
+        leads = int(row["leads"])
+        if parsed["start"] > context.period_end:
+            status = "planned"
+        elif parsed["end"] < context.period_end:
+            status = "finished"
+        else:
+            status = "running"
+        campaigns.append({
+            "campaign": row["campaign"], "channel": row["channel"], "start": parsed["start"], "end": parsed["end"],
+            "status": status, "spend": parsed["spend"], "leads": leads,
+            "cost_per_lead": (parsed["spend"] / leads).quantize(Decimal("0.01")) if leads else None,
+        })
+    return {
+        "marketing.campaigns": campaigns,
+        "marketing.active_campaign_count": sum(1 for c in campaigns if c["status"] == "running"),
     }

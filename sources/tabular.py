@@ -8,12 +8,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from flows.errors import SourceError
+
+
+class MissingFile(SourceError):
+    """A configured file does not exist: callers may make only the metrics that need it unavailable."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ def read_csv_rows(path: Path, required_columns: list[str]) -> Iterator[tuple[int
     UTF-8 with or without BOM. A missing file or missing column is a SourceError naming the path.
     """
     if not path.is_file():
-        raise SourceError(f"file not found: {path}")
+        raise MissingFile(f"file not found: {path}")
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None:
@@ -53,7 +57,8 @@ _CURRENCY = re.compile(r"[\s$€£¥]|USD|EUR|GBP")
 
 def parse_amount(text: str) -> Decimal:
     """Accepts '1,234.50', '$1,234.50', '-$12', '(12.00)' (accounting negative), 'USD 5'."""
-    cleaned = _CURRENCY.sub("", text).replace(",", "")
+    # Spreadsheets and PDFs often turn the minus sign into U+2212.
+    cleaned = _CURRENCY.sub("", text).replace(",", "").replace("\u2212", "-")
     negative = False
     if cleaned.startswith("(") and cleaned.endswith(")"):
         negative, cleaned = True, cleaned[1:-1]
@@ -74,3 +79,101 @@ def parse_date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise ValueError("not a date in YYYY-MM-DD form") from None
+
+
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm")
+
+
+def read_rows(path: Path, required_columns: list[str], *, sheet: str | None = None
+              ) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number, row) from a CSV or an XLSX workbook, with the same cell text either way.
+
+    For a workbook the line number is the spreadsheet row number, which is what a person sees.
+    """
+    if path.suffix.lower() in SPREADSHEET_SUFFIXES:
+        return read_xlsx_rows(path, required_columns, sheet=sheet)
+    return read_csv_rows(path, required_columns)
+
+
+def read_xlsx_rows(path: Path, required_columns: list[str], *, sheet: str | None = None
+                   ) -> Iterator[tuple[int, dict[str, str]]]:
+    if not path.is_file():
+        raise MissingFile(f"file not found: {path}")
+    # openpyxl is slow to import; only sources that actually read a workbook pay for it.
+    import openpyxl
+
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises several unrelated types for a damaged file
+        raise SourceError(f"{path}: not a readable XLSX workbook ({type(exc).__name__}: {exc})") from None
+    try:
+        if sheet is not None and sheet not in workbook.sheetnames:
+            raise SourceError(f"{path}: no sheet named {sheet!r} (sheets: {', '.join(workbook.sheetnames)})")
+        worksheet = workbook[sheet] if sheet is not None else workbook.worksheets[0]
+        rows = worksheet.iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            raise SourceError(f"{path}: the sheet is empty (expected a header row)")
+        names = [cell_text(cell).lower() for cell in header]
+        missing = [column for column in required_columns if column not in names]
+        if missing:
+            raise SourceError(f"{path}:1: missing column(s) {', '.join(missing)}; found {', '.join(n for n in names if n)}")
+        for number, values in enumerate(rows, start=2):
+            texts = [cell_text(value) for value in values]
+            if not any(texts):
+                continue  # spreadsheets often carry formatted but empty rows at the bottom
+            yield number, {name: (texts[i] if i < len(texts) else "") for i, name in enumerate(names) if name}
+    finally:
+        workbook.close()
+
+
+def cell_text(value: object) -> str:
+    """A spreadsheet cell as the text a CSV export of it would hold, so both formats parse alike."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        # Formula results carry binary noise (0.1 + 0.2 = 0.30000000000000004); nine decimals keep every
+        # real cent and drop the noise, and fixed notation keeps 1e-05 out of the amount parser's way.
+        return f"{value:.9f}".rstrip("0").rstrip(".")
+    return str(value).strip()
+
+
+BAD_ROW_POLICIES = ("fail", "skip")
+
+
+class BadRowPolicy:
+    """Applies a source's ``on_bad_row`` setting: fail naming the cell, or skip and keep a finding."""
+
+    def __init__(self, settings: Mapping[str, object], source: str, tenant_id: str, base_dir: Path | None = None):
+        # Findings end up in emails: show paths as the config writes them, not the server's layout.
+        self.base_dir = base_dir
+        policy = settings.get("on_bad_row", "fail")
+        if policy not in BAD_ROW_POLICIES:
+            raise SourceError(f"tenant '{tenant_id}': sources.{source}.on_bad_row must be 'fail' or 'skip', "
+                              f"got {policy!r}")
+        self.policy = policy
+        self.problems: list[RowProblem] = []
+
+    def reject(self, problems: list[RowProblem]) -> bool:
+        """True when the row has problems and must be left out; raises under the 'fail' policy."""
+        if not problems:
+            return False
+        if self.policy == "fail":
+            raise SourceError("; ".join(self.shown(p) for p in problems))
+        self.problems.extend(problems)
+        return True
+
+    def shown(self, problem: RowProblem) -> str:
+        if self.base_dir is not None:
+            path = Path(problem.path)
+            if path.is_relative_to(self.base_dir):
+                return str(replace(problem, path=path.relative_to(self.base_dir).as_posix()))
+        return str(problem)
+
+    @property
+    def findings(self) -> list[str]:
+        return [self.shown(p) for p in self.problems]

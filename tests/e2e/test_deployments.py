@@ -6,20 +6,13 @@ Everything started here is stopped at the end, also when a test fails.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import email
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-import uuid
-import warnings
 from dataclasses import dataclass
 from email import policy
 from pathlib import Path
@@ -28,20 +21,23 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from flows.devtools.prefect_server import PREFECT, LocalPrefectServer
 from tests.conftest import PROJECT_ROOT, SAMPLE_PERIOD
 
-PREFECT = str(Path(sys.executable).parent / "prefect")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-POSTGRES_ADMIN_DSN = os.environ.get("EXEC_REPORTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @dataclass
 class PrefectStack:
     project: Path
-    api_url: str
-    env: dict[str, str]
-    database: str
+    server: LocalPrefectServer
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = self.server.client_env()
+        env.pop("EXEC_REPORTS_CONFIG", None)
+        return env
 
     def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
         result = subprocess.run([PREFECT, *args], cwd=self.project, env=self.env, capture_output=True, text=True,
@@ -50,7 +46,7 @@ class PrefectStack:
         return result
 
     def api(self, method: str, path: str, **kwargs) -> object:
-        response = httpx.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)
+        response = httpx.request(method, f"{self.server.api_url}{path}", timeout=30, **kwargs)
         response.raise_for_status()
         return response.json()
 
@@ -73,61 +69,6 @@ class PrefectStack:
         pytest.fail(f"flow run {flow_run_id} did not finish within {timeout} s; last state {run['state']}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def create_postgres_database() -> str | None:
-    """A fresh database for this server; None when no PostgreSQL is reachable."""
-    try:
-        import asyncpg
-    except ImportError:
-        return None
-    name = f"exec_reports_e2e_{uuid.uuid4().hex[:8]}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    try:
-        asyncio.run(create())
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        # A warning shows in pytest's summary, so a run on SQLite says so in the test output.
-        warnings.warn(f"PostgreSQL not reachable at {POSTGRES_ADMIN_DSN} ({exc}): the end-to-end Prefect server "
-                      f"runs on SQLite instead", stacklevel=1)
-        return None
-    return name
-
-
-def drop_postgres_database(name: str) -> None:
-    import asyncpg
-
-    async def drop() -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
-
-    asyncio.run(drop())
-
-
-def stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
@@ -136,51 +77,19 @@ def stack(tmp_path_factory):
     for name in ("flows", "sources", "reports", "examples"):
         shutil.copytree(PROJECT_ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(PROJECT_ROOT / "prefect.yaml", project / "prefect.yaml")
-
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(root / "prefect-home"), "PREFECT_API_URL": api_url,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
-           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-           "PREFECT_UI_URL": f"http://127.0.0.1:{port}"}
-    env.pop("EXEC_REPORTS_CONFIG", None)
-    database = create_postgres_database()
-    server_env = dict(env)
-    if database:
-        server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
-    else:
-        server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{root / 'prefect.db'}"
-
-    server = worker = None
-    logs = root / "logs"
-    logs.mkdir()
+    server = LocalPrefectServer(root / "server", database_prefix="exec_reports_e2e", extra_env={
+        "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"})
     try:
-        server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                  cwd=project, env=server_env, start_new_session=True,
-                                  stdout=(logs / "server.log").open("w"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{api_url}/health", timeout=2).json() is True:
-                    break
-            except (httpx.HTTPError, ValueError):
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("prefect server did not start:\n" + (logs / "server.log").read_text()[-3000:])
-            time.sleep(1)
-        stack = PrefectStack(project, api_url, env, database or "sqlite")
+        server.start()
+        stack = PrefectStack(project, server)
         stack.cli("work-pool", "create", "exec-reports", "--type", "process")
         stack.cli("--no-prompt", "deploy", "--all")
-        worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "exec-reports", "--type", "process"],
-                                  cwd=project, env=env, start_new_session=True,
-                                  stdout=(logs / "worker.log").open("w"), stderr=subprocess.STDOUT)
+        server.spawn([PREFECT, "worker", "start", "--pool", "exec-reports", "--type", "process"], cwd=project,
+                     log_name="worker.log", env=stack.env)
         yield stack
     finally:
-        stop(worker)
-        stop(server)
-        if database:
-            drop_postgres_database(database)
+        server.stop()
 
 
 def outbox_folders(stack: PrefectStack) -> set[Path]:

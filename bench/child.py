@@ -1,0 +1,38 @@
+"""One measured pipeline run in its own process: ``python -m bench.child plain|flow CONFIG PERIOD``.
+
+Prints one JSON line: elapsed seconds and message counts. The parent reads the peak RSS from the
+kernel (wait4), so the number covers the whole process, imports included.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def main() -> None:
+    mode, config_path, period_label = sys.argv[1:4]
+    if mode == "plain":
+        from flows.config import load_config
+        from flows.delivery import get_backend
+        from flows.period import parse_period
+        from flows.pipeline import run_folder_name, run_plain
+
+        config = load_config(config_path)
+        period = parse_period(period_label)
+        started = time.perf_counter()
+        summary, _ = run_plain(config, period, backend=get_backend(config, run_folder_name(period)))
+        elapsed = time.perf_counter() - started
+    else:
+        from flows.flow import send_exec_reports
+
+        started = time.perf_counter()
+        state = send_exec_reports(config=config_path, period=period_label, return_state=True)
+        elapsed = time.perf_counter() - started
+        summary = state.result(raise_on_failure=False)
+    print(json.dumps({"elapsed": elapsed, "sent": len(summary["sent"]), "failed": len(summary["failed"])}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tools for tests and benchmarks (starting a local Prefect server); not used by the product at run time."""

@@ -1,0 +1,71 @@
+"""Reading cells the way finance exports write them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from flows.errors import SourceError
+from sources.tabular import BadRowPolicy, RowProblem, cell_text, parse_amount, parse_date, read_rows
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1,234.50", "1234.50"), ("$1,234.50", "1234.50"), ("-$12", "-12"), ("(12.00)", "-12.00"),
+    ("USD 5", "5"), ("£7", "7"), ("-€1,000.25", "-1000.25"), (" 3 ", "3"), ("\u2212$4.25", "-4.25"),
+])
+def test_amounts_with_symbols_separators_and_accounting_negatives(text, expected):
+    assert parse_amount(text) == Decimal(expected)
+
+
+@pytest.mark.parametrize("text", ["", "twelve", "1.2.3", "$", "--5", "12abc"])
+def test_non_numbers_are_rejected(text):
+    with pytest.raises(ValueError, match="not a number"):
+        parse_amount(text)
+
+
+def test_only_iso_dates_are_accepted():
+    assert parse_date("2026-03-31") == dt.date(2026, 3, 31)
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        parse_date("03/31/2026")
+
+
+def test_spreadsheet_cells_read_like_their_csv_export():
+    assert cell_text(dt.datetime(2026, 9, 1)) == "2026-09-01"
+    assert cell_text(dt.date(2026, 9, 1)) == "2026-09-01"
+    assert cell_text(1234.5) == "1234.5"
+    assert cell_text(1200.0) == "1200"
+    assert cell_text(-1000.25) == "-1000.25"
+    assert cell_text(0.1 + 0.2) == "0.3"
+    assert cell_text(1234) == "1234"
+    assert cell_text(None) == ""
+
+
+def test_read_rows_handles_a_bom_and_header_case(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes("\ufeffDate,Amount\n2026-09-01,5\n".encode())
+    assert list(read_rows(path, ["date", "amount"])) == [(2, {"date": "2026-09-01", "amount": "5"})]
+
+
+def test_a_missing_column_names_the_file_and_what_was_found(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("when,amount\n", encoding="utf-8")
+    with pytest.raises(SourceError, match=r"export.csv:1: missing column\(s\) date; found when, amount"):
+        list(read_rows(path, ["date", "amount"]))
+
+
+def test_a_damaged_workbook_is_a_source_error_naming_the_file(tmp_path):
+    path = tmp_path / "books.xlsx"
+    path.write_bytes(b"not a zip file")
+    with pytest.raises(SourceError, match="books.xlsx: not a readable XLSX workbook"):
+        list(read_rows(path, ["date"]))
+
+
+def test_skip_policy_keeps_findings_and_fail_policy_raises():
+    problem = RowProblem("ledger.csv", 7, "amount", "x", "not a number")
+    skip = BadRowPolicy({"on_bad_row": "skip"}, "ledger", "acme")
+    assert skip.reject([problem]) is True and skip.reject([]) is False
+    assert skip.findings == ["ledger.csv:7: column 'amount': not a number (value 'x')"]
+    with pytest.raises(SourceError, match="ledger.csv:7"):
+        BadRowPolicy({}, "ledger", "acme").reject([problem])
