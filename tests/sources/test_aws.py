@@ -833,3 +833,20 @@ def test_environment_variables_are_judged_by_name_and_value_without_keeping_valu
         "DB_PASSWORD_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db", "EMPTY_SECRET": ""})
     assert [f["name"] for f in flagged] == ["GITHUB_TOKEN", "SOME_ID"]
     assert PLANTED_KEY_ID not in json.dumps(flagged) and "ghp_plaintext" not in json.dumps(flagged)
+
+
+def test_sample_cost_explorer_months_agree_with_each_ledgers_aws_line(sample_config, sample_period):
+    from decimal import Decimal
+
+    from flows.period import parse_period
+    from flows.pipeline import gather_source
+
+    aws_values = _sample_values(sample_config, sample_period)
+    for month in ("2026-08", "2026-09", "2026-10"):
+        # A month period ends on the month's last day, so "last full month" is that month itself.
+        period = parse_period(month)
+        for tenant in sample_config.tenants:
+            books = gather_source(sample_config, tenant.id, "ledger", ["finance.expenses_by_category"], period)
+            [ledger_aws] = [row["amount"] for row in books["finance.expenses_by_category"] if row["category"] == "AWS"]
+            [explorer] = [row["amount"] for row in aws_values[tenant.id]["aws.monthly_cost_total"] if row["month"] == month]
+            assert Decimal(str(explorer)) == Decimal(str(ledger_aws)), (tenant.id, month)
