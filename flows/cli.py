@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "failures, from the Prefect API")
     history.add_argument("--runs", type=int, default=50, help="how many recent runs to read (default 50)")
     history.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    snapshot = commands.add_parser("snapshot", help="gather one tenant's live source data and save it as JSON")
+    snapshot.add_argument("source", choices=["aws"], help="which source to snapshot")
+    snapshot.add_argument("--tenant", required=True, help="tenant id from the portfolio config")
+    snapshot.add_argument("-o", "--output", required=True, help="JSON file to write")
+    _add_common(snapshot)
     return parser
 
 
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"check": cmd_check, "preview": cmd_preview, "run": cmd_run, "metrics": cmd_metrics,
-                "history": cmd_history}[args.command](args)
+                "history": cmd_history, "snapshot": cmd_snapshot}[args.command](args)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -208,6 +214,29 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  " + "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+
+
+def cmd_snapshot(args) -> int:
+    """Live AWS -> JSON that a tenant's ``sources.aws.snapshot`` can point at. Exit 1 if a service failed."""
+    from flows.errors import ConfigurationError
+    from flows.pipeline import source_context
+    from sources.aws import gather_live, write_snapshot
+    from sources.aws.settings import parse_settings
+
+    config, period = _config_and_period(args)
+    tenant = config.tenant(args.tenant)
+    raw = tenant.sources.get("aws")
+    if raw is None:
+        raise ConfigurationError(f"{config.path}: tenant '{tenant.id}' has no sources.aws settings to snapshot")
+    # The snapshot is always taken from live AWS, even for a tenant that currently reads one.
+    settings = parse_settings({k: v for k, v in raw.items() if k != "snapshot"}, tenant.id)
+    values = gather_live(settings, source_context(config, tenant, period))
+    output = Path(args.output)
+    write_snapshot(output, values, tenant.id, period.end)
+    for error in values["aws.service_errors"]:
+        print(f"warning: {error['service']}: {error['reason']}", file=sys.stderr)
+    print(f"wrote {output} ({tenant.id}, period end {period.end})")
+    return 1 if values["aws.service_errors"] else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
