@@ -35,36 +35,28 @@ from flows.pipeline import (
     Outcome,
     ProducedReport,
     ReportInstance,
-    gather_source,
+    RunPlan,
+    gather_tenants,
     plan_run,
     produce_report,
     report_key,
     run_folder_name,
     summarise,
+    tenant_batches,
     unavailable_after_error,
 )
 
-TRANSIENT_ERRORS = (OSError, TimeoutError, ConnectionError)
 DELIVERY_TABLE_KEY = "exec-reports-deliveries"
+# Gathering runs as a few tasks, each over a batch of tenants, not one task per (tenant, source):
+# at 100 tenants that is 8 task runs instead of ~700, which is what keeps orchestration overhead
+# near the plain loop's cost (bench/results.md). Retries of transient I/O happen per (tenant, source)
+# inside the batch (pipeline.gather_with_retries), so one flaky call does not redo a whole batch.
+GATHER_BATCHES = 8
 
 
-def _retry_only_transient(task, task_run, state) -> bool:
-    """Retry I/O trouble; a bug or a bad file will not fix itself on the second try."""
-    try:
-        state.result()
-    except TRANSIENT_ERRORS:
-        return True
-    except Exception:
-        return False
-    return False
-
-
-@task(name="gather-metrics", task_run_name="gather {source_name} for {tenant_id}", retries=2,
-      retry_delay_seconds=[2, 10], retry_jitter_factor=0.5, retry_condition_fn=_retry_only_transient,
-      cache_policy=NO_CACHE)
-def gather_metrics(config: PortfolioConfig, tenant_id: str, source_name: str, metrics: list[str],
-                   period: Period) -> dict[str, Any]:
-    return gather_source(config, tenant_id, source_name, metrics, period)
+@task(name="gather-metrics", task_run_name="gather metrics: {label}", cache_policy=NO_CACHE)
+def gather_metrics(config: PortfolioConfig, plan: RunPlan, tenant_ids: list[str], label: str) -> dict[str, Any]:
+    return gather_tenants(config, plan, tenant_ids)
 
 
 @task(name="produce-reports", task_run_name="render and deliver {role}", cache_policy=NO_CACHE)
@@ -167,22 +159,24 @@ def send_exec_reports(
         records = open_record_store(portfolio)
         logger.info("delivery through %s; records in %r%s", backend.name, records, " (resend)" if resend else "")
 
-    futures = {
-        key: gather_metrics.submit(portfolio, key[0], key[1], metrics, chosen_period)
-        for key, metrics in plan.gathers.items()
-    }
-    values: dict[str, dict[str, Any]] = defaultdict(dict)
-    for (tenant_id, source_name), future in futures.items():
+    tenant_ids = list(dict.fromkeys(tenant_id for tenant_id, _ in plan.gathers))
+    batches = tenant_batches(tenant_ids, GATHER_BATCHES)
+    futures = [gather_metrics.submit(portfolio, plan, batch, batch[0] if len(batch) == 1 else
+                                     f"{batch[0]} .. {batch[-1]} ({len(batch)} tenants)") for batch in batches]
+    values: dict[str, dict[str, Any]] = {}
+    for batch, future in zip(batches, futures, strict=True):
         future.wait()
-        state = future.state
-        if state.is_completed():
-            values[tenant_id].update(future.result())
-        else:
-            error = state.result(raise_on_failure=False)
-            logger.error("tenant %s: source %s failed: %s", tenant_id, source_name, error)
-            values[tenant_id].update(unavailable_after_error(source_name, plan.gathers[(tenant_id, source_name)],
-                                                             error if isinstance(error, BaseException)
-                                                             else RuntimeError(str(error))))
+        if future.state.is_completed():
+            values.update(future.result())
+        else:  # gather_tenants never raises for a source's failure; this is a crash of the task itself
+            error = future.state.result(raise_on_failure=False)
+            logger.error("gathering for %s failed: %s", ", ".join(batch), error)
+            for tenant_id in batch:
+                values[tenant_id] = {}
+                for (t, source_name), metrics in plan.gathers.items():
+                    if t == tenant_id:
+                        values[tenant_id].update(unavailable_after_error(
+                            source_name, metrics, error if isinstance(error, BaseException) else RuntimeError(str(error))))
 
     by_role: dict[str, list[ReportInstance]] = defaultdict(list)
     for instance in plan.instances:

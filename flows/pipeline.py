@@ -10,7 +10,9 @@ import datetime as dt
 import difflib
 import hashlib
 import logging
+import random
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -177,15 +179,59 @@ def unavailable_after_error(source_name: str, metrics: list[str], error: BaseExc
     return {name: Unavailable(name, reason) for name in metrics}
 
 
-def gather_all(config: PortfolioConfig, plan: RunPlan, registry: SourceRegistry = REGISTRY) -> MetricValues:
+# I/O trouble may pass; a bug or a bad file will not fix itself on the second try.
+TRANSIENT_ERRORS = (OSError, TimeoutError, ConnectionError)
+RETRY_DELAYS_SECONDS = (1.0, 5.0)
+
+
+def gather_with_retries(config: PortfolioConfig, tenant_id: str, source_name: str, metrics: list[str],
+                        period: Period, registry: SourceRegistry = REGISTRY,
+                        delays: tuple[float, ...] = RETRY_DELAYS_SECONDS, sleep=time.sleep) -> dict[str, Any]:
+    """Gather one (tenant, source), retrying transient errors with jittered backoff. Never raises:
+    whatever still fails comes back as Unavailable with the reason, so one source never stops the others."""
+    for attempt in range(len(delays) + 1):
+        try:
+            return gather_source(config, tenant_id, source_name, metrics, period, registry)
+        except TRANSIENT_ERRORS as exc:
+            if attempt == len(delays):
+                log.warning("tenant %s: source %s failed after %d attempts: %s", tenant_id, source_name,
+                            attempt + 1, exc)
+                return unavailable_after_error(source_name, metrics, exc)
+            delay = delays[attempt] * random.uniform(0.5, 1.5)
+            log.warning("tenant %s: source %s: %s; retrying in %.1f s", tenant_id, source_name, exc, delay)
+            sleep(delay)
+        except Exception as exc:
+            log.warning("tenant %s: source %s failed: %s", tenant_id, source_name, exc)
+            return unavailable_after_error(source_name, metrics, exc)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def gather_tenants(config: PortfolioConfig, plan: RunPlan, tenant_ids: Iterable[str],
+                   registry: SourceRegistry = REGISTRY) -> MetricValues:
+    """Every planned (tenant, source) of these tenants, each exactly once."""
+    wanted = set(tenant_ids)
     values: MetricValues = defaultdict(dict)
     for (tenant_id, source_name), metrics in plan.gathers.items():
-        try:
-            values[tenant_id].update(gather_source(config, tenant_id, source_name, metrics, plan.period, registry))
-        except Exception as exc:  # one source never stops the others
-            log.warning("tenant %s: source %s failed: %s", tenant_id, source_name, exc)
-            values[tenant_id].update(unavailable_after_error(source_name, metrics, exc))
-    return values
+        if tenant_id in wanted:
+            values[tenant_id].update(gather_with_retries(config, tenant_id, source_name, metrics, plan.period,
+                                                         registry))
+    return dict(values)
+
+
+def gather_all(config: PortfolioConfig, plan: RunPlan, registry: SourceRegistry = REGISTRY) -> MetricValues:
+    return gather_tenants(config, plan, {tenant_id for tenant_id, _ in plan.gathers}, registry)
+
+
+def tenant_batches(tenant_ids: list[str], max_batches: int) -> list[list[str]]:
+    """Split tenants into at most ``max_batches`` contiguous groups of near-equal size."""
+    count = max(1, min(max_batches, len(tenant_ids)))
+    size, extra = divmod(len(tenant_ids), count)
+    batches, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        batches.append(tenant_ids[start:end])
+        start = end
+    return [batch for batch in batches if batch]
 
 
 # ---- render ------------------------------------------------------------------------------------------

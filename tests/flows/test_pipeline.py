@@ -153,3 +153,53 @@ def test_outbox_eml_is_multipart_alternative_text_then_html_in_utf8(sample_confi
     assert "JADA" in parts[0].get_content() and "<table" in parts[1].get_content()
     preview = tmp_path / sent["location"].rsplit("/", 1)[1].replace(".eml", ".html")
     assert preview.read_text(encoding="utf-8") == parts[1].get_content()
+
+
+def flaky_registry(failures: list[BaseException]):
+    """A registry with one source that raises the given errors, in order, before it succeeds."""
+    from sources.registry import MetricSpec, SourceRegistry
+
+    registry = SourceRegistry()
+    calls = []
+
+    @registry.register("flaky", "raises, then answers", [MetricSpec("flaky.value", "a number", "number")])
+    def gather(settings, context):
+        calls.append(context.tenant_id)
+        if failures:
+            raise failures.pop(0)
+        return {"flaky.value": 42}
+
+    return registry, calls
+
+
+def test_a_transient_error_is_retried_and_then_the_value_is_used(portfolio_copy, sample_period):
+    from flows.pipeline import gather_with_retries
+
+    portfolio_copy.write_text(portfolio_copy.read_text().replace("    sources:\n", "    sources:\n      flaky: {}\n", 1))
+    registry, calls = flaky_registry([ConnectionResetError("peer reset"), TimeoutError("slow disk")])
+    slept = []
+    values = gather_with_retries(load_config(portfolio_copy), "jada", "flaky", ["flaky.value"], sample_period,
+                                 registry, delays=(1.0, 5.0), sleep=slept.append)
+    assert values == {"flaky.value": 42}
+    assert calls == ["jada", "jada", "jada"]
+    assert 0.5 <= slept[0] <= 1.5 and 2.5 <= slept[1] <= 7.5  # jittered exponential backoff
+
+
+def test_a_permanent_error_is_not_retried_and_makes_the_metric_unavailable(portfolio_copy, sample_period):
+    from flows.pipeline import gather_with_retries
+
+    portfolio_copy.write_text(portfolio_copy.read_text().replace("    sources:\n", "    sources:\n      flaky: {}\n", 1))
+    registry, calls = flaky_registry([KeyError("column")])
+    values = gather_with_retries(load_config(portfolio_copy), "jada", "flaky", ["flaky.value"], sample_period,
+                                 registry, sleep=lambda _: None)
+    assert calls == ["jada"]
+    assert str(values["flaky.value"]) == "unavailable (source 'flaky' failed: KeyError: 'column')"
+
+
+def test_tenants_are_split_into_near_equal_batches():
+    from flows.pipeline import tenant_batches
+
+    batches = tenant_batches([f"t{i}" for i in range(10)], 4)
+    assert [len(b) for b in batches] == [3, 3, 2, 2]
+    assert sum(batches, []) == [f"t{i}" for i in range(10)]
+    assert tenant_batches(["a", "b"], 8) == [["a"], ["b"]]
