@@ -185,6 +185,40 @@ class DeliveryConfig(Strict):
     records: RecordsConfig = Field(default_factory=RecordsConfig)
 
 
+class TasksConfig(Strict):
+    """The task system that receives the reports' agenda items (JSON over HTTPS, bearer token)."""
+
+    url: str
+    # The bearer token: this environment variable, else an AWS Secrets Manager secret. Never in the file.
+    token_env: str = "EXEC_REPORTS_TASKS_TOKEN"
+    token_secret_id: str | None = None
+    secrets_region: str | None = None
+    secrets_endpoint_url: str | None = None
+    timeout_seconds: float = Field(default=10, gt=0)
+    attempts: int = Field(default=4, ge=1, le=10)
+    # Only actions at or above this priority are handed off.
+    min_priority: Literal["critical", "high", "medium", "low"] = "low"
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(value)
+        local = parsed.hostname in ("127.0.0.1", "localhost", "::1")
+        if parsed.scheme != "https" and not (parsed.scheme == "http" and local):
+            raise ValueError(f"must be an https:// URL (plain http only to localhost), got {value!r}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_token_in_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "token" in data:
+            raise ValueError("a token never goes in the config file: set the variable named by token_env "
+                             "(default EXEC_REPORTS_TASKS_TOKEN) or token_secret_id")
+        return data
+
+
 class PortfolioInfo(Strict):
     name: str = "Portfolio"
     timezone: str = "UTC"
@@ -197,6 +231,8 @@ class PortfolioConfig(Strict):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     recipients: dict[str, list[EmailAddress]] = {}
     tenants: list[TenantConfig]
+    # Where agenda items are handed off; none configured means they stay in the run summary only.
+    tasks: TasksConfig | None = None
 
     # Not part of the file: where it was loaded from, for resolving relative paths.
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -21,6 +21,7 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed
 
+from flows.actions import HandOff, hand_off_actions
 from flows.alerts import build_alert_email
 from flows.config import PortfolioConfig, default_config_path, load_config
 from flows.definitions import load_definitions
@@ -75,6 +76,12 @@ def produce_reports(role: str, instances: list[ReportInstance], values: dict, co
             )
         results.append(produced)
     return results
+
+
+@task(name="hand-off-actions", task_run_name="hand off agenda items", cache_policy=NO_CACHE)
+def hand_off_agenda(actions: list[dict[str, str]], period: str, config: PortfolioConfig, records: RecordStore,
+                    run: str, resend: bool) -> HandOff:
+    return hand_off_actions(actions, period, config, records, run=run, resend=resend)
 
 
 def _scheduled_reference(config: PortfolioConfig) -> dt.date:
@@ -196,6 +203,11 @@ def send_exec_reports(
             actions.extend(task for rendered in produced.rendered.values() for task in rendered.tasks)
 
     summary = summarise(chosen_period, outcomes, checks, plan.definition_problems, run_folder, actions)
+    if portfolio.tasks is not None and not dry_run:
+        hand_off = hand_off_agenda.submit(actions, chosen_period.label, portfolio, records, run_folder, resend).result()
+        summary["action_hand_off"] = hand_off.as_json()
+        for failure in hand_off.failed:
+            summary["warnings"].append(f"action not handed off: {failure['text']}: {failure['reason']}")
     create_table_artifact(
         key=DELIVERY_TABLE_KEY,
         table=[{"report": o.report, "tenant": o.tenant, "variant": o.variant, "recipients": ", ".join(o.recipients),

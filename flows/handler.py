@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flows.auth import AuthenticationError, PermissionDenied, TokenVerifier, authorise, load_verifier
+from flows.delivery.secrets import read_secret_string
 from flows.errors import ConfigurationError
 from flows.period import parse_period
 
@@ -178,17 +179,9 @@ def verifier(environ: Mapping[str, str]) -> TokenVerifier:
         "EXEC_REPORTS_JWT_ISSUER", "EXEC_REPORTS_JWT_AUDIENCE", "EXEC_REPORTS_JWT_JWKS_FILE",
         "EXEC_REPORTS_JWT_PUBLIC_KEY_FILE", "EXEC_REPORTS_JWT_HS256_SECRET_ID"))
     if keys not in _VERIFIERS:
-        _VERIFIERS[keys] = load_verifier(environ, read_secret=read_secret_string)
+        _VERIFIERS[keys] = load_verifier(environ, read_secret=lambda secret_id: read_secret_string(
+            secret_id, key="EXEC_REPORTS_JWT_HS256_SECRET_ID"))
     return _VERIFIERS[keys]
-
-
-def read_secret_string(secret_id: str) -> str:
-    import boto3
-
-    try:
-        return boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
-    except Exception as exc:  # the message names the secret id, never its value
-        raise ConfigurationError(f"cannot read secret {secret_id!r} from Secrets Manager: {type(exc).__name__}") from None
 
 
 def respond(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -91,7 +91,7 @@ class RecordStore(Protocol):
     def put(self, record: Record) -> None: ...
 
 
-def _now() -> str:
+def timestamp_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
@@ -232,14 +232,14 @@ def deliver_once(backend: DeliveryBackend, email: Email, store: RecordStore, *, 
                                         f"{current.updated_at}; --resend sends it again")
         if current.state == "sending":
             return DeliveryResult(email.to, "failed", error=unknown_state_reason(current))
-    marker = Record(key, "sending", backend.name, run, _now())
+    marker = Record(key, "sending", backend.name, run, timestamp_now())
     if not store.claim(marker, current.version if current else None):
         latest = store.get(backend.name, key)
         holder = f"run {latest.run} ({latest.state})" if latest else "another run"
         return DeliveryResult(email.to, "skipped", error=f"claimed at the same moment by {holder}; not sent twice")
     # From here until the record below is written is the crash window described in the module docstring.
     result = backend.send(email)
-    outcome = replace(marker, state="sent" if result.status == "sent" else "failed", updated_at=_now(),
+    outcome = replace(marker, state="sent" if result.status == "sent" else "failed", updated_at=timestamp_now(),
                       location=result.location, reason=result.error)
     try:
         store.put(outcome)

@@ -45,14 +45,16 @@ def smtp_password(settings) -> Secret | None:
     if value:
         return Secret(value)
     if settings.password_secret_id:
-        return Secret(_from_secrets_manager(settings.password_secret_id, settings.secrets_region,
-                                            settings.secrets_endpoint_url))
+        return Secret(read_secret_string(settings.password_secret_id, key="delivery.smtp.password_secret_id",
+                                         region=settings.secrets_region, endpoint_url=settings.secrets_endpoint_url))
     if settings.password_secret_block:
         return Secret(_from_aws_secret_block(settings.password_secret_block))
     return None
 
 
-def _from_secrets_manager(secret_id: str, region: str | None, endpoint_url: str | None) -> str:
+def read_secret_string(secret_id: str, *, key: str, region: str | None = None,
+                       endpoint_url: str | None = None) -> str:
+    """A SecretString from AWS Secrets Manager. Errors name the config ``key`` and the secret id, never a value."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -61,14 +63,12 @@ def _from_secrets_manager(secret_id: str, region: str | None, endpoint_url: str 
         response = client.get_secret_value(SecretId=secret_id)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
-        raise ConfigurationError(f"delivery.smtp.password_secret_id: cannot read secret {secret_id!r} "
-                                 f"from AWS Secrets Manager ({code})") from None
+        raise ConfigurationError(f"{key}: cannot read secret {secret_id!r} from AWS Secrets Manager ({code})") from None
     except BotoCoreError as exc:
-        raise ConfigurationError(f"delivery.smtp.password_secret_id: cannot read secret {secret_id!r}: "
-                                 f"{type(exc).__name__}") from None
+        raise ConfigurationError(f"{key}: cannot read secret {secret_id!r}: {type(exc).__name__}") from None
     value = response.get("SecretString")
     if not value:
-        raise ConfigurationError(f"delivery.smtp.password_secret_id: secret {secret_id!r} has no SecretString")
+        raise ConfigurationError(f"{key}: secret {secret_id!r} has no SecretString")
     return value
 
 
