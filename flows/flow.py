@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
 from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed
+from prefect.utilities.annotations import quote
 
 from flows.actions import HandOff, hand_off_actions
 from flows.alerts import build_alert_email
@@ -168,7 +169,7 @@ def send_exec_reports(
 
     tenant_ids = list(dict.fromkeys(tenant_id for tenant_id, _ in plan.gathers))
     batches = tenant_batches(tenant_ids, GATHER_BATCHES)
-    futures = [gather_metrics.submit(portfolio, plan, batch, batch[0] if len(batch) == 1 else
+    futures = [gather_metrics.submit(quote(portfolio), quote(plan), batch, batch[0] if len(batch) == 1 else
                                      f"{batch[0]} .. {batch[-1]} ({len(batch)} tenants)") for batch in batches]
     values: dict[str, dict[str, Any]] = {}
     for batch, future in zip(batches, futures, strict=True):
@@ -188,9 +189,11 @@ def send_exec_reports(
     by_role: dict[str, list[ReportInstance]] = defaultdict(list)
     for instance in plan.instances:
         by_role[instance.role].append(instance)
+    # quote(): large arguments (metric values, plans, config) pass through untouched; otherwise Prefect
+    # walks every element looking for futures, which costs seconds at a hundred tenants.
     report_futures = [
-        produce_reports.submit(role, instances, dict(values), portfolio, chosen_period, backend, dry_run,
-                               records, run_folder, resend)
+        produce_reports.submit(role, quote(instances), quote(dict(values)), quote(portfolio), chosen_period,
+                               quote(backend), dry_run, quote(records), run_folder, resend)
         for role, instances in by_role.items()
     ]
     outcomes: list[Outcome] = []
@@ -204,7 +207,8 @@ def send_exec_reports(
 
     summary = summarise(chosen_period, outcomes, checks, plan.definition_problems, run_folder, actions)
     if portfolio.tasks is not None and not dry_run:
-        hand_off = hand_off_agenda.submit(actions, chosen_period.label, portfolio, records, run_folder, resend).result()
+        hand_off = hand_off_agenda.submit(quote(actions), chosen_period.label, quote(portfolio), quote(records),
+                                          run_folder, resend).result()
         summary["action_hand_off"] = hand_off.as_json()
         for failure in hand_off.failed:
             summary["warnings"].append(f"action not handed off: {failure['text']}: {failure['reason']}")

@@ -62,8 +62,9 @@ def test_each_recipient_counts_against_the_rate():
     for _ in range(4):
         limiter.acquire(2)  # a report to one recipient plus its archive copy
 
-    # Two messages of two recipients fill a second: grants at 0, 0, then 1, 1.
-    assert [round(t, 6) for t, _ in limiter.grants] == [0.0, 0.0, 1.0, 1.0]
+    # Two recipients take two permits' worth of spacing: 2 / (4/s * 0.95 pacing) = 0.526 s apart,
+    # so no one-second window ever holds more than the 4 recipients the rate allows.
+    assert [round(t, 6) for t, _ in limiter.grants] == [0.0, 0.526316, 1.052632, 1.578947]
 
 
 def test_a_rate_below_one_per_second_spaces_sends_out():
@@ -73,7 +74,20 @@ def test_a_rate_below_one_per_second_spaces_sends_out():
     for _ in range(3):
         limiter.acquire()
 
-    assert [round(t, 6) for t, _ in limiter.grants] == [0.0, 2.0, 4.0]
+    assert [round(t, 6) for t, _ in limiter.grants] == [0.0, 2.105263, 4.210526]  # 1 / (0.5 * 0.95)
+
+
+def test_grants_are_spread_evenly_instead_of_bursting_at_each_window_start():
+    clock = VirtualClock()
+    limiter = RecordingLimiter(10, clock=clock.time, sleep=clock.sleep, pacing=1.0)
+
+    for _ in range(25):
+        limiter.acquire()
+
+    times = [t for t, _ in limiter.grants]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    # 0.1 s apart; the limiter's 1 ms minimum sleep may add a millisecond where floats round badly.
+    assert all(0.1 - 1e-9 <= gap <= 0.1011 for gap in gaps), gaps
 
 
 def test_a_fractional_rate_rounds_down_never_up():
