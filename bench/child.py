@@ -16,13 +16,17 @@ def main() -> None:
     if mode == "plain":
         from flows.config import load_config
         from flows.delivery import get_backend
+        from flows.delivery.records import open_record_store
         from flows.period import parse_period
         from flows.pipeline import run_folder_name, run_plain
 
         config = load_config(config_path)
         period = parse_period(period_label)
         started = time.perf_counter()
-        summary, _ = run_plain(config, period, backend=get_backend(config, run_folder_name(period)))
+        # The same work as the flow: deliver through the outbox and keep delivery records.
+        run = run_folder_name(period)
+        summary, _ = run_plain(config, period, backend=get_backend(config, run), records=open_record_store(config),
+                               run=run)
         elapsed = time.perf_counter() - started
     else:
         from flows.flow import send_exec_reports

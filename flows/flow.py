@@ -7,16 +7,20 @@ multiply orchestration overhead without adding anything retries inside the backe
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
 import json
 import logging
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import MarkdownArtifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run as current_flow_run
 from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed
@@ -54,6 +58,7 @@ DELIVERY_TABLE_KEY = "exec-reports-deliveries"
 # near the plain loop's cost (bench/results.md). Retries of transient I/O happen per (tenant, source)
 # inside the batch (pipeline.gather_with_retries), so one flaky call does not redo a whole batch.
 GATHER_BATCHES = 8
+ARTIFACT_BATCH = 20
 
 
 @task(name="gather-metrics", task_run_name="gather metrics: {label}", cache_policy=NO_CACHE)
@@ -66,17 +71,41 @@ def produce_reports(role: str, instances: list[ReportInstance], values: dict, co
                     period: Period, backend: DeliveryBackend, dry_run: bool, records: RecordStore | None = None,
                     run: str = "", resend: bool = False) -> list[ProducedReport]:
     results = []
-    for instance in instances:
-        produced = produce_report(instance, values, config, period, backend, dry_run=dry_run,
-                                  records=records, run=run, resend=resend)
-        for variant, rendered in produced.rendered.items():
-            create_markdown_artifact(
-                key=slug(f"report-{report_key(instance, variant)}"),
-                markdown=rendered.markdown,
-                description=f"{rendered.subject} ({period.label})",
-            )
-        results.append(produced)
+    # Artifacts go up in a background thread while the next reports render, in batches, so the
+    # API's time overlaps ours. Artifacts are history, not delivery: failing to record one is
+    # logged and never turns a delivered report into a failure.
+    batch: list[tuple[str, str, str]] = []
+    uploads = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifacts") as uploader:
+        for index, instance in enumerate(instances):
+            produced = produce_report(instance, values, config, period, backend, dry_run=dry_run,
+                                      records=records, run=run, resend=resend)
+            batch.extend((slug(f"report-{report_key(instance, variant)}"), rendered.markdown,
+                          f"{rendered.subject} ({period.label})") for variant, rendered in produced.rendered.items())
+            results.append(produced)
+            if batch and (len(batch) >= ARTIFACT_BATCH or index == len(instances) - 1):
+                # copy_context: the upload thread must see this task run, so the artifacts link to it.
+                uploads.append(uploader.submit(contextvars.copy_context().run, asyncio.run,
+                                               _create_report_artifacts(batch)))
+                batch = []
+    for upload in uploads:
+        if error := upload.exception():
+            logging.getLogger("exec_reports").error("report artifacts for %s not recorded: %s: %s", role,
+                                                    type(error).__name__, error)
     return results
+
+
+async def _create_report_artifacts(artifacts: list[tuple[str, str, str]], concurrency: int = 8) -> None:
+    """One API call per report over one client, several in flight. Prefect's helper functions open
+    a new client (and TLS context) per call, which at a hundred tenant reports cost seconds."""
+    limit = asyncio.Semaphore(concurrency)
+    async with get_client() as client:
+
+        async def create(key: str, markdown: str, description: str) -> None:
+            async with limit:
+                await MarkdownArtifact(key=key, markdown=markdown, description=description).acreate(client=client)
+
+        await asyncio.gather(*(create(*artifact) for artifact in artifacts))
 
 
 @task(name="hand-off-actions", task_run_name="hand off agenda items", cache_policy=NO_CACHE)
