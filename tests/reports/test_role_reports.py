@@ -94,7 +94,7 @@ def test_the_check_command_passes_on_the_sample_portfolio(capsys):
              "## Break-even", "## Revenue against target", "## Financial rules"]),
     ("cmo", ["# Channel visibility, 2026-W47", "## Gaps", "## Campaign case study: the email list",
              "## OTA listing sequence", "## Local SEO roadmap: QuickDumpNow", "## 30/60/90-day milestones"]),
-    ("accounting", ["## Revenue recognition policy", "## Chart of accounts", "## Expense audit, last full month",
+    ("accounting", ["## Bookkeeping issues", "## Revenue recognition policy", "## Chart of accounts", "## Expense audit, last full month",
                     "## Accounting-system gap analysis", "## Profitability roadmap to the end of next Q1"]),
 ])
 def test_each_report_has_its_required_sections(rendered, role, headings):
