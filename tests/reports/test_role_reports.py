@@ -273,8 +273,15 @@ def test_cmo_case_study_is_list_size_times_assumed_conversion_times_booking_valu
     study = section(rendered["portfolio-cmo"].markdown, "## Campaign case study: the email list")
     size = metrics["jada"]["marketing.email_list_size"]
     price = float(metrics["jada"]["finance.unit_economics"]["price_per_unit"])
+    assumed = metrics["jada"]["marketing.case_study_assumptions"]
     assert f"**{number(size)}** subscribers" in study
-    assert f"| Potential revenue | {money(size * 0.005 * price)} | {money(size * 0.02 * price)} |" in study
+    low, high = size * assumed["conversion_low"] * price, size * assumed["conversion_high"] * price
+    assert f"| Potential revenue | {money(low)} | {money(high)} |" in study
+    # By hand from ledger.csv: each "4000 Charter Revenue" entry of Aug-Oct 2026 is one charter.
+    charters = [Decimal(r["amount"]) for r in ledger_rows("jada")
+                if r["account"] == "4000 Charter Revenue" and r["date"][:7] in ("2026-08", "2026-09", "2026-10")]
+    average_charter = sum(charters) / len(charters)
+    assert money(size * 0.005 * float(average_charter)) == money(low)  # 0.5% is conversion_low in portfolio.yaml
     assert "Assumed conversion (assumption)" in study
     assert f"{percent(41 / size, 1)} of today's list" in study  # campaigns.csv: 41 leads from the summer email
     assert "QuickDumpNow: no email list figures (unavailable (sources.marketing.subscribers is not set))" in study
@@ -284,6 +291,20 @@ def test_cmo_ota_sequence_marks_the_first_listing_not_live_as_next(rendered):
     ota = section(rendered["portfolio-cmo"].markdown, "## OTA listing sequence")
     assert "1. Sailo: missing — **next**" in ota
     assert "2. GetMyBoat: missing (No listing yet)" in ota and "3. Viator: missing (No listing yet)" in ota
+    assert "**QueenofSanDiego** (1 of 1 live):\n1. Viator: live" in ota  # ota_channels: [Viator]
+    assert "QuickDumpNow" not in ota  # no OTA channel in its channels file
+
+
+def test_cmo_ota_sequence_and_conversion_come_from_the_tenant_config(portfolio_copy):
+    text = portfolio_copy.read_text()
+    text = text.replace("ota_channels: [Sailo, GetMyBoat, Viator]", "ota_channels: [Viator, Sailo, GetMyBoat]")
+    text = text.replace("conversion_high: 0.02", "conversion_high: 0.04")
+    portfolio_copy.write_text(text)
+    config = load_config(portfolio_copy)
+    _, rendered = run_plain(config, parse_period(SAMPLE_PERIOD), roles=["cmo"], dry_run=True)
+    markdown = rendered["portfolio-cmo"].markdown
+    assert "1. Viator: missing — **next**" in section(markdown, "## OTA listing sequence")
+    assert "| Assumed conversion (assumption) | 0.5% | 4.0% |" in markdown
 
 
 def test_cmo_milestones_fall_at_30_60_and_90_days(run):
