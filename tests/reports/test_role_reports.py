@@ -354,3 +354,11 @@ def test_each_gm_brief_goes_to_its_own_manager_with_only_its_own_figures(run, me
     for other in ("queenofsandiego", "quickdumpnow", "dangerouscentaur"):
         assert money(metrics[other]["finance.cash_on_hand"]) not in jada
     assert "QuickDumpNow" not in jada
+
+
+def test_the_money_cents_table_format_keeps_cents_and_right_aligns():
+    from flows.templating import table
+
+    markdown = table([{"service": "AWS WAF", "amount": 6.0}, {"service": "Amazon SES", "amount": 0.27}],
+                     columns={"service": "Service", "amount": "Cost"}, formats={"amount": "money_cents"})
+    assert markdown.splitlines()[1:] == ["|---|---:|", "| AWS WAF | $6.00 |", "| Amazon SES | $0.27 |"]
