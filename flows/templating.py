@@ -103,14 +103,19 @@ def date(value: Any, format: str = "%b %-d, %Y") -> str:  # noqa: A002 - the nam
     return value.strftime(format)
 
 
-FORMATTERS = {"money": money, "number": number, "percent": percent, "months": months, "date": date}
+def money_cents(value: Any) -> str:
+    return money(value, cents=True)
+
+
+FORMATTERS = {"money": money, "money_cents": money_cents, "number": number, "percent": percent, "months": months,
+              "date": date}
 
 
 def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = None,
           empty: str = "Nothing to show.") -> MarkdownSafe:
     """A Markdown table from a list of mappings. ``columns``: keys, or a mapping key -> header.
 
-    ``formats`` maps a key to a helper name (money, number, percent, months, date).
+    ``formats`` maps a key to a helper name (money, money_cents, number, percent, months, date).
     """
     if not is_available(rows):
         return MarkdownSafe(f"*{escape_markdown(str(rows))}*")
@@ -129,7 +134,7 @@ def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = No
     for key, name in formats.items():
         if name not in FORMATTERS:
             raise ValueError(f"table(): unknown format {name!r} for column {key!r}; use one of {', '.join(FORMATTERS)}")
-    numeric = {key for key, name in formats.items() if name in ("money", "number", "percent", "months")}
+    numeric = {key for key, name in formats.items() if name in ("money", "money_cents", "number", "percent", "months")}
     lines = ["| " + " | ".join(escape_markdown(h) for h in headers) + " |",
              "|" + "|".join("---:" if key in numeric else "---" for key in keys) + "|"]
     for row in rows:

@@ -3,7 +3,10 @@
 Settings (under ``sources.marketing``), each file optional; a missing or unset one makes only its
 own metrics unavailable:
     channels      CSV: channel, status, detail (status: live, partial, missing, planned, n/a)
-    ota_channels  which channels are online travel agency listings (default: Sailo, GetMyBoat, Viator)
+    ota_channels  which channels are online travel agency listings, in the order to list on them
+                  (default: Sailo, GetMyBoat, Viator)
+    case_study    assumptions for the email campaign case study: {conversion_low, conversion_high},
+                  each a fraction of the list that books (0.005 = 0.5%)
     subscribers   CSV: email, status, subscribed_on (one row per address or per change; the last row
                   for an address wins, addresses compare case-insensitively)
     campaigns     CSV: campaign, channel, start, end, spend, leads
@@ -40,10 +43,15 @@ METRICS = [
                "(rows: campaign, channel, start, end, status, spend, leads, cost_per_lead).", "table"),
     MetricSpec("marketing.active_campaign_count", "Campaigns running at the period end.", "number"),
     MetricSpec("marketing.problems", "Marketing rows left out under on_bad_row: skip.", "list"),
+    MetricSpec("marketing.ota_sequence", "The OTA channels in the order of ota_channels, each with its status "
+               "from the channels file, 'missing' when the file does not list it (rows: step, channel, status, "
+               "detail).", "table"),
+    MetricSpec("marketing.case_study_assumptions", "Assumed conversion of the email list into bookings, from "
+               "sources.marketing.case_study (keys: conversion_low, conversion_high, as fractions).", "mapping"),
 ]
 
 CHANNEL_METRICS = ("marketing.channels", "marketing.live_channel_count", "marketing.visibility",
-                   "marketing.ota_listings")
+                   "marketing.ota_listings", "marketing.ota_sequence")
 SUBSCRIBER_METRICS = ("marketing.email_list_size", "marketing.email_list_new_in_period")
 CAMPAIGN_METRICS = ("marketing.campaigns", "marketing.active_campaign_count")
 
@@ -57,7 +65,27 @@ def gather_marketing(settings: Mapping[str, Any], context: SourceContext) -> dic
                                ("campaigns", CAMPAIGN_METRICS, read_campaigns)):
         result.update(_from_file(settings, context, policy, key, names, reader))
     result["marketing.problems"] = policy.findings
+    result["marketing.case_study_assumptions"] = case_study_assumptions(settings)
     return result
+
+
+def case_study_assumptions(settings: Mapping[str, Any]) -> Any:
+    name = "marketing.case_study_assumptions"
+    if "case_study" not in settings:
+        return Unavailable(name, "sources.marketing.case_study is not set")
+    study = settings["case_study"]
+    if not isinstance(study, Mapping):
+        return Unavailable(name, f"sources.marketing.case_study must be a mapping, got {study!r}")
+    values = {}
+    for key in ("conversion_low", "conversion_high"):
+        value = study.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            return Unavailable(name, f"sources.marketing.case_study.{key} must be a fraction above 0 and at "
+                                     f"most 1 (0.005 = 0.5%), got {value!r}")
+        values[key] = float(value)
+    if values["conversion_low"] > values["conversion_high"]:
+        return Unavailable(name, "sources.marketing.case_study.conversion_low is above conversion_high")
+    return values
 
 
 def _from_file(settings, context: SourceContext, policy: BadRowPolicy, key: str, names: tuple[str, ...],
@@ -73,7 +101,8 @@ def _from_file(settings, context: SourceContext, policy: BadRowPolicy, key: str,
 
 
 def read_channels(path, settings, context: SourceContext, policy: BadRowPolicy) -> dict[str, Any]:
-    ota_names = {name.lower() for name in settings.get("ota_channels", DEFAULT_OTA_CHANNELS)}
+    ota_order = list(settings.get("ota_channels", DEFAULT_OTA_CHANNELS))
+    ota_names = {name.lower() for name in ota_order}
     channels = []
     for line, row in read_rows(path, ["channel", "status", "detail"]):
         status = row["status"].lower()
@@ -87,7 +116,19 @@ def read_channels(path, settings, context: SourceContext, policy: BadRowPolicy) 
         "marketing.live_channel_count": sum(1 for c in channels if c["status"] == "live"),
         "marketing.visibility": {c["channel"]: c["status"] for c in channels},
         "marketing.ota_listings": sum(1 for c in channels if c["ota"] and c["status"] == "live"),
+        "marketing.ota_sequence": ota_sequence(ota_order, channels),
     }
+
+
+def ota_sequence(order: list[str], channels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_name = {c["channel"].lower(): c for c in channels}
+    sequence = []
+    for step, name in enumerate(order, start=1):
+        listed = by_name.get(name.lower())
+        sequence.append({"step": step, "channel": listed["channel"] if listed else name,
+                         "status": listed["status"] if listed else "missing",
+                         "detail": listed["detail"] if listed else "not in the channels file"})
+    return sequence
 
 
 def read_subscribers(path, settings, context: SourceContext, policy: BadRowPolicy) -> dict[str, Any]:

@@ -165,8 +165,10 @@ def test_a_failing_report_fails_the_run_delivers_the_rest_and_alerts_operations(
     assert "broken.md" in run["state"]["message"]
     [folder] = outbox_folders(stack) - before
     names = sorted(p.name for p in folder.glob("*.eml"))
-    assert [n for n in names if not n.startswith("portfolio-operations-alert")] == [
-        f"portfolio-{role}--{role}-holdings-example.eml" for role in ("accounting", "ceo", "cfo", "cmo", "cto")]
+    tenants = ("jada", "queenofsandiego", "quickdumpnow", "dangerouscentaur")
+    assert [n for n in names if not n.startswith("portfolio-operations-alert")] == sorted(
+        [f"portfolio-{role}--{role}-holdings-example.eml" for role in ("accounting", "ceo", "cfo", "cmo", "cto")]
+        + [f"{tenant}-gm--gm-{tenant}-example.eml" for tenant in tenants])
     [alert] = [n for n in names if n.startswith("portfolio-operations-alert")]
     message = email.message_from_bytes((folder / alert).read_bytes(), policy=policy.default)
     assert message["To"] == "ops@holdings.example"

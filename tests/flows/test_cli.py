@@ -12,7 +12,7 @@ from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 def test_check_passes_on_the_sample_portfolio(capsys):
     assert main(["check", "--config", str(SAMPLE_CONFIG), "--period", SAMPLE_PERIOD]) == 0
-    assert capsys.readouterr().out.startswith("ok: 5 report definition(s) valid; 5 report(s) rendered")
+    assert capsys.readouterr().out.startswith("ok: 6 report definition(s) valid; 9 report(s) rendered")
 
 
 def test_check_lists_every_problem_and_exits_1(portfolio_copy, capsys):
@@ -29,7 +29,8 @@ def test_check_lists_every_problem_and_exits_1(portfolio_copy, capsys):
     err = capsys.readouterr().err
     assert "cfo.md:9: metrics[1]: unknown metric 'finance.cash_on_hnd' (did you mean 'finance.cash_on_hand'?)" in err
     assert "broken.md:" in err and "YAML syntax error" in err
-    assert "check failed: 4 definition problem(s)" in err
+    # the unknown metric, the YAML error, and the three places cfo.md uses the undeclared metric
+    assert "check failed: 5 definition problem(s)" in err
 
 
 def test_check_fails_when_a_report_cannot_render(portfolio_copy, capsys):

@@ -27,11 +27,13 @@ def test_the_flow_delivers_every_role_to_the_outbox_and_records_artifacts(portfo
     assert state.is_completed(), state.message
     summary = state.result()
     assert summary["period"] == SAMPLE_PERIOD and summary["failed"] == []
-    assert sorted(item["report"] for item in summary["sent"]) == ["accounting", "ceo", "cfo", "cmo", "cto"]
+    # five portfolio reports, and the tenant-scope GM brief once per tenant
+    assert sorted(item["report"] for item in summary["sent"]) == ["accounting", "ceo", "cfo", "cmo", "cto",
+                                                                  "gm", "gm", "gm", "gm"]
 
     outbox = portfolio_copy.parent.parent / "outbox" / summary["run"]
     emls = sorted(outbox.glob("*.eml"))
-    assert len(emls) == 5 and len(list(outbox.glob("*.html"))) == 5
+    assert len(emls) == 9 and len(list(outbox.glob("*.html"))) == 9
     message = email.message_from_bytes(emls[0].read_bytes(), policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"
 
@@ -47,7 +49,8 @@ def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
     state = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, return_state=True)
     assert state.is_failed()
     summary = state.result(raise_on_failure=False)
-    assert sorted(item["report"] for item in summary["sent"]) == ["accounting", "cfo", "cto"]
+    # the GM brief shows channels only as an optional figure, so JADA's still goes out
+    assert sorted(item["report"] for item in summary["sent"]) == ["accounting", "cfo", "cto", "gm", "gm", "gm", "gm"]
     failed = {item["report"]: item["reason"] for item in summary["failed"]}
     assert set(failed) == {"ceo", "cmo"}
     assert "jada/channels.csv" in failed["cmo"]
@@ -59,7 +62,7 @@ def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
     assert message["Subject"].startswith("[exec-reports] run Failed: ")
     text = message.get_body(("plain",)).get_content()
     assert "2 failure(s)" in text and "cmo / portfolio:" in text and "jada/channels.csv" in text
-    assert "Delivered anyway: 3 message(s)" in text
+    assert "Delivered anyway: 7 message(s)" in text
 
 
 def test_delivery_history_shows_the_last_send_per_report_and_the_failures(portfolio_copy):
