@@ -142,6 +142,9 @@ class SmtpBackend:
     def send(self, email: Email) -> DeliveryResult:
         self.preflight()
         message = email.to_mime()
+        # Flattened here, not by smtplib.send_message: that one mangles body lines starting with
+        # "From " into ">From " (mbox quoting), so the recipient would not get what the outbox shows.
+        raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # SMTP lines end in CRLF
         recipients = list(email.envelope_recipients)
         sender = parseaddr(email.from_address)[1]
 
@@ -149,7 +152,7 @@ class SmtpBackend:
             self.limiter.acquire(len(recipients))
             connection = self._connect()
             try:
-                refused = connection.send_message(message, from_addr=sender, to_addrs=recipients)
+                refused = connection.sendmail(sender, recipients, raw)
                 try:
                     connection.quit()
                 except (smtplib.SMTPException, OSError):

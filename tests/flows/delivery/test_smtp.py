@@ -200,3 +200,18 @@ def test_the_ses_smtp_daily_quota_reply_waits_minutes_before_the_retry(smtp_serv
 
     assert result.status == "sent"
     assert waits == [pytest.approx(330.0)]  # 300 s plus a fifth of it times the 0.5 draw
+
+
+def test_body_lines_starting_with_from_arrive_unchanged_and_long_lines_are_encoded(smtp_server, monkeypatch):
+    # smtplib.send_message would quote "From " lines as ">From " and send bare LF line ends.
+    monkeypatch.setenv("SMTP_PASSWORD", smtp_server.password)
+    backend = SmtpBackend(SmtpConfig(**smtp_settings(smtp_server)), FROM)
+    text = "Revenue against target\nFrom July through March.\n" + "x" * 2000 + "\n"
+    email = Email(subject="s", html="<p>From July</p>", text=text, from_address=FROM,
+                  to=("cfo@holdings.example",), role="cfo", tenant="portfolio", period="2026-W47")
+    assert backend.send(email).status == "sent"
+    [received] = smtp_server.received
+    assert b"\n>From" not in received.content
+    message = parse_mime(received.content)
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
+    assert b"\n" not in received.content.replace(b"\r\n", b"")  # every line ends in CRLF
