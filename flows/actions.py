@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,7 @@ from typing import Any
 
 from flows.config import PortfolioConfig, TasksConfig
 from flows.delivery.records import DeliveryKey, Record, RecordStore, timestamp_now, unknown_state_reason
-from flows.delivery.secrets import Secret, read_secret_string
+from flows.delivery.secrets import Secret, resolve_secret
 from flows.errors import ConfigurationError
 
 log = logging.getLogger("exec_reports")
@@ -52,12 +51,11 @@ class HandOff:
 
 
 def tasks_token(settings: TasksConfig) -> Secret:
-    value = os.environ.get(settings.token_env)
-    if value:
-        return Secret(value)
-    if settings.token_secret_id:
-        return Secret(read_secret_string(settings.token_secret_id, key="tasks.token_secret_id",
-                                         region=settings.secrets_region, endpoint_url=settings.secrets_endpoint_url))
+    token = resolve_secret(env_var=settings.token_env, secret_id=settings.token_secret_id,
+                           secret_id_key="tasks.token_secret_id", region=settings.secrets_region,
+                           endpoint_url=settings.secrets_endpoint_url)
+    if token is not None:
+        return token
     raise ConfigurationError(f"tasks: set the environment variable {settings.token_env} or tasks.token_secret_id "
                              "to the task system's bearer token")
 

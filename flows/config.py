@@ -39,6 +39,13 @@ def check_address(value: str) -> str:
 EmailAddress = Annotated[str, AfterValidator(check_address)]
 
 
+def refuse_secret_in_file(data: Any, key: str, where_instead: str) -> Any:
+    """Secrets come from the environment or a secret store; a config file is shared and committed."""
+    if isinstance(data, dict) and key in data:
+        raise ValueError(f"a {key} never goes in the config file: set the variable named by {where_instead}")
+    return data
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -140,10 +147,8 @@ class SmtpConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_password_in_file(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "password" in data:
-            raise ValueError("a password never goes in the config file: set the variable named by "
-                             "password_env (default SMTP_PASSWORD), or password_secret_id / password_secret_block")
-        return data
+        return refuse_secret_in_file(data, "password", "password_env (default SMTP_PASSWORD), or "
+                                                       "password_secret_id / password_secret_block")
 
 
 class RecordsConfig(Strict):
@@ -213,10 +218,7 @@ class TasksConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_token_in_file(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "token" in data:
-            raise ValueError("a token never goes in the config file: set the variable named by token_env "
-                             "(default EXEC_REPORTS_TASKS_TOKEN) or token_secret_id")
-        return data
+        return refuse_secret_in_file(data, "token", "token_env (default EXEC_REPORTS_TASKS_TOKEN) or token_secret_id")
 
 
 class PortfolioInfo(Strict):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Protocol
+
+from flows.errors import DeliveryError
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,33 @@ class DeliveryResult:
     status: str  # "sent" | "failed" | "skipped" | "dry-run"
     location: str = ""  # outbox path, or provider message id
     error: str = ""
+
+
+class PreflightOnce:
+    """Network backends check once per run that they can send at all (sender verified, login
+    works). A failure is remembered, so every later send raises the same error and nothing goes out.
+    Subclasses implement ``_check_can_send`` and call ``_init_preflight`` in their ``__init__``."""
+
+    def _init_preflight(self) -> None:
+        self._preflight_lock = threading.Lock()
+        self._preflight_done = False
+        self._preflight_error: Exception | None = None
+
+    def preflight(self) -> None:
+        with self._preflight_lock:
+            if self._preflight_error is not None:
+                raise self._preflight_error
+            if self._preflight_done:
+                return
+            try:
+                self._check_can_send()
+            except DeliveryError as exc:
+                self._preflight_error = exc
+                raise
+            self._preflight_done = True
+
+    def _check_can_send(self) -> None:
+        raise NotImplementedError
 
 
 class DeliveryBackend(Protocol):

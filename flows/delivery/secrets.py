@@ -38,18 +38,24 @@ class Secret:
         self._value = ""
 
 
-def smtp_password(settings) -> Secret | None:
-    """The SMTP password from, in order: the environment variable named by ``password_env``, an AWS
-    Secrets Manager secret id, a prefect-aws AwsSecret block. None when no username needs one."""
-    value = os.environ.get(settings.password_env)
+def resolve_secret(*, env_var: str, secret_id: str | None, secret_id_key: str, region: str | None = None,
+                   endpoint_url: str | None = None, block: str | None = None) -> Secret | None:
+    """A secret from, in order: the environment variable ``env_var``, an AWS Secrets Manager secret id,
+    a prefect-aws AwsSecret block. None when none of them is set."""
+    value = os.environ.get(env_var)
     if value:
         return Secret(value)
-    if settings.password_secret_id:
-        return Secret(read_secret_string(settings.password_secret_id, key="delivery.smtp.password_secret_id",
-                                         region=settings.secrets_region, endpoint_url=settings.secrets_endpoint_url))
-    if settings.password_secret_block:
-        return Secret(_from_aws_secret_block(settings.password_secret_block))
+    if secret_id:
+        return Secret(read_secret_string(secret_id, key=secret_id_key, region=region, endpoint_url=endpoint_url))
+    if block:
+        return Secret(_from_aws_secret_block(block))
     return None
+
+
+def smtp_password(settings) -> Secret | None:
+    return resolve_secret(env_var=settings.password_env, secret_id=settings.password_secret_id,
+                          secret_id_key="delivery.smtp.password_secret_id", region=settings.secrets_region,
+                          endpoint_url=settings.secrets_endpoint_url, block=settings.password_secret_block)
 
 
 def read_secret_string(secret_id: str, *, key: str, region: str | None = None,

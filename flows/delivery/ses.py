@@ -9,11 +9,10 @@ shared rate limiter on every attempt.
 from __future__ import annotations
 
 import logging
-import threading
 from email.utils import parseaddr
 
 from flows.config import SesConfig
-from flows.delivery.base import DeliveryResult, Email
+from flows.delivery.base import DeliveryResult, Email, PreflightOnce
 from flows.delivery.ratelimit import RateLimiter
 from flows.delivery.retry import Failure, GaveUp, RetryPolicy
 from flows.delivery.secrets import boto3_session
@@ -54,7 +53,7 @@ def classify_ses_error(exc: BaseException) -> Failure | None:
     return None
 
 
-class SesBackend:
+class SesBackend(PreflightOnce):
     name = "ses"
 
     def __init__(self, settings: SesConfig, from_address: str, *, client=None, policy: RetryPolicy | None = None,
@@ -64,9 +63,7 @@ class SesBackend:
         self.policy = policy or RetryPolicy.from_settings(settings)
         self._client = client
         self.limiter = limiter
-        self._lock = threading.Lock()
-        self._ready = False
-        self._preflight_error: DeliveryError | None = None
+        self._init_preflight()
 
     @property
     def region(self) -> str:
@@ -92,21 +89,8 @@ class SesBackend:
 
     # ---- preflight ---------------------------------------------------------------------------------
 
-    def preflight(self) -> None:
-        """Check once per run that the sender is verified and the account can send; else raise and send nothing."""
-        with self._lock:
-            if self._preflight_error is not None:
-                raise self._preflight_error
-            if self._ready:
-                return
-            try:
-                self._check_can_send()
-            except DeliveryError as exc:
-                self._preflight_error = exc
-                raise
-            self._ready = True
-
     def _check_can_send(self) -> None:
+        """Check once per run that the sender is verified and the account can send; else raise and send nothing."""
         address = parseaddr(self.from_address)[1]
         domain = address.rsplit("@", 1)[-1]
         region = self.region

@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-import threading
 from email.utils import parseaddr
 
 from flows.config import SmtpConfig
-from flows.delivery.base import DeliveryResult, Email
+from flows.delivery.base import DeliveryResult, Email, PreflightOnce
 from flows.delivery.ratelimit import RateLimiter, Unlimited
 from flows.delivery.retry import Failure, GaveUp, RetryPolicy
 from flows.delivery.secrets import Secret, smtp_password
@@ -55,7 +54,7 @@ def classify_smtp_error(exc: BaseException) -> Failure | None:
     return None
 
 
-class SmtpBackend:
+class SmtpBackend(PreflightOnce):
     name = "smtp"
 
     def __init__(self, settings: SmtpConfig, from_address: str, *, policy: RetryPolicy | None = None,
@@ -65,9 +64,7 @@ class SmtpBackend:
         self.policy = policy or RetryPolicy.from_settings(settings)
         self.limiter = limiter or (RateLimiter(settings.max_send_rate) if settings.max_send_rate else Unlimited())
         self._password: Secret | None = None
-        self._lock = threading.Lock()
-        self._ready = False
-        self._preflight_error: DeliveryError | None = None
+        self._init_preflight()
 
     @property
     def where(self) -> str:
@@ -92,22 +89,9 @@ class SmtpBackend:
             raise
         return connection
 
-    def preflight(self) -> None:
+    def _check_can_send(self) -> None:
         """Log in once and offer the sender (MAIL FROM, then RSET): a wrong host, password or sender
         fails the run here with one error instead of once per message."""
-        with self._lock:
-            if self._preflight_error is not None:
-                raise self._preflight_error
-            if self._ready:
-                return
-            try:
-                self._check_can_send()
-            except DeliveryError as exc:
-                self._preflight_error = exc
-                raise
-            self._ready = True
-
-    def _check_can_send(self) -> None:
         settings = self.settings
         if not settings.host:
             raise ConfigurationError("SMTP needs a host: set SMTP_HOST or delivery.smtp.host")
