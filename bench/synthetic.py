@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import re
 import shutil
 from pathlib import Path
@@ -63,6 +64,19 @@ def _scale_csv(path: Path, factor: float) -> None:
         csv.writer(handle).writerows(rows)
 
 
+def _retarget_snapshot(path: Path, old_tenant: str, new_tenant: str) -> None:
+    """An AWS snapshot names its tenant (the source refuses another tenant's snapshot), and so do its findings."""
+
+    def walk(value):
+        if isinstance(value, dict):
+            return {k: (new_tenant if k == "tenant" and v == old_tenant else walk(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    path.write_text(json.dumps(walk(json.loads(path.read_text(encoding="utf-8"))), indent=1), encoding="utf-8")
+
+
 def make_portfolio(tenant_count: int, destination: Path, *, with_tenant_report: bool = True) -> Path:
     """Write a portfolio of ``tenant_count`` tenants under ``destination``; returns the config path."""
     sample = yaml.safe_load(SAMPLE.read_text())
@@ -81,12 +95,15 @@ def make_portfolio(tenant_count: int, destination: Path, *, with_tenant_report: 
         factor = 0.6 + (index % 9) * 0.1
         for csv_file in data.rglob("*.csv"):
             _scale_csv(csv_file, factor)
+        for snapshot in data.rglob("aws-snapshot*.json"):
+            _retarget_snapshot(snapshot, base["id"], tenant_id)
         text = yaml.safe_dump(base)
         text = text.replace(f"data/{base['id']}/", f"data/{tenant_id}/")
         tenant = yaml.safe_load(text)
         tenant = copy.deepcopy(tenant)
         tenant.update(id=tenant_id, name=f"{base['name']} {index:03d}",
-                      domains=[f"{tenant_id}.example"], recipients={"owner": [f"owner@{tenant_id}.example"]})
+                      domains=[f"{tenant_id}.example"],
+                      recipients={role: [f"{role}@{tenant_id}.example"] for role in [*base.get("recipients", {}), "owner"]})
         tenants.append(tenant)
     config = dict(sample)
     config.update(tenants=tenants, reports_dir="reports")
