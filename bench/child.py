@@ -25,14 +25,15 @@ def main() -> None:
         started = time.perf_counter()
         # The same work as the flow: deliver through the outbox and keep delivery records.
         run = run_folder_name(period)
+        # resend: every repeat does a first-time send's work, not a re-run's skip.
         summary, _ = run_plain(config, period, backend=get_backend(config, run), records=open_record_store(config),
-                               run=run)
+                               run=run, resend=True)
         elapsed = time.perf_counter() - started
     else:
         from flows.flow import send_exec_reports
 
         started = time.perf_counter()
-        state = send_exec_reports(config=config_path, period=period_label, return_state=True)
+        state = send_exec_reports(config=config_path, period=period_label, resend=True, return_state=True)
         elapsed = time.perf_counter() - started
         summary = state.result(raise_on_failure=False)
     print(json.dumps({"elapsed": elapsed, "sent": len(summary["sent"]), "failed": len(summary["failed"])}))

@@ -19,7 +19,7 @@ from pathlib import Path
 SENDER = "reports@holdings.example"
 
 
-def measure(messages: int = 1000, rate: float = 50, workers: int = 16) -> dict:
+def measure(messages: int = 1000, rate: float = 50, workers: int = 8) -> dict:
     import boto3
     import moto.ses.models as ses_models
     from moto.server import ThreadedMotoServer

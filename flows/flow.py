@@ -12,6 +12,7 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -114,6 +115,29 @@ def hand_off_agenda(actions: list[dict[str, str]], period: str, config: Portfoli
     return hand_off_actions(actions, period, config, records, run=run, resend=resend)
 
 
+_LOADED_CONFIGS: dict[tuple, PortfolioConfig] = {}
+
+
+def load_config_once(path: str) -> PortfolioConfig:
+    """The run name, the flow body and the failure hook all need the config: parse it once per
+    process and file version (a large portfolio's YAML takes a noticeable time to parse and check)."""
+    from pathlib import Path
+
+    resolved = Path(path).resolve()
+    try:
+        stat = resolved.stat()
+    except OSError:
+        return load_config(path)  # raises the clear "not found" error
+    # The config's defaults come from these environment variables too, so they are part of the key.
+    settings_env = tuple(sorted((name, value) for name, value in os.environ.items()
+                                if name.startswith(("SES_", "SMTP_", "EXEC_REPORTS_"))))
+    key = (str(resolved), stat.st_mtime_ns, stat.st_size, settings_env)
+    if key not in _LOADED_CONFIGS:
+        _LOADED_CONFIGS.clear()
+        _LOADED_CONFIGS[key] = load_config(path)
+    return _LOADED_CONFIGS[key]
+
+
 def _scheduled_reference(config: PortfolioConfig) -> dt.date:
     """The scheduled time (in the portfolio's timezone) decides the period, so late runs stay correct."""
     scheduled = current_flow_run.scheduled_start_time
@@ -129,7 +153,7 @@ def _flow_run_name() -> str:
     parameters = current_flow_run.parameters
     roles = ",".join(parameters.get("roles") or []) or "all roles"
     try:
-        config = load_config(parameters.get("config") or default_config_path())
+        config = load_config_once(parameters.get("config") or default_config_path())
         period = _run_period(config, parameters.get("period"), parameters.get("period_kind")).label
     except ReportError:
         period = parameters.get("period") or "period unknown"  # the flow itself will fail with the reason
@@ -143,7 +167,7 @@ def _alert_operations(flow, flow_run, state) -> None:
     # Hooks run after the run context is gone, so they log through the stdlib logger.
     log = logging.getLogger("exec_reports")
     try:
-        config = with_backend(load_config(flow_run.parameters.get("config") or default_config_path()),
+        config = with_backend(load_config_once(flow_run.parameters.get("config") or default_config_path()),
                               flow_run.parameters.get("delivery"))
         data = state.result(raise_on_failure=False)
         summary = data if isinstance(data, dict) else None
@@ -180,7 +204,7 @@ def send_exec_reports(
     (outbox, ses, smtp) for this run over the config file's.
     """
     logger = get_run_logger()
-    portfolio = with_backend(load_config(config or default_config_path()), delivery)
+    portfolio = with_backend(load_config_once(config or default_config_path()), delivery)
     chosen_period = _run_period(portfolio, period, period_kind)
     definitions, problems = load_definitions(portfolio.reports_path)
     for problem in problems:

@@ -62,9 +62,9 @@ def test_each_recipient_counts_against_the_rate():
     for _ in range(4):
         limiter.acquire(2)  # a report to one recipient plus its archive copy
 
-    # Two recipients take two permits' worth of spacing: 2 / (4/s * 0.95 pacing) = 0.526 s apart,
+    # Two recipients take two permits' worth of spacing: 2 / (4/s * 0.93 pacing) = 0.538 s apart,
     # so no one-second window ever holds more than the 4 recipients the rate allows.
-    assert [round(t, 6) for t, _ in limiter.grants] == [0.0, 0.526316, 1.052632, 1.578947]
+    assert [round(t, 6) for t, _ in limiter.grants] == [0.0, 0.537634, 1.075269, 1.612903]
 
 
 def test_a_rate_below_one_per_second_spaces_sends_out():
@@ -74,7 +74,7 @@ def test_a_rate_below_one_per_second_spaces_sends_out():
     for _ in range(3):
         limiter.acquire()
 
-    assert [round(t, 6) for t, _ in limiter.grants] == [0.0, 2.105263, 4.210526]  # 1 / (0.5 * 0.95)
+    assert [round(t, 6) for t, _ in limiter.grants] == [0.0, 2.150538, 4.301075]  # 1 / (0.5 * 0.93)
 
 
 def test_grants_are_spread_evenly_instead_of_bursting_at_each_window_start():
