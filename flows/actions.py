@@ -21,11 +21,11 @@ from flows.config import PortfolioConfig, TasksConfig
 from flows.delivery.records import DeliveryKey, Record, RecordStore, timestamp_now, unknown_state_reason
 from flows.delivery.secrets import Secret, resolve_secret
 from flows.errors import ConfigurationError
+from flows.templating import ACTION_PRIORITIES as PRIORITIES
 
 log = logging.getLogger("exec_reports")
 
 BACKEND_NAME = "tasks"
-PRIORITIES = ("critical", "high", "medium", "low")
 RETRY_DELAYS_SECONDS = (0.5, 2.0, 5.0, 10.0, 20.0, 30.0, 30.0, 30.0, 30.0)
 
 
@@ -89,32 +89,41 @@ def hand_off_actions(actions: list[dict[str, Any]], period: str, config: Portfol
     client = client or httpx.Client(timeout=settings.timeout_seconds)
     try:
         for identifier, action in unique.items():
-            key = record_key(period, action, identifier)
-            current = store.get(BACKEND_NAME, key)
-            if current is not None and not resend:
-                if current.state == "sent":
-                    result.already_posted.append(identifier)
-                    continue
-                if current.state == "sending":
-                    result.failed.append({"id": identifier, "text": action["text"],
-                                          "reason": unknown_state_reason(current)})
-                    continue
-            marker = Record(key, "sending", BACKEND_NAME, run, timestamp_now())
-            if not store.claim(marker, current.version if current else None):
-                result.already_posted.append(identifier)
-                continue
-            error = _post(client, settings, token, payload(period, action, identifier), sleep)
-            store.put(replace(marker, state="failed" if error else "sent", updated_at=timestamp_now(), reason=error or "",
-                              location=settings.url))
-            if error:
-                log.error("action %s (%s) not handed off: %s", identifier, action["text"][:60], error)
-                result.failed.append({"id": identifier, "text": action["text"], "reason": error})
-            else:
+            try:
+                outcome = _hand_off_one(client, settings, token, store, period, action, identifier, run=run,
+                                        resend=resend, sleep=sleep)
+            except Exception as exc:  # a broken record store must not stop the other actions
+                outcome = f"{type(exc).__name__}: {token.redact(str(exc))}"
+            if outcome == "posted":
                 result.posted.append(identifier)
+            elif outcome == "already":
+                result.already_posted.append(identifier)
+            else:
+                log.error("action %s (%s) not handed off: %s", identifier, action["text"][:60], outcome)
+                result.failed.append({"id": identifier, "text": action["text"], "reason": outcome})
     finally:
         if own_client:
             client.close()
     return result
+
+
+def _hand_off_one(client, settings: TasksConfig, token: Secret, store: RecordStore, period: str,
+                  action: dict[str, Any], identifier: str, *, run: str, resend: bool, sleep) -> str:
+    """'posted', 'already', or why the action was not handed off."""
+    key = record_key(period, action, identifier)
+    current = store.get(BACKEND_NAME, key)
+    if current is not None and not resend:
+        if current.state == "sent":
+            return "already"
+        if current.state == "sending":
+            return unknown_state_reason(current)
+    marker = Record(key, "sending", BACKEND_NAME, run, timestamp_now())
+    if not store.claim(marker, current.version if current else None):
+        return "already"
+    error = _post(client, settings, token, payload(period, action, identifier), sleep)
+    store.put(replace(marker, state="failed" if error else "sent", updated_at=timestamp_now(), reason=error or "",
+                      location=settings.url))
+    return error or "posted"
 
 
 def _post(client, settings: TasksConfig, token: Secret, body: dict[str, Any], sleep) -> str | None:

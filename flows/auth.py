@@ -120,13 +120,22 @@ def load_verifier(environ: Mapping[str, str], *, read_secret=None) -> TokenVerif
                              "EXEC_REPORTS_JWT_HS256_SECRET_ID (HS256, a Secrets Manager secret id)")
 
 
+def scope_of(claims: Mapping[str, Any], what: str) -> set[str] | None:
+    """What the token allows for ``what`` ("roles" or "tenants"): None for everything."""
+    allowed = claims.get(what)
+    allowed = [allowed] if isinstance(allowed, str) else allowed if isinstance(allowed, list) else []
+    return None if ALL in allowed else {str(item) for item in allowed}
+
+
 def authorise(claims: Mapping[str, Any], roles: list[str] | None, tenants: list[str] | None) -> None:
     """The ``roles`` and ``tenants`` claims list what the caller may trigger ("*" for everything);
     asking for all roles or all tenants needs "*"."""
     for what, requested in (("roles", roles), ("tenants", tenants)):
-        allowed = claims.get(what, [])
+        allowed = claims.get(what)
         if isinstance(allowed, str):
             allowed = [allowed]
+        elif not isinstance(allowed, list):
+            allowed = []
         if ALL in allowed:
             continue
         if requested is None:

@@ -1,8 +1,9 @@
 """The Prefect flow: thin orchestration over the plain functions in ``flows.pipeline``.
 
-Task granularity: one task per (tenant, source) gather, since that is where I/O, retries and
-parallelism pay off, and one task per report role for render + deliver. Per-message tasks would
-multiply orchestration overhead without adding anything retries inside the backends don't give.
+Task granularity: gathering runs as a few tasks over batches of tenants (GATHER_BATCHES), with
+retries of transient I/O per (tenant, source) inside them, and one task per report role renders and
+delivers. Per-(tenant, source) or per-message tasks multiplied orchestration overhead (bench/) without
+adding anything the per-source retries and the backends' own retries don't give.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -129,9 +131,10 @@ def load_config_once(path: str) -> PortfolioConfig:
     except OSError:
         return load_config(path)  # raises the clear "not found" error
     # The config's defaults come from these environment variables too, so they are part of the key.
-    settings_env = tuple(sorted((name, value) for name, value in os.environ.items()
-                                if name.startswith(("SES_", "SMTP_", "EXEC_REPORTS_"))))
-    key = (str(resolved), stat.st_mtime_ns, stat.st_size, settings_env)
+    # A digest, so no secret value (SMTP_PASSWORD, a token) is kept in memory as a cache key.
+    settings_env = hashlib.sha256(repr(sorted((name, value) for name, value in os.environ.items()
+                                              if name.startswith(("SES_", "SMTP_", "EXEC_REPORTS_")))).encode())
+    key = (str(resolved), stat.st_mtime_ns, stat.st_size, settings_env.hexdigest())
     if key not in _LOADED_CONFIGS:
         _LOADED_CONFIGS.clear()
         _LOADED_CONFIGS[key] = load_config(path)
@@ -253,6 +256,13 @@ def send_exec_reports(
     checks: list[tuple[str, CheckResult]] = []
     actions: list[dict[str, str]] = []
     for role, future in zip(by_role, report_futures, strict=True):
+        future.wait()
+        if not future.state.is_completed():  # a crash of the task itself; the other roles still count
+            error = future.state.result(raise_on_failure=False)
+            logger.error("render and deliver %s crashed: %s", role, error)
+            outcomes.extend(Outcome(role, instance.key, [], "failed", reason=f"task crashed: {error}")
+                            for instance in by_role[role])
+            continue
         for produced in future.result():
             outcomes.extend(produced.outcomes)
             checks.extend((role, c) for c in produced.checks)
@@ -260,11 +270,20 @@ def send_exec_reports(
 
     summary = summarise(chosen_period, outcomes, checks, plan.definition_problems, run_folder, actions)
     if portfolio.tasks is not None and not dry_run:
-        hand_off = hand_off_agenda.submit(quote(actions), chosen_period.label, quote(portfolio), quote(records),
-                                          run_folder, resend).result()
-        summary["action_hand_off"] = hand_off.as_json()
-        for failure in hand_off.failed:
-            summary["warnings"].append(f"action not handed off: {failure['text']}: {failure['reason']}")
+        # The agenda hand-off never fails delivered reports: its failures become warnings.
+        hand_off_future = hand_off_agenda.submit(quote(actions), chosen_period.label, quote(portfolio),
+                                                 quote(records), run_folder, resend)
+        hand_off_future.wait()
+        if hand_off_future.state.is_completed():
+            hand_off = hand_off_future.result()
+            summary["action_hand_off"] = hand_off.as_json()
+            for failure in hand_off.failed:
+                summary["warnings"].append(f"action not handed off: {failure['text']}: {failure['reason']}")
+        else:
+            error = hand_off_future.state.result(raise_on_failure=False)
+            summary["action_hand_off"] = {"posted": 0, "already_posted": 0,
+                                          "failed": [{"id": "", "text": "(all)", "reason": str(error)}]}
+            summary["warnings"].append(f"agenda hand-off crashed: {error}")
     create_table_artifact(
         key=DELIVERY_TABLE_KEY,
         table=[{"report": o.report, "tenant": o.tenant, "variant": o.variant, "recipients": ", ".join(o.recipients),
@@ -319,6 +338,7 @@ def run_inline(parameters: dict[str, Any]) -> dict[str, Any]:
     """Run the flow in this process and return its summary (which reports were sent, which failed)."""
     state = send_exec_reports(**parameters, return_state=True)
     data = state.result(raise_on_failure=False)
-    return {"state": state.name, "message": state.message,
-            "summary": data if isinstance(data, dict) else None,
-            "error": None if isinstance(data, dict) else f"{type(data).__name__}: {data}"}
+    if not isinstance(data, dict):  # a crash: details go to the log, never into a response
+        logging.getLogger("exec_reports").error("inline run ended %s: %s: %s", state.name, type(data).__name__, data)
+        return {"state": state.name, "summary": None, "error": "the run crashed; see the logs"}
+    return {"state": state.name, "message": state.message, "summary": data}

@@ -19,12 +19,20 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from flows.auth import AuthenticationError, PermissionDenied, TokenVerifier, authorise, load_verifier
+from flows.auth import (
+    AuthenticationError,
+    PermissionDenied,
+    TokenVerifier,
+    authorise,
+    load_verifier,
+    scope_of,
+)
 from flows.delivery.secrets import read_secret_string
 from flows.errors import ConfigurationError
 from flows.period import parse_period
@@ -101,7 +109,8 @@ def handle_eventbridge(event: Mapping[str, Any], environ: Mapping[str, str]) -> 
     request = parse_trigger(event.get("detail") or {})
     # A scheduled event's time is when the run was due: the flow derives its period from it.
     scheduled = _parse_time(event.get("time"))
-    return start_run(request, environ, idempotency_key=f"eventbridge-{event.get('id')}", scheduled_time=scheduled)
+    key = f"eventbridge-{event['id']}" if event.get("id") else None
+    return start_run(request, environ, idempotency_key=key, scheduled_time=scheduled)
 
 
 def handle_sqs(event: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -128,7 +137,7 @@ def handle_api(event: Mapping[str, Any], context: Any, environ: Mapping[str, str
         headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
         claims = verifier(environ).verify(headers.get("authorization"))
         if method == "GET" and path.rstrip("/").endswith("/status"):
-            return respond(200, status_body())
+            return respond(200, status_body(claims))
         if method == "POST" and path.rstrip("/").endswith("/run"):
             request = parse_trigger(_json_body(event))
             authorise(claims, request.roles, request.tenants)
@@ -163,25 +172,42 @@ def start_run(request: TriggerRequest, environ: Mapping[str, str], *, idempotenc
                                            scheduled_time=scheduled_time)
 
 
-def status_body() -> dict[str, Any]:
+def status_body(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """Only what the token may see: its roles and tenants (portfolio-wide rows need every tenant), and
+    recipient addresses only for a token that covers every tenant."""
     from flows.flow import fetch_delivery_tables
     from flows.history import summarise_history
 
-    return summarise_history(fetch_delivery_tables()).as_json()
+    roles, tenants = scope_of(claims, "roles"), scope_of(claims, "tenants")
+
+    def visible(entry: Mapping[str, Any]) -> bool:
+        role_ok = roles is None or entry["report"] in roles
+        tenant_ok = tenants is None or entry["tenant"] in tenants
+        return role_ok and tenant_ok
+
+    history = summarise_history(fetch_delivery_tables()).as_json()
+    last_sent = [entry for entry in history["last_sent"] if visible(entry)]
+    if tenants is not None:
+        last_sent = [{k: v for k, v in entry.items() if k != "recipients"} for entry in last_sent]
+    return {"last_sent": last_sent, "failures": [entry for entry in history["failures"] if visible(entry)]}
 
 
-_VERIFIERS: dict[tuple, TokenVerifier] = {}
+_VERIFIERS: dict[tuple, tuple[float, TokenVerifier]] = {}
+VERIFIER_TTL_SECONDS = 600
 
 
 def verifier(environ: Mapping[str, str]) -> TokenVerifier:
-    """Built once per configuration, so a warm Lambda does not fetch the secret on every request."""
+    """Kept for ten minutes per configuration: a warm Lambda does not fetch the secret on every
+    request, and a rotated secret or replaced key file takes effect within the TTL."""
     keys = tuple(environ.get(name, "") for name in (
         "EXEC_REPORTS_JWT_ISSUER", "EXEC_REPORTS_JWT_AUDIENCE", "EXEC_REPORTS_JWT_JWKS_FILE",
         "EXEC_REPORTS_JWT_PUBLIC_KEY_FILE", "EXEC_REPORTS_JWT_HS256_SECRET_ID"))
-    if keys not in _VERIFIERS:
-        _VERIFIERS[keys] = load_verifier(environ, read_secret=lambda secret_id: read_secret_string(
-            secret_id, key="EXEC_REPORTS_JWT_HS256_SECRET_ID"))
-    return _VERIFIERS[keys]
+    cached = _VERIFIERS.get(keys)
+    if cached is None or time.monotonic() - cached[0] > VERIFIER_TTL_SECONDS:
+        cached = (time.monotonic(), load_verifier(environ, read_secret=lambda secret_id: read_secret_string(
+            secret_id, key="EXEC_REPORTS_JWT_HS256_SECRET_ID")))
+        _VERIFIERS[keys] = cached
+    return cached[1]
 
 
 def respond(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from flows.config import PortfolioConfig, TenantConfig
 from flows.definitions import SEVERITIES, ReportDefinition, group_by_role, load_definitions
-from flows.delivery.base import DeliveryBackend, Email
+from flows.delivery.base import DeliveryBackend, Email, slug
 from flows.delivery.records import RecordStore, deliver_once
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError
 from flows.period import Period
@@ -351,7 +351,8 @@ def structure_actions(tasks: list[dict[str, str]], instance: ReportInstance, def
     Priority, due date and owner come from the ``action()`` helper's suffix when present; the tenant
     is the report's tenant, or in a portfolio report the tenant whose name heads the section.
     """
-    names = {view["name"].lower(): view["id"] for view in views}
+    # Longest names first, so "Acme Labs" is not credited to "Acme".
+    names = dict(sorted(((view["name"].lower(), view["id"]) for view in views), key=lambda item: -len(item[0])))
     actions = []
     for task in tasks:
         if task["status"] != "open":
@@ -379,7 +380,12 @@ def structure_actions(tasks: list[dict[str, str]], instance: ReportInstance, def
 def recipients_of(instance: ReportInstance, config: PortfolioConfig) -> list[str]:
     definition = instance.definition
     tenant = None if instance.key == PORTFOLIO else config.tenant(instance.key)
-    recipients = definition.front.recipients or config.recipients_for(definition.role, tenant)
+    # A tenant's own officers come first for its tenant-scope reports, so a definition's shared list
+    # can never send one business's figures to another's people.
+    if tenant is not None and tenant.recipients.get(definition.role):
+        recipients = list(tenant.recipients[definition.role])
+    else:
+        recipients = definition.front.recipients or config.recipients_for(definition.role, tenant)
     if not recipients:
         raise ConfigurationError(
             f"no recipients for role '{definition.role}': set recipients.{definition.role} in {config.path}, "
@@ -405,12 +411,17 @@ def make_email(instance: ReportInstance, definition: ReportDefinition, rendered:
                recipient: str | tuple[str, ...], config: PortfolioConfig, period: Period) -> Email:
     """One message per recipient (nobody sees another recipient's address); a tuple when the config groups."""
     delivery = config.delivery
-    tags = {**delivery.ses.tags, "tenant": instance.key, "role": definition.role, "period": period.label}
+    # A portfolio report built for only some tenants is another message than the full one: its own
+    # delivery key, so it can neither block nor be blocked by the scheduled full run.
+    tenant_label = instance.key
+    if instance.key == PORTFOLIO and set(instance.tenant_ids) != {t.id for t in config.tenants}:
+        tenant_label = f"{PORTFOLIO}:{'+'.join(sorted(instance.tenant_ids))}"
+    tags = {**delivery.ses.tags, "tenant": slug(tenant_label), "role": definition.role, "period": period.label}
     if definition.variant:
         tags["variant"] = definition.variant
     return Email(subject=rendered.subject, html=rendered.html, text=rendered.text,
                  from_address=delivery.from_address, to=(recipient,) if isinstance(recipient, str) else recipient,
-                 role=definition.role, tenant=instance.key, period=period.label, variant=definition.variant,
+                 role=definition.role, tenant=tenant_label, period=period.label, variant=definition.variant,
                  tags=tags, bcc=(delivery.bcc_address,) if delivery.bcc_address else (),
                  configuration_set=delivery.ses.configuration_set)
 
@@ -450,6 +461,11 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
         except ReportError as exc:
             log.error("report %s failed: %s", instance.label, exc)
             produced.outcomes.append(Outcome(role, key, assigned, "failed", reason=str(exc), variant=variant))
+            continue
+        except Exception as exc:  # a bug in one report must not hide the others' outcomes
+            log.exception("report %s failed unexpectedly", instance.label)
+            produced.outcomes.append(Outcome(role, key, assigned, "failed", variant=variant,
+                                             reason=f"unexpected error: {type(exc).__name__}: {exc}"))
             continue
         if not produced.checks:
             produced.checks = checks

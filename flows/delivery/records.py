@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from flows.delivery.base import DeliveryBackend, DeliveryResult, Email, slug
-from flows.errors import ConfigurationError, DeliveryError
+from flows.errors import ConfigurationError, DeliveryError, ReportError
 
 log = logging.getLogger("exec_reports")
 
@@ -238,7 +238,14 @@ def deliver_once(backend: DeliveryBackend, email: Email, store: RecordStore, *, 
         holder = f"run {latest.run} ({latest.state})" if latest else "another run"
         return DeliveryResult(email.to, "skipped", error=f"claimed at the same moment by {holder}; not sent twice")
     # From here until the record below is written is the crash window described in the module docstring.
-    result = backend.send(email)
+    try:
+        result = backend.send(email)
+    except (ReportError, ValueError, TypeError) as exc:
+        # Raised before anything reached the provider (configuration, message building): nothing was
+        # sent, so record a failure the next run retries instead of an unknown state that blocks it.
+        store.put(replace(marker, state="failed", updated_at=timestamp_now(),
+                          reason=f"not sent: {type(exc).__name__}: {exc}"))
+        raise
     outcome = replace(marker, state="sent" if result.status == "sent" else "failed", updated_at=timestamp_now(),
                       location=result.location, reason=result.error)
     try:

@@ -224,7 +224,8 @@ def test_status_returns_last_sent_per_role_and_tenant(rs256_env, rsa_keys, prefe
     from flows.flow import send_exec_reports
 
     send_exec_reports(config=str(portfolio_copy), period="2026-W47", roles=["cmo"], return_state=True)
-    status, body = call(http_api_request("GET", "/reports/status", sign(rsa_keys["private"])))
+    dashboard = sign(rsa_keys["private"], roles=["*"], tenants=["*"])
+    status, body = call(http_api_request("GET", "/reports/status", dashboard))
     assert status == 200
     cmo = [entry for entry in body["last_sent"] if entry["report"] == "cmo"]
     assert cmo and cmo[0]["tenant"] == "portfolio" and cmo[0]["recipients"] == ["cmo@holdings.example"]
@@ -240,3 +241,23 @@ def test_inline_mode_runs_the_flow_and_returns_the_summary(rs256_env, rsa_keys, 
     assert status == 200, body
     assert body["state"] == "Completed"
     assert [item["report"] for item in body["summary"]["dry_run"]] == ["cfo"]
+
+
+def test_status_shows_a_restricted_token_only_its_roles_and_tenants_without_addresses(
+        rs256_env, rsa_keys, prefect_harness, portfolio_copy):
+    from flows.flow import send_exec_reports
+
+    send_exec_reports(config=str(portfolio_copy), period="2026-W47", roles=["cmo", "gm"], resend=True,
+                      return_state=True)
+    token = sign(rsa_keys["private"], roles=["gm"], tenants=["jada"])
+    status, body = call(http_api_request("GET", "/reports/status", token))
+    assert status == 200
+    assert {(entry["report"], entry["tenant"]) for entry in body["last_sent"]} == {("gm", "jada")}
+    assert all("recipients" not in entry for entry in body["last_sent"])
+    assert "jada.example" not in json.dumps(body) and "holdings.example" not in json.dumps(body)
+
+
+def test_a_claim_that_is_not_a_list_is_refused_not_a_server_error(rs256_env, rsa_keys):
+    status, body = call(rest_request("POST", "/reports/run", sign(rsa_keys["private"], roles=None, tenants=["*"]),
+                                     {"roles": ["cfo"]}))
+    assert status == 403 and "does not allow roles: cfo" in body["error"]

@@ -205,3 +205,50 @@ def test_tenants_are_split_into_near_equal_batches():
     assert [len(b) for b in batches] == [3, 3, 2, 2]
     assert sum(batches, []) == [f"t{i}" for i in range(10)]
     assert tenant_batches(["a", "b"], 8) == [["a"], ["b"]]
+
+
+def test_a_portfolio_report_for_some_tenants_does_not_use_up_the_full_reports_delivery(portfolio_copy, tmp_path):
+    from flows.delivery.records import LocalRecordStore
+
+    config = load_config(portfolio_copy)
+    store = LocalRecordStore(tmp_path / "records")
+    backend = OutboxBackend(tmp_path / "out")
+    partial, _ = run_plain(config, parse(SAMPLE_PERIOD), roles=["cfo"], tenants=["jada"], backend=backend,
+                           records=store, run="partial")
+    full, _ = run_plain(config, parse(SAMPLE_PERIOD), roles=["cfo"], backend=backend, records=store, run="full")
+    again, _ = run_plain(config, parse(SAMPLE_PERIOD), roles=["cfo"], backend=backend, records=store, run="again")
+    assert [item["report"] for item in partial["sent"]] == ["cfo"]
+    assert [item["report"] for item in full["sent"]] == ["cfo"] and full["skipped"] == []
+    assert again["sent"] == [] and [item["report"] for item in again["skipped"]] == ["cfo"]
+
+
+def test_a_tenants_own_recipients_win_over_a_definitions_list_for_tenant_scope(portfolio_copy):
+    add_report(portfolio_copy, "owner.md", TENANT_REPORT.replace("scope: tenant\n",
+                                                                 "scope: tenant\nrecipients: [shared@holdings.example]\n"))
+    text = portfolio_copy.read_text().replace("recipients: {gm: [gm@jada.example]}",
+                                              "recipients: {gm: [gm@jada.example], owner: [owner@jada.example]}", 1)
+    assert "owner@jada.example" in text
+    portfolio_copy.write_text(text)
+    summary, _ = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["owner"], dry_run=True)
+    by_tenant = {item["tenant"]: item["recipients"] for item in summary["dry_run"]}
+    assert by_tenant["jada"] == ["owner@jada.example"]
+    assert by_tenant["quickdumpnow"] == ["shared@holdings.example"]
+
+
+def test_an_unexpected_error_in_one_report_is_a_failed_outcome_and_the_others_go_out(portfolio_copy, monkeypatch,
+                                                                                      tmp_path):
+    import flows.pipeline as pipeline
+
+    real_render = pipeline.render_email
+
+    def render_or_break(markdown, subject, **kwargs):
+        if subject.startswith("CMO"):
+            raise RuntimeError("lxml exploded")
+        return real_render(markdown, subject, **kwargs)
+
+    monkeypatch.setattr(pipeline, "render_email", render_or_break)
+    summary, _ = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["cfo", "cmo"],
+                           backend=OutboxBackend(tmp_path))
+    assert [item["report"] for item in summary["sent"]] == ["cfo"]
+    [failure] = summary["failed"]
+    assert failure["report"] == "cmo" and failure["reason"] == "unexpected error: RuntimeError: lxml exploded"
