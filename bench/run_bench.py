@@ -74,16 +74,17 @@ def bench_render(workdir: Path, tenants: int = 12, repeats: int = 5) -> dict:
 # ---- 2 and 4. orchestration overhead and memory ------------------------------------------------------------
 
 
-def run_child(mode: str, config: Path, env: dict[str, str]) -> dict:
-    process = subprocess.Popen([sys.executable, "-m", "bench.child", mode, str(config), PERIOD], cwd=PROJECT_ROOT,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stdout, stderr = "", ""
-    _, status, usage = os.wait4(process.pid, 0)
+def run_child(mode: str, config: Path, env: dict[str, str], workdir: Path) -> dict:
+    # Output goes to files, not pipes: a child that logs a lot would block on a full pipe while we wait.
+    out, err = workdir / f"{mode}.out", workdir / f"{mode}.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "bench.child", mode, str(config), PERIOD],
+                                   cwd=PROJECT_ROOT, env=env, stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
-    stdout, stderr = process.stdout.read(), process.stderr.read()
     if process.returncode != 0:
-        raise RuntimeError(f"{mode} run failed ({process.returncode}):\n{stderr[-3000:]}")
-    result = json.loads(stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{mode} run failed ({process.returncode}):\n{err.read_text()[-3000:]}")
+    result = json.loads(out.read_text().strip().splitlines()[-1])
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
     return result
 
@@ -98,8 +99,12 @@ def bench_orchestration(workdir: Path, sizes: list[int], repeats: int) -> dict:
             config = make_portfolio(size, workdir / f"orchestration-{size}")
             plain, flow = [], []
             for _ in range(repeats):  # alternate so both see the same machine conditions
-                plain.append(run_child("plain", config, env))
-                flow.append(run_child("flow", config, env))
+                plain.append(run_child("plain", config, env, workdir))
+                flow.append(run_child("flow", config, env, workdir))
+            # A ratio only means something when both did the same, complete work.
+            for run in plain + flow:
+                if run["failed"] or run["sent"] != plain[0]["sent"]:
+                    raise RuntimeError(f"{size} tenants: runs differ or failed: plain {plain}, flow {flow}")
             results[size] = {
                 "plain_s": statistics.median(r["elapsed"] for r in plain),
                 "flow_s": statistics.median(r["elapsed"] for r in flow),

@@ -87,7 +87,7 @@ def test_format_helpers():
     assert percent(0.125, 1) == "12.5%"
     assert number(3676) == "3,676"
     assert months(float("inf")).startswith("no burn")
-    assert months(14.25) == "14.2 months" or months(14.25) == "14.3 months"  # banker's vs half-up is not our concern
+    assert months(14.25) == "14.2 months"  # Decimal's default rounding, half to even
     assert money(Unavailable("finance.burn_rate", "ledger missing")) == "unavailable (ledger missing)"
 
 
