@@ -30,7 +30,13 @@ _PAUSED = {"AccountSendingPausedException", "ConfigurationSetSendingPausedExcept
 
 
 def classify_ses_error(exc: BaseException) -> Failure | None:
-    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, NoCredentialsError
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        HTTPClientError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
 
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -46,6 +52,11 @@ def classify_ses_error(exc: BaseException) -> Failure | None:
             return Failure("permanent", f"{reason} (sending is paused for this account or configuration set; "
                                         "see the SES console's reputation page)")
         return Failure("permanent", reason)
+    if isinstance(exc, ReadTimeoutError):
+        # The request went out and no answer came back: SES may have accepted it. Retrying could
+        # send it twice, so this message fails with that said, and a person decides on a re-run.
+        return Failure("permanent", "SES did not answer after the message was sent (read timeout); it may "
+                                    "have been delivered, so it was not retried")
     if isinstance(exc, ConnectionError | HTTPClientError):
         return Failure("transient", f"cannot reach SES: {type(exc).__name__}: {exc}")
     if isinstance(exc, NoCredentialsError):

@@ -158,3 +158,14 @@ def test_one_rejected_recipient_fails_alone_and_the_others_are_delivered(ses_cli
     assert [(f["recipients"], f["reason"]) for f in summary["failed"]] == [
         ([recipients[1]], "SES MessageRejected: Email address is on the suppression list")]
     assert waits == []
+
+
+def test_a_read_timeout_after_sending_is_not_retried_so_nothing_goes_out_twice():
+    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+    from flows.delivery.ses import classify_ses_error
+
+    timed_out = classify_ses_error(ReadTimeoutError(endpoint_url="https://email.us-east-1.amazonaws.com"))
+    assert timed_out.kind == "permanent" and "may have been delivered" in timed_out.reason
+    # Failing to connect at all is safe to retry: nothing reached SES.
+    assert classify_ses_error(EndpointConnectionError(endpoint_url="https://x.example")).kind == "transient"
