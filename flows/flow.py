@@ -36,7 +36,7 @@ from flows.definitions import load_definitions
 from flows.delivery import DeliveryBackend, get_backend, with_backend
 from flows.delivery.base import slug
 from flows.delivery.records import RecordStore, open_record_store
-from flows.errors import ReportError
+from flows.errors import DeliveryError, ReportError
 from flows.history import DeliveryTable
 from flows.period import Period, resolve_period
 from flows.pipeline import (
@@ -179,8 +179,19 @@ def _alert_operations(flow, flow_run, state) -> None:
         alert = build_alert_email(config, run_name=flow_run.name, state_name=state.name,
                                   state_message=state.message or "", run_url=run_url, summary=summary)
         folder = (summary or {}).get("run") or f"alerts_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
-        result = get_backend(config, folder).send(alert)
-        log.warning("run %s ended %s: alert sent to %s (%s)", flow_run.name, state.name,
+        try:
+            result = get_backend(config, folder).send(alert)
+            if result.status != "sent":
+                raise DeliveryError(result.error or result.status)
+        except Exception as exc:
+            # The backend that failed the run (an unverified sender, a paused account) may fail the
+            # alert too: keep it in the local outbox so it exists somewhere, and say where.
+            from flows.delivery.outbox import OutboxBackend
+
+            result = OutboxBackend(config.outbox_path / folder).send(alert)
+            log.error("run %s: the alert could not go through %s (%s: %s); written to %s instead", flow_run.name,
+                      config.delivery.backend, type(exc).__name__, exc, result.location)
+        log.warning("run %s ended %s: alert for %s at %s", flow_run.name, state.name,
                     ", ".join(alert.to), result.location)
     except Exception as exc:  # an alert that cannot be sent must not hide the original failure
         log.error("run %s ended %s and the operations alert could not be sent: %s: %s",

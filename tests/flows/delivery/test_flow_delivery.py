@@ -66,7 +66,8 @@ def test_an_unverified_ses_sender_fails_the_run_once_before_anything_is_sent(mot
 
     monkeypatch.setenv("SES_REGION", REGION)
     monkeypatch.setenv("SES_ENDPOINT_URL", moto_url)
-    config = write_config(portfolio_copy, {"backend": "outbox", "ses": {"check_account_enabled": False}})
+    config = write_config(portfolio_copy, {"backend": "outbox", "operations_address": "ops@holdings.example",
+                                           "ses": {"check_account_enabled": False}})
     monkeypatch.setenv("EXEC_REPORTS_DELIVERY", "ses")  # the make run DELIVERY=ses path
 
     exit_code = main(["run", "--config", str(config), "--period", SAMPLE_PERIOD])
@@ -76,6 +77,17 @@ def test_an_unverified_ses_sender_fails_the_run_once_before_anything_is_sent(mot
     assert "reports@holdings.example is not verified in us-east-1" in err and "nothing was sent" in err
     assert moto_sent_raw_messages(moto_url) == []
     assert load(config).delivery.backend == "outbox"  # the file is untouched; only this run switched
+    # The operations alert could not go through SES either, so it waits in the local outbox.
+    alerts = list((portfolio_copy.parent.parent / "outbox").glob("*/portfolio-operations-alert--*.eml"))
+    assert len(alerts) == 1
+    assert "is not verified" in email_text(alerts[0])
+
+
+def email_text(path) -> str:
+    import email
+    from email import policy
+
+    return email.message_from_bytes(path.read_bytes(), policy=policy.default).get_body(("plain",)).get_content()
 
 
 def test_smtp_password_and_ses_credentials_can_come_from_prefect_aws_blocks(
