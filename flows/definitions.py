@@ -15,14 +15,13 @@ from typing import Any, Literal
 from jinja2 import Template, TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from flows.config import EmailAddress
+from flows.config import SLUG, EmailAddress
 from flows.errors import DefinitionError, Problem
 from flows.templating import environment, metric_references, plain_environment
 from flows.yamlsource import Located, YamlProblem, format_key_path, load_located
 from sources.registry import REGISTRY, SourceRegistry
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
-SLUG = r"^[a-z][a-z0-9_-]*$"
 
 
 class CheckSpec(BaseModel):

@@ -345,8 +345,17 @@ def trigger_deployment(name: str, parameters: dict[str, Any], *, idempotency_key
             "watch": f"{ui_url}/runs/flow-run/{flow_run.id}" if ui_url else None}
 
 
-def run_inline(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Run the flow in this process and return its summary (which reports were sent, which failed)."""
+def run_inline(parameters: dict[str, Any], scheduled_time: dt.datetime | None = None) -> dict[str, Any]:
+    """Run the flow in this process and return its summary (which reports were sent, which failed).
+
+    An inline run has no scheduled time of its own, so the trigger's (an EventBridge schedule's)
+    decides the period, as it would for a deployment run; delivery records keep a redelivered
+    trigger from sending anything twice."""
+    if scheduled_time is not None and not parameters.get("period"):
+        config = load_config_once(parameters.get("config") or default_config_path())
+        reference = scheduled_time.astimezone(ZoneInfo(config.portfolio.timezone)).date()
+        period = resolve_period(None, parameters.get("period_kind") or config.portfolio.period_kind, reference)
+        parameters = {**parameters, "period": period.label}
     state = send_exec_reports(**parameters, return_state=True)
     data = state.result(raise_on_failure=False)
     if not isinstance(data, dict):  # a crash: details go to the log, never into a response

@@ -33,13 +33,13 @@ from flows.auth import (
     load_verifier,
     scope_of,
 )
+from flows.config import SLUG
 from flows.delivery.secrets import read_secret_string
 from flows.errors import ConfigurationError
 from flows.period import parse_period
 
 log = logging.getLogger("exec_reports.handler")
 
-SLUG = r"^[a-z][a-z0-9_-]*$"
 DEFAULT_DEPLOYMENT = "send-exec-reports/weekly"
 
 
@@ -166,7 +166,7 @@ def start_run(request: TriggerRequest, environ: Mapping[str, str], *, idempotenc
 
     parameters = request.parameters()
     if _mode(environ) == "inline":
-        return prefect_flow.run_inline(parameters)
+        return prefect_flow.run_inline(parameters, scheduled_time=scheduled_time)
     deployment = environ.get("EXEC_REPORTS_DEPLOYMENT", DEFAULT_DEPLOYMENT)
     return prefect_flow.trigger_deployment(deployment, parameters, idempotency_key=idempotency_key,
                                            scheduled_time=scheduled_time)

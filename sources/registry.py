@@ -80,8 +80,6 @@ class Source:
     description: str
     metrics: dict[str, MetricSpec]
     gather: GatherFunction
-    # I/O sources get retries in the flow; pure computations do not need them.
-    io_bound: bool = True
 
 
 class SourceRegistry:
@@ -89,7 +87,7 @@ class SourceRegistry:
         self._sources: dict[str, Source] = {}
         self._metrics: dict[str, MetricSpec] = {}
 
-    def register(self, name: str, description: str, metrics: list[MetricSpec], *, io_bound: bool = True):
+    def register(self, name: str, description: str, metrics: list[MetricSpec]):
         """Decorator: ``@REGISTRY.register("ledger", "...", [MetricSpec(...), ...])``."""
 
         def decorator(function: GatherFunction) -> GatherFunction:
@@ -106,7 +104,7 @@ class SourceRegistry:
                 full = MetricSpec(spec.name, spec.description, spec.type, name)
                 specs[spec.name] = full
             self._metrics.update(specs)
-            self._sources[name] = Source(name, description, specs, function, io_bound)
+            self._sources[name] = Source(name, description, specs, function)
             return function
 
         return decorator

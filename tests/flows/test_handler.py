@@ -261,3 +261,15 @@ def test_a_claim_that_is_not_a_list_is_refused_not_a_server_error(rs256_env, rsa
     status, body = call(rest_request("POST", "/reports/run", sign(rsa_keys["private"], roles=None, tenants=["*"]),
                                      {"roles": ["cfo"]}))
     assert status == 403 and "does not allow roles: cfo" in body["error"]
+
+
+def test_inline_mode_takes_the_period_from_an_eventbridge_schedule(rs256_env, monkeypatch, prefect_harness,
+                                                                    portfolio_copy):
+    monkeypatch.setenv("EXEC_REPORTS_HANDLER_MODE", "inline")
+    monkeypatch.setenv("EXEC_REPORTS_CONFIG", str(portfolio_copy))
+    # Monday 2026-11-23 07:00 in Los Angeles: the weekly run for the week before, 2026-W47.
+    event = {"id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+             "time": "2026-11-23T15:00:00Z", "detail": {"roles": ["cfo"], "dry_run": True}}
+    result = handler(event, None)
+    assert result["state"] == "Completed"
+    assert result["summary"]["period"] == "2026-W47"
