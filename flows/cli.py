@@ -90,7 +90,7 @@ def cmd_check(args) -> int:
     definitions, problems = load_definitions(config.reports_path)
     for problem in problems:
         print(problem, file=sys.stderr)
-    summary, rendered = run_plain(config, period, dry_run=True)
+    summary, rendered = run_plain(config, period, dry_run=True, loaded=(definitions, problems))
     render_failures = [f for f in summary["failed"] if f["tenant"]]
     for failure in render_failures:
         print(f"{failure['report']}/{failure['tenant']}: {failure['reason']}", file=sys.stderr)

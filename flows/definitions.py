@@ -175,7 +175,9 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
                 problems.append(Problem(shown, line_base + lineno - 1, key, message))
         if expression:
             return target.compile_expression(source, undefined_to_none=False), [m for m, _ in used]
-        return target.from_string(source), [m for m, _ in used]
+        # Compile the tree parsed above instead of parsing the source a second time.
+        template = target.template_class.from_code(target, target.compile(parsed), target.make_globals(None), None)
+        return template, [m for m, _ in used]
 
     template, _ = compile_template(body, None, body_line)
     subject, _ = compile_template(front.subject, "subject", located.line_of(("subject",)) or 1, plain_text=True)

@@ -525,14 +525,16 @@ def run_folder_name(period: Period, started: dt.datetime | None = None) -> str:
 
 def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=None, dry_run: bool = False,
               backend: DeliveryBackend | None = None, registry: SourceRegistry = REGISTRY,
-              records: RecordStore | None = None, resend: bool = False,
-              run: str = "") -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
+              records: RecordStore | None = None, resend: bool = False, run: str = "",
+              loaded: tuple[list[ReportDefinition], list[Problem]] | None = None,
+              ) -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
     """The whole pipeline without Prefect. Returns the summary and the rendered email per report key.
 
-    Without ``records`` every message is sent; with them, only those not yet sent for the period."""
+    Without ``records`` every message is sent; with them, only those not yet sent for the period.
+    ``loaded``: definitions (and their problems) the caller already loaded, so they are not compiled twice."""
     if backend is not None and not dry_run and hasattr(backend, "preflight"):
         backend.preflight()  # nothing is rendered or sent when the backend cannot send at all
-    definitions, problems = load_definitions(config.reports_path, registry)
+    definitions, problems = loaded or load_definitions(config.reports_path, registry)
     plan = plan_run(config, definitions, period, roles, tenants, problems, registry)
     values = gather_all(config, plan, registry)
     outcomes: list[Outcome] = []
