@@ -43,6 +43,9 @@ def measure(messages: int = 1000, rate: float = 50, workers: int = 8) -> dict:
             arrivals.append(time.monotonic())
         return original_send_raw(self, *args, **kwargs)
 
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server would log every request
     os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
     ses_models.SESQuota.__init__ = quota_init
     ses_models.SESBackend.send_raw_email = counting_send_raw
