@@ -214,7 +214,7 @@ deliver to the outbox and keep delivery records.
 Timings are wall-clock on a shared 2-core machine; both columns exclude interpreter start-up and
 imports and include everything after (config, definitions, gathering, rendering, delivery).
 
-**The missed target (flow / plain ≤ 1.5× at 100 tenants).** Measured 1.8–2.3× at 100 and 200
+**The missed target (flow / plain ≤ 1.5× at 100 tenants).** Measured 1.5–2.3× at 100 and 200
 tenants over several runs on this machine (the 4-tenant ratio is mostly the fixed cost). Profiled
 with py-spy at 100 tenants: the flow's main thread spends its time waiting on task futures; the
 extra seconds are (a) the fixed per-run cost, ~2 s here; (b) per-report artifact uploads, ~2 s for
