@@ -8,7 +8,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 CONFIG ?= examples/portfolio.yaml
 
-.PHONY: run test check lint install clean lambda-package bench
+.PHONY: run test check lint install clean lambda-package bench server server-stop
 
 $(BIN)/exec-reports: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -26,6 +26,13 @@ RESEND ?=
 
 run: install
 	$(BIN)/exec-reports run --config $(CONFIG)$(if $(DELIVERY), --delivery $(DELIVERY))$(if $(RESEND), --resend)
+
+# The local Prefect server `make run` starts on first use and keeps for later runs (UI and run history).
+server: install
+	$(BIN)/exec-reports server start
+
+server-stop: install
+	$(BIN)/exec-reports server stop
 
 test: install
 	$(BIN)/python -m pytest

@@ -35,8 +35,10 @@ def build_alert_email(config: PortfolioConfig, *, run_name: str, state_name: str
         lines += ["", f"Delivered anyway: {len(summary.get('sent', []))} message(s); "
                   f"skipped: {len(summary.get('skipped', []))}."]
     else:
-        lines += ["The run produced no summary (it crashed before finishing), so what was delivered is unknown: "
-                  "check the delivery table artifact of the run."]
+        # A crashed run wrote neither its summary nor its delivery table: point only at what exists.
+        lines += ["The run stopped before it finished, so it left no summary or delivery table. Its log "
+                  "(see the run) shows how far it got; delivery records keep what it sent, so the next run of "
+                  "the same period sends only what this one did not."]
     subject = f"[exec-reports] run {state_name}: {run_name}"
     rendered = render_email("\n".join(lines) + "\n", subject, title="Report run failed",
                             footer=f"{config.portfolio.name} · exec-reports operations alert")

@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("metrics", help="list every metric the sources provide")
 
+    server = commands.add_parser("server", help="the local Prefect server that `run` uses when no PREFECT_API_URL "
+                                               "is set (status, start, stop)")
+    server.add_argument("action", choices=["status", "start", "stop"])
+
     history = commands.add_parser("history", help="last successful send per report and tenant, and the last "
                                                   "failures, from the Prefect API")
     history.add_argument("--runs", type=int, default=50, help="how many recent runs to read (default 50)")
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"check": cmd_check, "preview": cmd_preview, "run": cmd_run, "metrics": cmd_metrics,
-                "history": cmd_history, "snapshot": cmd_snapshot}[args.command](args)
+                "history": cmd_history, "snapshot": cmd_snapshot, "server": cmd_server}[args.command](args)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -76,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _config_and_period(args):
     from flows.config import default_config_path, load_config
-    from flows.period import resolve_period
+    from flows.period import resolve_period, today_in
 
     config = load_config(args.config or default_config_path())
-    return config, resolve_period(args.period, config.portfolio.period_kind)
+    return config, resolve_period(args.period, config.portfolio.period_kind, today_in(config.portfolio.timezone))
 
 
 def cmd_check(args) -> int:
@@ -125,26 +129,73 @@ def cmd_preview(args) -> int:
     return 1 if summary["failed"] else 0
 
 
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def use_local_server_unless_configured() -> None:
+    """Point Prefect at the long-lived local server (started when needed) unless the user configured an API.
+
+    Must run before Prefect is imported: Prefect reads PREFECT_API_URL when its settings load."""
+    from flows.local_server import configured_api_url, ensure_server
+
+    if configured_api_url():
+        return
+    info = ensure_server(progress=_progress)
+    os.environ["PREFECT_API_URL"] = info.api_url
+    os.environ.setdefault("PREFECT_UI_URL", info.ui_url)
+
+
 def cmd_run(args) -> int:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "exec_reports")
-    from flows.config import default_config_path, load_config
+    from flows.local_server import LOCAL_RUN_MARKERS_ENV, local_run_markers
 
-    config_path = args.config or default_config_path()
-    load_config(config_path)  # fail fast with a clear message before Prefect starts
-    from flows.flow import send_exec_reports
+    config, period = _config_and_period(args)  # fail fast with a clear message before Prefect starts
+    use_local_server_unless_configured()
+    markers = local_run_markers()
+    os.environ[LOCAL_RUN_MARKERS_ENV] = str(markers.folder)
+    from flows.flow import mark_killed_local_runs_crashed, run_summary, run_url, send_exec_reports
 
-    state = send_exec_reports(roles=args.roles, tenants=args.tenants, period=args.period, dry_run=args.dry_run,
-                              config=config_path, resend=args.resend, delivery=args.delivery, return_state=True)
-    summary = state.result(raise_on_failure=False)
-    if not isinstance(summary, dict):
-        print(f"error: the flow run ended {state.name}: {state.message or summary}", file=sys.stderr)
+    for name in mark_killed_local_runs_crashed(markers):
+        _progress(f"note: the earlier run '{name}' was killed before it finished: marked Crashed, operations alerted")
+    # The period is worked out here, as `check` and `preview` do, and passed on: one default everywhere.
+    state = send_exec_reports(roles=args.roles, tenants=args.tenants, period=period.label, dry_run=args.dry_run,
+                              config=str(config.path), resend=args.resend, delivery=args.delivery,
+                              return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+    markers.clear(str(flow_run_id))
+    link = run_url(flow_run_id)
+    summary = run_summary(state)
+    if summary is None:
+        print(f"error: the flow run ended {state.name}: {state.message}", file=sys.stderr)
+        if link:
+            print(f"see the run in the Prefect UI: {link}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(summary, indent=2, default=str))
+        print(json.dumps({**summary, "flow_run": {"id": str(flow_run_id), "state": state.name, "url": link}},
+                         indent=2, default=str))
     else:
         print_summary(summary)
         print(f"\nflow run: {state.name}" + (f" — {state.message}" if state.message else ""))
+        if link:
+            print(f"see it in the Prefect UI: {link}")
     return 0 if state.is_completed() else 1
+
+
+def cmd_server(args) -> int:
+    from flows.local_server import ensure_server, prefect_home, server_status, stop_server
+
+    if args.action == "start":
+        ensure_server(progress=_progress)
+        print(server_status().describe())
+    elif args.action == "stop":
+        print("stopped the local Prefect server" if stop_server() else "the local Prefect server was not running")
+    else:
+        status = server_status()
+        print(status.describe())
+        if status.state == "stopped":
+            print(f"(`exec-reports run` starts it under {prefect_home()}; `exec-reports server start` does now)")
+    return 0
 
 
 def print_summary(summary: dict[str, Any]) -> None:

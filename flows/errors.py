@@ -45,3 +45,22 @@ class DeliveryError(ReportError):
 
 class ConfigurationError(ReportError):
     """The portfolio configuration is wrong or incomplete; the message names the key or variable to set."""
+
+
+class RunFailures(ReportError):
+    """A run that delivered what it could and failed the rest: the data of its Failed state.
+
+    Prefect resolves a Failed state's data into an exception (a dict there makes its engine log a
+    TypeError carrying the whole summary), so the summary travels inside this exception; its text and
+    repr are the short message only, so logs and tracebacks never carry the summary's addresses."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message, summary)
+        self.message = message
+        self.summary = summary
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"RunFailures({self.message!r})"

@@ -17,6 +17,7 @@ import logging
 import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -36,8 +37,9 @@ from flows.definitions import load_definitions
 from flows.delivery import DeliveryBackend, get_backend, with_backend
 from flows.delivery.base import slug
 from flows.delivery.records import RecordStore, open_record_store
-from flows.errors import DeliveryError, ReportError
+from flows.errors import DeliveryError, ReportError, RunFailures
 from flows.history import DeliveryTable
+from flows.local_server import LOCAL_RUN_MARKERS_ENV, LocalRunMarkers
 from flows.period import Period, resolve_period
 from flows.pipeline import (
     CheckResult,
@@ -123,7 +125,6 @@ _LOADED_CONFIGS: dict[tuple, PortfolioConfig] = {}
 def load_config_once(path: str) -> PortfolioConfig:
     """The run name, the flow body and the failure hook all need the config: parse it once per
     process and file version (a large portfolio's YAML takes a noticeable time to parse and check)."""
-    from pathlib import Path
 
     resolved = Path(path).resolve()
     try:
@@ -151,9 +152,8 @@ def _run_period(config: PortfolioConfig, period: str | None, period_kind: str | 
     return resolve_period(period, period_kind or config.portfolio.period_kind, _scheduled_reference(config))
 
 
-def _flow_run_name() -> str:
+def readable_run_name(parameters: dict[str, Any]) -> str:
     """e.g. ``2026-W47 cfo,accounting (dry run)``: the period reported on, visible in the run list."""
-    parameters = current_flow_run.parameters
     roles = ",".join(parameters.get("roles") or []) or "all roles"
     try:
         config = load_config_once(parameters.get("config") or default_config_path())
@@ -165,6 +165,24 @@ def _flow_run_name() -> str:
         (" (dry run)" if parameters.get("dry_run") else "") + (" (resend)" if parameters.get("resend") else "")
 
 
+def _flow_run_name() -> str:
+    return readable_run_name(current_flow_run.parameters)
+
+
+def run_summary(state) -> dict[str, Any] | None:
+    """The JSON run summary a finished run left: its return value when Completed, or the summary carried
+    by its Failed state's RunFailures. None for a crash (no summary was written)."""
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, RunFailures):
+        return data.summary
+    return data if isinstance(data, dict) else None
+
+
+def run_url(flow_run_id) -> str | None:
+    ui_url = PREFECT_UI_URL.value()
+    return f"{ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui_url else None
+
+
 def _alert_operations(flow, flow_run, state) -> None:
     """Flow hook: one email per failed or crashed run to the operations address, same backend."""
     # Hooks run after the run context is gone, so they log through the stdlib logger.
@@ -172,12 +190,12 @@ def _alert_operations(flow, flow_run, state) -> None:
     try:
         config = with_backend(load_config_once(flow_run.parameters.get("config") or default_config_path()),
                               flow_run.parameters.get("delivery"))
-        data = state.result(raise_on_failure=False)
-        summary = data if isinstance(data, dict) else None
-        ui_url = PREFECT_UI_URL.value()
-        run_url = f"{ui_url}/runs/flow-run/{flow_run.id}" if ui_url else None
-        alert = build_alert_email(config, run_name=flow_run.name, state_name=state.name,
-                                  state_message=state.message or "", run_url=run_url, summary=summary)
+        summary = run_summary(state)
+        # The hook's flow_run may predate the run's renaming (and a crash can come before it), so the
+        # readable name is worked out again from the parameters rather than read from it.
+        name = readable_run_name(flow_run.parameters)
+        alert = build_alert_email(config, run_name=name, state_name=state.name,
+                                  state_message=state.message or "", run_url=run_url(flow_run.id), summary=summary)
         folder = (summary or {}).get("run") or f"alerts_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
         try:
             result = get_backend(config, folder).send(alert)
@@ -189,16 +207,17 @@ def _alert_operations(flow, flow_run, state) -> None:
             from flows.delivery.outbox import OutboxBackend
 
             result = OutboxBackend(config.outbox_path / folder).send(alert)
-            log.error("run %s: the alert could not go through %s (%s: %s); written to %s instead", flow_run.name,
+            log.error("run %s: the alert could not go through %s (%s: %s); written to %s instead", name,
                       config.delivery.backend, type(exc).__name__, exc, result.location)
-        log.warning("run %s ended %s: alert for %s at %s", flow_run.name, state.name,
+        log.warning("run %s ended %s: alert for %s at %s", name, state.name,
                     ", ".join(alert.to), result.location)
     except Exception as exc:  # an alert that cannot be sent must not hide the original failure
         log.error("run %s ended %s and the operations alert could not be sent: %s: %s",
                   flow_run.name, state.name, type(exc).__name__, exc)
 
 
-@flow(name="send-exec-reports", flow_run_name=_flow_run_name, log_prints=False,
+# persist_result: a deployment run's summary stays readable after the run (in PREFECT_HOME/storage).
+@flow(name="send-exec-reports", flow_run_name=_flow_run_name, log_prints=False, persist_result=True,
       on_failure=[_alert_operations], on_crashed=[_alert_operations])
 def send_exec_reports(
     roles: list[str] | None = None,
@@ -218,6 +237,10 @@ def send_exec_reports(
     (outbox, ses, smtp) for this run over the config file's.
     """
     logger = get_run_logger()
+    if markers_folder := os.environ.get(LOCAL_RUN_MARKERS_ENV):
+        # Run by this machine's CLI: if the process is killed, the next command finds this marker and
+        # marks the run Crashed (see flows/local_server.py).
+        LocalRunMarkers(Path(markers_folder)).mark(str(current_flow_run.id))
     portfolio = with_backend(load_config_once(config or default_config_path()), delivery)
     chosen_period = _run_period(portfolio, period, period_kind)
     definitions, problems = load_definitions(portfolio.reports_path)
@@ -311,7 +334,8 @@ def send_exec_reports(
         )
     if summary["failed"]:
         reasons = "; ".join(f"{f['report']}/{f['tenant']}: {f['reason']}" for f in summary["failed"][:5])
-        return Failed(message=f"{len(summary['failed'])} failure(s): {reasons}", data=summary)
+        message = f"{len(summary['failed'])} failure(s): {reasons}"
+        return Failed(message=message, data=RunFailures(message, summary))
     return Completed(message=f"{len(summary['sent'])} sent", data=summary)
 
 
@@ -339,10 +363,9 @@ def trigger_deployment(name: str, parameters: dict[str, Any], *, idempotency_key
 
     flow_run = run_deployment(name, parameters=parameters, timeout=0, idempotency_key=idempotency_key,
                               scheduled_time=scheduled_time, as_subflow=False)
-    ui_url = PREFECT_UI_URL.value()
     return {"flow_run_id": str(flow_run.id), "flow_run_name": flow_run.name, "deployment": name,
             "parameters": parameters, "state": flow_run.state.name if flow_run.state else None,
-            "watch": f"{ui_url}/runs/flow-run/{flow_run.id}" if ui_url else None}
+            "watch": run_url(flow_run.id)}
 
 
 def run_inline(parameters: dict[str, Any], scheduled_time: dt.datetime | None = None) -> dict[str, Any]:
@@ -357,8 +380,35 @@ def run_inline(parameters: dict[str, Any], scheduled_time: dt.datetime | None = 
         period = resolve_period(None, parameters.get("period_kind") or config.portfolio.period_kind, reference)
         parameters = {**parameters, "period": period.label}
     state = send_exec_reports(**parameters, return_state=True)
-    data = state.result(raise_on_failure=False)
-    if not isinstance(data, dict):  # a crash: details go to the log, never into a response
-        logging.getLogger("exec_reports").error("inline run ended %s: %s: %s", state.name, type(data).__name__, data)
+    data = run_summary(state)
+    if data is None:  # a crash: details go to the log, never into a response
+        logging.getLogger("exec_reports").error("inline run ended %s: %s", state.name, state.message)
         return {"state": state.name, "summary": None, "error": "the run crashed; see the logs"}
     return {"state": state.name, "message": state.message, "summary": data}
+
+
+def mark_killed_local_runs_crashed(markers: LocalRunMarkers) -> list[str]:
+    """Runs this machine's CLI started whose process was killed: mark each Crashed and send its alert.
+
+    Returns the readable names of the runs it marked. A run that already reached a final state (it was
+    killed after finishing) only loses its marker."""
+    from prefect.states import Crashed
+
+    marked = []
+    with get_client(sync_client=True) as client:
+        for orphan in markers.orphaned():
+            try:
+                flow_run = client.read_flow_run(orphan.flow_run_id)
+            except Exception as exc:  # e.g. the run lives in another server's database
+                logging.getLogger("exec_reports").warning("killed run %s: not found on this Prefect API (%s)",
+                                                          orphan.flow_run_id, exc)
+                markers.clear(orphan.flow_run_id)
+                continue
+            if flow_run.state is None or not flow_run.state.is_final():
+                crashed = Crashed(message=f"the exec-reports process running it (pid {orphan.pid}) was killed "
+                                          f"before the run finished")
+                client.set_flow_run_state(flow_run.id, crashed, force=True)
+                _alert_operations(send_exec_reports, flow_run, crashed)
+                marked.append(readable_run_name(flow_run.parameters))
+            markers.clear(orphan.flow_run_id)
+    return marked

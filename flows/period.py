@@ -58,6 +58,14 @@ def previous_period(kind: str, reference: dt.date) -> Period:
     raise ConfigurationError(f"period kind must be 'week' or 'month', got {kind!r}")
 
 
+def today_in(timezone: str) -> dt.date:
+    """Today's date where the portfolio is: the default period is the last complete one *there*, so
+    `check`, `preview` and `run` agree whatever the machine's own timezone."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(timezone)).date()
+
+
 def resolve_period(period: str | None, kind: str = "week", reference: dt.date | None = None) -> Period:
     if period:
         return parse_period(period)

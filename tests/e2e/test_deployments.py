@@ -175,3 +175,12 @@ def test_a_failing_report_fails_the_run_delivers_the_rest_and_alerts_operations(
     text = message.get_body(("plain",)).get_content()
     assert "unknown metric 'finance.burnrate'" in text
     assert f"/runs/flow-run/{run_id}" in text
+    # The alert names the run by its readable name; the engine ends the Failed run without an error of its
+    # own (a dict in a Failed state made it log a TypeError carrying the summary and its addresses).
+    assert message["Subject"] == f"[exec-reports] run Failed: {SAMPLE_PERIOD} all roles (resend)"
+    assert len(run["state"]["message"]) < 500
+    worker_log = (stack.server.home / "worker.log").read_text()
+    assert "Finished in state Failed" in worker_log  # the run's own log lines are in this file
+    assert "Unexpected result for failed state" not in worker_log and "TypeError" not in worker_log
+    assert "ceo@holdings.example" not in worker_log
+    assert "exec-reports-deliveries" in artifact_keys(stack, run_id)

@@ -61,12 +61,15 @@ def test_metrics_lists_the_catalog(capsys):
     assert "finance.burn_rate" in out and "ledger" in out and "Average monthly net burn" in out
 
 
-def test_the_check_path_does_not_import_prefect():
+def test_check_preview_and_metrics_do_not_import_prefect(tmp_path):
     code = ("import sys; from flows.cli import main; "
             f"main(['check', '--config', {str(SAMPLE_CONFIG)!r}, '--period', {SAMPLE_PERIOD!r}]); "
-            "print('prefect' in sys.modules)")
+            f"main(['preview', 'cfo', '--config', {str(SAMPLE_CONFIG)!r}, '-o', {str(tmp_path)!r}]); "
+            "main(['metrics']); "
+            "print('imported prefect:', 'prefect' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip().endswith("False")
+    assert result.stdout.strip().endswith("imported prefect: False")
+    assert list(tmp_path.glob("*.html"))
 
 
 def test_a_missing_config_names_the_option_to_set(capsys):
