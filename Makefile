@@ -38,8 +38,10 @@ test: install
 	$(BIN)/python -m pytest
 
 # Benchmarks print numbers and write bench/results.md; they never assert (see bench/run_bench.py).
+# make bench ONLY=first-contact,check runs some of them (into bench/results-partial.md).
+ONLY ?=
 bench: install
-	$(BIN)/python -m bench.run_bench
+	$(BIN)/python -m bench.run_bench$(if $(ONLY), --only $(ONLY))
 
 check: install
 	$(BIN)/exec-reports check --config $(CONFIG)
