@@ -38,7 +38,7 @@ from flows.delivery import DeliveryBackend, get_backend, with_backend
 from flows.delivery.base import slug
 from flows.delivery.records import RecordStore, open_record_store
 from flows.errors import DeliveryError, ReportError, RunFailures
-from flows.history import DeliveryTable
+from flows.history import DeliveryTable, update_status_board
 from flows.local_server import LOCAL_RUN_MARKERS_ENV, LocalRunMarkers
 from flows.period import Period, resolve_period
 from flows.pipeline import (
@@ -58,6 +58,8 @@ from flows.pipeline import (
 )
 
 DELIVERY_TABLE_KEY = "exec-reports-deliveries"
+# The status board: one artifact key, a new version per run (Prefect UI: Artifacts -> exec-reports-status).
+STATUS_BOARD_KEY = "exec-reports-status"
 # Gathering runs as a few tasks, each over a batch of tenants, not one task per (tenant, source):
 # at 100 tenants that is 8 task runs instead of ~700, which is what keeps orchestration overhead
 # near the plain loop's cost (bench/results.md). Retries of transient I/O happen per (tenant, source)
@@ -318,14 +320,15 @@ def send_exec_reports(
             summary["action_hand_off"] = {"posted": 0, "already_posted": 0,
                                           "failed": [{"id": "", "text": "(all)", "reason": str(error)}]}
             summary["warnings"].append(f"agenda hand-off crashed: {error}")
-    create_table_artifact(
-        key=DELIVERY_TABLE_KEY,
-        table=[{"report": o.report, "tenant": o.tenant, "variant": o.variant, "recipients": ", ".join(o.recipients),
-                "status": o.status, "location": o.location, "reason": o.reason} for o in outcomes]
+    delivery_rows = [{"report": o.report, "tenant": o.tenant, "variant": o.variant,
+                      "recipients": ", ".join(o.recipients), "status": o.status, "location": o.location,
+                      "reason": o.reason} for o in outcomes] \
         + [{"report": p.path, "tenant": "", "variant": "", "recipients": "", "status": "failed", "location": "",
-            "reason": str(p)} for p in plan.definition_problems],
-        description=f"Every message of this run and its outcome ({chosen_period.label})",
-    )
+            "reason": str(p)} for p in plan.definition_problems]
+    create_table_artifact(key=DELIVERY_TABLE_KEY, table=delivery_rows,
+                          description=f"Every message of this run and its outcome ({chosen_period.label})")
+    if not dry_run:
+        publish_status_board(delivery_rows, readable_run_name(current_flow_run.parameters))
     if summary["checks"]:
         create_table_artifact(
             key="exec-reports-checks",
@@ -337,6 +340,34 @@ def send_exec_reports(
         message = f"{len(summary['failed'])} failure(s): {reasons}"
         return Failed(message=message, data=RunFailures(message, summary))
     return Completed(message=f"{len(summary['sent'])} sent", data=summary)
+
+
+def read_status_board() -> list[dict[str, Any]]:
+    """The latest version of the status board artifact (empty before the first real run)."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        latest = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[STATUS_BOARD_KEY])),
+                                       sort=ArtifactSort.CREATED_DESC, limit=1)
+    if not latest:
+        return []
+    data = json.loads(latest[0].data) if isinstance(latest[0].data, str) else latest[0].data
+    return list(data or [])
+
+
+def publish_status_board(delivery_rows: list[dict[str, Any]], run_name: str) -> None:
+    """One keyed table artifact, a new version per run, that always shows every report and tenant's last
+    send, last outcome and last failure. History, not delivery: a failure here is logged, never fatal.
+    Two runs finishing at the same instant may each build on the same previous version (the later wins)."""
+    try:
+        board = update_status_board(read_status_board(), delivery_rows, run_name=run_name,
+                                    now=dt.datetime.now(dt.UTC))
+        create_table_artifact(key=STATUS_BOARD_KEY, table=board,
+                              description="Every report and tenant: last sent, last outcome, last failure "
+                                          "(updated by every run that delivers)")
+    except Exception as exc:
+        get_run_logger().warning("the status board could not be updated: %s: %s", type(exc).__name__, exc)
 
 
 def fetch_delivery_tables(limit: int = 50) -> list[DeliveryTable]:

@@ -180,7 +180,7 @@ def test_a_failing_report_fails_the_run_delivers_the_rest_and_alerts_operations(
     assert message["Subject"] == f"[exec-reports] run Failed: {SAMPLE_PERIOD} all roles (resend)"
     assert len(run["state"]["message"]) < 500
     worker_log = (stack.server.home / "worker.log").read_text()
-    assert "Finished in state Failed" in worker_log  # the run's own log lines are in this file
+    assert f"Flow run '{SAMPLE_PERIOD} all roles (resend)'" in worker_log  # the run's own log lines are here
     assert "Unexpected result for failed state" not in worker_log and "TypeError" not in worker_log
     assert "ceo@holdings.example" not in worker_log
     assert "exec-reports-deliveries" in artifact_keys(stack, run_id)

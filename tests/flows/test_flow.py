@@ -90,6 +90,29 @@ def test_delivery_history_shows_the_last_send_per_report_and_the_failures(portfo
     assert last_cfo["time"] < newest_failure["time"]
 
 
+def test_the_status_board_artifact_keeps_the_latest_per_report_and_tenant_across_runs(portfolio_copy):
+    from flows.flow import read_status_board, send_exec_reports
+
+    first = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo", "gm"],
+                              tenants=["jada", "quickdumpnow"], return_state=True)
+    assert first.is_completed(), first.message
+    (portfolio_copy.parent / "data" / "jada" / "ledger.csv").unlink()
+    second = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo", "gm"],
+                               tenants=["jada", "quickdumpnow"], resend=True, return_state=True)
+    assert second.is_failed()
+    board = {(row["report"], row["tenant"]): row for row in read_status_board()}
+    # jada's GM brief went out in the first run and failed in the second: both are on the board.
+    jada = board[("gm", "jada")]
+    assert jada["last_outcome"] == "failed" and "jada/ledger.csv" in jada["last_failure_reason"]
+    assert jada["last_sent_run"] == f"{SAMPLE_PERIOD} cfo,gm for jada,quickdumpnow"
+    assert jada["last_failure_run"] == f"{SAMPLE_PERIOD} cfo,gm for jada,quickdumpnow (resend)"
+    assert board[("gm", "quickdumpnow")]["last_outcome"] == "sent"
+    assert board[("gm", "quickdumpnow")]["last_sent_run"].endswith("(resend)")
+    # a dry run changes nothing on the board
+    send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["gm"], dry_run=True, return_state=True)
+    assert {(row["report"], row["tenant"]): row for row in read_status_board()} == board
+
+
 def test_the_flow_reports_on_the_period_given_and_dry_run_sends_nothing(portfolio_copy):
     from flows.flow import send_exec_reports
 
