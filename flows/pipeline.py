@@ -143,10 +143,18 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
                         needed[tenant_id].update(definition.all_metrics)
     gathers: dict[tuple[str, str], list[str]] = {}
     for tenant_id in chosen_tenants:
+        tenant = config.tenant(tenant_id)
+        wanted = set(needed[tenant_id])
+        # A derived source (KPI coverage) reads other sources' metrics: they are gathered with the rest.
+        for source_name in {registry.metrics[metric].source for metric in needed[tenant_id]}:
+            if registry.is_derived(source_name):
+                wanted.update(registry.derived_inputs(source_name, tenant.sources.get(source_name),
+                                                      source_context(config, tenant, period)))
         by_source: dict[str, list[str]] = defaultdict(list)
-        for metric in sorted(needed[tenant_id]):
+        for metric in sorted(wanted):
             by_source[registry.metrics[metric].source].append(metric)
-        for source_name, metrics in by_source.items():
+        # Derived sources last: they are computed from the values gathered before them.
+        for source_name, metrics in sorted(by_source.items(), key=lambda item: registry.is_derived(item[0])):
             gathers[(tenant_id, source_name)] = metrics
     return RunPlan(period, [by_role[r].default for r in chosen_roles], instances, gathers, problems)
 
@@ -212,10 +220,28 @@ def gather_tenants(config: PortfolioConfig, plan: RunPlan, tenant_ids: Iterable[
     wanted = set(tenant_ids)
     values: MetricValues = defaultdict(dict)
     for (tenant_id, source_name), metrics in plan.gathers.items():
-        if tenant_id in wanted:
+        if tenant_id not in wanted:
+            continue
+        if registry.is_derived(source_name):
+            values[tenant_id].update(derive_source(config, tenant_id, source_name, metrics, plan.period,
+                                                   values[tenant_id], registry))
+        else:
             values[tenant_id].update(gather_with_retries(config, tenant_id, source_name, metrics, plan.period,
                                                          registry))
     return dict(values)
+
+
+def derive_source(config: PortfolioConfig, tenant_id: str, source_name: str, metrics: list[str], period: Period,
+                  gathered: dict[str, Any], registry: SourceRegistry = REGISTRY) -> dict[str, Any]:
+    """A derived source's metrics from the tenant's values gathered so far (plan order puts it last). Never
+    raises: a failure makes its metrics unavailable with the reason."""
+    tenant = config.tenant(tenant_id)
+    try:
+        return registry.derive(source_name, metrics, tenant.sources.get(source_name), gathered,
+                               source_context(config, tenant, period))
+    except Exception as exc:
+        log.warning("tenant %s: derived source %s failed: %s", tenant_id, source_name, exc)
+        return unavailable_after_error(source_name, metrics, exc)
 
 
 def gather_all(config: PortfolioConfig, plan: RunPlan, registry: SourceRegistry = REGISTRY) -> MetricValues:

@@ -6,7 +6,9 @@ Settings (under ``sources.kpis``):
     sources   optional: other source settings to check against; by default the tenant's own
               (``context.tenant_settings['sources']``, which the pipeline provides).
 
-A KPI is covered when its source is configured and gathering it yields a value. It is missing when
+Inside a run this is a derived source: the expected KPIs are gathered once with every other metric
+and coverage is computed from those values (no source is read twice). A KPI is covered when its
+source is configured and gathering it yields a value. It is missing when
 no source provides that metric at all, when the source is not configured for the tenant, or when
 the gathered value is unavailable (the reason is kept).
 """
@@ -27,8 +29,7 @@ METRICS = [
 ]
 
 
-@REGISTRY.register("kpis", "Coverage of the KPIs each role expects.", METRICS)
-def gather_kpis(settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
+def _expected(settings: Mapping[str, Any], context: SourceContext) -> Mapping[str, list[str]]:
     expected = settings.get("expected")
     if not isinstance(expected, Mapping) or not expected:
         raise SourceError(f"tenant '{context.tenant_id}': sources.kpis.expected must map each role to a list "
@@ -37,11 +38,32 @@ def gather_kpis(settings: Mapping[str, Any], context: SourceContext) -> dict[str
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise SourceError(f"tenant '{context.tenant_id}': sources.kpis.expected.{role} must be a list of "
                               f"metric names, got {names!r}")
+    return expected
+
+
+@REGISTRY.register("kpis", "Coverage of the KPIs each role expects.", METRICS)
+def gather_kpis(settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
+    """Standalone: gathers the expected KPIs' sources itself. A run does not call this; it gathers the
+    expected KPIs with everything else and derives coverage from those values (``coverage_from_values``)."""
+    expected = _expected(settings, context)
     tenant_sources = context.tenant_settings.get("sources") or settings.get("sources") or {}
     if not isinstance(tenant_sources, Mapping):
         raise SourceError(f"tenant '{context.tenant_id}': sources.kpis.sources must be a mapping of source "
                           f"name -> settings")
     return kpi_coverage(expected, tenant_sources, context)
+
+
+def expected_inputs(settings: Mapping[str, Any], context: SourceContext) -> list[str]:
+    """Every metric some role expects (what a run must gather for KPI coverage)."""
+    return list(dict.fromkeys(name for names in _expected(settings, context).values() for name in names))
+
+
+def coverage_from_values(settings: Mapping[str, Any], values: Mapping[str, Any],
+                         context: SourceContext) -> dict[str, Any]:
+    return coverage(_expected(settings, context), values)
+
+
+REGISTRY.derive_from("kpis", expected_inputs, coverage_from_values)
 
 
 def kpi_coverage(expected: Mapping[str, list[str]], tenant_sources: Mapping[str, Any],
@@ -58,7 +80,12 @@ def kpi_coverage(expected: Mapping[str, list[str]], tenant_sources: Mapping[str,
     for source_name, names in wanted.items():
         # Each source is gathered once, however many roles expect its metrics.
         values.update(REGISTRY.gather(source_name, names, tenant_sources.get(source_name), context))
+    return coverage(expected, values)
 
+
+def coverage(expected: Mapping[str, list[str]], values: Mapping[str, Any]) -> dict[str, Any]:
+    """KPI coverage from gathered values: each expected KPI provided, or missing with the reason."""
+    known = REGISTRY.metrics
     rows = []
     for role, names in expected.items():
         for name in names:
@@ -69,6 +96,8 @@ def kpi_coverage(expected: Mapping[str, list[str]], tenant_sources: Mapping[str,
             elif known[name].source == "kpis":
                 rows.append({"role": role, "kpi": name, "status": "missing",
                              "reason": "KPI coverage cannot be a KPI of itself"})
+            elif name not in values:
+                rows.append({"role": role, "kpi": name, "status": "missing", "reason": "not gathered"})
             elif isinstance(values.get(name), Unavailable):
                 rows.append({"role": role, "kpi": name, "status": "missing", "reason": values[name].reason})
             else:

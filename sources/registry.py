@@ -74,12 +74,23 @@ class SourceContext:
 GatherFunction = Callable[[Mapping[str, Any], SourceContext], Mapping[str, Any]]
 
 
+@dataclass(frozen=True)
+class Derivation:
+    """How a source that summarises other sources' metrics (KPI coverage) works inside a run: it names the
+    metrics it reads (``inputs``, from its settings), the pipeline gathers those with everything else, once,
+    and ``compute`` turns the gathered values into its own metrics. No source is read a second time."""
+
+    inputs: Callable[[Mapping[str, Any], SourceContext], list[str]]
+    compute: Callable[[Mapping[str, Any], Mapping[str, Any], SourceContext], Mapping[str, Any]]
+
+
 @dataclass
 class Source:
     name: str
     description: str
     metrics: dict[str, MetricSpec]
     gather: GatherFunction
+    derivation: Derivation | None = None
 
 
 class SourceRegistry:
@@ -109,6 +120,32 @@ class SourceRegistry:
 
         return decorator
 
+    def derive_from(self, name: str, inputs, compute) -> None:
+        """Mark source ``name`` as derived (see Derivation); its gather function stays for use outside a run."""
+        self._sources[name].derivation = Derivation(inputs, compute)
+
+    def is_derived(self, source_name: str) -> bool:
+        return self._sources[source_name].derivation is not None
+
+    def derived_inputs(self, source_name: str, settings: Mapping[str, Any] | None, context: SourceContext) -> list[str]:
+        """The metrics a derived source reads for this tenant; none when its settings are unusable (its own
+        ``derive`` then reports why)."""
+        derivation = self._sources[source_name].derivation
+        if derivation is None or settings is None:
+            return []
+        try:
+            return [name for name in derivation.inputs(settings, context)
+                    if name in self._metrics and not self.is_derived(self._metrics[name].source)]
+        except SourceError:
+            return []
+
+    def derive(self, source_name: str, wanted: list[str], settings: Mapping[str, Any] | None,
+               values: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
+        """A derived source's ``wanted`` metrics from the values already gathered (same contract as gather)."""
+        source = self._sources[source_name]
+        return self._produce(source_name, wanted, settings, context,
+                             lambda: source.derivation.compute(settings, values, context))
+
     @property
     def sources(self) -> dict[str, Source]:
         return dict(self._sources)
@@ -136,11 +173,15 @@ class SourceRegistry:
         never stop the rest of a tenant's metrics or produce a silent default.
         """
         source = self._sources[source_name]
+        return self._produce(source_name, wanted, settings, context, lambda: source.gather(settings, context))
+
+    def _produce(self, source_name: str, wanted: list[str], settings: Mapping[str, Any] | None,
+                 context: SourceContext, produce: Callable[[], Mapping[str, Any]]) -> dict[str, Any]:
         if settings is None:
             reason = f"source '{source_name}' is not configured for tenant '{context.tenant_id}'"
             return {name: Unavailable(name, reason) for name in wanted}
         try:
-            produced = dict(source.gather(settings, context))
+            produced = dict(produce())
         except SourceError as exc:
             return {name: Unavailable(name, str(exc)) for name in wanted}
         result: dict[str, Any] = {}

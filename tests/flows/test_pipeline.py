@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import email
+import json
+import subprocess
+import sys
 import textwrap
 from email import policy
+from pathlib import Path
 
 from flows.config import load_config
 from flows.definitions import load_definitions
 from flows.delivery.outbox import OutboxBackend
 from flows.period import parse_period as parse
 from flows.pipeline import plan_run, run_plain
-from tests.conftest import SAMPLE_PERIOD
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 TENANT_REPORT = """
 ---
@@ -252,3 +256,30 @@ def test_an_unexpected_error_in_one_report_is_a_failed_outcome_and_the_others_go
     assert [item["report"] for item in summary["sent"]] == ["cfo"]
     [failure] = summary["failed"]
     assert failure["report"] == "cmo" and failure["reason"] == "unexpected error: RuntimeError: lxml exploded"
+
+
+def test_every_source_file_is_read_once_per_run(tmp_path):
+    """Counted with an audit hook on every open() in a fresh interpreter, not timed."""
+    script = textwrap.dedent(f"""
+        import collections, json, sys
+        from pathlib import Path
+        from flows.config import load_config
+        from flows.period import parse_period
+        from flows.pipeline import run_plain
+
+        config = load_config({str(SAMPLE_CONFIG)!r})
+        data = str(Path(config.base_dir).resolve() / "data")
+        opened = collections.Counter()
+        sys.addaudithook(lambda event, args: opened.update([args[0]]) if event == "open" and
+                         isinstance(args[0], str) and args[0].startswith(data) else None)
+        summary, _ = run_plain(config, parse_period({SAMPLE_PERIOD!r}), dry_run=True)
+        print(json.dumps({{"opened": opened, "rendered": len(summary["dry_run"])}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["rendered"] == 9
+    files = {Path(name).relative_to(SAMPLE_CONFIG.parent / "data").as_posix(): count
+             for name, count in report["opened"].items()}
+    # every tenant's ledger, chart of accounts, targets, pipeline and marketing exports, and more
+    assert {"jada/ledger.csv", "jada/accounts.csv", "dangerouscentaur/ledger.xlsx", "jada/subscribers.csv"} <= set(files)
+    assert {name: count for name, count in files.items() if count != 1} == {}

@@ -53,3 +53,20 @@ def test_sources_handed_over_in_the_context_take_precedence():
 def test_a_malformed_expectation_is_named(expected):
     with pytest.raises(SourceError, match="sources.kpis.expected"):
         gather_kpis({"expected": expected}, context())
+
+
+def test_a_run_derives_the_same_coverage_as_gathering_each_source_again(sample_config, sample_period):
+    """In a run, KPI coverage comes from the values already gathered; on the sample portfolio it equals what
+    gathering every expected KPI's source again (the standalone path) gives, for every tenant."""
+    from flows.definitions import load_definitions
+    from flows.pipeline import gather_all, plan_run, source_context
+
+    definitions, _ = load_definitions(sample_config.reports_path)
+    plan = plan_run(sample_config, definitions, sample_period)
+    values = gather_all(sample_config, plan)
+    for tenant in sample_config.tenants:
+        standalone = gather_kpis(tenant.sources["kpis"], source_context(sample_config, tenant, sample_period))
+        derived = {name: values[tenant.id][name] for name in standalone}
+        assert derived == standalone, tenant.id
+        assert any(row["status"] == "provided" for row in derived["kpis.coverage"])
+        assert any(row["status"] == "missing" for row in derived["kpis.coverage"])
