@@ -97,6 +97,7 @@ class SourceRegistry:
     def __init__(self) -> None:
         self._sources: dict[str, Source] = {}
         self._metrics: dict[str, MetricSpec] = {}
+        self._suggestions: dict[tuple[str, int], str | None] = {}
 
     def register(self, name: str, description: str, metrics: list[MetricSpec]):
         """Decorator: ``@REGISTRY.register("ledger", "...", [MetricSpec(...), ...])``."""
@@ -162,8 +163,12 @@ class SourceRegistry:
         return self._sources[self._metrics[metric].source]
 
     def suggest(self, unknown: str) -> str | None:
-        close = difflib.get_close_matches(unknown, list(self._metrics), n=1, cutoff=0.6)
-        return close[0] if close else None
+        # Asked once per tenant for the same unknown names (KPI coverage); difflib is slow enough to matter.
+        key = (unknown, len(self._metrics))
+        if key not in self._suggestions:
+            close = difflib.get_close_matches(unknown, list(self._metrics), n=1, cutoff=0.6)
+            self._suggestions[key] = close[0] if close else None
+        return self._suggestions[key]
 
     def gather(self, source_name: str, wanted: list[str], settings: Mapping[str, Any] | None,
                context: SourceContext) -> dict[str, Any]:

@@ -40,16 +40,32 @@ def read_csv_rows(path: Path, required_columns: list[str]) -> Iterator[tuple[int
     if not path.is_file():
         raise MissingFile(f"file not found: {path}")
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None:
+        # csv.reader and one zip per row: DictReader's per-row bookkeeping cost more than the parsing itself.
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        while header == []:
+            header = next(reader, None)
+        if header is None:
             raise SourceError(f"{path}: the file is empty (expected a header row)")
-        normalised = [name.strip().lower() for name in reader.fieldnames]
-        missing = [column for column in required_columns if column not in normalised]
+        names = [name.strip().lower() for name in header]
+        missing = [column for column in required_columns if column not in names]
         if missing:
-            raise SourceError(f"{path}:1: missing column(s) {', '.join(missing)}; found {', '.join(normalised)}")
-        reader.fieldnames = normalised
-        for row in reader:
-            yield reader.line_num, {key: (value or "").strip() for key, value in row.items() if key}
+            raise SourceError(f"{path}:1: missing column(s) {', '.join(missing)}; found {', '.join(names)}")
+        width = len(names)
+        padding = [""] * width
+        if all(names):
+            for row in reader:
+                if row:  # blank lines are not rows, as in csv.DictReader
+                    if len(row) < width:
+                        row = row + padding[len(row):]
+                    yield reader.line_num, dict(zip(names, map(str.strip, row), strict=False))  # extra cells dropped
+        else:  # a column without a header is left out
+            named = [(index, name) for index, name in enumerate(names) if name]
+            for row in reader:
+                if row:
+                    if len(row) < width:
+                        row = row + padding[len(row):]
+                    yield reader.line_num, {name: row[index].strip() for index, name in named}
 
 
 _CURRENCY = re.compile(r"[\s$€£¥]|USD|EUR|GBP")

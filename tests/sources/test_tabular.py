@@ -69,3 +69,19 @@ def test_skip_policy_keeps_findings_and_fail_policy_raises():
     assert skip.findings == ["ledger.csv:7: column 'amount': not a number (value 'x')"]
     with pytest.raises(SourceError, match="ledger.csv:7"):
         BadRowPolicy({}, "ledger", "acme").reject([problem])
+
+
+def test_csv_rows_read_like_dictreader_short_rows_padded_extra_cells_and_blank_lines_dropped(tmp_path):
+    from sources.tabular import read_csv_rows
+
+    path = tmp_path / "rows.csv"
+    path.write_text("\ufeffDate , Amount,Memo\n2026-01-02, 10 ,a\n\n2026-01-03,20\n2026-01-04,30,c,extra\n",
+                    encoding="utf-8")
+    assert list(read_csv_rows(path, ["date", "amount"])) == [
+        (2, {"date": "2026-01-02", "amount": "10", "memo": "a"}),
+        (4, {"date": "2026-01-03", "amount": "20", "memo": ""}),
+        (5, {"date": "2026-01-04", "amount": "30", "memo": "c"}),
+    ]
+    unnamed = tmp_path / "unnamed.csv"
+    unnamed.write_text("date,,amount\n2026-01-02,x,5\n", encoding="utf-8")
+    assert list(read_csv_rows(unnamed, ["date"])) == [(2, {"date": "2026-01-02", "amount": "5"})]
