@@ -1,4 +1,9 @@
-"""One measured pipeline run in its own process: ``python -m bench.child plain|flow CONFIG PERIOD``.
+"""One measured pipeline run in its own process: ``python -m bench.child plain|flow|floor CONFIG PERIOD``.
+
+``floor`` is the work no implementation can skip on the same data: reading every input file once (CSV
+with the csv module, workbooks with openpyxl, the rest as bytes) and rendering each message's final
+HTML once from metrics gathered beforehand (untimed); nothing else (no parsing into figures, no
+delivery, no records, no orchestration).
 
 Prints one JSON line: elapsed seconds and message counts. The parent reads the peak RSS from the
 kernel (wait4), so the number covers the whole process, imports included.
@@ -13,6 +18,12 @@ import time
 
 def main() -> None:
     mode, config_path, period_label = sys.argv[1:4]
+    if mode == "floor":
+        from bench.floor import measure_floor
+
+        elapsed, messages = measure_floor(config_path, period_label)
+        print(json.dumps({"elapsed": elapsed, "sent": messages, "failed": 0}))
+        return
     if mode == "plain":
         from flows.config import load_config
         from flows.delivery import get_backend
