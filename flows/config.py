@@ -224,10 +224,33 @@ class PortfolioInfo(Strict):
     period_kind: Literal["week", "month"] = "week"
 
 
+def _positive_int(value: str | int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"not a whole number: {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"must be greater than 0, got {value!r}")
+    return number
+
+
+class LimitsConfig(Strict):
+    """Per-report resource limits: a report over them fails alone, with the limit named."""
+
+    # Wall time for one report's checks, template, Markdown and email layout.
+    render_seconds: float = Field(default_factory=_from_env("EXEC_REPORTS_RENDER_SECONDS", 10.0,
+                                                            check=_positive_rate), gt=0)
+    # Largest rendered report (the template's Markdown, then the email's HTML) and largest value a
+    # template may build, in bytes.
+    render_bytes: int = Field(default_factory=_from_env("EXEC_REPORTS_RENDER_BYTES", 5_000_000,
+                                                        check=_positive_int), gt=0)
+
+
 class PortfolioConfig(Strict):
     portfolio: PortfolioInfo = PortfolioInfo()
     reports_dir: str = "reports"
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     recipients: dict[str, list[EmailAddress]] = {}
     tenants: list[TenantConfig]
     # Where agenda items are handed off; none configured means they stay in the run summary only.

@@ -45,3 +45,7 @@ class DeliveryError(ReportError):
 
 class ConfigurationError(ReportError):
     """The portfolio configuration is wrong or incomplete; the message names the key or variable to set."""
+
+
+class TemplateLimitError(RenderError):
+    """A report's template went over a resource limit (time, size, a huge number): only that report fails."""
