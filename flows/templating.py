@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache, wraps
 from typing import Any
@@ -191,7 +191,7 @@ def _finalize(value: Any) -> str:
 # ---- resource limits ------------------------------------------------------------------------------
 #
 # A report file is reviewed, but a mistake in it must cost that report, not the run. Work in a
-# template is bounded three ways: every loop iteration and every call checks the render's deadline
+# template is bounded three ways: every loop iteration and every call checks the render's CPU time
 # (``limits.render_seconds``); values cannot grow past ``limits.render_bytes`` (operators, string
 # methods and filters that multiply their input are checked before they allocate); integers stay
 # under MAX_INT_BITS, so one ``**`` cannot hold the interpreter for minutes. The intercepted
@@ -206,13 +206,27 @@ MAX_RANGE = 10_000  # items in one range(); loops over data are bounded by the d
 
 @dataclass
 class RenderBudget:
+    """The limits of one report's render. Time is the CPU time of the rendering thread: reports render
+    side by side, and a runaway one must not make its neighbours look slow."""
+
     seconds: float | None
     max_bytes: int
-    deadline: float | None  # time.monotonic() value, None without a time limit
+    started: float = field(default_factory=time.thread_time)
+    _next_check: float = 0.0
 
     def check_time(self) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
+        if self.seconds is not None and time.thread_time() - self.started > self.seconds:
             raise TemplateLimitError(f"the render took longer than {self.seconds:g} s (limits.render_seconds)")
+
+    def tick(self) -> None:
+        """Called on every loop iteration and call: a cheap wall clock decides when to read the
+        (slower) thread CPU clock, at most every 20 ms."""
+        if self.seconds is None:
+            return
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + 0.02
+            self.check_time()
 
     def check_size(self, size: int, what: str) -> None:
         if size > self.max_bytes:
@@ -221,14 +235,14 @@ class RenderBudget:
 
 
 _BUDGET: ContextVar[RenderBudget] = ContextVar("exec_reports_render_budget",
-                                               default=RenderBudget(None, DEFAULT_RENDER_BYTES, None))
+                                               default=RenderBudget(None, DEFAULT_RENDER_BYTES))
 
 
 @contextmanager
 def render_budget(seconds: float | None = DEFAULT_RENDER_SECONDS,
                   max_bytes: int = DEFAULT_RENDER_BYTES) -> Iterator[RenderBudget]:
     """Limits for the templates rendered in this block (this thread or task only)."""
-    budget = RenderBudget(seconds, max_bytes, time.monotonic() + seconds if seconds else None)
+    budget = RenderBudget(seconds, max_bytes)
     token = _BUDGET.set(budget)
     try:
         yield budget
@@ -310,16 +324,14 @@ class _BudgetedLoops(NodeTransformer):
 @pass_context
 def _budgeted_iteration(context: Any, iterable: Any) -> Any:
     budget = _BUDGET.get()
-    if budget.deadline is None:
+    if budget.seconds is None:
         return iterable
-    return _iterate_until(iterable, budget)
+    return _iterate_with_ticks(iterable, budget.tick)
 
 
-def _iterate_until(iterable: Any, budget: RenderBudget) -> Iterator[Any]:
-    deadline, clock = budget.deadline, time.monotonic
+def _iterate_with_ticks(iterable: Any, tick: Any) -> Iterator[Any]:
     for item in iterable:
-        if clock() > deadline:
-            budget.check_time()
+        tick()
         yield item
 
 
@@ -360,7 +372,7 @@ def _limited_filter(name: str, function: Any) -> Any:
     @wraps(function)
     def limited(*args: Any, **kwargs: Any) -> Any:
         budget = _BUDGET.get()
-        budget.check_time()
+        budget.tick()
         # Skip a pass_context/pass_environment first argument.
         data_args = args[1:] if getattr(function, "jinja_pass_arg", None) is not None else args
         for extra in (*data_args[1:], *kwargs.values()):
@@ -413,7 +425,7 @@ class LimitedSandbox(SandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         budget = _BUDGET.get()
-        budget.check_time()
+        budget.tick()
         if operator == "**":
             if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
                 if _int_bits(left) * right > MAX_INT_BITS:
@@ -452,7 +464,7 @@ class LimitedSandbox(SandboxedEnvironment):
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's form
         budget = _BUDGET.get()
-        budget.check_time()
+        budget.tick()
         owner = getattr(__obj, "__self__", None)
         method = getattr(__obj, "__name__", "")
         if isinstance(owner, str):
