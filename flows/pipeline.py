@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from flows.addresses import header_text
 from flows.config import PortfolioConfig, TenantConfig
 from flows.definitions import SEVERITIES, ReportDefinition, group_by_role, load_definitions
 from flows.delivery.base import DeliveryBackend, Email, slug
 from flows.delivery.records import RecordStore, deliver_once
-from flows.addresses import header_text
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError, TemplateLimitError
 from flows.period import Period
 from flows.render import RenderedEmail, render_email, stage

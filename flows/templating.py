@@ -234,8 +234,12 @@ class RenderBudget:
                                      "(limits.render_bytes)")
 
 
-_BUDGET: ContextVar[RenderBudget] = ContextVar("exec_reports_render_budget",
-                                               default=RenderBudget(None, DEFAULT_RENDER_BYTES))
+_NO_TIME_LIMIT = RenderBudget(None, DEFAULT_RENDER_BYTES)  # outside build_report: checks, previews, tests
+_BUDGET: ContextVar[RenderBudget | None] = ContextVar("exec_reports_render_budget", default=None)
+
+
+def _budget() -> RenderBudget:
+    return _BUDGET.get() or _NO_TIME_LIMIT
 
 
 @contextmanager
@@ -252,7 +256,7 @@ def render_budget(seconds: float | None = DEFAULT_RENDER_SECONDS,
 
 def render_within_limits(template: Any, context: Mapping[str, Any]) -> str:
     """``template.render(**context)``, stopped as soon as the output outgrows the budget."""
-    budget = _BUDGET.get()
+    budget = _budget()
     chunks: list[str] = []
     length = 0
     for chunk in template.generate(**context):
@@ -323,7 +327,7 @@ class _BudgetedLoops(NodeTransformer):
 
 @pass_context
 def _budgeted_iteration(context: Any, iterable: Any) -> Any:
-    budget = _BUDGET.get()
+    budget = _budget()
     if budget.seconds is None:
         return iterable
     return _iterate_with_ticks(iterable, budget.tick)
@@ -337,7 +341,7 @@ def _iterate_with_ticks(iterable: Any, tick: Any) -> Iterator[Any]:
 
 @pass_context
 def _bounded_text(context: Any, value: Any) -> Any:
-    _BUDGET.get().check_size(len(value), "a joined text")
+    _budget().check_size(len(value), "a joined text")
     return value
 
 
@@ -371,7 +375,7 @@ def _estimate_filter_output(name: str, args: tuple, kwargs: dict) -> int:
 def _limited_filter(name: str, function: Any) -> Any:
     @wraps(function)
     def limited(*args: Any, **kwargs: Any) -> Any:
-        budget = _BUDGET.get()
+        budget = _budget()
         budget.tick()
         # Skip a pass_context/pass_environment first argument.
         data_args = args[1:] if getattr(function, "jinja_pass_arg", None) is not None else args
@@ -424,7 +428,7 @@ class LimitedSandbox(SandboxedEnvironment):
         return super()._generate(source, name, filename, defer_init=defer_init)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        budget = _BUDGET.get()
+        budget = _budget()
         budget.tick()
         if operator == "**":
             if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
@@ -459,11 +463,11 @@ class LimitedSandbox(SandboxedEnvironment):
         wrapped = super().wrap_str_format(value)
         if wrapped is None:
             return None
-        _check_brace_format(value.__self__, _BUDGET.get())
+        _check_brace_format(value.__self__, _budget())
         return wrapped
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's form
-        budget = _BUDGET.get()
+        budget = _budget()
         budget.tick()
         owner = getattr(__obj, "__self__", None)
         method = getattr(__obj, "__name__", "")
