@@ -56,6 +56,17 @@ def escape_markdown(value: Any) -> str:
 # ---- formatting helpers ---------------------------------------------------------------------------
 
 
+def _decimal(value: Any, digits: int = 0) -> Decimal:
+    """A number to format. Decimal("1e999999999") is legal, and writing it out in full would take
+    minutes and a gigabyte: amounts and digit counts beyond any report's needs are refused."""
+    amount = Decimal(str(value))
+    if amount.is_finite() and amount.adjusted() > 60:
+        raise ValueError(f"{_short(value)} is too large to format")
+    if not 0 <= digits <= 20:
+        raise ValueError(f"digits must be between 0 and 20, got {digits!r}")
+    return amount
+
+
 def _unavailable_text(value: Unavailable) -> str:
     return str(value)
 
@@ -65,9 +76,9 @@ def money(value: Any, cents: bool = False, currency: str = "$") -> str:
         return _unavailable_text(value)
     if value is None:
         return "—"
-    amount = Decimal(str(value))
-    sign = "-" if amount < 0 else ""
     digits = 2 if cents else 0
+    amount = _decimal(value, digits)
+    sign = "-" if amount < 0 else ""
     return f"{sign}{currency}{abs(amount):,.{digits}f}"
 
 
@@ -78,7 +89,7 @@ def number(value: Any, digits: int = 0) -> str:
         return "—"
     if isinstance(value, float) and math.isinf(value):
         return "∞"
-    return f"{Decimal(str(value)):,.{digits}f}"
+    return f"{_decimal(value, digits):,.{digits}f}"
 
 
 def percent(value: Any, digits: int = 0) -> str:
@@ -87,7 +98,7 @@ def percent(value: Any, digits: int = 0) -> str:
         return _unavailable_text(value)
     if value is None:
         return "—"
-    return f"{Decimal(str(value)) * 100:,.{digits}f}%"
+    return f"{_decimal(value, digits) * 100:,.{digits}f}%"
 
 
 def months(value: Any, digits: int = 1) -> str:
@@ -97,7 +108,7 @@ def months(value: Any, digits: int = 1) -> str:
         return "—"
     if isinstance(value, float) and math.isinf(value):
         return "no burn (cash is not decreasing)"
-    return f"{Decimal(str(value)):,.{digits}f} months"
+    return f"{_decimal(value, digits):,.{digits}f} months"
 
 
 def date(value: Any, format: str = "%b %-d, %Y") -> str:  # noqa: A002 - the name report writers expect

@@ -167,3 +167,11 @@ def test_a_runaway_report_fails_alone_and_the_run_still_ends_with_summary_table_
     assert "took longer than 2 s" in text and "Delivered anyway: 9 message(s)" in text
     # Hang guard, not a speed target: the limit plus the ordinary run's few seconds (it used to never end).
     assert elapsed < 2 + 45
+
+
+@pytest.mark.parametrize("source", ["{{ money('1e999999999') }}", "{{ '1e999999999' | number }}",
+                                    "{{ number(1, 10**9) }}", "{{ percent(0.5, digits=10**6) }}"])
+def test_the_number_helpers_refuse_amounts_and_digits_no_report_needs(source):
+    with pytest.raises(ValueError, match="too large to format|digits must be between 0 and 20"):
+        render(source)
+    assert render("{{ money(1234567.891, cents=True) }} {{ percent(0.125, 1) }}") == "$1,234,567.89 12.5%"
