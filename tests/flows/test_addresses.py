@@ -201,3 +201,17 @@ def test_subject_header_has_no_control_or_bidi_characters():
     parsed = BytesParser(policy=policy.default).parsebytes(raw)
     assert parsed["Subject"] == "Runway 4 months Bcc: victim@evil.example"
     assert "Bcc" not in parsed.keys() and "\u202e" not in raw.decode("utf-8", "replace")
+
+
+def test_a_subject_built_from_a_report_keeps_no_bidi_or_control_characters(portfolio_copy, sample_period):
+    from flows.pipeline import run_plain
+
+    gm = portfolio_copy.parent.parent / "reports" / "gm.md"
+    text = gm.read_text()
+    original = 'subject: "{{ tenant.name }} {{ period.label }}'
+    assert original in text
+    gm.write_text(text.replace(original, 'subject: "\\u202e{{ tenant.name }}\\u202c\\u0007 {{ period.label }}'))
+    summary, _ = run_plain(load_config(portfolio_copy), sample_period, roles=["gm"], tenants=["jada"], dry_run=True)
+    [item] = summary["dry_run"]
+    assert item["subject"].startswith("JADA 2026-W47")
+    assert not any(c in item["subject"] for c in "\u202e\u202c\x07")
