@@ -469,3 +469,22 @@ def test_inline_mode_shows_a_tenant_scoped_token_no_addresses_and_only_its_rows(
     status, body = call(rest_request("POST", "/reports/run", everything,
                                      {"roles": ["gm"], "tenants": ["jada"], "period": "2026-W47", "dry_run": True}))
     assert status == 200 and body["summary"]["dry_run"][0]["recipients"] == ["gm@jada.example"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(claims_value=JSON, roles=st.none() | st.lists(st.sampled_from(["cfo", "gm", "*"]), max_size=2),
+       tenants=st.none() | st.lists(st.sampled_from(["jada", "*"]), max_size=2))
+def test_any_scope_claim_authorises_refuses_or_is_an_invalid_token(claims_value, roles, tenants):
+    from flows.auth import AuthenticationError, PermissionDenied, authorise, scope_of
+
+    token_claims = {"roles": claims_value, "tenants": ["*"]}
+    try:
+        allowed = scope_of(token_claims, "roles")
+        authorise(token_claims, roles, tenants)
+    except AuthenticationError as refusal:
+        assert "claim must be a string or a list of strings" in str(refusal)
+        return
+    except PermissionDenied as refusal:
+        assert str(refusal).startswith("the token does not allow")
+        return
+    assert allowed is None or roles is not None and set(roles) <= allowed
