@@ -224,6 +224,9 @@ class RenderBudget:
     max_bytes: int
     started: float = field(default_factory=time.thread_time)
     _next_check: float = 0.0
+    # What lists and dicts gained through +, append, extend, update, ...: one reference to a large
+    # text costs its length, since writing the container out writes the text each time.
+    grown: int = 0
 
     def check_time(self) -> None:
         if self.seconds is not None and time.thread_time() - self.started > self.seconds:
@@ -238,6 +241,10 @@ class RenderBudget:
         if now >= self._next_check:
             self._next_check = now + 0.02
             self.check_time()
+
+    def grow(self, size: int, what: str) -> None:
+        self.grown += size
+        self.check_size(self.grown, what)
 
     def check_size(self, size: int, what: str) -> None:
         if size > self.max_bytes:
@@ -288,6 +295,24 @@ def _short(value: Any) -> str:
 
 _SEQUENCES = (str, bytes, list, tuple)
 _CONTAINERS = (str, bytes, list, tuple, dict, set, frozenset)
+_NESTED = (list, tuple, dict, set, frozenset)
+
+
+def written_size(value: Any, limit: int, depth: int = 0) -> int:
+    """About how long ``str(value)`` would be: a text its length, a container its items, counting a
+    text again for every reference to it. Stops counting once past ``limit``."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if not isinstance(value, _NESTED):
+        return 1
+    if depth > 50:  # a container nested this deep (or inside itself) is refused outright
+        return limit + 1
+    total = 2
+    for item in value.items() if isinstance(value, dict) else value:
+        total += 2 + written_size(item, limit - total, depth + 1)
+        if total > limit:
+            break
+    return total
 _PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
@@ -402,11 +427,16 @@ def _limited_filter(name: str, function: Any) -> Any:
                     raise TemplateLimitError("the sum filter adds numbers only in report templates")
             if name == "join":
                 separator = data_args[1] if len(data_args) > 1 else kwargs.get("d", "")
-                size = sum(len(item) if isinstance(item, str) else 24 for item in items)
+                size = sum(written_size(item, budget.max_bytes) for item in items)
                 budget.check_size(size + len(str(separator)) * max(len(items) - 1, 0), "a joined text")
             args = (*args[: len(args) - len(data_args)], items, *data_args[1:])
         elif name in ("indent", "wordwrap", "replace"):
             budget.check_size(_estimate_filter_output(name, data_args, kwargs), f"the output of {name}")
+        elif name in ("batch", "slice"):
+            fill = data_args[2] if len(data_args) > 2 else kwargs.get("fill_with")
+            count = data_args[1] if len(data_args) > 1 else kwargs.get("linecount", kwargs.get("slices", 1))
+            if fill is not None and isinstance(count, int):
+                budget.check_size(written_size(fill, budget.max_bytes) * count, f"the output of {name}")
         result = function(*args, **kwargs)
         if isinstance(result, _CONTAINERS):
             budget.check_size(len(result), f"the output of {name}")
@@ -418,6 +448,7 @@ def _limited_filter(name: str, function: Any) -> Any:
 # str methods that multiply their input; translate and expandtabs have no place in a report.
 _STR_GROWING = {"ljust", "rjust", "center", "zfill"}
 _STR_REFUSED = {"translate", "maketrans", "expandtabs"}
+_MUTATORS = {"append", "extend", "insert", "update", "setdefault", "add", "fromkeys"}
 
 
 class LimitedSandbox(SandboxedEnvironment):
@@ -452,12 +483,17 @@ class LimitedSandbox(SandboxedEnvironment):
                     raise TemplateLimitError(f"{_short(left)} * {_short(right)} is too large: report templates "
                                              f"allow integers up to {MAX_INT_BITS} bits")
             elif isinstance(left, _SEQUENCES) and isinstance(right, int):
-                budget.check_size(len(left) * right, f"{_short(left)} * {right}")
+                budget.check_size(written_size(left, budget.max_bytes) * right, f"{_short(left)} * {right}")
             elif isinstance(right, _SEQUENCES) and isinstance(left, int):
-                budget.check_size(len(right) * left, f"{left} * {_short(right)}")
+                budget.check_size(written_size(right, budget.max_bytes) * left, f"{left} * {_short(right)}")
         elif operator == "+":
-            if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
+            if isinstance(left, str | bytes) and isinstance(right, str | bytes):
                 budget.check_size(len(left) + len(right), "a joined value")
+            elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+                # Building a list in a loop adds the smaller side each time: count what is added.
+                smaller = min(left, right, key=len)
+                budget.check_size(len(left) + len(right), "a joined list")
+                budget.grow(written_size(smaller, budget.max_bytes), "the lists built by the template")
         elif operator == "%" and isinstance(left, str):
             _check_percent_format(left, budget)
         result = self.binop_table[operator](left, right)
@@ -492,12 +528,24 @@ class LimitedSandbox(SandboxedEnvironment):
                 args = (items, *args[1:])
             elif method == "replace" and len(args) >= 2:
                 budget.check_size(_estimate_filter_output("replace", (owner, *args), {}), "str.replace()")
+        elif isinstance(owner, list | dict | set) and method in _MUTATORS:
+            added = sum(written_size(value, budget.max_bytes) for value in (*args, *kwargs.values()))
+            budget.grow(added, "the lists built by the template")
         result = super().call(__context, __obj, *args, **kwargs)
-        if isinstance(result, _CONTAINERS):
+        if isinstance(result, _NESTED):
+            budget.check_size(written_size(result, budget.max_bytes), f"the result of {method or 'a call'}()")
+        elif isinstance(result, str | bytes):
             budget.check_size(len(result), f"the result of {method or 'a call'}()")
         if isinstance(owner, list | dict | set):  # list.extend, dict.update, ... grow the receiver
             budget.check_size(len(owner), f"a {type(owner).__name__}")
         return result
+
+    @staticmethod
+    def concat(chunks: Iterable[str]) -> str:
+        """Joins the output of macros, call blocks and ``{% set %}`` blocks: checked before joining."""
+        chunks = list(chunks)
+        _budget().check_size(sum(map(len, chunks)), "a block's output")
+        return "".join(chunks)
 
 
 @lru_cache(maxsize=1)
