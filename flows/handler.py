@@ -122,7 +122,9 @@ def handle_eventbridge(event: Mapping[str, Any], environ: Mapping[str, str]) -> 
     event_id = event.get("id")
     detail = event.get("detail")
     try:
-        request = parse_trigger({} if detail is None else detail)
+        if not isinstance(detail, Mapping):  # EventBridge always sends one: {} for a plain schedule
+            raise BadRequest("detail must be an object of run parameters ({} for every role, previous period)")
+        request = parse_trigger(detail)
         # A scheduled event's time is when the run was due: the flow derives its period from it.
         scheduled = parse_event_time(event.get("time"))
     except BadRequest as exc:

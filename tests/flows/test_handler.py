@@ -343,7 +343,8 @@ def eventbridge(**fields):
 
 @pytest.mark.parametrize(("event", "expected"), [
     (eventbridge(detail={"roles": ["cto"], "everything": True}), "EventBridge event: everything: unknown key"),
-    (eventbridge(detail=["cto"]), "EventBridge event: the body must be a JSON object"),
+    (eventbridge(detail=["cto"]), "EventBridge event: detail must be an object of run parameters"),
+    (eventbridge(detail=None), "EventBridge event: detail must be an object of run parameters"),
     (eventbridge(detail={"roles": ["CTO; rm"]}), "EventBridge event: roles.0: 'CTO; rm' is not a role"),
     (eventbridge(time="next monday"), "EventBridge event: time: 'next monday' is not an ISO 8601 timestamp"),
     (eventbridge(time="2026-11-23T15:00:00"), "EventBridge event: time: '2026-11-23T15:00:00' has no time zone"),
