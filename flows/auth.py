@@ -18,6 +18,8 @@ import jwt
 from flows.errors import ConfigurationError, ReportError
 
 ALL = "*"
+DEFAULT_LEEWAY_SECONDS = 30
+MAX_LEEWAY_SECONDS = 300
 
 
 class AuthenticationError(ReportError):
@@ -34,7 +36,8 @@ class TokenVerifier:
     keys: tuple[Any, ...]  # RSA public keys, or the HMAC secret
     issuer: str
     audience: str
-    leeway_seconds: int = 30
+    # Clock difference tolerated on exp/nbf/iat between the token issuer and this handler.
+    leeway_seconds: int = DEFAULT_LEEWAY_SECONDS
 
     @classmethod
     def rs256_from_pem(cls, pem: str | bytes, *, issuer: str, audience: str) -> TokenVerifier:
@@ -63,6 +66,8 @@ class TokenVerifier:
         return cls("HS256", (secret,), issuer, audience)
 
     def verify(self, authorization: str | None) -> dict[str, Any]:
+        if not isinstance(authorization, str | None):
+            raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
         if not authorization:
             raise AuthenticationError("missing Authorization header (expected 'Bearer <token>')")
         scheme, _, token = authorization.strip().partition(" ")
@@ -78,10 +83,13 @@ class TokenVerifier:
         last_error: Exception | None = None
         for key in self._candidate_keys(header):
             try:
-                return jwt.decode(
+                claims = jwt.decode(
                     token, key.key if isinstance(key, jwt.PyJWK) else key, algorithms=[self.algorithm],
                     audience=self.audience, issuer=self.issuer, leeway=self.leeway_seconds,
                     options={"require": ["exp", "iss", "aud"]})
+                for what in ("roles", "tenants"):
+                    claim_values(claims, what)  # a malformed scope claim is an invalid token, not a 500
+                return claims
             except jwt.InvalidSignatureError as exc:
                 last_error = exc
             except jwt.ExpiredSignatureError:
@@ -102,8 +110,30 @@ class TokenVerifier:
         return keyed or self.keys
 
 
+def leeway_seconds(environ: Mapping[str, str]) -> int:
+    """EXEC_REPORTS_JWT_LEEWAY_SECONDS: whole seconds of clock difference tolerated (default 30)."""
+    raw = environ.get("EXEC_REPORTS_JWT_LEEWAY_SECONDS", "").strip()
+    if not raw:
+        return DEFAULT_LEEWAY_SECONDS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_LEEWAY_SECONDS:
+        raise ConfigurationError(f"EXEC_REPORTS_JWT_LEEWAY_SECONDS must be a whole number of seconds from 0 to "
+                                 f"{MAX_LEEWAY_SECONDS}, got {raw!r}")
+    return value
+
+
 def load_verifier(environ: Mapping[str, str], *, read_secret=None) -> TokenVerifier:
     """From the handler's environment; ``read_secret(secret_id) -> str`` fetches the HS256 secret."""
+    from dataclasses import replace
+
+    verifier = _load_verifier(environ, read_secret=read_secret)
+    return replace(verifier, leeway_seconds=leeway_seconds(environ))
+
+
+def _load_verifier(environ: Mapping[str, str], *, read_secret=None) -> TokenVerifier:
     issuer = environ.get("EXEC_REPORTS_JWT_ISSUER")
     audience = environ.get("EXEC_REPORTS_JWT_AUDIENCE")
     if not issuer or not audience:
@@ -120,22 +150,30 @@ def load_verifier(environ: Mapping[str, str], *, read_secret=None) -> TokenVerif
                              "EXEC_REPORTS_JWT_HS256_SECRET_ID (HS256, a Secrets Manager secret id)")
 
 
+def claim_values(claims: Mapping[str, Any], what: str) -> list[str]:
+    """The ``roles`` or ``tenants`` claim as a list of strings: absent is none, one string is one.
+    Any other shape (a number, an object, a nested list) is an invalid token."""
+    allowed = claims.get(what)
+    if allowed is None:
+        return []
+    if isinstance(allowed, str):
+        return [allowed]
+    if isinstance(allowed, list) and all(isinstance(item, str) for item in allowed):
+        return list(allowed)
+    raise AuthenticationError(f"the token's '{what}' claim must be a string or a list of strings")
+
+
 def scope_of(claims: Mapping[str, Any], what: str) -> set[str] | None:
     """What the token allows for ``what`` ("roles" or "tenants"): None for everything."""
-    allowed = claims.get(what)
-    allowed = [allowed] if isinstance(allowed, str) else allowed if isinstance(allowed, list) else []
-    return None if ALL in allowed else {str(item) for item in allowed}
+    allowed = claim_values(claims, what)
+    return None if ALL in allowed else set(allowed)
 
 
 def authorise(claims: Mapping[str, Any], roles: list[str] | None, tenants: list[str] | None) -> None:
     """The ``roles`` and ``tenants`` claims list what the caller may trigger ("*" for everything);
     asking for all roles or all tenants needs "*"."""
     for what, requested in (("roles", roles), ("tenants", tenants)):
-        allowed = claims.get(what)
-        if isinstance(allowed, str):
-            allowed = [allowed]
-        elif not isinstance(allowed, list):
-            allowed = []
+        allowed = claim_values(claims, what)
         if ALL in allowed:
             continue
         if requested is None:

@@ -20,23 +20,19 @@ from pydantic import (
     model_validator,
 )
 
+from flows.addresses import check_header_text, check_mailbox
 from flows.errors import ConfigurationError
 from flows.yamlsource import Located, YamlProblem, format_key_path, load_located
 
 SLUG = r"^[a-z][a-z0-9_-]*$"
-_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
-
-def check_address(value: str) -> str:
-    bare = value.strip()
-    if "<" in bare and bare.endswith(">"):
-        bare = bare[bare.index("<") + 1 : -1]
-    if not _ADDRESS.match(bare):
-        raise ValueError(f"not an email address: {value!r}")
-    return value.strip()
-
-
-EmailAddress = Annotated[str, AfterValidator(check_address)]
+# Every address a config file, a report's front matter or the environment gives: exactly one
+# mailbox, parsed strictly (flows.addresses); the value is a Mailbox, a str whose .address is the
+# envelope address.
+check_address = check_mailbox
+EmailAddress = Annotated[str, AfterValidator(check_mailbox)]
+# A name that appears in subjects, footers and headers: no control or bidi characters.
+HeaderName = Annotated[str, AfterValidator(lambda value: check_header_text(value, "the name"))]
 
 
 def refuse_secret_in_file(data: Any, key: str, where_instead: str) -> Any:
@@ -52,7 +48,7 @@ class Strict(BaseModel):
 
 class TenantConfig(Strict):
     id: str = Field(pattern=SLUG)
-    name: str
+    name: HeaderName
     domains: list[str] = []
     # Role -> addresses, for tenant-scope reports addressed to this business's own officers.
     recipients: dict[str, list[EmailAddress]] = {}
@@ -67,7 +63,8 @@ def _from_env(variable: str, default: str | None = None, check=None):
     def factory():
         value = os.environ.get(variable, "").strip()
         if not value:
-            return default
+            # A default goes through the same check, so it has the same type as a set value.
+            return check(default) if check is not None and default is not None else default
         if check is not None:
             try:
                 return check(value)
@@ -222,15 +219,38 @@ class TasksConfig(Strict):
 
 
 class PortfolioInfo(Strict):
-    name: str = "Portfolio"
+    name: HeaderName = "Portfolio"
     timezone: str = "UTC"
     period_kind: Literal["week", "month"] = "week"
+
+
+def _positive_int(value: str | int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"not a whole number: {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"must be greater than 0, got {value!r}")
+    return number
+
+
+class LimitsConfig(Strict):
+    """Per-report resource limits: a report over them fails alone, with the limit named."""
+
+    # Wall time for one report's checks, template, Markdown and email layout.
+    render_seconds: float = Field(default_factory=_from_env("EXEC_REPORTS_RENDER_SECONDS", 10.0,
+                                                            check=_positive_rate), gt=0)
+    # Largest rendered report (the template's Markdown, then the email's HTML) and largest value a
+    # template may build, in bytes.
+    render_bytes: int = Field(default_factory=_from_env("EXEC_REPORTS_RENDER_BYTES", 5_000_000,
+                                                        check=_positive_int), gt=0)
 
 
 class PortfolioConfig(Strict):
     portfolio: PortfolioInfo = PortfolioInfo()
     reports_dir: str = "reports"
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     recipients: dict[str, list[EmailAddress]] = {}
     tenants: list[TenantConfig]
     # Where agenda items are handed off; none configured means they stay in the run summary only.

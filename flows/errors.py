@@ -64,3 +64,7 @@ class RunFailures(ReportError):
 
     def __repr__(self) -> str:
         return f"RunFailures({self.message!r})"
+
+
+class TemplateLimitError(RenderError):
+    """A report's template went over a resource limit (time, size, a huge number): only that report fails."""

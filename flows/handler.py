@@ -95,53 +95,91 @@ def parse_trigger(payload: Any) -> TriggerRequest:
 
 
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    """Never raises for a malformed event (a retry would not fix it): API requests get a 4xx, SQS
+    messages come back as batch item failures, anything else gets a logged, structured refusal.
+    Only a run that could not be started for another reason (the Prefect API is down) raises from an
+    EventBridge event, so Lambda's retries for asynchronous invocations can try again."""
     environ = os.environ
-    if isinstance(event.get("Records"), list):
+    if not isinstance(event, Mapping):
+        return refuse_event("the event is not a JSON object")
+    if "Records" in event:
         return handle_sqs(event, environ)
     if "detail-type" in event and "source" in event:
         return handle_eventbridge(event, environ)
-    if "httpMethod" in event or "http" in (event.get("requestContext") or {}):
+    request_context = event.get("requestContext")
+    if "httpMethod" in event or (isinstance(request_context, Mapping) and "http" in request_context):
         return handle_api(event, context, environ)
-    raise ValueError("unrecognised event: expected an API Gateway request, an SQS batch or an EventBridge event")
+    return refuse_event("unrecognised event: expected an API Gateway request, an SQS batch or an EventBridge event")
+
+
+def refuse_event(reason: str, event_id: Any = None) -> dict[str, Any]:
+    """The structured, logged answer to an event nobody should retry."""
+    log.error("event %s refused: %s", event_id if event_id is not None else "(no id)", reason)
+    return {"ok": False, "error": reason, "event_id": event_id if isinstance(event_id, str) else None}
 
 
 def handle_eventbridge(event: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    request = parse_trigger(event.get("detail") or {})
-    # A scheduled event's time is when the run was due: the flow derives its period from it.
-    scheduled = _parse_time(event.get("time"))
-    key = f"eventbridge-{event['id']}" if event.get("id") else None
+    event_id = event.get("id")
+    detail = event.get("detail")
+    try:
+        if not isinstance(detail, Mapping):  # EventBridge always sends one: {} for a plain schedule
+            raise BadRequest("detail must be an object of run parameters ({} for every role, previous period)")
+        request = parse_trigger(detail)
+        # A scheduled event's time is when the run was due: the flow derives its period from it.
+        scheduled = parse_event_time(event.get("time"))
+    except BadRequest as exc:
+        return refuse_event(f"EventBridge event: {exc}", event_id)
+    key = f"eventbridge-{event_id}" if isinstance(event_id, str) and event_id else None
     return start_run(request, environ, idempotency_key=key, scheduled_time=scheduled)
 
 
 def handle_sqs(event: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    records = event.get("Records")
+    if not isinstance(records, list):
+        return refuse_event("an SQS event's Records must be a list")
     failures = []
-    for record in event["Records"]:
-        message_id = record.get("messageId", "")
+    for record in records:
+        message_id = record.get("messageId") if isinstance(record, Mapping) else None
+        message_id = message_id if isinstance(message_id, str) else ""
         try:
-            request = parse_trigger(json.loads(record.get("body") or ""))
+            if not isinstance(record, Mapping):
+                raise BadRequest("the record is not a JSON object")
+            body = record.get("body")
+            if not isinstance(body, str):
+                raise BadRequest("the message body is not text")
+            try:
+                payload = json.loads(body)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise BadRequest(f"the message body is not JSON: {exc}") from None
+            request = parse_trigger(payload)
             # SQS delivers at least once: the message id makes a redelivery start no second run.
             start_run(request, environ, idempotency_key=f"sqs-{message_id}")
-        except (BadRequest, json.JSONDecodeError) as exc:
-            log.error("SQS message %s rejected: %s", message_id, exc)
+        except BadRequest as exc:
+            log.error("SQS message %s rejected: %s", message_id or "(no id)", exc)
             failures.append({"itemIdentifier": message_id})
         except Exception:
-            log.exception("SQS message %s could not start a run", message_id)
+            log.exception("SQS message %s could not start a run", message_id or "(no id)")
             failures.append({"itemIdentifier": message_id})
     return {"batchItemFailures": failures}
 
 
 def handle_api(event: Mapping[str, Any], context: Any, environ: Mapping[str, str]) -> dict[str, Any]:
-    request_id = getattr(context, "aws_request_id", None) or (event.get("requestContext") or {}).get("requestId", "")
+    request_context = event.get("requestContext")
+    request_id = getattr(context, "aws_request_id", None) or (
+        request_context.get("requestId", "") if isinstance(request_context, Mapping) else "")
     try:
         method, path = _method_and_path(event)
-        headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+        headers = _headers(event)
         claims = verifier(environ).verify(headers.get("authorization"))
         if method == "GET" and path.rstrip("/").endswith("/status"):
             return respond(200, status_body(claims))
         if method == "POST" and path.rstrip("/").endswith("/run"):
             request = parse_trigger(_json_body(event))
             authorise(claims, request.roles, request.tenants)
-            return respond(202 if _mode(environ) == "deployment" else 200, start_run(request, environ))
+            result = start_run(request, environ)
+            if _mode(environ) == "inline":
+                return respond(200, scope_inline_result(result, claims))
+            return respond(202, result)
         return respond(404, {"error": f"no route for {method} {path}: use POST .../run or GET .../status"})
     except AuthenticationError as exc:
         return respond(401, {"error": str(exc)}, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -178,18 +216,69 @@ def status_body(claims: Mapping[str, Any]) -> dict[str, Any]:
     from flows.flow import fetch_delivery_tables
     from flows.history import summarise_history
 
-    roles, tenants = scope_of(claims, "roles"), scope_of(claims, "tenants")
+    scope = Scope.of(claims)
+    history = summarise_history(fetch_delivery_tables()).as_json()
+    return {"last_sent": scope.entries(history["last_sent"]), "failures": scope.entries(history["failures"])}
 
-    def visible(entry: Mapping[str, Any]) -> bool:
-        role_ok = roles is None or entry["report"] in roles
-        tenant_ok = tenants is None or entry["tenant"] in tenants
+
+_ADDRESS_IN_TEXT = re.compile(r"[^\s<>(),;:'\"]+@[^\s<>(),;:'\"]+")
+
+
+class Scope:
+    """What a token may see: rows of its roles and tenants (portfolio-wide rows need every tenant),
+    and recipient addresses only when it covers every tenant. /status and inline runs answer alike."""
+
+    def __init__(self, roles: set[str] | None, tenants: set[str] | None):
+        self.roles, self.tenants = roles, tenants
+
+    @classmethod
+    def of(cls, claims: Mapping[str, Any]) -> Scope:
+        return cls(scope_of(claims, "roles"), scope_of(claims, "tenants"))
+
+    def visible(self, entry: Mapping[str, Any]) -> bool:
+        role_ok = self.roles is None or entry.get("report") in self.roles
+        tenant_ok = self.tenants is None or entry.get("tenant") in self.tenants
         return role_ok and tenant_ok
 
-    history = summarise_history(fetch_delivery_tables()).as_json()
-    last_sent = [entry for entry in history["last_sent"] if visible(entry)]
-    if tenants is not None:
-        last_sent = [{k: v for k, v in entry.items() if k != "recipients"} for entry in last_sent]
-    return {"last_sent": last_sent, "failures": [entry for entry in history["failures"] if visible(entry)]}
+    def entries(self, entries: Any) -> list[dict[str, Any]]:
+        visible = [dict(entry) for entry in entries or [] if isinstance(entry, Mapping) and self.visible(entry)]
+        if self.tenants is None:
+            return visible
+        for entry in visible:
+            entry.pop("recipients", None)
+            for key, value in entry.items():
+                if isinstance(value, str):  # a provider's reason may quote an address
+                    entry[key] = _ADDRESS_IN_TEXT.sub("(address hidden)", value)
+        return visible
+
+
+def scope_inline_result(result: Mapping[str, Any], claims: Mapping[str, Any]) -> dict[str, Any]:
+    """An inline run's answer, cut to what GET /status would show the same token."""
+    scope = Scope.of(claims)
+    summary = result.get("summary")
+    if scope.roles is None and scope.tenants is None:
+        return dict(result)
+    scoped: dict[str, Any] = {"state": result.get("state")}
+    if not isinstance(summary, Mapping):
+        scoped.update({"summary": None, "error": result.get("error")})
+        return scoped
+    scoped_summary = {"period": summary.get("period"), "run": summary.get("run")}
+    for key in ("sent", "dry_run", "failed", "skipped", "checks", "actions"):
+        scoped_summary[key] = scope.entries(summary.get(key))
+    scoped_summary["warnings"] = [warning for warning in summary.get("warnings") or []
+                                  if isinstance(warning, str) and scope.visible(_warning_entry(warning))]
+    if scope.tenants is not None:
+        scoped_summary["warnings"] = [_ADDRESS_IN_TEXT.sub("(address hidden)", w) for w in scoped_summary["warnings"]]
+    scoped["summary"] = scoped_summary
+    failures = len(scoped_summary["failed"])
+    scoped["message"] = f"{len(scoped_summary['sent'])} sent, {failures} failed (of what this token may see)"
+    return scoped
+
+
+def _warning_entry(warning: str) -> dict[str, str]:
+    """Summary warnings read "report/tenant: text"."""
+    report, _, rest = warning.partition("/")
+    return {"report": report, "tenant": rest.partition(":")[0]}
 
 
 _VERIFIERS: dict[tuple, tuple[float, TokenVerifier]] = {}
@@ -201,7 +290,7 @@ def verifier(environ: Mapping[str, str]) -> TokenVerifier:
     request, and a rotated secret or replaced key file takes effect within the TTL."""
     keys = tuple(environ.get(name, "") for name in (
         "EXEC_REPORTS_JWT_ISSUER", "EXEC_REPORTS_JWT_AUDIENCE", "EXEC_REPORTS_JWT_JWKS_FILE",
-        "EXEC_REPORTS_JWT_PUBLIC_KEY_FILE", "EXEC_REPORTS_JWT_HS256_SECRET_ID"))
+        "EXEC_REPORTS_JWT_PUBLIC_KEY_FILE", "EXEC_REPORTS_JWT_HS256_SECRET_ID", "EXEC_REPORTS_JWT_LEEWAY_SECONDS"))
     cached = _VERIFIERS.get(keys)
     if cached is None or time.monotonic() - cached[0] > VERIFIER_TTL_SECONDS:
         cached = (time.monotonic(), load_verifier(environ, read_secret=lambda secret_id: read_secret_string(
@@ -223,31 +312,66 @@ def _mode(environ: Mapping[str, str]) -> str:
 
 
 def _method_and_path(event: Mapping[str, Any]) -> tuple[str, str]:
-    http = (event.get("requestContext") or {}).get("http")
-    if http:  # HTTP API, payload 2.0
-        return str(http.get("method", "")).upper(), str(http.get("path") or event.get("rawPath") or "")
-    return str(event.get("httpMethod", "")).upper(), str(event.get("path") or "")
+    request_context = event.get("requestContext")
+    if request_context is not None and not isinstance(request_context, Mapping):
+        raise BadRequest("requestContext must be an object")
+    http = (request_context or {}).get("http")
+    if http is not None:  # HTTP API, payload 2.0
+        if not isinstance(http, Mapping):
+            raise BadRequest("requestContext.http must be an object")
+        method, path = http.get("method"), http.get("path") or event.get("rawPath") or ""
+    else:
+        method, path = event.get("httpMethod"), event.get("path") or ""
+    if not isinstance(method, str) or not isinstance(path, str):
+        raise BadRequest("the request's method and path must be text")
+    return method.upper(), path
+
+
+def _headers(event: Mapping[str, Any]) -> dict[str, str]:
+    headers = event.get("headers")
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping) or not all(isinstance(v, str) for v in headers.values()):
+        raise BadRequest("headers must be an object of text values")
+    return {str(name).lower(): value for name, value in headers.items()}
 
 
 def _json_body(event: Mapping[str, Any]) -> Any:
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
+    """The request's JSON payload; an absent or blank body is ``{}`` (the token's whole scope), but a
+    body that is there and cannot be read is a 400, never an empty request."""
+    body = event.get("body")
+    if body is None:
+        body = ""
+    if not isinstance(body, str):
+        raise BadRequest("the body must be text")
+    if event.get("isBase64Encoded") is True:
         try:
-            body = base64.b64decode(body).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("the body is not valid base64-encoded UTF-8") from None
+            body = base64.b64decode(body.encode("ascii"), validate=True).decode("utf-8")
+        except (ValueError, UnicodeError):
+            raise BadRequest("the body is marked isBase64Encoded but is not valid base64-encoded UTF-8") from None
+    elif event.get("isBase64Encoded") not in (None, False):
+        raise BadRequest("isBase64Encoded must be true or false")
     if not body.strip():
         return {}
     try:
         return json.loads(body)
     except json.JSONDecodeError as exc:
         raise BadRequest(f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply") from None
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
-    if not value:
+def parse_event_time(value: Any) -> dt.datetime | None:
+    """An EventBridge event's ``time`` (ISO 8601 with a zone, e.g. 2026-11-23T15:00:00Z); absent is None
+    (the run is due now). Anything else is refused: a wrong time would report on the wrong period."""
+    if value is None:
         return None
+    if not isinstance(value, str):
+        raise BadRequest(f"time: expected an ISO 8601 timestamp like 2026-11-23T15:00:00Z, got {value!r}")
     try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return None
+        raise BadRequest(f"time: {value!r} is not an ISO 8601 timestamp like 2026-11-23T15:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise BadRequest(f"time: {value!r} has no time zone (EventBridge sends UTC with a Z)")
+    return parsed

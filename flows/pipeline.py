@@ -18,13 +18,15 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from flows.addresses import header_text
 from flows.config import PortfolioConfig, TenantConfig
 from flows.definitions import SEVERITIES, ReportDefinition, group_by_role, load_definitions
 from flows.delivery.base import DeliveryBackend, Email, slug
 from flows.delivery.records import RecordStore, deliver_once
-from flows.errors import ConfigurationError, Problem, RenderError, ReportError
+from flows.errors import ConfigurationError, Problem, RenderError, ReportError, TemplateLimitError
 from flows.period import Period
 from flows.render import RenderedEmail, render_email, stage
+from flows.templating import render_budget, render_within_limits
 from sources.registry import REGISTRY, SourceContext, SourceRegistry, Unavailable, is_available
 
 log = logging.getLogger("exec_reports")
@@ -284,7 +286,9 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
             continue
         try:
             fired = bool(check.condition(**context))
-            message = check.message.render(**context) if fired else ""
+            message = render_within_limits(check.message, context) if fired else ""
+        except TemplateLimitError:
+            raise
         except Exception as exc:
             raise RenderError(f"{definition.shown_path}: check '{check.spec.id}' for tenant '{tenant.id}': "
                               f"{type(exc).__name__}: {exc}") from exc
@@ -302,8 +306,25 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
                  generated_at: dt.datetime | None = None, definition: ReportDefinition | None = None,
                  timings: dict[str, float] | None = None) -> tuple[RenderedEmail, list[CheckResult]]:
     """Render one report instance (or one of its variants), or raise RenderError saying which figure is
-    missing and why, or ReportSkipped when its ``send_if`` is false."""
+    missing and why, or ReportSkipped when its ``send_if`` is false.
+
+    Within the config's ``limits``: a report whose checks, template and email take longer than
+    ``render_seconds`` or grow past ``render_bytes`` raises RenderError naming the limit."""
     definition = definition or instance.definition
+    limits = config.limits
+    try:
+        with render_budget(limits.render_seconds, limits.render_bytes) as budget:
+            rendered, checks = _build_report(instance, values, config, period, generated_at, definition, timings)
+            budget.check_size(rendered.html_bytes, "the email's HTML")
+            budget.check_time()  # Markdown and layout run outside the template's own checks
+    except TemplateLimitError as exc:
+        raise TemplateLimitError(f"{definition.shown_path}: {exc}") from None
+    return rendered, checks
+
+
+def _build_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
+                  generated_at: dt.datetime | None, definition: ReportDefinition,
+                  timings: dict[str, float] | None) -> tuple[RenderedEmail, list[CheckResult]]:
     required = definition.front.metrics
     missing = []
     for tenant_id in instance.tenant_ids:
@@ -346,14 +367,18 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
     if definition.send_if is not None:
         try:
             wanted = bool(definition.send_if(**context))
+        except TemplateLimitError:
+            raise
         except Exception as exc:
             raise RenderError(f"{definition.shown_path}: send_if: {type(exc).__name__}: {exc}") from exc
         if not wanted:
             raise ReportSkipped(f"send_if is false ({definition.front.send_if})")
     try:
         with stage(timings, "template"):
-            markdown = definition.template.render(**context)
-            subject = " ".join(definition.subject.render(**context).split())
+            markdown = render_within_limits(definition.template, context)
+            subject = header_text(render_within_limits(definition.subject, context))
+    except TemplateLimitError:
+        raise
     except Exception as exc:
         raise RenderError(f"{definition.shown_path}: template error: {type(exc).__name__}: {exc}") from exc
     scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]

@@ -10,14 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Mapping
+import string
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import StrictUndefined, nodes, pass_context
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
+from flows.errors import TemplateLimitError
 from sources.registry import Unavailable, is_available
 
 
@@ -49,6 +56,17 @@ def escape_markdown(value: Any) -> str:
 # ---- formatting helpers ---------------------------------------------------------------------------
 
 
+def _decimal(value: Any, digits: int = 0) -> Decimal:
+    """A number to format. Decimal("1e999999999") is legal, and writing it out in full would take
+    minutes and a gigabyte: amounts and digit counts beyond any report's needs are refused."""
+    amount = Decimal(str(value))
+    if amount.is_finite() and amount.adjusted() > 60:
+        raise ValueError(f"{_short(value)} is too large to format")
+    if not 0 <= digits <= 20:
+        raise ValueError(f"digits must be between 0 and 20, got {digits!r}")
+    return amount
+
+
 def _unavailable_text(value: Unavailable) -> str:
     return str(value)
 
@@ -58,9 +76,9 @@ def money(value: Any, cents: bool = False, currency: str = "$") -> str:
         return _unavailable_text(value)
     if value is None:
         return "—"
-    amount = Decimal(str(value))
-    sign = "-" if amount < 0 else ""
     digits = 2 if cents else 0
+    amount = _decimal(value, digits)
+    sign = "-" if amount < 0 else ""
     return f"{sign}{currency}{abs(amount):,.{digits}f}"
 
 
@@ -71,7 +89,7 @@ def number(value: Any, digits: int = 0) -> str:
         return "—"
     if isinstance(value, float) and math.isinf(value):
         return "∞"
-    return f"{Decimal(str(value)):,.{digits}f}"
+    return f"{_decimal(value, digits):,.{digits}f}"
 
 
 def percent(value: Any, digits: int = 0) -> str:
@@ -80,7 +98,7 @@ def percent(value: Any, digits: int = 0) -> str:
         return _unavailable_text(value)
     if value is None:
         return "—"
-    return f"{Decimal(str(value)) * 100:,.{digits}f}%"
+    return f"{_decimal(value, digits) * 100:,.{digits}f}%"
 
 
 def months(value: Any, digits: int = 1) -> str:
@@ -90,7 +108,7 @@ def months(value: Any, digits: int = 1) -> str:
         return "—"
     if isinstance(value, float) and math.isinf(value):
         return "no burn (cash is not decreasing)"
-    return f"{Decimal(str(value)):,.{digits}f} months"
+    return f"{_decimal(value, digits):,.{digits}f} months"
 
 
 def date(value: Any, format: str = "%b %-d, %Y") -> str:  # noqa: A002 - the name report writers expect
@@ -181,9 +199,358 @@ def _finalize(value: Any) -> str:
     return escape_markdown(value)
 
 
+# ---- resource limits ------------------------------------------------------------------------------
+#
+# A report file is reviewed, but a mistake in it must cost that report, not the run. Work in a
+# template is bounded three ways: every loop iteration and every call checks the render's CPU time
+# (``limits.render_seconds``); values cannot grow past ``limits.render_bytes`` (operators, string
+# methods and filters that multiply their input are checked before they allocate); integers stay
+# under MAX_INT_BITS, so one ``**`` cannot hold the interpreter for minutes. The intercepted
+# operators are also never folded at compile time (Jinja skips constant folding of intercepted
+# operators in a sandbox), so ``{{ 9**(9**9) }}`` is refused when rendered, not computed when loaded.
+
+DEFAULT_RENDER_SECONDS = 10.0
+DEFAULT_RENDER_BYTES = 5_000_000
+MAX_INT_BITS = 4096  # about 1,200 decimal digits: far beyond any money amount
+MAX_RANGE = 10_000  # items in one range(); loops over data are bounded by the data
+
+
+@dataclass
+class RenderBudget:
+    """The limits of one report's render. Time is the CPU time of the rendering thread: reports render
+    side by side, and a runaway one must not make its neighbours look slow."""
+
+    seconds: float | None
+    max_bytes: int
+    started: float = field(default_factory=time.thread_time)
+    _next_check: float = 0.0
+    # What lists and dicts gained through +, append, extend, update, ...: one reference to a large
+    # text costs its length, since writing the container out writes the text each time.
+    grown: int = 0
+
+    def check_time(self) -> None:
+        if self.seconds is not None and time.thread_time() - self.started > self.seconds:
+            raise TemplateLimitError(f"the render took longer than {self.seconds:g} s (limits.render_seconds)")
+
+    def tick(self) -> None:
+        """Called on every loop iteration and call: a cheap wall clock decides when to read the
+        (slower) thread CPU clock, at most every 20 ms."""
+        if self.seconds is None:
+            return
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + 0.02
+            self.check_time()
+
+    def grow(self, size: int, what: str) -> None:
+        self.grown += size
+        self.check_size(self.grown, what)
+
+    def check_size(self, size: int, what: str) -> None:
+        if size > self.max_bytes:
+            raise TemplateLimitError(f"{what} would be {size:,} long, over the limit of {self.max_bytes:,} "
+                                     "(limits.render_bytes)")
+
+
+_NO_TIME_LIMIT = RenderBudget(None, DEFAULT_RENDER_BYTES)  # outside build_report: checks, previews, tests
+_BUDGET: ContextVar[RenderBudget | None] = ContextVar("exec_reports_render_budget", default=None)
+
+
+def _budget() -> RenderBudget:
+    return _BUDGET.get() or _NO_TIME_LIMIT
+
+
+@contextmanager
+def render_budget(seconds: float | None = DEFAULT_RENDER_SECONDS,
+                  max_bytes: int = DEFAULT_RENDER_BYTES) -> Iterator[RenderBudget]:
+    """Limits for the templates rendered in this block (this thread or task only)."""
+    budget = RenderBudget(seconds, max_bytes)
+    token = _BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGET.reset(token)
+
+
+def render_within_limits(template: Any, context: Mapping[str, Any]) -> str:
+    """``template.render(**context)``, stopped as soon as the output outgrows the budget."""
+    budget = _budget()
+    chunks: list[str] = []
+    length = 0
+    for chunk in template.generate(**context):
+        length += len(chunk)
+        if length > budget.max_bytes:  # characters <= bytes, so this is a lower bound
+            budget.check_size(length, "the rendered report")
+        chunks.append(chunk)
+    text = "".join(chunks)
+    budget.check_size(len(text.encode("utf-8", "surrogatepass")), "the rendered report")
+    budget.check_time()
+    return text
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_SEQUENCES = (str, bytes, list, tuple)
+_CONTAINERS = (str, bytes, list, tuple, dict, set, frozenset)
+_NESTED = (list, tuple, dict, set, frozenset)
+
+
+def written_size(value: Any, limit: int, depth: int = 0) -> int:
+    """About how long ``str(value)`` would be: a text its length, a container its items, counting a
+    text again for every reference to it. Stops counting once past ``limit``."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if not isinstance(value, _NESTED):
+        return 1
+    if depth > 50:  # a container nested this deep (or inside itself) is refused outright
+        return limit + 1
+    total = 2
+    for item in value.items() if isinstance(value, dict) else value:
+        total += 2 + written_size(item, limit - total, depth + 1)
+        if total > limit:
+            break
+    return total
+_PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _check_percent_format(text: str, budget: RenderBudget) -> None:
+    for match in _PERCENT_FIELD.finditer(text):
+        for number in match.groups():
+            if number == "*":
+                raise TemplateLimitError("'*' widths in % formatting are not allowed in report templates")
+            if number and int(number) > budget.max_bytes:
+                budget.check_size(int(number), "a formatted field")
+
+
+def _check_brace_format(text: str, budget: RenderBudget) -> None:
+    for _, _, spec, _ in string.Formatter().parse(text):
+        if not spec:
+            continue
+        if "{" in spec:
+            raise TemplateLimitError("nested fields in a format spec are not allowed in report templates")
+        for number in re.findall(r"\d+", spec):
+            budget.check_size(int(number), "a formatted field")
+
+
+def _int_bits(value: Any) -> int:
+    return abs(value).bit_length() if isinstance(value, int) else 0
+
+
+class _BudgetedLoops(NodeTransformer):
+    """Routes every ``for`` loop's iterable through the deadline check, and every ``~`` concatenation
+    through the size check, by wrapping them in internal filters before code generation."""
+
+    def __init__(self, environment: LimitedSandbox):
+        self.environment = environment
+
+    def _wrap(self, node: nodes.Expr, name: str) -> nodes.Filter:
+        wrapped = nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
+        wrapped.set_environment(self.environment)
+        return wrapped
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = self._wrap(node.iter, "_exec_reports_budgeted_iteration")
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return self._wrap(node, "_exec_reports_bounded_text")
+
+
+@pass_context
+def _budgeted_iteration(context: Any, iterable: Any) -> Any:
+    budget = _budget()
+    if budget.seconds is None:
+        return iterable
+    return _iterate_with_ticks(iterable, budget.tick)
+
+
+def _iterate_with_ticks(iterable: Any, tick: Any) -> Iterator[Any]:
+    for item in iterable:
+        tick()
+        yield item
+
+
+@pass_context
+def _bounded_text(context: Any, value: Any) -> Any:
+    _budget().check_size(len(value), "a joined text")
+    return value
+
+
+def _budgeted_range(*args: int) -> range:
+    numbers = range(*args)
+    if len(numbers) > MAX_RANGE:
+        raise TemplateLimitError(f"range() of {len(numbers):,} items is over the limit of {MAX_RANGE:,}")
+    return numbers
+
+
+# Filters whose output can be much larger than their input, checked before they run.
+def _estimate_filter_output(name: str, args: tuple, kwargs: dict) -> int:
+    def arg(index: int, key: str, default: Any) -> Any:
+        return args[index] if len(args) > index else kwargs.get(key, default)
+
+    value = args[0] if args else ""
+    if name == "indent":
+        width = arg(1, "width", 4)
+        unit = len(width) if isinstance(width, str) else int(width)
+        return len(str(value)) + (str(value).count("\n") + 1) * unit
+    if name == "wordwrap":
+        width, wrapstring = max(int(arg(1, "width", 79)), 1), arg(4, "wrapstring", None) or "\n"
+        return len(str(value)) + (len(str(value)) // width + 1) * len(str(wrapstring))
+    if name == "replace":
+        text, old, new = str(value), str(arg(1, "old", "")), str(arg(2, "new", ""))
+        count = text.count(old) if old else len(text) + 1
+        return len(text) + count * max(0, len(new) - len(old))
+    return 0
+
+
+def _limited_filter(name: str, function: Any) -> Any:
+    @wraps(function)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        budget = _budget()
+        budget.tick()
+        # Skip a pass_context/pass_environment first argument.
+        data_args = args[1:] if getattr(function, "jinja_pass_arg", None) is not None else args
+        for extra in (*data_args[1:], *kwargs.values()):
+            if isinstance(extra, int) and not isinstance(extra, bool) and extra > budget.max_bytes:
+                budget.check_size(extra, f"an argument of the {name} filter")
+        if name == "format" and data_args and isinstance(data_args[0], str):
+            _check_percent_format(data_args[0], budget)
+        elif name in ("join", "sum") and data_args:
+            items = list(data_args[0])
+            if name == "sum" and not all(isinstance(item, int | float | Decimal) for item in items):
+                if kwargs.get("attribute") is None and len(data_args) < 2:
+                    raise TemplateLimitError("the sum filter adds numbers only in report templates")
+            if name == "join":
+                separator = data_args[1] if len(data_args) > 1 else kwargs.get("d", "")
+                size = sum(written_size(item, budget.max_bytes) for item in items)
+                budget.check_size(size + len(str(separator)) * max(len(items) - 1, 0), "a joined text")
+            args = (*args[: len(args) - len(data_args)], items, *data_args[1:])
+        elif name in ("indent", "wordwrap", "replace"):
+            budget.check_size(_estimate_filter_output(name, data_args, kwargs), f"the output of {name}")
+        elif name in ("batch", "slice"):
+            fill = data_args[2] if len(data_args) > 2 else kwargs.get("fill_with")
+            count = data_args[1] if len(data_args) > 1 else kwargs.get("linecount", kwargs.get("slices", 1))
+            if fill is not None and isinstance(count, int):
+                budget.check_size(written_size(fill, budget.max_bytes) * count, f"the output of {name}")
+        result = function(*args, **kwargs)
+        if isinstance(result, _CONTAINERS):
+            budget.check_size(len(result), f"the output of {name}")
+        return result
+
+    return limited
+
+
+# str methods that multiply their input; translate and expandtabs have no place in a report.
+_STR_GROWING = {"ljust", "rjust", "center", "zfill"}
+_STR_REFUSED = {"translate", "maketrans", "expandtabs"}
+_MUTATORS = {"append", "extend", "insert", "update", "setdefault", "add", "fromkeys"}
+
+
+class LimitedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox plus the resource limits above."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.globals["range"] = _budgeted_range
+        self.globals.pop("lipsum", None)  # lipsum(n) writes n paragraphs: nothing a report needs
+        self.filters = {name: _limited_filter(name, function) for name, function in self.filters.items()}
+        self.filters["_exec_reports_budgeted_iteration"] = _budgeted_iteration
+        self.filters["_exec_reports_bounded_text"] = _bounded_text
+
+    def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
+                  defer_init: bool = False) -> str:
+        _BudgetedLoops(self).visit(source)
+        return super()._generate(source, name, filename, defer_init=defer_init)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        budget = _budget()
+        budget.tick()
+        if operator == "**":
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+                if _int_bits(left) * right > MAX_INT_BITS:
+                    raise TemplateLimitError(f"{_short(left)} ** {_short(right)} is too large: report templates "
+                                             f"allow integers up to {MAX_INT_BITS} bits")
+        elif operator == "*":
+            if isinstance(left, int) and isinstance(right, int):
+                if _int_bits(left) + _int_bits(right) > MAX_INT_BITS:
+                    raise TemplateLimitError(f"{_short(left)} * {_short(right)} is too large: report templates "
+                                             f"allow integers up to {MAX_INT_BITS} bits")
+            elif isinstance(left, _SEQUENCES) and isinstance(right, int):
+                budget.check_size(written_size(left, budget.max_bytes) * right, f"{_short(left)} * {right}")
+            elif isinstance(right, _SEQUENCES) and isinstance(left, int):
+                budget.check_size(written_size(right, budget.max_bytes) * left, f"{left} * {_short(right)}")
+        elif operator == "+":
+            if isinstance(left, str | bytes) and isinstance(right, str | bytes):
+                budget.check_size(len(left) + len(right), "a joined value")
+            elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+                # Building a list in a loop adds the smaller side each time: count what is added.
+                smaller = min(left, right, key=len)
+                budget.check_size(len(left) + len(right), "a joined list")
+                budget.grow(written_size(smaller, budget.max_bytes), "the lists built by the template")
+        elif operator == "%" and isinstance(left, str):
+            _check_percent_format(left, budget)
+        result = self.binop_table[operator](left, right)
+        if operator == "%" and isinstance(result, str):
+            budget.check_size(len(result), "a formatted text")
+        return result
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and attr in _STR_REFUSED:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        _check_brace_format(value.__self__, _budget())
+        return wrapped
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's form
+        budget = _budget()
+        budget.tick()
+        owner = getattr(__obj, "__self__", None)
+        method = getattr(__obj, "__name__", "")
+        if isinstance(owner, str):
+            if method in _STR_GROWING and args and isinstance(args[0], int):
+                budget.check_size(args[0], f"str.{method}()")
+            elif method == "join" and args:
+                items = list(args[0])
+                size = sum(len(item) if isinstance(item, str) else 0 for item in items)
+                budget.check_size(size + len(owner) * max(len(items) - 1, 0), "a joined text")
+                args = (items, *args[1:])
+            elif method == "replace" and len(args) >= 2:
+                budget.check_size(_estimate_filter_output("replace", (owner, *args), {}), "str.replace()")
+        elif isinstance(owner, list | dict | set) and method in _MUTATORS:
+            added = sum(written_size(value, budget.max_bytes) for value in (*args, *kwargs.values()))
+            budget.grow(added, "the lists built by the template")
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, _NESTED):
+            budget.check_size(written_size(result, budget.max_bytes), f"the result of {method or 'a call'}()")
+        elif isinstance(result, str | bytes):
+            budget.check_size(len(result), f"the result of {method or 'a call'}()")
+        if isinstance(owner, list | dict | set):  # list.extend, dict.update, ... grow the receiver
+            budget.check_size(len(owner), f"a {type(owner).__name__}")
+        return result
+
+    @staticmethod
+    def concat(chunks: Iterable[str]) -> str:
+        """Joins the output of macros, call blocks and ``{% set %}`` blocks: checked before joining."""
+        chunks = list(chunks)
+        _budget().check_size(sum(map(len, chunks)), "a block's output")
+        return "".join(chunks)
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = LimitedSandbox(
         undefined=StrictUndefined,
         finalize=_finalize,
         autoescape=False,
@@ -201,7 +568,7 @@ def environment() -> SandboxedEnvironment:
 @lru_cache(maxsize=1)
 def plain_environment() -> SandboxedEnvironment:
     """For subjects and check messages: plain text, same helpers, no Markdown escaping."""
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = LimitedSandbox(undefined=StrictUndefined, autoescape=False)
     env.globals.update(environment().globals)
     env.filters.update(money=money, number=number, percent=percent, months=months, date=date)
     env.tests["available"] = is_available

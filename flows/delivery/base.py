@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Protocol
 
+from flows.addresses import Mailbox, header_text
 from flows.errors import DeliveryError
 
 
@@ -28,9 +29,21 @@ class Email:
     tags: dict[str, str] = field(default_factory=dict)
     configuration_set: str | None = None
 
+    def __post_init__(self) -> None:
+        # Every address is one strictly parsed mailbox, so the envelope address below is exactly
+        # the one the header shows (a plain string is parsed here and refused if it is not one).
+        object.__setattr__(self, "from_address", Mailbox(self.from_address))
+        object.__setattr__(self, "to", tuple(Mailbox(address) for address in self.to))
+        object.__setattr__(self, "bcc", tuple(Mailbox(address) for address in self.bcc))
+
+    @property
+    def envelope_sender(self) -> str:
+        return self.from_address.address
+
     @property
     def envelope_recipients(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(self.to + self.bcc))
+        """The bare addresses for RCPT TO / SES Destinations: the To addresses, then the archive copy."""
+        return tuple(dict.fromkeys(mailbox.address for mailbox in self.to + self.bcc))
 
     @property
     def report_key(self) -> str:
@@ -40,13 +53,14 @@ class Email:
     def to_mime(self) -> EmailMessage:
         """RFC 5322 message, multipart/alternative: text/plain first, then text/html, both UTF-8."""
         message = EmailMessage()
-        message["Subject"] = " ".join(self.subject.split())  # no header injection through data
+        # Data never adds a header line or a control/bidi character to a header.
+        message["Subject"] = header_text(self.subject)
         message["From"] = self.from_address
         message["To"] = ", ".join(self.to)
         message["Date"] = formatdate(localtime=False, usegmt=True)
-        domain = self.from_address.rsplit("@", 1)[-1].strip(">") or "exec-reports.example"
+        domain = self.from_address.address.rsplit("@", 1)[-1]
         message["Message-ID"] = make_msgid(idstring=self.report_key, domain=domain)
-        message["X-Exec-Reports-Report"] = f"{self.role}; tenant={self.tenant}; period={self.period}"
+        message["X-Exec-Reports-Report"] = header_text(f"{self.role}; tenant={self.tenant}; period={self.period}")
         # SES reads (and strips) these two headers on raw sends, through the API and its SMTP interface.
         if self.configuration_set:
             message["X-SES-CONFIGURATION-SET"] = ses_tag_value(self.configuration_set)

@@ -9,8 +9,8 @@ shared rate limiter on every attempt.
 from __future__ import annotations
 
 import logging
-from email.utils import parseaddr
 
+from flows.addresses import Mailbox
 from flows.config import SesConfig
 from flows.delivery.base import DeliveryResult, Email, PreflightOnce
 from flows.delivery.ratelimit import RateLimiter
@@ -102,7 +102,7 @@ class SesBackend(PreflightOnce):
 
     def _check_can_send(self) -> None:
         """Check once per run that the sender is verified and the account can send; else raise and send nothing."""
-        address = parseaddr(self.from_address)[1]
+        address = Mailbox(self.from_address).address
         domain = address.rsplit("@", 1)[-1]
         region = self.region
         try:
@@ -154,7 +154,7 @@ class SesBackend(PreflightOnce):
 
         def attempt():
             self.limiter.acquire(len(destinations))
-            return self.client.send_raw_email(Source=email.from_address, Destinations=destinations,
+            return self.client.send_raw_email(Source=email.envelope_sender, Destinations=destinations,
                                               RawMessage={"Data": raw})
 
         try:

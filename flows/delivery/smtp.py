@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-from email.utils import parseaddr
 
+from flows.addresses import Mailbox
 from flows.config import SmtpConfig
 from flows.delivery.base import DeliveryResult, Email, PreflightOnce
 from flows.delivery.ratelimit import RateLimiter, Unlimited
@@ -104,7 +104,7 @@ class SmtpBackend(PreflightOnce):
             if not settings.starttls and settings.host not in _LOCAL_HOSTS:
                 raise ConfigurationError(f"refusing to send the SMTP password to {self.where} without STARTTLS: "
                                          "set delivery.smtp.starttls: true")
-        sender = parseaddr(self.from_address)[1]
+        sender = Mailbox(self.from_address).address
         try:
             connection = self._connect()
             try:
@@ -129,8 +129,9 @@ class SmtpBackend(PreflightOnce):
         # Flattened here, not by smtplib.send_message: that one mangles body lines starting with
         # "From " into ">From " (mbox quoting), so the recipient would not get what the outbox shows.
         raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # SMTP lines end in CRLF
+        # The envelope is exactly the header's addresses: each Mailbox was parsed strictly.
         recipients = list(email.envelope_recipients)
-        sender = parseaddr(email.from_address)[1]
+        sender = email.envelope_sender
 
         def attempt() -> dict:
             self.limiter.acquire(len(recipients))
@@ -149,7 +150,7 @@ class SmtpBackend(PreflightOnce):
             refused = self.policy.call(attempt, classify_smtp_error)
         except GaveUp as exc:
             return DeliveryResult(recipients=email.to, status="failed", error=self._redact(str(exc)))
-        refused_to = [address for address in email.to if address in refused]
+        refused_to = [mailbox.address for mailbox in email.to if mailbox.address in refused]
         if refused_to:
             return DeliveryResult(recipients=email.to, status="failed",
                                   error=self._redact(f"recipient refused: {', '.join(refused_to)}"))

@@ -22,7 +22,7 @@ def test_unknown_config_key_names_file_line_and_key(portfolio_copy):
 
 def test_bad_recipient_address_in_config_is_rejected(portfolio_copy):
     portfolio_copy.write_text(portfolio_copy.read_text().replace("cfo: [cfo@holdings.example]", "cfo: [cfo-at-holdings]"))
-    with pytest.raises(ConfigurationError, match=r"recipients.cfo\[0\]: not an email address: 'cfo-at-holdings'"):
+    with pytest.raises(ConfigurationError, match=r"portfolio.yaml:20: recipients.cfo\[0\]: 'cfo-at-holdings' is not an email address"):
         load_config(portfolio_copy)
 
 

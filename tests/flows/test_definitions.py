@@ -130,4 +130,4 @@ def test_errors_from_every_file_are_reported_together(tmp_path):
 def test_bad_recipient_address_is_rejected(tmp_path):
     write(tmp_path, "cfo.md", VALID.replace("scope: portfolio", "scope: portfolio\nrecipients: [not-an-address]"))
     [message] = messages(tmp_path)
-    assert "cfo.md:6: recipients[0]: not an email address: 'not-an-address'" in message
+    assert "cfo.md:6: recipients[0]: 'not-an-address' is not an email address" in message

@@ -47,7 +47,7 @@ def test_the_config_file_wins_over_the_environment(monkeypatch, portfolio_copy):
 def test_a_bad_address_in_the_environment_names_the_variable(monkeypatch, portfolio_copy):
     monkeypatch.setenv("SES_BCC_ADDRESS", "not-an-address")
 
-    with pytest.raises(ConfigurationError, match="environment variable SES_BCC_ADDRESS: not an email address"):
+    with pytest.raises(ConfigurationError, match="environment variable SES_BCC_ADDRESS: 'not-an-address' is not an email address"):
         load(write_config(portfolio_copy, {"backend": "ses"}))
 
 

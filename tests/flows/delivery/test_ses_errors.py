@@ -36,7 +36,8 @@ def stub_preflight(stubber: Stubber, *, enabled: bool = True, max_rate: float = 
 
 
 def send_params(*destinations: str) -> dict:
-    return {"Source": FROM, "Destinations": list(destinations), "RawMessage": {"Data": ANY}}
+    # Source is the envelope sender: the bare address of the From header.
+    return {"Source": SENDER, "Destinations": list(destinations), "RawMessage": {"Data": ANY}}
 
 
 def email_to(address: str) -> Email:

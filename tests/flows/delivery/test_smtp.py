@@ -215,3 +215,33 @@ def test_body_lines_starting_with_from_arrive_unchanged_and_long_lines_are_encod
     message = parse_mime(received.content)
     assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
     assert b"\n" not in received.content.replace(b"\r\n", b"")  # every line ends in CRLF
+
+
+def test_the_envelope_is_exactly_the_address_the_header_shows(smtp_server, monkeypatch):
+    """Issue 15: a display name can no longer steer RCPT TO away from the To header."""
+    monkeypatch.setenv("SMTP_PASSWORD", smtp_server.password)
+    backend = SmtpBackend(SmtpConfig(**smtp_settings(smtp_server)), FROM)
+    email = Email("GM brief 2026-W47", "<p>figures</p>", "figures", FROM, ('"Doe, Jane (GM)" <gm@jada.example>',),
+                  "gm", "jada", "2026-W47", bcc=(ARCHIVE,))
+
+    result = backend.send(email)
+
+    assert result.status == "sent", result.error
+    [received] = smtp_server.received
+    message = parse_mime(received.content)
+    assert [address.addr_spec for address in message["To"].addresses] == ["gm@jada.example"]
+    assert [address.display_name for address in message["To"].addresses] == ["Doe, Jane (GM)"]
+    assert received.rcpt_tos == ["gm@jada.example", ARCHIVE]
+    assert received.mail_from == message["From"].addresses[0].addr_spec == "reports@holdings.example"
+    assert "Bcc" not in message
+
+
+@pytest.mark.parametrize("hostile", ["victim@evil.example, GM <gm@queenofsandiego.example>",
+                                     "Bcc: victim@evil.example <gm@quickdumpnow.example>"])
+def test_a_recipient_hiding_another_never_reaches_the_smtp_server(smtp_server, monkeypatch, portfolio_copy, hostile):
+    monkeypatch.setenv("SMTP_PASSWORD", smtp_server.password)
+    path = write_config(portfolio_copy, {"backend": "smtp", "from_address": FROM, "smtp": smtp_settings(smtp_server)},
+                        {"gm": [hostile]})
+    with pytest.raises(ConfigurationError, match=r"recipients.gm\[0\]"):
+        load(path)
+    assert smtp_server.received == [] and smtp_server.login_attempts == 0
