@@ -24,7 +24,9 @@ from flows.delivery.base import DeliveryBackend, Email, slug
 from flows.delivery.records import RecordStore, deliver_once
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError
 from flows.period import Period
+from flows.charts import ChartCollector
 from flows.render import RenderedEmail, render_email, stage
+from flows.templating import plain_reason
 from sources.registry import REGISTRY, SourceContext, SourceRegistry, Unavailable, is_available
 
 log = logging.getLogger("exec_reports")
@@ -252,9 +254,12 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
     for check in definition.checks:
         missing = [m for m in check.metrics if not is_available(values.get(m))]
         if missing:
-            reasons = "; ".join(str(values[m]) for m in missing)
+            # Plain words for the email; the metric ids and technical reasons are in the run
+            # summary's warnings (unavailable_warnings) where the people who fix them look.
+            reasons = sorted({plain_reason(values[m]) if isinstance(values.get(m), Unavailable) else "not gathered"
+                              for m in missing})
             results.append(CheckResult(check.spec.id, check.spec.severity, tenant.id, tenant.name,
-                                       f"could not evaluate: {', '.join(missing)} {reasons}", "unknown"))
+                                       f"could not be checked: data {'; '.join(reasons)}", "unknown"))
             continue
         try:
             fired = bool(check.condition(**context))
@@ -266,6 +271,19 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
             results.append(CheckResult(check.spec.id, check.spec.severity, tenant.id, tenant.name,
                                        " ".join(message.split()), "fired"))
     return results
+
+
+def unavailable_warnings(definition: ReportDefinition, tenant_ids: Iterable[str], values: MetricValues,
+                         config: PortfolioConfig) -> list[str]:
+    """The technical reason behind every figure the email calls "not available", for the run
+    summary, the log and the operations alert (the email itself says it in plain words)."""
+    warnings = []
+    for tenant_id in tenant_ids:
+        for name in definition.all_metrics:
+            value = values.get(tenant_id, {}).get(name)
+            if isinstance(value, Unavailable):
+                warnings.append(f"{tenant_id}: {name} unavailable: {value.reason}")
+    return warnings
 
 
 def _severity_order(result: CheckResult) -> tuple:
@@ -303,6 +321,16 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
         views.append(view)
     all_checks.sort(key=_severity_order)
     generated_at = generated_at or dt.datetime.now(dt.UTC)
+    charts = ChartCollector()
+    notes: list[str] = []
+
+    def note(text: Any) -> str:
+        """``{{ note("...") }}`` puts a sentence in the notes box under the title; prints nothing."""
+        text = " ".join(str(text).split())
+        if text and text not in notes:
+            notes.append(text)
+        return ""
+
     context: dict[str, Any] = {
         "report": {"role": definition.role, "title": definition.front.title, "variant": definition.variant},
         "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},
@@ -310,6 +338,8 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
         "generated_at": generated_at,
         "checks": [asdict(c) for c in all_checks if c.status == "fired"],
         "unknown_checks": [asdict(c) for c in all_checks if c.status == "unknown"],
+        "chart": charts.chart,
+        "note": note,
     }
     if definition.scope == "portfolio":
         context["tenants"] = views
@@ -334,7 +364,9 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
     footer = (f"{definition.front.title} · {scope_name} · {period.label} · generated "
               f"{generated_at:%Y-%m-%d %H:%M} UTC by exec-reports")
     rendered = render_email(markdown, subject, title=definition.front.title, footer=footer,
-                            preheader=f"{scope_name}, {period.label}", timings=timings)
+                            preheader=f"{scope_name}, {period.label}", notes=notes, charts=charts.specs,
+                            timings=timings)
+    rendered.warnings.extend(unavailable_warnings(definition, instance.tenant_ids, values, config))
     rendered.tasks = structure_actions(rendered.tasks, instance, definition, views)
     return rendered, all_checks
 
@@ -423,7 +455,7 @@ def make_email(instance: ReportInstance, definition: ReportDefinition, rendered:
                  from_address=delivery.from_address, to=(recipient,) if isinstance(recipient, str) else recipient,
                  role=definition.role, tenant=tenant_label, period=period.label, variant=definition.variant,
                  tags=tags, bcc=(delivery.bcc_address,) if delivery.bcc_address else (),
-                 configuration_set=delivery.ses.configuration_set)
+                 configuration_set=delivery.ses.configuration_set, images=tuple(rendered.images))
 
 
 @dataclass

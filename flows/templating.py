@@ -34,6 +34,10 @@ def escape_markdown(value: Any) -> str:
     """Render any data value as inert inline Markdown text."""
     if isinstance(value, MarkdownSafe):
         return value
+    if isinstance(value, bool):  # never Python's True/False in an email
+        return "yes" if value else "no"
+    if isinstance(value, Unavailable):
+        return escape_markdown(_unavailable_text(value))
     text = "—" if value is None else str(value)
     text = " ".join(text.split())  # a value is one line: no new blocks, no indented code
     text = _ALWAYS_ESCAPE.sub(r"\\\1", text)
@@ -49,8 +53,32 @@ def escape_markdown(value: Any) -> str:
 # ---- formatting helpers ---------------------------------------------------------------------------
 
 
+# What an executive reads instead of a technical reason. The technical reason (metric id, config key,
+# file:line) goes to the run summary's warnings, the log and the operations alert (see
+# flows.pipeline.unavailable_warnings); the email says only what is missing, in plain words.
+_PLAIN_REASONS = (
+    (re.compile(r"is not (set|configured)|not configured for tenant|no source provides|must be|did not produce"),
+     "not set up yet"),
+    (re.compile(r"failed|could not be read|error|timed? ?out|denied", re.IGNORECASE), "could not be read this time"),
+    (re.compile(r"has no entries for|does not cover"), "the books do not cover the whole period yet"),
+    (re.compile(r"costs more than it brings in"), "each sale costs more than it brings in"),
+    (re.compile(r"no .* sales on account"), "no sales recorded in the period"),
+)
+
+
+def plain_reason(value: Unavailable) -> str:
+    """A plain-language reason for a missing figure, without ids, keys or paths."""
+    plain = getattr(value, "plain", "")
+    if plain:
+        return plain
+    for pattern, text in _PLAIN_REASONS:
+        if pattern.search(value.reason):
+            return text
+    return "not available this time"
+
+
 def _unavailable_text(value: Unavailable) -> str:
-    return str(value)
+    return f"not available ({plain_reason(value)})"
 
 
 def money(value: Any, cents: bool = False, currency: str = "$") -> str:
@@ -61,7 +89,14 @@ def money(value: Any, cents: bool = False, currency: str = "$") -> str:
     amount = Decimal(str(value))
     sign = "-" if amount < 0 else ""
     digits = 2 if cents else 0
-    return f"{sign}{currency}{abs(amount):,.{digits}f}"
+    return _no_negative_zero(f"{sign}{currency}{abs(amount):,.{digits}f}")
+
+
+def _no_negative_zero(text: str) -> str:
+    """"-0", "-0.0" and "-$0" are zero: a rounded value never shows a minus sign without a digit behind it."""
+    if text.startswith("-") and not any(ch in "123456789" for ch in text):
+        return text[1:]
+    return text
 
 
 def number(value: Any, digits: int = 0) -> str:
@@ -71,7 +106,7 @@ def number(value: Any, digits: int = 0) -> str:
         return "—"
     if isinstance(value, float) and math.isinf(value):
         return "∞"
-    return f"{Decimal(str(value)):,.{digits}f}"
+    return _no_negative_zero(f"{Decimal(str(value)):,.{digits}f}")
 
 
 def percent(value: Any, digits: int = 0) -> str:
@@ -80,7 +115,7 @@ def percent(value: Any, digits: int = 0) -> str:
         return _unavailable_text(value)
     if value is None:
         return "—"
-    return f"{Decimal(str(value)) * 100:,.{digits}f}%"
+    return _no_negative_zero(f"{Decimal(str(value)) * 100:,.{digits}f}%")
 
 
 def months(value: Any, digits: int = 1) -> str:
@@ -90,7 +125,7 @@ def months(value: Any, digits: int = 1) -> str:
         return "—"
     if isinstance(value, float) and math.isinf(value):
         return "no burn (cash is not decreasing)"
-    return f"{Decimal(str(value)):,.{digits}f} months"
+    return _no_negative_zero(f"{Decimal(str(value)):,.{digits}f}") + " months"
 
 
 def date(value: Any, format: str = "%b %-d, %Y") -> str:  # noqa: A002 - the name report writers expect
@@ -111,15 +146,80 @@ FORMATTERS = {"money": money, "money_cents": money_cents, "number": number, "per
               "date": date}
 
 
+class TopRows(list):
+    """The first ``n`` rows of a ranking, remembering how many were left out (``more``) and of how
+    many (``total``), so ``table()`` and templates can say "and 12 more"."""
+
+    more: int = 0
+    total: int = 0
+
+
+def _lookup(row: Any, path: str) -> Any:
+    value = row
+    for part in path.split("."):
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        else:
+            value = getattr(value, part, None)
+        if value is None or not is_available(value):
+            return value
+    return value
+
+
+def top(rows: Any, n: int = 10, by: str | None = None, reverse: bool = True) -> TopRows:
+    """Summary-first lists: the ``n`` rows that matter most, ranked by ``by`` (a key or dotted path
+    such as ``"finance.burn_rate"``; highest first, ``reverse=False`` for lowest first). Rows whose
+    value is missing or unavailable rank last. Without ``by`` the order is kept.
+
+    The result is a list with ``.more`` (rows left out) and ``.total``; ``table()`` adds an
+    "and N more" row by itself, and ``{{ more(shown) }}`` writes the sentence elsewhere."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"top(): n must be a whole number >= 0, got {n!r}")
+    rows = list(rows or []) if is_available(rows) else []
+    if by is not None:
+        present = [r for r in rows if _lookup(r, by) is not None and is_available(_lookup(r, by))]
+        missing = [r for r in rows if not (_lookup(r, by) is not None and is_available(_lookup(r, by)))]
+        present.sort(key=lambda r: _lookup(r, by), reverse=reverse)  # stable: ties keep their order
+        rows = present + missing
+    shown = TopRows(rows[:n])
+    shown.total = len(rows)
+    shown.more = max(0, len(rows) - n)
+    return shown
+
+
+def plural(count: Any, singular: str, plural_form: str | None = None) -> str:
+    """``plural(3, "issue")`` -> "3 issues", ``plural(1, "entry", "entries")`` -> "1 entry": never "(s)"."""
+    if not is_available(count):
+        return _unavailable_text(count)
+    if not isinstance(count, int) and hasattr(count, "__len__"):
+        count = len(count)
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{number(count)} {word}"
+
+
+def more(rows: Any, what: str = "more", where: str = "") -> str:
+    """"and 12 more" (plus ``where`` to find them, e.g. "in each entity's GM brief"), or "" if none."""
+    count = getattr(rows, "more", 0)
+    if not count:
+        return ""
+    return f"and {count:,} {what}" + (f" {where}" if where else "")
+
+
 def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = None,
-          empty: str = "Nothing to show.") -> MarkdownSafe:
+          empty: str = "Nothing to show.", limit: int | None = None, more_text: str = "more") -> MarkdownSafe:
     """A Markdown table from a list of mappings. ``columns``: keys, or a mapping key -> header.
 
     ``formats`` maps a key to a helper name (money, money_cents, number, percent, months, date).
+    ``limit``: show at most that many rows; like rows from ``top()``, the table then ends with an
+    "and N more" row (``more_text`` names what: "more months", "more entities").
     """
     if not is_available(rows):
-        return MarkdownSafe(f"*{escape_markdown(str(rows))}*")
+        return MarkdownSafe(f"*{escape_markdown(_unavailable_text(rows))}*")
+    left_out = getattr(rows, "more", 0)
     rows = list(rows or [])
+    if limit is not None:
+        left_out += max(0, len(rows) - limit)
+        rows = rows[:limit]
     if not rows:
         return MarkdownSafe(f"*{escape_markdown(empty)}*")
     if columns is None:
@@ -145,14 +245,25 @@ def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = No
             value = row[key]
             cells.append(escape_markdown(FORMATTERS[formats[key]](value) if key in formats else value))
         lines.append("| " + " | ".join(cells) + " |")
+    if left_out:
+        lines.append("| " + " | ".join([f"*and {left_out:,} {escape_markdown(more_text)}*"] + [""] * (len(keys) - 1))
+                     + " |")
     return MarkdownSafe("\n".join(lines))
 
 
-def bullet_list(items: Iterable[Any], empty: str = "None.") -> MarkdownSafe:
+def bullet_list(items: Iterable[Any], empty: str = "None.", limit: int | None = None,
+                more_text: str = "more") -> MarkdownSafe:
+    left_out = getattr(items, "more", 0)
     items = list(items or [])
+    if limit is not None:
+        left_out += max(0, len(items) - limit)
+        items = items[:limit]
     if not items:
         return MarkdownSafe(f"*{escape_markdown(empty)}*")
-    return MarkdownSafe("\n".join(f"- {escape_markdown(item)}" for item in items))
+    lines = [f"- {escape_markdown(item)}" for item in items]
+    if left_out:
+        lines.append(f"- *and {left_out:,} {escape_markdown(more_text)}*")
+    return MarkdownSafe("\n".join(lines))
 
 
 ACTION_PRIORITIES = ("critical", "high", "medium", "low")
@@ -192,8 +303,9 @@ def environment() -> SandboxedEnvironment:
         lstrip_blocks=True,
     )
     env.globals.update(money=money, number=number, percent=percent, months=months, date=date,
-                       table=table, bullet_list=bullet_list, action=action, days_after=days_after)
-    env.filters.update(money=money, number=number, percent=percent, months=months, date=date)
+                       table=table, bullet_list=bullet_list, action=action, days_after=days_after,
+                       top=top, more=more, plural=plural)
+    env.filters.update(money=money, number=number, percent=percent, months=months, date=date, top=top)
     env.tests["available"] = is_available
     return env
 
