@@ -194,6 +194,8 @@ def _axis_formatter(spec: ChartSpec):
             return f"{sign}{prefix}{magnitude / 1_000:.0f}k"
         if magnitude >= 1_000:
             return f"{sign}{prefix}{magnitude / 1_000:.1f}k"
+        if magnitude < 10 and magnitude != int(magnitude):
+            return f"{sign}{prefix}{magnitude:.1f}"
         return f"{sign}{prefix}{magnitude:.0f}"
     return formatted
 
@@ -206,6 +208,7 @@ def render_png(spec: ChartSpec) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
+    from PIL import Image
 
     dpi = 100 * CHART_SCALE
     with _draw_lock:
@@ -244,13 +247,23 @@ def render_png(spec: ChartSpec) -> bytes:
         for side in ("left", "bottom"):
             axes.spines[side].set_color("#9ca3af")
         axes.tick_params(colors="#374151", labelsize=8.5, length=0)
-        axes.set_title(spec.title, loc="left", fontsize=11, color="#111827", fontweight="bold", pad=10)
+        figure.text(0.012, 0.97, spec.title, ha="left", va="top", fontsize=11, color="#111827", fontweight="bold")
         if count > 1:
-            axes.legend(loc="upper left", bbox_to_anchor=(0, 1.0), ncols=count, frameon=False, fontsize=8.5)
-        figure.tight_layout(pad=0.6)
+            axes.legend(loc="lower left", bbox_to_anchor=(-0.01, 1.0), ncols=count, frameon=False, fontsize=8.5,
+                        handlelength=1.2, borderaxespad=0.2)
+        # Fixed margins instead of tight_layout(), which draws the whole figure once more (a third of
+        # the time); the bar chart's left margin fits its longest label.
+        left = 0.09 if spec.kind != "bar" else min(0.4, 0.03 + 0.0125 * max(len(label) for label in spec.labels))
+        figure.subplots_adjust(left=left, right=0.98, top=0.80 if count > 1 else 0.86, bottom=0.12)
+        figure.set_facecolor("white")
+        canvas = figure.canvas
+        canvas.draw()
+        # Encode ourselves: RGB (no alpha channel to compress) at low zlib effort. Charts are flat
+        # colours that compress well anyway; savefig's RGBA at level 6 took 3x longer. No metadata, so
+        # the same chart gives the same bytes on every run (stable Content-ID and message size).
+        image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=dpi, facecolor="white",
-                       metadata={"Software": None})  # no version string: identical bytes across runs
+        image.convert("RGB").save(buffer, format="PNG", compress_level=1)
     draw_timings.append(time.perf_counter() - started)
     return buffer.getvalue()
 

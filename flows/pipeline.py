@@ -256,10 +256,11 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
         if missing:
             # Plain words for the email; the metric ids and technical reasons are in the run
             # summary's warnings (unavailable_warnings) where the people who fix them look.
-            reasons = sorted({plain_reason(values[m]) if isinstance(values.get(m), Unavailable) else "not gathered"
-                              for m in missing})
+            reasons = sorted({plain_reason(values[m]) if isinstance(values.get(m), Unavailable) else ""
+                              for m in missing} - {""})
             results.append(CheckResult(check.spec.id, check.spec.severity, tenant.id, tenant.name,
-                                       f"could not be checked: data {'; '.join(reasons)}", "unknown"))
+                                       "could not be checked: a figure it needs is not available"
+                                       + (f" ({'; '.join(reasons)})" if reasons else ""), "unknown"))
             continue
         try:
             fired = bool(check.condition(**context))
@@ -276,14 +277,24 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
 def unavailable_warnings(definition: ReportDefinition, tenant_ids: Iterable[str], values: MetricValues,
                          config: PortfolioConfig) -> list[str]:
     """The technical reason behind every figure the email calls "not available", for the run
-    summary, the log and the operations alert (the email itself says it in plain words)."""
-    warnings = []
+    summary, the log and the operations alert (the email itself says it in plain words). One line per
+    metric and reason, naming the tenants, so a 100-tenant portfolio gives a few lines, not hundreds."""
+    by_reason: dict[tuple[str, str], list[str]] = defaultdict(list)
     for tenant_id in tenant_ids:
         for name in definition.all_metrics:
             value = values.get(tenant_id, {}).get(name)
             if isinstance(value, Unavailable):
-                warnings.append(f"{tenant_id}: {name} unavailable: {value.reason}")
+                by_reason[(name, value.reason)].append(tenant_id)
+    warnings = []
+    for (name, reason), tenants in by_reason.items():
+        shown = ", ".join(tenants[:5]) + (f" and {len(tenants) - 5} more" if len(tenants) > 5 else "")
+        warnings.append(f"{name} unavailable for {shown}: {reason}")
     return warnings
+
+
+# One critical check outranks any number of high ones in practice (a portfolio rarely has 10 highs on
+# one entity), and so on down; info checks do not ask for attention.
+ATTENTION_WEIGHTS = {"critical": 1000, "high": 100, "medium": 10, "low": 1, "info": 0}
 
 
 def _severity_order(result: CheckResult) -> tuple:
@@ -314,8 +325,11 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
         tenant_values = values.get(tenant_id, {})
         checks = sorted(evaluate_checks(definition, tenant, tenant_values), key=_severity_order)
         all_checks.extend(checks)
+        fired = [c for c in checks if c.status == "fired"]
         view = {"id": tenant.id, "name": tenant.name, "domains": list(tenant.domains),
-                "checks": [asdict(c) for c in checks if c.status == "fired"],
+                "checks": [asdict(c) for c in fired],
+                # Ranks entities for summary-first reports: top(tenants, 10, by="attention").
+                "attention": sum(ATTENTION_WEIGHTS.get(c.severity, 0) for c in fired),
                 "unknown_checks": [asdict(c) for c in checks if c.status == "unknown"],
                 **_namespaced(tenant_values, definition.all_metrics)}
         views.append(view)
@@ -331,6 +345,16 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
             notes.append(text)
         return ""
 
+    operator_details: list[str] = []
+
+    def operator_note(text: Any) -> str:
+        """``{{ operator_note("...") }}``: a technical detail (file:line, an id) for the run summary and the
+        log, never the email; prints nothing."""
+        text = " ".join(str(text).split())
+        if text and text not in operator_details:
+            operator_details.append(text)
+        return ""
+
     context: dict[str, Any] = {
         "report": {"role": definition.role, "title": definition.front.title, "variant": definition.variant},
         "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},
@@ -340,6 +364,7 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
         "unknown_checks": [asdict(c) for c in all_checks if c.status == "unknown"],
         "chart": charts.chart,
         "note": note,
+        "operator_note": operator_note,
     }
     if definition.scope == "portfolio":
         context["tenants"] = views
@@ -367,6 +392,7 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
                             preheader=f"{scope_name}, {period.label}", notes=notes, charts=charts.specs,
                             timings=timings)
     rendered.warnings.extend(unavailable_warnings(definition, instance.tenant_ids, values, config))
+    rendered.warnings.extend(operator_details)
     rendered.tasks = structure_actions(rendered.tasks, instance, definition, views)
     return rendered, all_checks
 

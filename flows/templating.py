@@ -66,19 +66,28 @@ _PLAIN_REASONS = (
 )
 
 
+# Marks of developer text: dotted ids and config keys, snake_case, quotes, brackets, file paths and
+# file:line, exception names.
+_TECHNICAL = re.compile(r"[A-Za-z0-9]\.[A-Za-z_]|_|['\"`\[\]{}<>=/\\]|:\d|[A-Z][a-z]+(Error|Exception)\b")
+
+
 def plain_reason(value: Unavailable) -> str:
-    """A plain-language reason for a missing figure, without ids, keys or paths."""
+    """A plain-language reason for a missing figure, without ids, keys or paths ("" when none fits)."""
     plain = getattr(value, "plain", "")
     if plain:
         return plain
     for pattern, text in _PLAIN_REASONS:
         if pattern.search(value.reason):
             return text
-    return "not available this time"
+    reason = " ".join(value.reason.split())
+    if reason and not _TECHNICAL.search(reason) and len(reason) <= 80:
+        return reason
+    return ""
 
 
 def _unavailable_text(value: Unavailable) -> str:
-    return f"not available ({plain_reason(value)})"
+    reason = plain_reason(value)
+    return f"not available ({reason})" if reason else "not available"
 
 
 def money(value: Any, cents: bool = False, currency: str = "$") -> str:
@@ -197,6 +206,40 @@ def plural(count: Any, singular: str, plural_form: str | None = None) -> str:
     return f"{number(count)} {word}"
 
 
+def totals_by(tenants: Any, metric: str, by: str, fields: Iterable[str]) -> list[dict[str, Any]]:
+    """Portfolio totals of a per-tenant table metric: ``totals_by(tenants, "finance.monthly", "month",
+    ["revenue", "expenses"])`` sums each field per month across the tenants whose metric is available,
+    sorted by ``by``; each row also has ``entities`` (how many tenants contributed)."""
+    fields = list(fields)
+    grouped: dict[Any, dict[str, Any]] = {}
+    for tenant in tenants or []:
+        rows = _lookup(tenant, metric)
+        if rows is None or not is_available(rows):
+            continue
+        for row in rows:
+            key = row[by]
+            total = grouped.setdefault(key, {by: key, "entities": 0, **{f: 0 for f in fields}})
+            total["entities"] += 1
+            for name in fields:
+                value = row.get(name)
+                if value is not None and is_available(value):
+                    total[name] += value
+    return [grouped[key] for key in sorted(grouped)]
+
+
+def rule_name(rule: Any) -> str:
+    """A financial rule's plain name: ``min_reserve_months`` -> "cash reserve"."""
+    from sources.finance_rules import RULE_LABELS
+
+    return RULE_LABELS.get(str(rule), str(rule).replace("_", " "))
+
+
+def label(metric: Any) -> str:
+    """A metric id as words for an executive: ``finance.break_even_units`` -> "Break even units"."""
+    short = str(metric).rsplit(".", 1)[-1].replace("_", " ").strip()
+    return short[:1].upper() + short[1:]
+
+
 def more(rows: Any, what: str = "more", where: str = "") -> str:
     """"and 12 more" (plus ``where`` to find them, e.g. "in each entity's GM brief"), or "" if none."""
     count = getattr(rows, "more", 0)
@@ -304,8 +347,10 @@ def environment() -> SandboxedEnvironment:
     )
     env.globals.update(money=money, number=number, percent=percent, months=months, date=date,
                        table=table, bullet_list=bullet_list, action=action, days_after=days_after,
-                       top=top, more=more, plural=plural)
-    env.filters.update(money=money, number=number, percent=percent, months=months, date=date, top=top)
+                       top=top, more=more, plural=plural, label=label, totals_by=totals_by,
+                       rule_name=rule_name)
+    env.filters.update(money=money, number=number, percent=percent, months=months, date=date, top=top,
+                       rule_name=rule_name, label=label)
     env.tests["available"] = is_available
     return env
 
@@ -315,7 +360,8 @@ def plain_environment() -> SandboxedEnvironment:
     """For subjects and check messages: plain text, same helpers, no Markdown escaping."""
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
     env.globals.update(environment().globals)
-    env.filters.update(money=money, number=number, percent=percent, months=months, date=date)
+    env.filters.update(money=money, number=number, percent=percent, months=months, date=date,
+                       rule_name=rule_name, label=label)
     env.tests["available"] = is_available
     return env
 
