@@ -240,12 +240,19 @@ def label(metric: Any) -> str:
     return short[:1].upper() + short[1:]
 
 
+def _more_words(count: int, what: str) -> str:
+    """``what`` may be "more entity|more entities": the singular is used for one."""
+    singular, _, plural_form = what.partition("|")
+    return singular if count == 1 or not plural_form else plural_form
+
+
 def more(rows: Any, what: str = "more", where: str = "") -> str:
-    """"and 12 more" (plus ``where`` to find them, e.g. "in each entity's GM brief"), or "" if none."""
+    """"and 12 more" (plus ``where`` to find them, e.g. "in each entity's GM brief"), or "" if none.
+    ``what`` may give both forms: "more entity|more entities"."""
     count = getattr(rows, "more", 0)
     if not count:
         return ""
-    return f"and {count:,} {what}" + (f" {where}" if where else "")
+    return f"and {count:,} {_more_words(count, what)}" + (f" {where}" if where else "")
 
 
 def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = None,
@@ -289,8 +296,8 @@ def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = No
             cells.append(escape_markdown(FORMATTERS[formats[key]](value) if key in formats else value))
         lines.append("| " + " | ".join(cells) + " |")
     if left_out:
-        lines.append("| " + " | ".join([f"*and {left_out:,} {escape_markdown(more_text)}*"] + [""] * (len(keys) - 1))
-                     + " |")
+        words = escape_markdown(_more_words(left_out, more_text))
+        lines.append("| " + " | ".join([f"*and {left_out:,} {words}*"] + [""] * (len(keys) - 1)) + " |")
     return MarkdownSafe("\n".join(lines))
 
 
@@ -305,7 +312,7 @@ def bullet_list(items: Iterable[Any], empty: str = "None.", limit: int | None = 
         return MarkdownSafe(f"*{escape_markdown(empty)}*")
     lines = [f"- {escape_markdown(item)}" for item in items]
     if left_out:
-        lines.append(f"- *and {left_out:,} {escape_markdown(more_text)}*")
+        lines.append(f"- *and {left_out:,} {escape_markdown(_more_words(left_out, more_text))}*")
     return MarkdownSafe("\n".join(lines))
 
 
