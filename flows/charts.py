@@ -246,10 +246,10 @@ def render_png(spec: ChartSpec) -> bytes:
             axes.spines[side].set_visible(False)
         for side in ("left", "bottom"):
             axes.spines[side].set_color("#9ca3af")
-        axes.tick_params(colors="#374151", labelsize=8.5, length=0)
-        figure.text(0.012, 0.97, spec.title, ha="left", va="top", fontsize=11, color="#111827", fontweight="bold")
+        axes.tick_params(colors="#374151", labelsize=10, length=0)
+        figure.text(0.012, 0.97, spec.title, ha="left", va="top", fontsize=12.5, color="#111827", fontweight="bold")
         if count > 1:
-            axes.legend(loc="lower left", bbox_to_anchor=(-0.01, 1.0), ncols=count, frameon=False, fontsize=8.5,
+            axes.legend(loc="lower left", bbox_to_anchor=(-0.01, 1.0), ncols=count, frameon=False, fontsize=10,
                         handlelength=1.2, borderaxespad=0.2)
         # Fixed margins instead of tight_layout(), which draws the whole figure once more (a third of
         # the time); the bar chart's left margin fits its longest label.

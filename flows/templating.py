@@ -240,6 +240,17 @@ def label(metric: Any) -> str:
     return short[:1].upper() + short[1:]
 
 
+def names(items: Any, limit: int = 5, attribute: str = "name") -> str:
+    """"A, B and C", or "A, B, C, D, E and 20 more" past ``limit``: a list of entities in a sentence
+    that stays short however large the portfolio."""
+    values = [str(_lookup(item, attribute) if isinstance(item, Mapping) else item) for item in (items or [])]
+    if len(values) > limit:
+        return ", ".join(values[:limit]) + f" and {len(values) - limit:,} more"
+    if len(values) > 1:
+        return ", ".join(values[:-1]) + " and " + values[-1]
+    return values[0] if values else ""
+
+
 def _more_words(count: int, what: str) -> str:
     """``what`` may be "more entity|more entities": the singular is used for one."""
     singular, _, plural_form = what.partition("|")
@@ -355,7 +366,7 @@ def environment() -> SandboxedEnvironment:
     env.globals.update(money=money, number=number, percent=percent, months=months, date=date,
                        table=table, bullet_list=bullet_list, action=action, days_after=days_after,
                        top=top, more=more, plural=plural, label=label, totals_by=totals_by,
-                       rule_name=rule_name)
+                       rule_name=rule_name, names=names)
     env.filters.update(money=money, number=number, percent=percent, months=months, date=date, top=top,
                        rule_name=rule_name, label=label)
     env.tests["available"] = is_available
