@@ -25,6 +25,7 @@ class MarkdownSafe(str):
     """Markdown produced by a helper that already escaped the data inside it."""
 
 
+_CODE_SPAN = re.compile(r"`([^`]+)`")
 _ALWAYS_ESCAPE = re.compile(r"([\\`*_\[\]<>#|~&!])")
 # Only what would start a block at the beginning of a line: "- x", "+ x", "1. x", "---", "===".
 _LINE_START = re.compile(r"^(?:[-+](?=\s|$)|[-=]+\s*$|\d{1,9}(?=[.)](?:\s|$)))")
@@ -40,6 +41,8 @@ def escape_markdown(value: Any) -> str:
         return escape_markdown(_unavailable_text(value))
     text = "—" if value is None else str(value)
     text = " ".join(text.split())  # a value is one line: no new blocks, no indented code
+    # Notes written in Markdown quote code as `x`: an executive should see x, not the backticks.
+    text = _CODE_SPAN.sub(r"\1", text)
     text = _ALWAYS_ESCAPE.sub(r"\\\1", text)
     match = _LINE_START.match(text)
     if match:
