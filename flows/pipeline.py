@@ -18,13 +18,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from flows.charts import ChartCollector
 from flows.config import PortfolioConfig, TenantConfig
 from flows.definitions import SEVERITIES, ReportDefinition, group_by_role, load_definitions
 from flows.delivery.base import DeliveryBackend, Email, slug
 from flows.delivery.records import RecordStore, deliver_once
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError
 from flows.period import Period
-from flows.charts import ChartCollector
 from flows.render import RenderedEmail, render_email, stage
 from flows.templating import plain_reason
 from sources.registry import REGISTRY, SourceContext, SourceRegistry, Unavailable, is_available
@@ -297,6 +297,12 @@ def unavailable_warnings(definition: ReportDefinition, tenant_ids: Iterable[str]
 ATTENTION_WEIGHTS = {"critical": 1000, "high": 100, "medium": 10, "low": 1, "info": 0}
 
 
+def _check_view(result: CheckResult) -> dict[str, str]:
+    """What templates see of a check: dataclasses.asdict deep-copies field by field, which was a
+    sixth of a 100-entity report's render time; every field is a plain string."""
+    return dict(vars(result))
+
+
 def _severity_order(result: CheckResult) -> tuple:
     return (SEVERITIES.index(result.severity), result.tenant, result.id)
 
@@ -327,10 +333,10 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
         all_checks.extend(checks)
         fired = [c for c in checks if c.status == "fired"]
         view = {"id": tenant.id, "name": tenant.name, "domains": list(tenant.domains),
-                "checks": [asdict(c) for c in fired],
+                "checks": [_check_view(c) for c in fired],
                 # Ranks entities for summary-first reports: top(tenants, 10, by="attention").
                 "attention": sum(ATTENTION_WEIGHTS.get(c.severity, 0) for c in fired),
-                "unknown_checks": [asdict(c) for c in checks if c.status == "unknown"],
+                "unknown_checks": [_check_view(c) for c in checks if c.status == "unknown"],
                 **_namespaced(tenant_values, definition.all_metrics)}
         views.append(view)
     all_checks.sort(key=_severity_order)
@@ -360,8 +366,8 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
         "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},
         "portfolio": {"name": config.portfolio.name},
         "generated_at": generated_at,
-        "checks": [asdict(c) for c in all_checks if c.status == "fired"],
-        "unknown_checks": [asdict(c) for c in all_checks if c.status == "unknown"],
+        "checks": [_check_view(c) for c in all_checks if c.status == "fired"],
+        "unknown_checks": [_check_view(c) for c in all_checks if c.status == "unknown"],
         "chart": charts.chart,
         "note": note,
         "operator_note": operator_note,

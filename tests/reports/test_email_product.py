@@ -143,7 +143,7 @@ def test_charts_are_cid_images_with_alt_text_and_a_matching_related_part(outbox)
         assert set(cids) == set(images), name
         related = next(p for p in message.walk() if p.get_content_type() == "multipart/related")
         assert related.get_payload()[0].get_content_type() == "text/html"
-        for cid, part in images.items():
+        for part in images.values():
             assert part.get_content_disposition() == "inline"
             data = part.get_content()
             assert data[:8] == b"\x89PNG\r\n\x1a\n"
