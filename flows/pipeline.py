@@ -79,6 +79,9 @@ class CheckResult:
     tenant_name: str
     message: str
     status: str  # "fired" | "unknown"
+    # For an unknown check: which metrics were unavailable and why (ids, keys: for the run summary and
+    # the log, not the email, which shows ``message``).
+    detail: str = ""
 
 
 @dataclass
@@ -258,9 +261,11 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
             # summary's warnings (unavailable_warnings) where the people who fix them look.
             reasons = sorted({plain_reason(values[m]) if isinstance(values.get(m), Unavailable) else ""
                               for m in missing} - {""})
+            detail = "; ".join(f"{m}: {values[m].reason if isinstance(values.get(m), Unavailable) else 'not gathered'}"
+                               for m in missing)
             results.append(CheckResult(check.spec.id, check.spec.severity, tenant.id, tenant.name,
                                        "could not be checked: a figure it needs is not available"
-                                       + (f" ({'; '.join(reasons)})" if reasons else ""), "unknown"))
+                                       + (f" ({'; '.join(reasons)})" if reasons else ""), "unknown", detail))
             continue
         try:
             fired = bool(check.condition(**context))
