@@ -7,7 +7,7 @@ puts a Markdown image ``![alt](chart:N)`` in its place. The render step turns th
 
 The PNG is drawn only when something asks for its bytes (sending, the outbox preview), so checking or
 previewing definitions never imports matplotlib. matplotlib (Agg backend) was chosen over Vega-Lite
-through vl-convert by measurement; see bench/results.md "Charts".
+through vl-convert by measurement; see README "Writing a report", Charts.
 """
 
 from __future__ import annotations
