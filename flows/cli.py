@@ -110,6 +110,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_preview(args) -> int:
+    from flows.delivery.base import embed_images
     from flows.pipeline import run_plain
 
     config, period = _config_and_period(args)
@@ -123,7 +124,9 @@ def cmd_preview(args) -> int:
     output.mkdir(parents=True, exist_ok=True)
     for key, email in rendered.items():
         path = output / f"{key}.html"
-        path.write_text(email.html, encoding="utf-8")
+        # Charts as data: URIs (cid: resolves only inside a message); drawing them is the only time
+        # preview imports the chart library.
+        path.write_text(embed_images(email.html, email.images), encoding="utf-8")
         (output / f"{key}.md").write_text(email.markdown, encoding="utf-8")
         print(path.resolve())
     return 1 if summary["failed"] else 0

@@ -7,7 +7,9 @@ access and keeps media queries in a head ``<style>``.
 
 from __future__ import annotations
 
+import html as html_lib
 import logging
+import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,10 +22,15 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markupsafe import Markup
 
+from flows.charts import ChartSpec, InlineImage
+
 GMAIL_CLIP_BYTES = 102 * 1024
 DEFAULT_THEME_DIR = Path(__file__).resolve().parent.parent / "reports" / "theme"
 
 OPEN_BOX, DONE_BOX = "☐", "☑"
+# Plain-text paragraphs are wrapped to this width (RFC 5322 recommends lines under 78 characters).
+TEXT_WIDTH = 76
+CHART_SRC_PREFIX = "chart:"
 
 
 def task_items_plugin(md: MarkdownIt) -> None:
@@ -55,7 +62,37 @@ def markdown_parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     md.use(task_items_plugin)
+    md.add_render_rule("table_open", _render_table_open)
+    md.add_render_rule("table_close", _render_table_close)
+    md.add_render_rule("image", _render_image)
     return md
+
+
+def _render_table_open(self, tokens, index, options, env) -> str:
+    # A wide table scrolls inside its own box on a phone; the page itself never gets wider.
+    return '<div class="table-scroll">' + self.renderToken(tokens, index, options, env)
+
+
+def _render_table_close(self, tokens, index, options, env) -> str:
+    return self.renderToken(tokens, index, options, env) + "</div>\n"
+
+
+def _render_image(self, tokens, index, options, env) -> str:
+    """``![alt](chart:N)`` from the chart() helper becomes the chart's cid: image; any other image is
+    dropped to its alt text (a report cannot pull images from the network)."""
+    token = tokens[index]
+    src = str(token.attrGet("src") or "")
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    images: list[InlineImage] = (env or {}).get("images", [])
+    if src.startswith(CHART_SRC_PREFIX) and src[len(CHART_SRC_PREFIX):].isdigit():
+        number = int(src[len(CHART_SRC_PREFIX):])
+        if number < len(images):
+            from flows.charts import CHART_HEIGHT_PX, CHART_WIDTH_PX
+
+            image = images[number]
+            return (f'<img class="chart" src="cid:{html_lib.escape(image.content_id)}" '
+                    f'width="{CHART_WIDTH_PX}" height="{CHART_HEIGHT_PX}" alt="{html_lib.escape(image.alt)}">')
+    return html_lib.escape(alt)
 
 
 @dataclass
@@ -66,6 +103,8 @@ class RenderedEmail:
     text: str
     warnings: list[str] = field(default_factory=list)
     tasks: list[dict[str, str]] = field(default_factory=list)
+    images: list[InlineImage] = field(default_factory=list)  # charts, as related parts referenced by cid:
+    notes: list[str] = field(default_factory=list)
 
     @property
     def html_bytes(self) -> int:
@@ -83,10 +122,10 @@ def _theme_css(theme_dir: Path) -> str:
     return (theme_dir / "theme.css").read_text(encoding="utf-8")
 
 
-def markdown_to_html(markdown: str) -> tuple[str, list[Token]]:
+def markdown_to_html(markdown: str, images: list[InlineImage] | None = None) -> tuple[str, list[Token]]:
     md = markdown_parser()
     tokens = md.parse(markdown)
-    return md.renderer.render(tokens, md.options, {}), tokens
+    return md.renderer.render(tokens, md.options, {"images": images or []}), tokens
 
 
 @contextmanager
@@ -103,20 +142,28 @@ def stage(timings: dict[str, float] | None, name: str) -> Iterator[None]:
 
 
 def render_email(markdown: str, subject: str, *, title: str, footer: str, preheader: str = "",
+                 notes: list[str] | tuple[str, ...] = (), charts: list[ChartSpec] | tuple[ChartSpec, ...] = (),
                  theme_dir: Path = DEFAULT_THEME_DIR, timings: dict[str, float] | None = None) -> RenderedEmail:
+    """``notes``: plain sentences shown in the notes box under the title (what a figure leaves out,
+    which entities are missing). ``charts``: the specs behind ``![..](chart:N)`` images."""
+    images = [InlineImage(spec) for spec in charts]
+    notes = [" ".join(str(note).split()) for note in notes if str(note).strip()]
     with stage(timings, "markdown"):
-        body_html, tokens = markdown_to_html(markdown)
+        body_html, tokens = markdown_to_html(markdown, images)
     with stage(timings, "layout"):
         layout = _layout_environment(theme_dir).get_template("layout.html")
-        page = layout.render(subject=subject, title=title, preheader=preheader, footer=footer,
+        page = layout.render(subject=subject, title=title, preheader=preheader, footer=footer, notes=notes,
                              body=Markup(body_html), css=Markup(_theme_css(theme_dir)))
     with stage(timings, "premailer"):
         html = inline_css(page)
     with stage(timings, "text"):
-        text = tokens_to_text(tokens)
+        text = tokens_to_text(tokens, [image.spec for image in images])
+        if notes:
+            text = "\n".join(wrap_line("Note: " + note) for note in notes) + "\n\n" + text
         if footer:
-            text += "\n\n-- \n" + footer + "\n"
-    rendered = RenderedEmail(subject=subject, markdown=markdown, html=html, text=text, tasks=extract_tasks(tokens))
+            text += "\n\n-- \n" + wrap_line(footer) + "\n"
+    rendered = RenderedEmail(subject=subject, markdown=markdown, html=html, text=text, tasks=extract_tasks(tokens),
+                             images=images, notes=notes)
     if rendered.html_bytes > GMAIL_CLIP_BYTES:
         rendered.warnings.append(f"HTML is {rendered.html_bytes / 1024:.0f} KB; Gmail clips messages over 102 KB")
     return rendered
@@ -191,8 +238,30 @@ def _inline_text(token: Token) -> str:
     return "".join(parts)
 
 
-def tokens_to_text(tokens: list[Token]) -> str:
-    """A readable plain-text rendering: headings underlined, lists bulleted, tables aligned."""
+def wrap_line(text: str, indent: str = "", width: int = TEXT_WIDTH) -> str:
+    """Wrap one paragraph; long tokens (URLs, addresses) are never split."""
+    lines = []
+    for part in text.split("\n"):
+        lines.append(textwrap.fill(part, width=width, initial_indent=indent,
+                                   subsequent_indent=" " * len(indent), break_long_words=False,
+                                   break_on_hyphens=False) or indent.rstrip())
+    return "\n".join(lines)
+
+
+def _chart_of(token: Token, charts: list[ChartSpec]) -> ChartSpec | None:
+    children = [c for c in token.children or [] if not (c.type == "text" and not c.content.strip())]
+    if len(children) == 1 and children[0].type == "image":
+        src = str(children[0].attrGet("src") or "")
+        number = src[len(CHART_SRC_PREFIX):]
+        if src.startswith(CHART_SRC_PREFIX) and number.isdigit() and int(number) < len(charts):
+            return charts[int(number)]
+    return None
+
+
+def tokens_to_text(tokens: list[Token], charts: list[ChartSpec] | None = None) -> str:
+    """A readable plain-text rendering: headings underlined, lists bulleted, tables aligned, charts as
+    small tables of their figures, paragraphs wrapped to TEXT_WIDTH."""
+    charts = charts or []
     out: list[str] = []
     list_stack: list[list] = []  # [kind, counter]
     table_rows: list[list[str]] = []
@@ -238,6 +307,10 @@ def tokens_to_text(tokens: list[Token]) -> str:
             out.extend(["    " + line for line in token.content.rstrip("\n").splitlines()])
             out.append("")
         elif kind == "inline":
+            chart = _chart_of(token, charts)
+            if chart is not None and not in_table and not heading_level:
+                out.extend([*chart.text_table(), ""])
+                continue
             text = _inline_text(token)
             if in_table and row is not None:
                 row.append(text)
@@ -246,12 +319,12 @@ def tokens_to_text(tokens: list[Token]) -> str:
                 out.append(("=" if heading_level <= 2 else "-") * min(len(text), 72))
                 out.append("")
             elif pending_bullet:
-                out.append(pending_bullet + text)
+                out.append(wrap_line(text, pending_bullet))
                 pending_bullet = ""
             elif list_stack:
-                out.append("  " * len(list_stack) + text)
+                out.append(wrap_line(text, "  " * len(list_stack)))
             else:
-                out.extend([text, ""])
+                out.extend([wrap_line(text), ""])
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n"

@@ -28,6 +28,9 @@ from sources.registry import SourceContext, Unavailable, is_available
 
 UNIT_METRICS = ("finance.unit_economics", "finance.break_even_units")
 RULE_METRICS = ("finance.rules", "finance.rules_failed")
+# What each rule is called in an email (reports use the rule_name() helper).
+RULE_LABELS = {"min_reserve_months": "cash reserve", "max_uncategorised_expense": "uncategorised spending",
+               "max_owner_draw_percent": "owner draws", "max_burn_rate": "burn ceiling"}
 
 
 def unit_economics(entries, settings: Mapping[str, Any] | None, period_end: dt.date) -> dict[str, Any]:

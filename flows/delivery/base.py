@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import html as html_lib
 import re
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from flows.addresses import Mailbox, header_text
 from flows.errors import DeliveryError
+
+if TYPE_CHECKING:
+    from flows.charts import InlineImage
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,8 @@ class Email:
     bcc: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     configuration_set: str | None = None
+    # Charts referenced from the HTML as cid:<content_id>; sent as related parts of the HTML.
+    images: tuple[InlineImage, ...] = field(default=(), compare=False, hash=False)
 
     def __post_init__(self) -> None:
         # Every address is one strictly parsed mailbox, so the envelope address below is exactly
@@ -51,7 +58,10 @@ class Email:
         return slug("-".join(part for part in (self.tenant, self.role, self.variant) if part))
 
     def to_mime(self) -> EmailMessage:
-        """RFC 5322 message, multipart/alternative: text/plain first, then text/html, both UTF-8."""
+        """RFC 5322 message, multipart/alternative: text/plain first, then text/html, both UTF-8.
+
+        With charts, the HTML part is multipart/related: the HTML, then one image/png part per chart
+        with its Content-ID (RFC 2387), so mail clients show them inline without fetching anything."""
         message = EmailMessage()
         # Data never adds a header line or a control/bidi character to a header.
         message["Subject"] = header_text(self.subject)
@@ -61,6 +71,10 @@ class Email:
         domain = self.from_address.address.rsplit("@", 1)[-1]
         message["Message-ID"] = make_msgid(idstring=self.report_key, domain=domain)
         message["X-Exec-Reports-Report"] = header_text(f"{self.role}; tenant={self.tenant}; period={self.period}")
+        # An automated report (RFC 3834): vacation responders and auto-forwarders must not answer it,
+        # and Exchange/Outlook suppresses its out-of-office and read-receipt replies.
+        message["Auto-Submitted"] = "auto-generated"
+        message["X-Auto-Response-Suppress"] = "All"
         # SES reads (and strips) these two headers on raw sends, through the API and its SMTP interface.
         if self.configuration_set:
             message["X-SES-CONFIGURATION-SET"] = ses_tag_value(self.configuration_set)
@@ -69,7 +83,23 @@ class Email:
                 f"{ses_tag_value(name)}={ses_tag_value(value)}" for name, value in self.tags.items())
         message.set_content(self.text, subtype="plain", charset="utf-8")
         message.add_alternative(self.html, subtype="html", charset="utf-8")
+        if self.images:
+            html_part = message.get_payload()[1]
+            for image in self.images:
+                html_part.add_related(image.png, maintype="image", subtype="png", cid=f"<{image.content_id}>",
+                                      disposition="inline", filename=image.filename)
         return message
+
+    def preview_html(self) -> str:
+        """The HTML with its charts embedded as data: URIs, to open in a browser from disk."""
+        return embed_images(self.html, self.images)
+
+
+def embed_images(html: str, images) -> str:
+    for image in images:
+        data = base64.b64encode(image.png).decode("ascii")
+        html = html.replace(f'src="cid:{html_lib.escape(image.content_id)}"', f'src="data:image/png;base64,{data}"')
+    return html
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The local outbox: each message is written as an ``.eml`` (exactly what SES would receive) plus an
-``.html`` preview to open in a browser."""
+``.html`` preview to open in a browser (charts embedded as data: URIs, since cid: only resolves inside a
+message)."""
 
 from __future__ import annotations
 
@@ -22,5 +23,5 @@ class OutboxBackend:
         stem = f"{email.report_key}--{slug(email.to[0]) if email.to else 'no-recipient'}"
         eml_path = self.folder / f"{stem}.eml"
         eml_path.write_bytes(email.to_mime().as_bytes())
-        (self.folder / f"{stem}.html").write_text(email.html, encoding="utf-8")
+        (self.folder / f"{stem}.html").write_text(email.preview_html(), encoding="utf-8")
         return DeliveryResult(recipients=email.to, status="sent", location=str(eml_path))

@@ -47,7 +47,10 @@ def test_preview_writes_html_and_prints_its_path(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out.strip()
     assert printed == str((tmp_path / "portfolio-cfo.html").resolve())
-    assert "<table" in (tmp_path / "portfolio-cfo.html").read_text()
+    html = (tmp_path / "portfolio-cfo.html").read_text()
+    assert "<table" in html
+    # The CFO brief's two charts show in a browser: embedded, not cid: references.
+    assert html.count('src="data:image/png;base64,') == 2 and "cid:" not in html
 
 
 def test_preview_of_an_unknown_role_suggests_the_close_one(capsys):

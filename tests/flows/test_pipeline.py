@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import json
 import subprocess
@@ -93,7 +94,7 @@ def test_a_portfolio_report_missing_a_required_figure_fails_instead_of_showing_a
     assert "portfolio-cfo" not in rendered
 
 
-def test_optional_metrics_show_as_unavailable_with_the_reason(portfolio_copy):
+def test_optional_metrics_show_as_not_available_in_plain_words_and_the_reason_goes_to_the_summary(portfolio_copy):
     add_report(portfolio_copy, "owner.md", TENANT_REPORT.replace(
         "  - handoffs.open_items\n", "optional_metrics:\n  - handoffs.open_items\n").replace(
         "{% for item in handoffs.open_items %}\n- [ ] {{ item.text }}\n{% endfor %}",
@@ -103,8 +104,10 @@ def test_optional_metrics_show_as_unavailable_with_the_reason(portfolio_copy):
     summary, rendered = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["owner"],
                                   tenants=["jada"], dry_run=True)
     assert summary["failed"] == []
-    assert ("Open items: unavailable (source 'handoffs' is not configured for tenant 'jada')"
-            in rendered["jada-owner"].text)
+    assert "Open items: not available (not set up yet)" in rendered["jada-owner"].text
+    assert "handoffs" not in rendered["jada-owner"].text
+    assert ("owner/jada: handoffs.open_items unavailable for jada: source 'handoffs' is not configured for "
+            "tenant 'jada'") in summary["warnings"]
 
 
 def test_one_tenants_data_never_appears_in_another_tenants_email(portfolio_copy, tmp_path):
@@ -140,17 +143,23 @@ def test_a_check_over_an_unavailable_optional_metric_is_reported_as_unknown_not_
                            dry_run=True)
     [unknown] = [c for c in summary["checks"] if c["id"] == "many-open"]
     assert unknown["status"] == "unknown"
-    assert "handoffs.open_items" in unknown["message"] and "not configured" in unknown["message"]
+    # The email's words are plain; the run summary keeps the metric and the technical reason.
+    assert unknown["message"] == "could not be checked: a figure it needs is not available (not set up yet)"
+    assert "handoffs.open_items" in unknown["detail"] and "not configured" in unknown["detail"]
 
 
-def test_outbox_eml_is_multipart_alternative_text_then_html_in_utf8(sample_config, sample_period, tmp_path):
+def test_outbox_eml_is_multipart_alternative_text_then_html_with_its_charts_in_utf8(sample_config, sample_period,
+                                                                                   tmp_path):
     summary, _ = run_plain(sample_config, sample_period, roles=["ceo"], backend=OutboxBackend(tmp_path))
     [sent] = summary["sent"]
     message = email.message_from_bytes((tmp_path / sent["location"].rsplit("/", 1)[1]).read_bytes(),
                                        policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"
-    parts = list(message.iter_parts())
-    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    text_part, related = message.iter_parts()
+    assert [text_part.get_content_type(), related.get_content_type()] == ["text/plain", "multipart/related"]
+    html_part, *images = related.iter_parts()
+    assert html_part.get_content_type() == "text/html" and [i.get_content_type() for i in images] == ["image/png"]
+    parts = [text_part, html_part]
     assert all(p.get_content_charset() == "utf-8" for p in parts)
     assert message["To"] == "ceo@holdings.example"
     assert message["From"] == "Executive Reports <reports@holdings.example>"
@@ -158,7 +167,11 @@ def test_outbox_eml_is_multipart_alternative_text_then_html_in_utf8(sample_confi
     assert message["Message-ID"] and message["Date"]
     assert "JADA" in parts[0].get_content() and "<table" in parts[1].get_content()
     preview = tmp_path / sent["location"].rsplit("/", 1)[1].replace(".eml", ".html")
-    assert preview.read_text(encoding="utf-8") == parts[1].get_content()
+    cid = images[0]["Content-ID"].strip("<>")
+    assert f'src="cid:{cid}"' in html_part.get_content()
+    # The preview is the same HTML with the chart inline as a data: URI (cid: only resolves in a message).
+    assert preview.read_text(encoding="utf-8") == html_part.get_content().replace(
+        f'src="cid:{cid}"', 'src="data:image/png;base64,' + base64.b64encode(images[0].get_content()).decode() + '"')
 
 
 def flaky_registry(failures: list[BaseException]):

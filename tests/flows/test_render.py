@@ -22,12 +22,16 @@ def test_raw_html_written_in_a_template_is_shown_as_text():
     assert "<div>block" not in rendered.html
 
 
-def test_css_is_inlined_and_media_queries_survive_in_the_head():
+def test_css_is_inlined_and_the_layout_needs_no_media_queries():
     rendered = render_email("| a | b |\n|---|---|\n| 1 | 2 |\n", "s", title="t", footer="f")
     head, body = rendered.html.split("</head>", 1)
-    assert "@media" in head and "!important" in head
+    # Gmail's mobile webmail and Outlook ignore @media: the layout is fluid on inline styles alone.
+    assert "@media" not in rendered.html
     assert '<td style="' in body
+    assert "max-width:600px" in body.replace(" ", "")
     assert "<style" not in body
+    # A wide table scrolls inside its own box instead of widening the page.
+    assert '<div class="table-scroll" style="' in body and "overflow-x:auto" in body.replace(" ", "")
 
 
 def test_plain_text_alternative_is_readable():
@@ -40,6 +44,28 @@ def test_plain_text_alternative_is_readable():
     assert "Entity        Burn" in lines
     assert "JADA          $1,200" in lines
     assert lines[-1] == "the footer"
+
+
+def test_plain_text_paragraphs_are_wrapped_but_long_tokens_and_tables_are_not():
+    url = "https://holdings.example/" + "x" * 90
+    markdown = ("word " * 60 + "\n\n- " + "item " * 40 + "\n\n" + url + "\n\n"
+                "| Entity | A very long header that would not fit | B |\n|---|---|---|\n| JADA | " + "v" * 70 + " | 1 |\n")
+    text = render_email(markdown, "s", title="t", footer="f").text
+    lines = text.splitlines()
+    prose = [line for line in lines if line.startswith(("word", "- item", "  item"))]
+    assert len(prose) > 4 and all(len(line) <= 76 for line in prose)
+    assert url in lines  # never split inside a URL
+    assert any(line.startswith("JADA") and len(line) > 76 for line in lines)  # table rows stay on one line
+
+
+def test_notes_appear_under_the_title_in_html_and_text():
+    rendered = render_email("Body.\n", "s", title="Brief", footer="f",
+                            notes=["Cash excludes 2 ledger rows that could not be read.", "  "])
+    assert rendered.notes == ["Cash excludes 2 ledger rows that could not be read."]
+    html = rendered.html
+    assert html.index("Brief") < html.index('class="note"') < html.index("Body.")
+    assert rendered.text.startswith("Note: Cash excludes 2 ledger rows that could not be read.\n\nBody.")
+    assert 'class="notes"' not in render_email("Body.\n", "s", title="Brief", footer="f").html
 
 
 def test_a_large_email_warns_about_gmail_clipping():

@@ -88,7 +88,7 @@ def test_format_helpers():
     assert number(3676) == "3,676"
     assert months(float("inf")).startswith("no burn")
     assert months(14.25) == "14.2 months"  # Decimal's default rounding, half to even
-    assert money(Unavailable("finance.burn_rate", "ledger missing")) == "unavailable (ledger missing)"
+    assert money(Unavailable("finance.burn_rate", "ledger missing")) == "not available (ledger missing)"
 
 
 def test_table_helper_formats_and_rejects_unknown_columns():
@@ -104,3 +104,70 @@ def test_escaping_keeps_ordinary_text_readable():
     assert escape_markdown("10.6 months") == "10.6 months"
     assert escape_markdown("-$387") == "-$387"
     assert escape_markdown(None) == "—"
+
+
+# ---- summary-first helpers and plain language -----------------------------------------------------
+
+
+def test_top_ranks_by_a_dotted_path_and_remembers_how_many_were_left_out():
+    from flows.templating import more, top
+
+    rows = [{"name": n, "finance": {"runway": r}} for n, r in
+            (("A", 9.0), ("B", Unavailable("finance.runway", "x")), ("C", 2.5), ("D", 4.0), ("E", None))]
+    shortest = top(rows, 2, by="finance.runway", reverse=False)
+    assert [r["name"] for r in shortest] == ["C", "D"]
+    assert (shortest.more, shortest.total) == (3, 5)
+    # Missing and unavailable values rank last whichever the direction.
+    assert [r["name"] for r in top(rows, 5, by="finance.runway")] == ["A", "D", "C", "B", "E"]
+    assert more(shortest, "more entities") == "and 3 more entities"
+    assert more(top(rows, 10)) == ""
+    with pytest.raises(ValueError, match="n must be"):
+        top(rows, -1)
+
+
+def test_table_ends_with_an_and_n_more_row_when_rows_were_left_out():
+    from flows.templating import top
+
+    rows = [{"entity": f"E{i}", "burn": i * 100} for i in range(25)]
+    markdown = table(top(rows, 3, by="burn"), columns={"entity": "Entity", "burn": "Burn"}, formats={"burn": "money"},
+                     more_text="more entities")
+    lines = markdown.splitlines()
+    assert lines[2:] == ["| E24 | $2,400 |", "| E23 | $2,300 |", "| E22 | $2,200 |", "| *and 22 more entities* |  |"]
+    limited = table(rows, columns=["entity"], limit=20)
+    assert limited.splitlines()[-1] == "| *and 5 more* |" and len(limited.splitlines()) == 2 + 20 + 1
+    assert "more" not in table(rows[:2], columns=["entity"], limit=20)
+
+
+def test_plural_never_writes_s_in_brackets():
+    from flows.templating import plural
+
+    assert plural(1, "issue") == "1 issue"
+    assert plural(3, "issue") == "3 issues"
+    assert plural(1, "entry", "entries") == "1 entry" and plural(0, "entry", "entries") == "0 entries"
+    assert plural([1, 2], "row") == "2 rows"
+    assert plural(1200, "row") == "1,200 rows"
+
+
+def test_values_never_show_python_booleans_or_negative_zero():
+    assert render_markdown("{{ flag }} / {{ table(rows) }}", flag=True, rows=[{"flagged": False}]).startswith("yes / ")
+    assert "| no |" in render_markdown("{{ table(rows) }}", rows=[{"flagged": False}])
+    assert number(-0.2) == "0" and number(-0.04, 1) == "0.0" and number(-1.5) == "-2"
+    assert percent(-0.001) == "0%" and money(-0.4) == "$0" and money(-12.6) == "-$13"
+
+
+def test_unavailable_figures_are_explained_in_plain_words_without_keys_or_ids():
+    technical = [
+        "sources.ledger.unit_economics is not set",
+        "source 'aws' is not configured for tenant 'jada'",
+        "source 'ledger' failed: OSError: [Errno 2] No such file or directory: 'data/jada/ledger.csv'",
+        "chart of accounts: data/jada/accounts.csv:14: unknown type 'asset'",
+        "no source provides this metric (did you mean marketing.website_sessions?)",
+    ]
+    for reason in technical:
+        text = money(Unavailable("finance.burn_rate", reason))
+        assert text.startswith("not available"), text
+        for fragment in ("sources.", "'", "jada", ".csv", "Error", "_", "finance.burn_rate"):
+            assert fragment not in text, (reason, text)
+    assert money(Unavailable("finance.burn_rate", "sources.ledger.rules is not set")) == "not available (not set up yet)"
+    assert number(Unavailable("x.y", "the ledger has no entries for 2026-10")) == \
+        "not available (the books do not cover the whole period yet)"

@@ -54,10 +54,12 @@ def test_each_recipient_gets_the_outbox_mime_with_archive_bcc_tags_and_configura
         assert ARCHIVE not in stored["raw_data"]
         # Nobody sees the other recipient's address.
         assert other not in stored["raw_data"] and other not in stored["destinations"]
-        parts = {part.get_content_type(): part.get_content() for part in message.iter_parts()}
         assert message.get_content_type() == "multipart/alternative"
-        assert parts["text/plain"].strip() == expected.text.strip()
-        assert parts["text/html"].strip() == expected.html.strip()
+        assert message.get_body(("plain",)).get_content().strip() == expected.text.strip()
+        assert message.get_body(("html",)).get_content().strip() == expected.html.strip()
+        # The CFO brief's charts travel as related parts of the HTML, each under its Content-ID.
+        images = {p["Content-ID"]: p.get_content() for p in message.walk() if p.get_content_type() == "image/png"}
+        assert images == {f"<{image.content_id}>": image.png for image in expected.images} and len(images) == 2
         tags = dict(pair.strip().split("=", 1) for pair in message["X-SES-MESSAGE-TAGS"].split(","))
         assert tags == {"app": "exec-reports", "tenant": "portfolio", "role": "cfo", "period": "2026-W47"}
         assert message["X-SES-CONFIGURATION-SET"] == "exec-reports"

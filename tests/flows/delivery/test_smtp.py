@@ -56,9 +56,10 @@ def test_same_mime_goes_over_starttls_with_auth_to_each_recipient_and_the_archiv
         assert message["Subject"] == expected.subject
         assert message["Bcc"] is None and ARCHIVE.encode() not in received.content
         # SMTP carries lines as CRLF; the content is otherwise byte for byte what was rendered.
-        parts = {part.get_content_type(): part.get_content().replace("\r\n", "\n") for part in message.iter_parts()}
-        assert parts["text/plain"].strip() == expected.text.strip()
-        assert parts["text/html"].strip() == expected.html.strip()
+        assert message.get_body(("plain",)).get_content().replace("\r\n", "\n").strip() == expected.text.strip()
+        assert message.get_body(("html",)).get_content().replace("\r\n", "\n").strip() == expected.html.strip()
+        images = {p["Content-ID"] for p in message.walk() if p.get_content_type() == "image/png"}
+        assert images == {f"<{image.content_id}>" for image in expected.images} and images
     assert [s["location"].startswith("smtp:<") for s in summary["sent"]] == [True, True]
 
 

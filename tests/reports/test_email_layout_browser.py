@@ -1,0 +1,77 @@
+"""Every email of the sample run, opened in headless Chromium as a phone and a desktop webmail show it.
+
+At 375 px with the <style> block removed (Gmail's mobile webmail, Outlook, gateways that strip it):
+the page never scrolls sideways (wide tables scroll inside their own box) and no table cell breaks a
+short word ("Sev|eri|ty"). At 600 px with styles: the same, and every chart image loads.
+
+Chromium is Debian's package (.ci/run installs it); Playwright only drives it. Without it the test
+is skipped locally and fails on CI, where CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from flows.config import load_config
+from flows.delivery.outbox import OutboxBackend
+from flows.devtools.email_layout import browser, chromium_path, measure
+from flows.period import parse_period
+from flows.pipeline import run_plain
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
+
+if chromium_path() is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("Chromium is missing on CI: .ci/run must apt-get install chromium")
+    pytest.skip("no Chromium here (apt-get install -y chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def previews(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("outbox")
+    summary, _ = run_plain(load_config(SAMPLE_CONFIG), parse_period(SAMPLE_PERIOD), backend=OutboxBackend(folder))
+    assert summary["failed"] == []
+    files = sorted(folder.glob("*.html"))
+    assert len(files) == 9
+    return files
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with browser() as instance:
+        yield instance
+
+
+def test_at_375_px_without_the_style_block_nothing_overflows_and_no_short_word_breaks(previews, chromium):
+    for path in previews:
+        html = path.read_text(encoding="utf-8")
+        # Today premailer inlines the whole theme and no <style> block is left; if a theme adds one
+        # (a media query, a dark-mode rule), the email must still hold without it.
+        report = measure(chromium, html, width=375, styles=False, name=path.name)
+        assert report.scroll_width <= 375, f"{path.name}: page is {report.scroll_width} px wide at 375 px"
+        assert report.broken_words == [], f"{path.name}: words broken inside table cells: {report.broken_words[:5]}"
+
+
+def test_at_600_px_with_styles_nothing_overflows_and_charts_load(previews, chromium):
+    charts = 0
+    for path in previews:
+        report = measure(chromium, path.read_text(encoding="utf-8"), width=600, styles=True, name=path.name)
+        assert report.scroll_width <= 600, f"{path.name}: page is {report.scroll_width} px wide"
+        assert report.broken_words == [], f"{path.name}: {report.broken_words[:5]}"
+        for image in report.images:
+            assert image["loaded"] and image["alt"], (path.name, image)
+            assert 400 <= image["width"] <= 568, (path.name, image)  # fills the column, never wider
+        charts += len(report.images)
+    assert charts >= 9
+
+
+def test_the_measurement_catches_a_layout_that_overflows_and_breaks_words(chromium):
+    """The two checks above can fail: a fixed-width page and a one-letter-wide column trip them."""
+    wide = '<html><body><table style="width:640px"><tr><td>Revenue</td></tr></table></body></html>'
+    assert measure(chromium, wide, width=375, styles=False).scroll_width > 375
+    narrow = ('<html><body><table><tr><td style="width:8px;max-width:8px;overflow-wrap:anywhere">Severity</td>'
+              '<td>x</td></tr></table></body></html>')
+    broken = measure(chromium, narrow, width=375, styles=False).broken_words
+    assert [item["word"] for item in broken] == ["Severity"]
