@@ -13,6 +13,7 @@ import logging
 import random
 import re
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,8 @@ from typing import Any
 from flows.config import PortfolioConfig, TenantConfig
 from flows.definitions import SEVERITIES, ReportDefinition, group_by_role, load_definitions
 from flows.delivery.base import DeliveryBackend, Email, slug
-from flows.delivery.records import RecordStore, deliver_once
+from flows.delivery.records import DeliveryKey, RecordStore, RunLiveness, deliver_once
+from flows.delivery.selection import Selection
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError
 from flows.period import Period
 from flows.render import RenderedEmail, render_email, stage
@@ -435,10 +437,13 @@ class ProducedReport:
 
 def produce_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
                    backend: DeliveryBackend | None, *, dry_run: bool = False, records: RecordStore | None = None,
-                   run: str = "", resend: bool = False) -> ProducedReport:
+                   run: str = "", resend: bool = False, run_name: str = "", only: Selection | None = None,
+                   run_is_over: RunLiveness | None = None) -> ProducedReport:
     """Render and deliver one report instance. Never raises for report-level problems: returns outcomes.
 
-    With ``records``, each message goes through ``deliver_once``: sent once per period unless ``resend``.
+    With ``records``, each message goes through ``deliver_once``: sent once per period unless ``resend``,
+    claimed right before its provider call under this ``run``. With ``only``, messages it does not select
+    are not delivered (nor listed).
     """
     role, key = instance.role, instance.key
     try:
@@ -475,13 +480,17 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
         groups = [tuple(assigned)] if config.delivery.group_recipients else [(r,) for r in assigned]
         for recipient in groups:
             message = make_email(instance, definition, rendered, recipient, config, period)
+            if only is not None and not only.selects(DeliveryKey.for_email(message)):
+                continue
             if dry_run or backend is None:
                 produced.outcomes.append(Outcome(role, key, list(recipient), "dry-run", subject=message.subject,
                                                  warnings=rendered.warnings, variant=variant))
                 continue
             try:
                 if records is not None:
-                    result = deliver_once(backend, message, records, run=run, resend=resend)
+                    result = deliver_once(backend, message, records, run=run, run_name=run_name, resend=resend,
+                                          lease_seconds=config.delivery.records.lease_seconds,
+                                          run_is_over=run_is_over)
                 else:
                     result = backend.send(message)
                 produced.outcomes.append(Outcome(role, key, list(result.recipients), result.status, result.location,
@@ -527,23 +536,29 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
               backend: DeliveryBackend | None = None, registry: SourceRegistry = REGISTRY,
               records: RecordStore | None = None, resend: bool = False, run: str = "",
               loaded: tuple[list[ReportDefinition], list[Problem]] | None = None,
+              only: Selection | None = None,
               ) -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
     """The whole pipeline without Prefect. Returns the summary and the rendered email per report key.
 
     Without ``records`` every message is sent; with them, only those not yet sent for the period.
+    ``run`` names this run in the records (default: a fresh unique id, so two plain runs never share one).
     ``loaded``: definitions (and their problems) the caller already loaded, so they are not compiled twice."""
     if backend is not None and not dry_run and hasattr(backend, "preflight"):
         backend.preflight()  # nothing is rendered or sent when the backend cannot send at all
     definitions, problems = loaded or load_definitions(config.reports_path, registry)
+    if only is not None and not roles:
+        roles = only.roles
     plan = plan_run(config, definitions, period, roles, tenants, problems, registry)
     values = gather_all(config, plan, registry)
+    run_name = run_folder_name(period)
+    run = run or f"{run_name}-{uuid.uuid4().hex[:8]}"
     outcomes: list[Outcome] = []
     checks: list[tuple[str, CheckResult]] = []
     actions: list[dict[str, str]] = []
     rendered_by_key: dict[str, RenderedEmail] = {}
     for instance in plan.instances:
         produced = produce_report(instance, values, config, period, backend, dry_run=dry_run,
-                                  records=records, run=run or period.label, resend=resend)
+                                  records=records, run=run, run_name=run_name, resend=resend, only=only)
         outcomes.extend(produced.outcomes)
         checks.extend((instance.role, c) for c in produced.checks)
         for variant, rendered in produced.rendered.items():
