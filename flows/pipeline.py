@@ -280,20 +280,22 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
     """Render one report instance (or one of its variants), or raise RenderError saying which figure is
     missing and why, or ReportSkipped when its ``send_if`` is false."""
     definition = definition or instance.definition
-    required = definition.front.metrics
-    missing = []
-    for tenant_id in instance.tenant_ids:
-        for name in required:
-            value = values.get(tenant_id, {}).get(name)
-            if not is_available(value):
-                reason = value.reason if isinstance(value, Unavailable) else "not gathered"
-                missing.append(f"{name} for {tenant_id}: {reason}")
+    missing = missing_required(definition, instance.tenant_ids, values)
+    left_out: list[dict[str, str]] = []
+    included = list(instance.tenant_ids)
     if missing:
-        raise RenderError("required metric unavailable: " + "; ".join(missing))
+        leave_out = (definition.scope == "portfolio" and definition.front.on_missing_tenant == "leave_out"
+                     and len(missing) < len(instance.tenant_ids))
+        if not leave_out:
+            raise RenderError("required metric unavailable: " + "; ".join(
+                f"{name} for {tenant_id}: {value_reason(value)}"
+                for tenant_id, unavailable in missing.items() for name, value in unavailable))
+        included = [tenant_id for tenant_id in instance.tenant_ids if tenant_id not in missing]
+        left_out = [left_out_tenant(config.tenant(tenant_id), unavailable) for tenant_id, unavailable in missing.items()]
 
     views = []
     all_checks: list[CheckResult] = []
-    for tenant_id in instance.tenant_ids:
+    for tenant_id in included:
         tenant = config.tenant(tenant_id)
         tenant_values = values.get(tenant_id, {})
         checks = sorted(evaluate_checks(definition, tenant, tenant_values), key=_severity_order)
@@ -312,6 +314,8 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
         "generated_at": generated_at,
         "checks": [asdict(c) for c in all_checks if c.status == "fired"],
         "unknown_checks": [asdict(c) for c in all_checks if c.status == "unknown"],
+        # Tenants left out of a portfolio report (required figures unavailable): id, name, reason (plain).
+        "left_out_tenants": [{k: v for k, v in t.items() if k != "detail"} for t in left_out],
     }
     if definition.scope == "portfolio":
         context["tenants"] = views
@@ -332,13 +336,60 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
             subject = " ".join(definition.subject.render(**context).split())
     except Exception as exc:
         raise RenderError(f"{definition.shown_path}: template error: {type(exc).__name__}: {exc}") from exc
+    if left_out:
+        markdown = left_out_notice(left_out, len(views)) + markdown
     scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]
     footer = (f"{definition.front.title} · {scope_name} · {period.label} · generated "
               f"{generated_at:%Y-%m-%d %H:%M} UTC by exec-reports")
     rendered = render_email(markdown, subject, title=definition.front.title, footer=footer,
                             preheader=f"{scope_name}, {period.label}", timings=timings)
     rendered.tasks = structure_actions(rendered.tasks, instance, definition, views)
+    rendered.warnings.extend(f"left out {t['name']} ({t['id']}): {t['detail']}" for t in left_out)
     return rendered, all_checks
+
+
+def value_reason(value: Any) -> str:
+    return value.reason if isinstance(value, Unavailable) else "not gathered"
+
+
+def missing_required(definition: ReportDefinition, tenant_ids: Iterable[str],
+                     values: MetricValues) -> dict[str, list[tuple[str, Any]]]:
+    """tenant id -> its required metrics that are unavailable (name, the Unavailable or None)."""
+    missing: dict[str, list[tuple[str, Any]]] = {}
+    for tenant_id in tenant_ids:
+        for name in definition.front.metrics:
+            value = values.get(tenant_id, {}).get(name)
+            if not is_available(value) or name not in values.get(tenant_id, {}):
+                missing.setdefault(tenant_id, []).append((name, value))
+    return missing
+
+
+# How an executive reads a metric namespace, for "why is this business not in the report".
+NAMESPACE_WORDS = {"finance": "financial figures", "sales": "sales pipeline figures", "marketing": "marketing "
+                   "figures", "aws": "AWS figures", "handoffs": "handoff notes", "kpis": "KPI coverage"}
+
+
+def left_out_tenant(tenant: TenantConfig, unavailable: list[tuple[str, Any]]) -> dict[str, str]:
+    """A tenant left out of a portfolio report: a plain reason for the email, the technical one for the run."""
+    plain: list[str] = []
+    for name, value in unavailable:
+        namespace = name.split(".", 1)[0]
+        words = NAMESPACE_WORDS.get(namespace, f"{namespace} figures")
+        text = f"{words} unavailable ({value.plain})" if getattr(value, "plain", "") else f"{words} unavailable"
+        if text not in plain:
+            plain.append(text)
+    detail = "; ".join(f"{name}: {value_reason(value)}" for name, value in unavailable)
+    return {"id": tenant.id, "name": tenant.name, "reason": "; ".join(plain), "detail": detail}
+
+
+def left_out_notice(left_out: list[dict[str, str]], included: int) -> str:
+    """The prominent first line of a portfolio report that leaves tenants out: who, and why, plainly."""
+    from flows.templating import escape_markdown
+
+    names = "; ".join(f"**{escape_markdown(t['name'])}**: {escape_markdown(t['reason'])}" for t in left_out)
+    covered = f"{included} business" + ("es" if included != 1 else "")
+    return (f"> **Not in this report:** {names}. Every figure and total below covers the other {covered} "
+            f"only.\n\n")
 
 
 _ACTION_SUFFIX = re.compile(
