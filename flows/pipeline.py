@@ -378,7 +378,10 @@ def left_out_tenant(tenant: TenantConfig, unavailable: list[tuple[str, Any]]) ->
         text = f"{words} unavailable ({value.plain})" if getattr(value, "plain", "") else f"{words} unavailable"
         if text not in plain:
             plain.append(text)
-    detail = "; ".join(f"{name}: {value_reason(value)}" for name, value in unavailable)
+    by_reason: dict[str, list[str]] = {}
+    for name, value in unavailable:
+        by_reason.setdefault(value_reason(value), []).append(name)
+    detail = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
     return {"id": tenant.id, "name": tenant.name, "reason": "; ".join(plain), "detail": detail}
 
 
