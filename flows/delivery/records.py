@@ -498,8 +498,7 @@ def deliver_once(backend: DeliveryBackend, email: Email, store: RecordStore, *, 
         reason = f"the provider call raised {type(exc).__name__}: {exc}"
         log.error("delivery of %s: %s", key.label, reason)
         _finish_or_note(claim, "unknown", reason=reason)
-        return DeliveryResult(email.to, "failed", error=unknown_state_reason(
-            replace(claim._record("unknown", reason=reason))))
+        return DeliveryResult(email.to, "failed", error=unknown_state_reason(claim._record("unknown", reason=reason)))
     if not claim.acquired:
         return result  # e.g. the backend failed before any provider call: nothing to record
     state: State = "sent" if result.status == "sent" else "failed"

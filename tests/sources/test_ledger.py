@@ -12,8 +12,8 @@ import pytest
 
 from flows.errors import SourceError
 from sources import REGISTRY, SourceContext, Unavailable
-from sources.registry import is_available
 from sources.ledger import gather_ledger
+from sources.registry import is_available
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "business"
 SEPTEMBER = (dt.date(2026, 9, 1), dt.date(2026, 9, 30))

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -67,9 +66,13 @@ def delivered(url: str) -> Counter:
     return counts
 
 
-def portfolio(tmp_path: Path, tenants: int, records: dict) -> Path:
+def portfolio(tmp_path: Path, tenants: int, records: dict, gm_recipients: int = 1) -> Path:
+    """A synthetic portfolio sending SES through moto: per tenant ``gm_recipients`` gm briefs and one
+    owner brief, plus the five portfolio briefs."""
     path = make_portfolio(tenants, tmp_path / "portfolio")
     config = yaml.safe_load(path.read_text())
+    for tenant in config["tenants"]:
+        tenant["recipients"]["gm"] = [f"gm{n}@{tenant['id']}.example" for n in range(gm_recipients)]
     config["delivery"] = {"backend": "ses", "outbox_dir": "outbox", "from_address": SENDER,
                           "ses": {"region": REGION, "max_attempts": 2, "backoff_base_seconds": 0.1,
                                   "check_account_enabled": False},  # moto lacks GetAccountSendingEnabled
@@ -117,12 +120,13 @@ def test_sigkill_at_random_points_then_rerun_sends_nothing_twice_and_leaves_only
     rng = random.Random(seed)
     # Lease: the longest a live run's claim can stand without an outcome; short here so the test
     # need not wait five minutes for the killed runs' claims to count as unknown.
-    config = portfolio(tmp_path, 50, {"lease_seconds": 3})
+    # 20 tenants x (4 gm recipients + 1 owner) + 5 portfolio briefs: 105 messages, each its own provider call.
+    config = portfolio(tmp_path, 20, {"lease_seconds": 3}, gm_recipients=4)
     records_root = config.parent / ".deliveries"
     env = child_env(tmp_path, fast_moto, PREFECT_API_URL=prefect_server.api_url)
     run = ["run", "--config", str(config), "--period", SAMPLE_PERIOD, "--json"]
     roles = {yaml.safe_load(p.read_text().split("---")[1])["role"] for p in (config.parent / "reports").glob("*.md")}
-    expected_messages = 50 * 2 + 5  # gm and owner for each tenant, five portfolio briefs
+    expected_messages = 20 * 5 + 5
 
     in_flight_at_kills = 0
     kill_points = sorted(rng.sample(range(5, expected_messages - 5), 3))
@@ -215,21 +219,6 @@ def concurrent_runs(config: Path, env: dict, copies: int = 2) -> list[dict]:
         assert process.returncode == 0, err
         summaries.append(json.loads(out))
     return summaries
-
-
-@pytest.fixture
-def postgres_dsn():
-    psycopg = pytest.importorskip("psycopg")
-    admin = os.environ.get("EXEC_REPORTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = f"exec_reports_records_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
-            connection.execute(f"CREATE DATABASE {name}")
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {admin}: {exc}")
-    yield admin.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.mark.parametrize("store", ["postgres", "s3"])

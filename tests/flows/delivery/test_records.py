@@ -15,6 +15,7 @@ from flows.delivery.outbox import OutboxBackend
 from flows.delivery.records import (
     DeliveryKey,
     LocalRecordStore,
+    PostgresRecordStore,
     Record,
     S3RecordStore,
     deliver_once,
@@ -32,10 +33,12 @@ def email(recipient: str = "cfo@holdings.example", period: str = "2026-W47") -> 
                  "portfolio", period)
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "postgres"])
 def store(request, tmp_path):
     if request.param == "local":
         return LocalRecordStore(tmp_path / "records")
+    if request.param == "postgres":
+        return PostgresRecordStore(request.getfixturevalue("postgres_dsn"))
     url = request.getfixturevalue("moto_url")
     client = aws_client("s3", url)
     client.create_bucket(Bucket=BUCKET)
@@ -217,3 +220,57 @@ def test_s3_store_is_chosen_from_the_environment_and_shared_by_separate_runs(mot
     assert len(second["skipped"]) == 1
     listed = aws_client("s3", moto_url).list_objects_v2(Bucket=BUCKET)["Contents"]
     assert [o["Key"].split("/")[:4] for o in listed] == [["exec-reports", "deliveries", "outbox", "2026-w47"]]
+
+
+def test_an_unrecognised_error_during_the_provider_call_leaves_the_message_unknown_and_unsent_by_reruns(
+        store, tmp_path):
+    class ExplodesMidCall(OutboxBackend):
+        def send(self, email, claim=None):
+            claim.acquire()
+            raise RuntimeError("connection reset by a proxy")
+
+    result = deliver_once(ExplodesMidCall(tmp_path / "outbox"), email(), store, run="run-1")
+    again_outbox = CountingOutbox(tmp_path / "outbox-2")
+    again = deliver_once(again_outbox, email(), store, run="run-2")
+
+    assert result.status == "failed"
+    assert result.error.startswith("delivery state unknown: the provider call raised RuntimeError: connection reset")
+    assert again.status == "failed" and again.error.startswith("delivery state unknown")
+    assert again_outbox.calls == 0
+    listed = store.list("outbox", "2026-W47")
+    assert [(r.key.label, r.state, r.run) for r in listed] == [("cfo/portfolio/cfo@holdings.example", "unknown",
+                                                                 "run-1")]
+    assert store.list("outbox", "2026-W48") == [] and store.list("ses", "2026-W47") == []
+
+
+def test_an_error_before_the_provider_call_records_nothing_so_the_next_run_sends(store, tmp_path):
+    class BrokenBeforeSending(OutboxBackend):
+        def send(self, email, claim=None):
+            raise ValueError("message could not be built")
+
+    with pytest.raises(ValueError):
+        deliver_once(BrokenBeforeSending(tmp_path / "outbox"), email(), store, run="run-1")
+
+    assert store.get("outbox", DeliveryKey.for_email(email())) is None
+    assert deliver_once(OutboxBackend(tmp_path / "outbox"), email(), store, run="run-2").status == "sent"
+
+
+def test_only_selectors_pick_messages_by_report_tenant_and_recipient():
+    from flows.delivery.selection import Selection
+    from flows.errors import ConfigurationError
+
+    key = DeliveryKey.for_email(email("CFO <CFO@Holdings.example>"))
+    other = DeliveryKey.for_email(email("controller@holdings.example"))
+    by_recipient = Selection.parse(["cfo/portfolio/CFO@holdings.example"])
+    whole_report = Selection.parse(["CFO/portfolio"])
+
+    assert by_recipient.selects(key) and not by_recipient.selects(other)
+    assert whole_report.selects(key) and whole_report.selects(other)
+    assert not Selection.parse(["cfo/jada"]).selects(key)
+    assert not Selection.parse(["cfo:short/portfolio"]).selects(key)
+    assert Selection.parse(["cfo:/portfolio"]).selects(key)  # the default variant only
+    assert Selection.parse(None) is None
+    assert by_recipient.as_strings() == [key.label] == ["cfo/portfolio/cfo@holdings.example"]
+    for bad in ("cfo", "cfo/portfolio/not-an-address", "c f o/portfolio", "cfo//x@y.example"):
+        with pytest.raises(ConfigurationError, match="--only"):
+            Selection.parse([bad])
