@@ -45,24 +45,25 @@ def test_the_flow_delivers_every_role_to_the_outbox_and_records_artifacts(portfo
 def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
     from flows.flow import send_exec_reports
 
-    (portfolio_copy.parent / "data" / "jada" / "channels.csv").unlink()
+    (portfolio_copy.parent / "data" / "jada" / "ledger.csv").unlink()
     state = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, return_state=True)
     assert state.is_failed()
     summary = state.result(raise_on_failure=False)
-    # the GM brief shows channels only as an optional figure, so JADA's still goes out
-    assert sorted(item["report"] for item in summary["sent"]) == ["accounting", "cfo", "cto", "gm", "gm", "gm", "gm"]
-    failed = {item["report"]: item["reason"] for item in summary["failed"]}
-    assert set(failed) == {"ceo", "cmo"}
-    assert "jada/channels.csv" in failed["cmo"]
-    assert "2 failure(s)" in state.message
+    # The portfolio briefs leave JADA out and go to everyone; only JADA's own GM brief cannot be made.
+    assert sorted(item["report"] for item in summary["sent"]) == [
+        "accounting", "ceo", "cfo", "cmo", "cto", "gm", "gm", "gm"]
+    failed = {(item["report"], item["tenant"]): item["reason"] for item in summary["failed"]}
+    assert set(failed) == {("gm", "jada")}
+    assert "jada/ledger.csv" in failed[("gm", "jada")]
+    assert "1 failure(s)" in state.message
 
     [alert] = (portfolio_copy.parent.parent / "outbox" / summary["run"]).glob("portfolio-operations-alert--*.eml")
     message = email.message_from_bytes(alert.read_bytes(), policy=policy.default)
     assert message["To"] == "ops@holdings.example"
     assert message["Subject"].startswith("[exec-reports] run Failed: ")
     text = message.get_body(("plain",)).get_content()
-    assert "2 failure(s)" in text and "cmo / portfolio:" in text and "jada/channels.csv" in text
-    assert "Delivered anyway: 7 message(s)" in text
+    assert "1 failure(s)" in text and "gm / jada:" in text and "jada/ledger.csv" in text
+    assert "Delivered anyway: 8 message(s)" in text
 
 
 def test_delivery_history_shows_the_last_send_per_report_and_the_failures(portfolio_copy):
@@ -71,7 +72,9 @@ def test_delivery_history_shows_the_last_send_per_report_and_the_failures(portfo
 
     send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], return_state=True)
     (portfolio_copy.parent / "data" / "jada" / "ledger.csv").unlink()
-    failed_run = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], return_state=True)
+    # For JADA alone there is no tenant left to report on, so the CFO brief fails.
+    failed_run = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], tenants=["jada"],
+                                   return_state=True)
     history = summarise_history(fetch_delivery_tables())
     newest_failure = history.failures[0]
     assert newest_failure["report"] == "cfo" and "jada/ledger.csv" in newest_failure["reason"]
