@@ -274,3 +274,38 @@ def test_only_selectors_pick_messages_by_report_tenant_and_recipient():
     for bad in ("cfo", "cfo/portfolio/not-an-address", "c f o/portfolio", "cfo//x@y.example"):
         with pytest.raises(ConfigurationError, match="--only"):
             Selection.parse([bad])
+
+
+def test_deliveries_unknown_lists_each_unknown_message_with_the_command_that_resends_exactly_it(
+        portfolio_copy, monkeypatch, capsys, tmp_path):
+    import datetime as dt
+
+    from flows.cli import main
+
+    monkeypatch.delenv("EXEC_REPORTS_RECORDS", raising=False)
+    monkeypatch.delenv("EXEC_REPORTS_RECORDS_PATH", raising=False)
+    config = write_config(portfolio_copy, {"backend": "outbox"})
+    store = open_record_store(load(config))
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).isoformat()
+    dead = Record(DeliveryKey.for_email(email()), "sending", "ses", "run-a", "2026-11-23T07:00:00+00:00",
+                  run_name="2026-W47_20261123T070000Z", lease_until="2026-11-23T07:05:00+00:00")
+    live = Record(DeliveryKey.for_email(email("controller@holdings.example")), "sending", "ses", "run-b",
+                  "2026-11-30T07:00:00+00:00", lease_until=soon)
+    done = Record(DeliveryKey.for_email(email("ceo@holdings.example")), "sent", "ses", "run-a", "t")
+    for record in (dead, live, done):
+        store.write(record, None)
+
+    exit_code = main(["deliveries", "unknown", "--config", str(config), "--period", "2026-W47", "--delivery", "ses"])
+    out = capsys.readouterr().out
+
+    assert exit_code == 1
+    assert "1 message(s) with an unknown delivery state" in out
+    assert "cfo/portfolio/cfo@holdings.example  2026-W47_20261123T070000Z" in out
+    assert ("exec-reports run --period 2026-W47 --delivery ses --resend --only cfo/portfolio/cfo@holdings.example"
+            in out)
+    assert "1 message(s) being sent right now" in out and "cfo/portfolio/controller@holdings.example" in out
+    assert "ceo@holdings.example" not in out  # sent: neither unknown nor in flight
+    assert "2 sending, 1 sent" in out
+    # The outbox's records are another namespace: nothing unknown there.
+    assert main(["deliveries", "unknown", "--config", str(config), "--period", "2026-W47"]) == 0
+    assert "no message of this period has an unknown delivery state" in capsys.readouterr().out
