@@ -41,12 +41,12 @@ def main() -> None:
                                run=run, resend=True)
         elapsed = time.perf_counter() - started
     else:
-        from flows.flow import send_exec_reports
+        from flows.flow import run_summary, send_exec_reports
 
         started = time.perf_counter()
         state = send_exec_reports(config=config_path, period=period_label, resend=True, return_state=True)
         elapsed = time.perf_counter() - started
-        summary = state.result(raise_on_failure=False)
+        summary = run_summary(state)
     print(json.dumps({"elapsed": elapsed, "sent": len(summary["sent"]), "failed": len(summary["failed"])}))
 
 

@@ -9,6 +9,7 @@ Failures are listed in the run summary; they never fail the reports that were de
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -18,7 +19,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flows.config import PortfolioConfig, TasksConfig
-from flows.delivery.records import DeliveryKey, Record, RecordStore, timestamp_now, unknown_state_reason
+from flows.delivery.records import (
+    DEFAULT_LEASE_SECONDS,
+    DeliveryKey,
+    Record,
+    RecordStore,
+    now_utc,
+    timestamp_now,
+    unknown_state_reason,
+)
 from flows.delivery.secrets import Secret, resolve_secret
 from flows.errors import ConfigurationError
 from flows.templating import ACTION_PRIORITIES as PRIORITIES
@@ -115,14 +124,17 @@ def _hand_off_one(client, settings: TasksConfig, token: Secret, store: RecordSto
     if current is not None and not resend:
         if current.state == "sent":
             return "already"
-        if current.state == "sending":
+        if current.state in ("sending", "unknown"):
             return unknown_state_reason(current)
-    marker = Record(key, "sending", BACKEND_NAME, run, timestamp_now())
-    if not store.claim(marker, current.version if current else None):
+    lease_until = (now_utc() + dt.timedelta(seconds=DEFAULT_LEASE_SECONDS)).isoformat(timespec="milliseconds")
+    marker = Record(key, "sending", BACKEND_NAME, run, timestamp_now(), lease_until=lease_until)
+    version = store.write(marker, current.version if current else None)
+    if version is None:
         return "already"
     error = _post(client, settings, token, payload(period, action, identifier), sleep)
-    store.put(replace(marker, state="failed" if error else "sent", updated_at=timestamp_now(), reason=error or "",
-                      location=settings.url))
+    if store.write(replace(marker, state="failed" if error else "sent", updated_at=timestamp_now(), lease_until="",
+                           reason=error or "", location=settings.url), version) is None:
+        log.error("action %s: its record was replaced by another run meanwhile", identifier)
     return error or "posted"
 
 

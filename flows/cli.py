@@ -47,7 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--delivery", choices=["outbox", "ses", "smtp"],
                      default=os.environ.get("EXEC_REPORTS_DELIVERY") or None,
                      help="delivery backend for this run (default: $EXEC_REPORTS_DELIVERY, else the config's)")
+    run.add_argument("--only", action="append", metavar="REPORT/TENANT[/RECIPIENT]",
+                     help="deliver only these messages (repeatable), e.g. with --resend the ones "
+                          "`deliveries unknown` lists")
     _add_common(run)
+
+    deliveries = commands.add_parser("deliveries", help="delivery records of a period")
+    deliveries.add_argument("which", choices=["unknown"],
+                            help="unknown: messages whose delivery state is unknown, and how to resend them")
+    deliveries.add_argument("--delivery", choices=["outbox", "ses", "smtp"],
+                            default=os.environ.get("EXEC_REPORTS_DELIVERY") or None,
+                            help="whose records (default: $EXEC_REPORTS_DELIVERY, else the config's backend)")
+    deliveries.add_argument("--json", action="store_true", help="print JSON")
+    _add_common(deliveries)
 
     commands.add_parser("metrics", help="list every metric the sources provide")
 
@@ -72,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"check": cmd_check, "preview": cmd_preview, "run": cmd_run, "metrics": cmd_metrics,
-                "history": cmd_history, "snapshot": cmd_snapshot, "server": cmd_server}[args.command](args)
+                "history": cmd_history, "snapshot": cmd_snapshot, "server": cmd_server,
+                "deliveries": cmd_deliveries}[args.command](args)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -154,6 +167,9 @@ def cmd_run(args) -> int:
     from flows.local_server import LOCAL_RUN_MARKERS_ENV, local_run_markers
 
     config, period = _config_and_period(args)  # fail fast with a clear message before Prefect starts
+    from flows.delivery.selection import Selection
+
+    Selection.parse(args.only)  # a bad selector is an error before Prefect starts, too
     use_local_server_unless_configured()
     markers = local_run_markers()
     os.environ[LOCAL_RUN_MARKERS_ENV] = str(markers.folder)
@@ -164,7 +180,7 @@ def cmd_run(args) -> int:
     # The period is worked out here, as `check` and `preview` do, and passed on: one default everywhere.
     state = send_exec_reports(roles=args.roles, tenants=args.tenants, period=period.label, dry_run=args.dry_run,
                               config=str(config.path), resend=args.resend, delivery=args.delivery,
-                              return_state=True)
+                              only=args.only, return_state=True)
     flow_run_id = state.state_details.flow_run_id
     markers.clear(str(flow_run_id))
     link = run_url(flow_run_id)
@@ -229,6 +245,16 @@ def print_summary(summary: dict[str, Any]) -> None:
     for warning in summary["warnings"]:
         print(f"warning: {warning}")
     print(f"\n{len(summary['sent'])} sent, {len(summary['failed'])} failed, {len(summary['skipped'])} skipped")
+
+
+def cmd_deliveries(args) -> int:
+    from flows.deliveries import period_deliveries, print_unknown
+    from flows.delivery import with_backend
+
+    config, period = _config_and_period(args)
+    deliveries = period_deliveries(with_backend(config, args.delivery), period)
+    print_unknown(deliveries, as_json=args.json)
+    return 1 if deliveries.unknown else 0
 
 
 def cmd_metrics(args) -> int:

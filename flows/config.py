@@ -151,13 +151,18 @@ class SmtpConfig(Strict):
 class RecordsConfig(Strict):
     """Where delivery records live (what was sent for which period), so re-runs send nothing twice."""
 
-    store: Literal["local", "s3"] = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS", "local"))
+    store: Literal["local", "s3", "postgres"] = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS", "local"))
     # Local folder, relative to this file; default .deliveries beside the outbox folder.
     path: str | None = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS_PATH"))
     bucket: str | None = Field(default_factory=_from_env("EXEC_REPORTS_RECORDS_BUCKET"))
     prefix: str = "exec-reports/deliveries"
     region: str | None = None
     endpoint_url: str | None = None
+    # store 'postgres': the environment variable holding the connection string (it may carry a password).
+    dsn_env: str = "EXEC_REPORTS_RECORDS_DSN"
+    # How long a claim taken right before a provider call stays live without an outcome; longer than any
+    # one provider call can take. After it, a claim without an outcome counts as "unknown".
+    lease_seconds: float = Field(default=300.0, ge=1)
 
     @model_validator(mode="after")
     def _bucket_for_s3(self) -> RecordsConfig:

@@ -43,6 +43,9 @@ class FrontMatter(BaseModel):
     metrics: list[str] = Field(min_length=1)
     # Metrics the report can show as "unavailable (reason)" instead of failing.
     optional_metrics: list[str] = []
+    # Portfolio scope: a tenant whose required metrics are unavailable is left out of the report (named,
+    # with the reason, at the top) and the others are still sent; "fail" fails the whole report instead.
+    on_missing_tenant: Literal["leave_out", "fail"] = "leave_out"
     recipients: list[EmailAddress] | None = None
     checks: list[CheckSpec] = []
     description: str | None = None

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +38,7 @@ from flows.definitions import load_definitions
 from flows.delivery import DeliveryBackend, get_backend, with_backend
 from flows.delivery.base import slug
 from flows.delivery.records import RecordStore, open_record_store
+from flows.delivery.selection import Selection
 from flows.errors import DeliveryError, ReportError, RunFailures
 from flows.history import DeliveryTable, update_status_board
 from flows.local_server import LOCAL_RUN_MARKERS_ENV, LocalRunMarkers
@@ -76,7 +78,8 @@ def gather_metrics(config: PortfolioConfig, plan: RunPlan, tenant_ids: list[str]
 @task(name="produce-reports", task_run_name="render and deliver {role}", cache_policy=NO_CACHE)
 def produce_reports(role: str, instances: list[ReportInstance], values: dict, config: PortfolioConfig,
                     period: Period, backend: DeliveryBackend, dry_run: bool, records: RecordStore | None = None,
-                    run: str = "", resend: bool = False) -> list[ProducedReport]:
+                    run: str = "", resend: bool = False, run_name: str = "", only: Selection | None = None,
+                    ) -> list[ProducedReport]:
     results = []
     # Artifacts go up in a background thread while the next reports render, in batches, so the
     # API's time overlaps ours. Artifacts are history, not delivery: failing to record one is
@@ -86,7 +89,8 @@ def produce_reports(role: str, instances: list[ReportInstance], values: dict, co
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifacts") as uploader:
         for index, instance in enumerate(instances):
             produced = produce_report(instance, values, config, period, backend, dry_run=dry_run,
-                                      records=records, run=run, resend=resend)
+                                      records=records, run=run, resend=resend, run_name=run_name, only=only,
+                                      run_is_over=prefect_run_is_over)
             batch.extend((slug(f"report-{report_key(instance, variant)}"), rendered.markdown,
                           f"{rendered.subject} ({period.label})") for variant, rendered in produced.rendered.items())
             results.append(produced)
@@ -119,6 +123,32 @@ async def _create_report_artifacts(artifacts: list[tuple[str, str, str]], concur
 def hand_off_agenda(actions: list[dict[str, str]], period: str, config: PortfolioConfig, records: RecordStore,
                     run: str, resend: bool) -> HandOff:
     return hand_off_actions(actions, period, config, records, run=run, resend=resend)
+
+
+_FINISHED_RUNS: set[str] = set()
+
+
+def prefect_run_is_over(run_id: str) -> bool | None:
+    """Liveness for delivery claims: has the flow run that holds a claim ended (Completed, Failed,
+    Crashed, Cancelled)? None when Prefect cannot tell (an id from a plain run, another API, no answer);
+    then the claim's lease decides."""
+    if run_id in _FINISHED_RUNS:
+        return True
+    try:
+        flow_run_id = uuid.UUID(run_id)
+    except ValueError:
+        return None
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run_id).state
+    except Exception:
+        return None
+    if state is None:
+        return None
+    if state.is_final():
+        _FINISHED_RUNS.add(run_id)
+        return True
+    return False
 
 
 _LOADED_CONFIGS: dict[tuple, PortfolioConfig] = {}
@@ -230,13 +260,15 @@ def send_exec_reports(
     period_kind: Literal["week", "month"] | None = None,
     resend: bool = False,
     delivery: str | None = None,
+    only: list[str] | None = None,
 ):
     """Gather metrics, render every selected report and deliver it; returns the JSON run summary.
 
     The run ends Failed when any report, tenant or source failed, after everything else was
     delivered; the summary lists ``sent``, ``failed`` (with reasons) and ``skipped``.
     Messages already sent for the period are skipped unless ``resend``; ``delivery`` picks the backend
-    (outbox, ses, smtp) for this run over the config file's.
+    (outbox, ses, smtp) for this run over the config file's; ``only`` (``report/tenant[/recipient]``
+    selectors) delivers just those messages, e.g. ``resend`` of the ones whose state is unknown.
     """
     logger = get_run_logger()
     if markers_folder := os.environ.get(LOCAL_RUN_MARKERS_ENV):
@@ -244,6 +276,9 @@ def send_exec_reports(
         # marks the run Crashed (see flows/local_server.py).
         LocalRunMarkers(Path(markers_folder)).mark(str(current_flow_run.id))
     portfolio = with_backend(load_config_once(config or default_config_path()), delivery)
+    selection = Selection.parse(only)
+    if selection is not None and not roles:
+        roles = selection.roles
     chosen_period = _run_period(portfolio, period, period_kind)
     definitions, problems = load_definitions(portfolio.reports_path)
     for problem in problems:
@@ -259,6 +294,8 @@ def send_exec_reports(
         records = open_record_store(portfolio)
         logger.info("delivery through %s; records in %r%s", backend.name, records, " (resend)" if resend else "")
 
+    # Claims name the flow run (its id is unique; Prefect can say whether it is over), records show the folder.
+    run_id = str(current_flow_run.id or run_folder)
     tenant_ids = list(dict.fromkeys(tenant_id for tenant_id, _ in plan.gathers))
     batches = tenant_batches(tenant_ids, GATHER_BATCHES)
     futures = [gather_metrics.submit(quote(portfolio), quote(plan), batch, batch[0] if len(batch) == 1 else
@@ -285,7 +322,7 @@ def send_exec_reports(
     # walks every element looking for futures, which costs seconds at a hundred tenants.
     report_futures = [
         produce_reports.submit(role, quote(instances), quote(dict(values)), quote(portfolio), chosen_period,
-                               quote(backend), dry_run, quote(records), run_folder, resend)
+                               quote(backend), dry_run, quote(records), run_id, resend, run_folder, quote(selection))
         for role, instances in by_role.items()
     ]
     outcomes: list[Outcome] = []

@@ -13,6 +13,7 @@ import logging
 import random
 import re
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,8 @@ from flows.charts import ChartCollector
 from flows.config import PortfolioConfig, TenantConfig
 from flows.definitions import SEVERITIES, ReportDefinition, group_by_role, load_definitions
 from flows.delivery.base import DeliveryBackend, Email, slug
-from flows.delivery.records import RecordStore, deliver_once
+from flows.delivery.records import DeliveryKey, RecordStore, RunLiveness, deliver_once
+from flows.delivery.selection import Selection
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError, TemplateLimitError
 from flows.period import Period
 from flows.render import RenderedEmail, render_email, stage
@@ -364,20 +366,22 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
 def _build_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
                   generated_at: dt.datetime | None, definition: ReportDefinition,
                   timings: dict[str, float] | None) -> tuple[RenderedEmail, list[CheckResult]]:
-    required = definition.front.metrics
-    missing = []
-    for tenant_id in instance.tenant_ids:
-        for name in required:
-            value = values.get(tenant_id, {}).get(name)
-            if not is_available(value):
-                reason = value.reason if isinstance(value, Unavailable) else "not gathered"
-                missing.append(f"{name} for {tenant_id}: {reason}")
+    missing = missing_required(definition, instance.tenant_ids, values)
+    left_out: list[dict[str, str]] = []
+    included = list(instance.tenant_ids)
     if missing:
-        raise RenderError("required metric unavailable: " + "; ".join(missing))
+        leave_out = (definition.scope == "portfolio" and definition.front.on_missing_tenant == "leave_out"
+                     and len(missing) < len(instance.tenant_ids))
+        if not leave_out:
+            raise RenderError("required metric unavailable: " + "; ".join(
+                f"{name} for {tenant_id}: {value_reason(value)}"
+                for tenant_id, unavailable in missing.items() for name, value in unavailable))
+        included = [tenant_id for tenant_id in instance.tenant_ids if tenant_id not in missing]
+        left_out = [left_out_tenant(config.tenant(tenant_id), unavailable) for tenant_id, unavailable in missing.items()]
 
     views = []
     all_checks: list[CheckResult] = []
-    for tenant_id in instance.tenant_ids:
+    for tenant_id in included:
         tenant = config.tenant(tenant_id)
         tenant_values = values.get(tenant_id, {})
         checks = sorted(evaluate_checks(definition, tenant, tenant_values), key=_severity_order)
@@ -422,6 +426,8 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         "chart": charts.chart,
         "note": note,
         "operator_note": operator_note,
+        # Tenants left out of a portfolio report (required figures unavailable): id, name, reason (plain).
+        "left_out_tenants": [{k: v for k, v in t.items() if k != "detail"} for t in left_out],
     }
     if definition.scope == "portfolio":
         context["tenants"] = views
@@ -446,6 +452,8 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         raise
     except Exception as exc:
         raise RenderError(f"{definition.shown_path}: template error: {type(exc).__name__}: {exc}") from exc
+    if left_out:  # first in the notes box under the title: the first thing the reader sees
+        notes.insert(0, left_out_notice(left_out, len(views)))
     scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]
     footer = (f"{definition.front.title} · {scope_name} · {period.label} · generated "
               f"{generated_at:%Y-%m-%d %H:%M} UTC by exec-reports")
@@ -455,7 +463,53 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     rendered.warnings.extend(unavailable_warnings(definition, instance.tenant_ids, values, config))
     rendered.warnings.extend(operator_details)
     rendered.tasks = structure_actions(rendered.tasks, instance, definition, views)
+    rendered.warnings.extend(f"left out {t['name']} ({t['id']}): {t['detail']}" for t in left_out)
     return rendered, all_checks
+
+
+def value_reason(value: Any) -> str:
+    return value.reason if isinstance(value, Unavailable) else "not gathered"
+
+
+def missing_required(definition: ReportDefinition, tenant_ids: Iterable[str],
+                     values: MetricValues) -> dict[str, list[tuple[str, Any]]]:
+    """tenant id -> its required metrics that are unavailable (name, the Unavailable or None)."""
+    missing: dict[str, list[tuple[str, Any]]] = {}
+    for tenant_id in tenant_ids:
+        for name in definition.front.metrics:
+            value = values.get(tenant_id, {}).get(name)
+            if not is_available(value) or name not in values.get(tenant_id, {}):
+                missing.setdefault(tenant_id, []).append((name, value))
+    return missing
+
+
+# How an executive reads a metric namespace, for "why is this business not in the report".
+NAMESPACE_WORDS = {"finance": "financial figures", "sales": "sales pipeline figures", "marketing": "marketing "
+                   "figures", "aws": "AWS figures", "handoffs": "handoff notes", "kpis": "KPI coverage"}
+
+
+def left_out_tenant(tenant: TenantConfig, unavailable: list[tuple[str, Any]]) -> dict[str, str]:
+    """A tenant left out of a portfolio report: a plain reason for the email, the technical one for the run."""
+    plain: list[str] = []
+    for name, value in unavailable:
+        namespace = name.split(".", 1)[0]
+        words = NAMESPACE_WORDS.get(namespace, f"{namespace} figures")
+        text = f"{words} unavailable ({value.plain})" if getattr(value, "plain", "") else f"{words} unavailable"
+        if text not in plain:
+            plain.append(text)
+    by_reason: dict[str, list[str]] = {}
+    for name, value in unavailable:
+        by_reason.setdefault(value_reason(value), []).append(name)
+    detail = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
+    return {"id": tenant.id, "name": tenant.name, "reason": "; ".join(plain), "detail": detail}
+
+
+def left_out_notice(left_out: list[dict[str, str]], included: int) -> str:
+    """The first note of a portfolio report that leaves tenants out: who, and why, plainly (plain text:
+    the notes box shows it as written)."""
+    names = "; ".join(f"{t['name']}: {t['reason']}" for t in left_out)
+    covered = f"{included} business" + ("es" if included != 1 else "")
+    return f"Not in this report: {names}. Every figure and total below covers the other {covered} only."
 
 
 _ACTION_SUFFIX = re.compile(
@@ -554,10 +608,13 @@ class ProducedReport:
 
 def produce_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
                    backend: DeliveryBackend | None, *, dry_run: bool = False, records: RecordStore | None = None,
-                   run: str = "", resend: bool = False) -> ProducedReport:
+                   run: str = "", resend: bool = False, run_name: str = "", only: Selection | None = None,
+                   run_is_over: RunLiveness | None = None) -> ProducedReport:
     """Render and deliver one report instance. Never raises for report-level problems: returns outcomes.
 
-    With ``records``, each message goes through ``deliver_once``: sent once per period unless ``resend``.
+    With ``records``, each message goes through ``deliver_once``: sent once per period unless ``resend``,
+    claimed right before its provider call under this ``run``. With ``only``, messages it does not select
+    are not delivered (nor listed).
     """
     role, key = instance.role, instance.key
     try:
@@ -594,13 +651,17 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
         groups = [tuple(assigned)] if config.delivery.group_recipients else [(r,) for r in assigned]
         for recipient in groups:
             message = make_email(instance, definition, rendered, recipient, config, period)
+            if only is not None and not only.selects(DeliveryKey.for_email(message)):
+                continue
             if dry_run or backend is None:
                 produced.outcomes.append(Outcome(role, key, list(recipient), "dry-run", subject=message.subject,
                                                  warnings=rendered.warnings, variant=variant))
                 continue
             try:
                 if records is not None:
-                    result = deliver_once(backend, message, records, run=run, resend=resend)
+                    result = deliver_once(backend, message, records, run=run, run_name=run_name, resend=resend,
+                                          lease_seconds=config.delivery.records.lease_seconds,
+                                          run_is_over=run_is_over)
                 else:
                     result = backend.send(message)
                 produced.outcomes.append(Outcome(role, key, list(result.recipients), result.status, result.location,
@@ -646,23 +707,29 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
               backend: DeliveryBackend | None = None, registry: SourceRegistry = REGISTRY,
               records: RecordStore | None = None, resend: bool = False, run: str = "",
               loaded: tuple[list[ReportDefinition], list[Problem]] | None = None,
+              only: Selection | None = None,
               ) -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
     """The whole pipeline without Prefect. Returns the summary and the rendered email per report key.
 
     Without ``records`` every message is sent; with them, only those not yet sent for the period.
+    ``run`` names this run in the records (default: a fresh unique id, so two plain runs never share one).
     ``loaded``: definitions (and their problems) the caller already loaded, so they are not compiled twice."""
     if backend is not None and not dry_run and hasattr(backend, "preflight"):
         backend.preflight()  # nothing is rendered or sent when the backend cannot send at all
     definitions, problems = loaded or load_definitions(config.reports_path, registry)
+    if only is not None and not roles:
+        roles = only.roles
     plan = plan_run(config, definitions, period, roles, tenants, problems, registry)
     values = gather_all(config, plan, registry)
+    run_name = run_folder_name(period)
+    run = run or f"{run_name}-{uuid.uuid4().hex[:8]}"
     outcomes: list[Outcome] = []
     checks: list[tuple[str, CheckResult]] = []
     actions: list[dict[str, str]] = []
     rendered_by_key: dict[str, RenderedEmail] = {}
     for instance in plan.instances:
         produced = produce_report(instance, values, config, period, backend, dry_run=dry_run,
-                                  records=records, run=run or period.label, resend=resend)
+                                  records=records, run=run, run_name=run_name, resend=resend, only=only)
         outcomes.extend(produced.outcomes)
         checks.extend((instance.role, c) for c in produced.checks)
         for variant, rendered in produced.rendered.items():

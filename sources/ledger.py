@@ -66,7 +66,14 @@ METRICS = [
     MetricSpec("finance.rules", "Each financial rule from the config, evaluated "
                "(rows: rule, status, actual, limit, detail).", "table"),
     MetricSpec("finance.rules_failed", "Number of financial rules that failed.", "number"),
+    MetricSpec("finance.data_through", "Date of the ledger's last entry: how far the books reach. When it is "
+               "more than max_data_age_days (default 14) before the period end, every other ledger figure is "
+               "unavailable with that date as the reason, since cash, burn and runway would be wrong.", "date"),
 ]
+
+# Books may lag a little (receipts entered weekly); beyond this many days before the period end the
+# figures would be wrong, not just late: a ledger cut off mid-month overstates cash and runway.
+DEFAULT_MAX_DATA_AGE_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,14 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
             result[name] = Unavailable(name, "sources.ledger.accounts (the chart of accounts) is not set")
 
     entries, unknown = read_ledger(path, settings.get("sheet"), chart, policy)
+    stale = freshness(entries, settings, context)
+    if stale is not None:
+        # Every figure needs the books up to the period end: all are unavailable, with the date as
+        # the reason; only how far the data reaches and the row problems stay.
+        return {**{spec.name: Unavailable(spec.name, stale.reason, stale.plain) for spec in METRICS},
+                "finance.data_through": max(e.date for e in entries) if entries else stale,
+                "finance.ledger_problems": policy.findings}
+    result["finance.data_through"] = max(e.date for e in entries)
     result.update(summarise(entries, opening, context.period_end))
     if chart is not None:
         result["finance.unknown_accounts"] = unknown
@@ -125,6 +140,23 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
     result.update(evaluate_rules(settings.get("rules"), entries, result, context))
     result["finance.ledger_problems"] = policy.findings
     return result
+
+
+def freshness(entries: list[Entry], settings: Mapping[str, Any], context: SourceContext) -> Unavailable | None:
+    """None when the ledger reaches close enough to the period end; else why its figures would be wrong."""
+    limit = _setting_int(settings, "max_data_age_days", DEFAULT_MAX_DATA_AGE_DAYS,
+                         f"tenant '{context.tenant_id}': sources.ledger")
+    if not entries:
+        return Unavailable("finance.data_through", "the ledger has no entries", plain="no bookkeeping data")
+    last = max(entry.date for entry in entries)
+    behind = (context.period_end - last).days
+    if behind <= limit:
+        return None
+    return Unavailable("finance.data_through",
+                       f"data only through {last.isoformat()}: the ledger's last entry is {behind} days before the "
+                       f"period end {context.period_end.isoformat()} (more than sources.ledger.max_data_age_days: "
+                       f"{limit}); cash, burn and runway would be wrong, so they are not shown",
+                       plain=f"books only through {last:%b} {last.day}, {last.year}")
 
 
 def read_ledger(path, sheet, chart, policy: BadRowPolicy) -> tuple[list[Entry], list[dict[str, Any]]]:

@@ -40,7 +40,9 @@ class Unavailable:
     """Stands in for a metric that could not be gathered, carrying why. Never a silent zero."""
 
     metric: str
-    reason: str
+    reason: str  # technical: for the run summary, the log and the operations alert
+    # For an executive, when the source can say it plainly (e.g. "books only through Oct 9, 2026").
+    plain: str = ""
 
     def __str__(self) -> str:
         return f"unavailable ({self.reason})"

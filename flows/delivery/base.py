@@ -137,13 +137,30 @@ class PreflightOnce:
         raise NotImplementedError
 
 
+class ClaimLost(Exception):
+    """Another run holds (or just took) this message: this run must not send it. The text says who."""
+
+
+class SendClaim(Protocol):
+    """The delivery record's claim on one message (``flows.delivery.records.MessageClaim``).
+
+    A backend calls ``acquire()`` immediately before each provider call that may send the message
+    (after rate limiting and any backoff, so a crash while waiting leaves nothing claimed) and
+    ``release(reason)`` after a failed call that it will retry. ``acquire`` raises ``ClaimLost``, which
+    the backend lets propagate unchanged."""
+
+    def acquire(self) -> None: ...
+
+    def release(self, reason: str) -> None: ...
+
+
 class DeliveryBackend(Protocol):
     name: str
 
     def preflight(self) -> None:
         """Raise DeliveryError, before anything is sent, when this backend cannot send at all."""
 
-    def send(self, email: Email) -> DeliveryResult: ...
+    def send(self, email: Email, claim: SendClaim | None = None) -> DeliveryResult: ...
 
 
 _UNSAFE = re.compile(r"[^a-z0-9]+")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.delivery.base import DeliveryResult, Email, slug
+from flows.delivery.base import DeliveryResult, Email, SendClaim, slug
 
 
 class OutboxBackend:
@@ -18,10 +18,13 @@ class OutboxBackend:
     def preflight(self) -> None:
         """Nothing to check: a folder on disk is always ready."""
 
-    def send(self, email: Email) -> DeliveryResult:
+    def send(self, email: Email, claim: SendClaim | None = None) -> DeliveryResult:
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = f"{email.report_key}--{slug(email.to[0]) if email.to else 'no-recipient'}"
+        raw = email.to_mime().as_bytes()
+        if claim is not None:
+            claim.acquire()  # the same place as a network backend: right before the write that "sends"
         eml_path = self.folder / f"{stem}.eml"
-        eml_path.write_bytes(email.to_mime().as_bytes())
+        eml_path.write_bytes(raw)
         (self.folder / f"{stem}.html").write_text(email.preview_html(), encoding="utf-8")
         return DeliveryResult(recipients=email.to, status="sent", location=str(eml_path))

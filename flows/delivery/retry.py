@@ -60,10 +60,13 @@ class RetryPolicy:
         # Jitter of up to a fifth on top, never below the configured wait.
         return self.quota_wait_seconds * (1 + 0.2 * self.random()) * (retry_number + 1)
 
-    def call(self, attempt: Callable[[], T], classify: Callable[[BaseException], Failure | None]) -> T:
+    def call(self, attempt: Callable[[], T], classify: Callable[[BaseException], Failure | None],
+             before_wait: Callable[[Failure], None] | None = None) -> T:
         """Run ``attempt`` until it returns, retrying what ``classify`` calls transient or quota.
 
         Exceptions ``classify`` does not recognise (returns None) propagate unchanged: a bug is not retried.
+        ``before_wait`` runs after a failed attempt that will be retried, before the wait (the
+        delivery claim is released there, so nothing stays claimed while nothing is in flight).
         """
         transient_retries = quota_retries = 0
         attempts = 0
@@ -75,6 +78,10 @@ class RetryPolicy:
                 failure = classify(exc)
                 if failure is None:
                     raise
+                retrying = ((failure.kind == "transient" and transient_retries + 1 < self.max_attempts)
+                            or (failure.kind == "quota" and quota_retries + 1 < self.quota_attempts))
+                if retrying and before_wait is not None:
+                    before_wait(failure)
                 if failure.kind == "transient" and transient_retries + 1 < self.max_attempts:
                     self.sleep(self.transient_delay(transient_retries))
                     transient_retries += 1

@@ -12,7 +12,7 @@ import logging
 
 from flows.addresses import Mailbox
 from flows.config import SesConfig
-from flows.delivery.base import DeliveryResult, Email, PreflightOnce
+from flows.delivery.base import DeliveryResult, Email, PreflightOnce, SendClaim
 from flows.delivery.ratelimit import RateLimiter
 from flows.delivery.retry import Failure, GaveUp, RetryPolicy
 from flows.delivery.secrets import boto3_session
@@ -147,18 +147,22 @@ class SesBackend(PreflightOnce):
 
     # ---- send --------------------------------------------------------------------------------------
 
-    def send(self, email: Email) -> DeliveryResult:
+    def send(self, email: Email, claim: SendClaim | None = None) -> DeliveryResult:
         self.preflight()
         raw = email.to_mime().as_bytes()
         destinations = list(email.envelope_recipients)
+        client = self.client  # built before the claim: building it is not a provider call
 
         def attempt():
             self.limiter.acquire(len(destinations))
-            return self.client.send_raw_email(Source=email.envelope_sender, Destinations=destinations,
-                                              RawMessage={"Data": raw})
+            if claim is not None:
+                claim.acquire()  # right before the call that sends: the only window a crash leaves unknown
+            return client.send_raw_email(Source=email.envelope_sender, Destinations=destinations,
+                                         RawMessage={"Data": raw})
 
+        release = (lambda failure: claim.release(failure.reason)) if claim is not None else None
         try:
-            response = self.policy.call(attempt, classify_ses_error)
+            response = self.policy.call(attempt, classify_ses_error, before_wait=release)
         except GaveUp as exc:
             return DeliveryResult(recipients=email.to, status="failed", error=str(exc))
         return DeliveryResult(recipients=email.to, status="sent", location=f"ses:{response['MessageId']}")

@@ -14,7 +14,7 @@ import ssl
 
 from flows.addresses import Mailbox
 from flows.config import SmtpConfig
-from flows.delivery.base import DeliveryResult, Email, PreflightOnce
+from flows.delivery.base import DeliveryResult, Email, PreflightOnce, SendClaim
 from flows.delivery.ratelimit import RateLimiter, Unlimited
 from flows.delivery.retry import Failure, GaveUp, RetryPolicy
 from flows.delivery.secrets import Secret, smtp_password
@@ -123,7 +123,7 @@ class SmtpBackend(PreflightOnce):
                                              f"{failure.reason}")) from None
         log.info("SMTP preflight ok: %s accepts %s", self.where, sender)
 
-    def send(self, email: Email) -> DeliveryResult:
+    def send(self, email: Email, claim: SendClaim | None = None) -> DeliveryResult:
         self.preflight()
         message = email.to_mime()
         # Flattened here, not by smtplib.send_message: that one mangles body lines starting with
@@ -137,6 +137,8 @@ class SmtpBackend(PreflightOnce):
             self.limiter.acquire(len(recipients))
             connection = self._connect()
             try:
+                if claim is not None:
+                    claim.acquire()  # connected and logged in: the next command sends the message
                 refused = connection.sendmail(sender, recipients, raw)
                 try:
                     connection.quit()
@@ -147,7 +149,8 @@ class SmtpBackend(PreflightOnce):
             return refused
 
         try:
-            refused = self.policy.call(attempt, classify_smtp_error)
+            refused = self.policy.call(attempt, classify_smtp_error, before_wait=(
+                (lambda failure: claim.release(self._redact(failure.reason))) if claim is not None else None))
         except GaveUp as exc:
             return DeliveryResult(recipients=email.to, status="failed", error=self._redact(str(exc)))
         refused_to = [mailbox.address for mailbox in email.to if mailbox.address in refused]

@@ -184,3 +184,33 @@ def test_a_failing_report_fails_the_run_delivers_the_rest_and_alerts_operations(
     assert "Unexpected result for failed state" not in worker_log and "TypeError" not in worker_log
     assert "ceo@holdings.example" not in worker_log
     assert "exec-reports-deliveries" in artifact_keys(stack, run_id)
+
+
+def test_two_workers_and_two_runs_of_the_same_period_deliver_every_message_once(stack):
+    """A second worker on the pool and two runs of one period at once: the deployment's concurrency
+    limit runs them one after the other, and the delivery records make the second skip what the first
+    sent. No duplicate, nothing missing, no false failure."""
+    stack.server.spawn([PREFECT, "worker", "start", "--pool", "exec-reports", "--type", "process",
+                        "--name", "second-worker"], cwd=stack.project, log_name="worker-2.log", env=stack.env)
+    before = outbox_folders(stack)
+    period = "2026-W45"  # not sent by any other test here
+    run_ids = [stack.run_deployment("send-exec-reports/weekly", f"period={period}", 'roles=["ceo","cfo","gm"]')
+               for _ in range(2)]
+    runs = [stack.wait_for(run_id, timeout=400) for run_id in run_ids]
+
+    assert [run["state"]["type"] for run in runs] == ["COMPLETED", "COMPLETED"], [run["state"] for run in runs]
+    first, second = sorted(runs, key=lambda run: run["start_time"])
+    assert second["start_time"] >= first["end_time"]  # concurrency_limit: 1 kept them apart
+    delivered = [p.name for folder in outbox_folders(stack) - before for p in folder.glob("*.eml")]
+    tenants = ("jada", "queenofsandiego", "quickdumpnow", "dangerouscentaur")
+    assert sorted(delivered) == sorted(
+        [f"portfolio-{role}--{role}-holdings-example.eml" for role in ("ceo", "cfo")]
+        + [f"{tenant}-gm--gm-{tenant}-example.eml" for tenant in tenants])
+    tables = {}
+    for run in runs:
+        [table] = stack.api("POST", "/artifacts/filter", json={
+            "artifacts": {"flow_run_id": {"any_": [run["id"]]}, "key": {"any_": ["exec-reports-deliveries"]}}})
+        tables[run["id"]] = json.loads(table["data"])
+    assert [row["status"] for row in tables[first["id"]]] == ["sent"] * 6
+    assert [row["status"] for row in tables[second["id"]]] == ["skipped"] * 6
+    assert all("already sent" in row["reason"] for row in tables[second["id"]])

@@ -46,7 +46,7 @@ def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
     from flows.errors import RunFailures
     from flows.flow import run_summary, send_exec_reports
 
-    (portfolio_copy.parent / "data" / "jada" / "channels.csv").unlink()
+    (portfolio_copy.parent / "data" / "jada" / "ledger.csv").unlink()
     state = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, return_state=True)
     assert state.is_failed()
     # The Failed state carries the summary inside an exception Prefect can resolve (a dict there makes the
@@ -57,12 +57,13 @@ def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
     with pytest.raises(RunFailures):
         state.result()
     summary = run_summary(state)
-    # the GM brief shows channels only as an optional figure, so JADA's still goes out
-    assert sorted(item["report"] for item in summary["sent"]) == ["accounting", "cfo", "cto", "gm", "gm", "gm", "gm"]
-    failed = {item["report"]: item["reason"] for item in summary["failed"]}
-    assert set(failed) == {"ceo", "cmo"}
-    assert "jada/channels.csv" in failed["cmo"]
-    assert "2 failure(s)" in state.message
+    # The portfolio briefs leave JADA out and go to everyone; only JADA's own GM brief cannot be made.
+    assert sorted(item["report"] for item in summary["sent"]) == [
+        "accounting", "ceo", "cfo", "cmo", "cto", "gm", "gm", "gm"]
+    failed = {(item["report"], item["tenant"]): item["reason"] for item in summary["failed"]}
+    assert set(failed) == {("gm", "jada")}
+    assert "jada/ledger.csv" in failed[("gm", "jada")]
+    assert "1 failure(s)" in state.message
 
     [alert] = (portfolio_copy.parent.parent / "outbox" / summary["run"]).glob("portfolio-operations-alert--*.eml")
     message = email.message_from_bytes(alert.read_bytes(), policy=policy.default)
@@ -70,8 +71,8 @@ def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
     # The alert names the run by its readable name, not Prefect's random one.
     assert message["Subject"] == f"[exec-reports] run Failed: {SAMPLE_PERIOD} all roles"
     text = message.get_body(("plain",)).get_content()
-    assert "2 failure(s)" in text and "cmo / portfolio:" in text and "jada/channels.csv" in text
-    assert "Delivered anyway: 7 message(s)" in text
+    assert "1 failure(s)" in text and "gm / jada:" in text and "jada/ledger.csv" in text
+    assert "Delivered anyway: 8 message(s)" in text
 
 
 def test_delivery_history_shows_the_last_send_per_report_and_the_failures(portfolio_copy):
@@ -80,7 +81,9 @@ def test_delivery_history_shows_the_last_send_per_report_and_the_failures(portfo
 
     send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], return_state=True)
     (portfolio_copy.parent / "data" / "jada" / "ledger.csv").unlink()
-    failed_run = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], return_state=True)
+    # For JADA alone there is no tenant left to report on, so the CFO brief fails.
+    failed_run = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], tenants=["jada"],
+                                   return_state=True)
     history = summarise_history(fetch_delivery_tables())
     newest_failure = history.failures[0]
     assert newest_failure["report"] == "cfo" and "jada/ledger.csv" in newest_failure["reason"]

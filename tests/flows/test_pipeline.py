@@ -81,17 +81,31 @@ def test_a_tenant_whose_source_fails_does_not_stop_the_others(portfolio_copy, tm
     assert len(list((tmp_path / "out").glob("*.eml"))) == 3
 
 
-def test_a_portfolio_report_missing_a_required_figure_fails_instead_of_showing_a_wrong_number(portfolio_copy):
+def test_a_portfolio_report_missing_a_required_figure_for_one_tenant_leaves_it_out_instead_of_a_wrong_number(
+        portfolio_copy):
     (portfolio_copy.parent / "data" / "jada" / "ledger.csv").write_text(
         "date,account,category,amount,memo\n2026-10-01,4000,Sales,12x,typo\n", encoding="utf-8")
     summary, rendered = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["cfo", "cmo"],
                                   dry_run=True)
+    assert summary["failed"] == []
+    assert {item["report"] for item in summary["dry_run"]} == {"cfo", "cmo"}
+    [warning] = [w for w in summary["warnings"] if w.startswith("cfo/portfolio: left out JADA (jada)")]
+    assert "finance.burn_rate" in warning and "ledger.csv:2: column 'amount': not a number (value '12x')" in warning
+    text = rendered["portfolio-cfo"].text
+    assert text.startswith("Not in this report: JADA: financial figures unavailable.")
+    assert text.count("JADA") == 1  # named once, as left out; no figure of it anywhere
+
+
+def test_a_portfolio_report_missing_a_required_figure_for_every_tenant_fails(portfolio_copy):
+    (portfolio_copy.parent / "data" / "jada" / "ledger.csv").write_text(
+        "date,account,category,amount,memo\n2026-10-01,4000,Sales,12x,typo\n", encoding="utf-8")
+    summary, rendered = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["cfo"],
+                                  tenants=["jada"], dry_run=True)
     [failure] = summary["failed"]
     assert failure["report"] == "cfo"
     assert "finance.burn_rate for jada" in failure["reason"]
     assert "ledger.csv:2: column 'amount': not a number (value '12x')" in failure["reason"]
-    assert {item["report"] for item in summary["dry_run"]} == {"cmo"}
-    assert "portfolio-cfo" not in rendered
+    assert rendered == {}
 
 
 def test_optional_metrics_show_as_not_available_in_plain_words_and_the_reason_goes_to_the_summary(portfolio_copy):

@@ -13,6 +13,7 @@ import pytest
 from flows.errors import SourceError
 from sources import REGISTRY, SourceContext, Unavailable
 from sources.ledger import gather_ledger
+from sources.registry import is_available
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "business"
 SEPTEMBER = (dt.date(2026, 9, 1), dt.date(2026, 9, 30))
@@ -169,7 +170,9 @@ def test_an_unknown_account_fails_the_source_under_the_fail_policy(tmp_path):
 
 
 def test_skip_policy_leaves_bad_rows_out_and_lists_each_one():
-    figures = gather_ledger({"path": "bad_rows.csv", "accounts": "accounts.csv", "on_bad_row": "skip"}, context())
+    # The fixture's one good row is from early September: allow it to be that old at the month's end.
+    figures = gather_ledger({"path": "bad_rows.csv", "accounts": "accounts.csv", "on_bad_row": "skip",
+                             "max_data_age_days": 60}, context())
     problems = figures["finance.ledger_problems"]
     assert len(problems) == 3
     # Shown relative to the config folder, as the config names the file.
@@ -203,7 +206,8 @@ def test_a_missing_targets_file_costs_only_the_target_metrics():
 
 
 def test_bom_currency_codes_symbols_and_thousands_separators_are_read():
-    figures = gather_ledger({"path": "ledger_bom.csv"}, context(period=(dt.date(2026, 9, 1), dt.date(2026, 9, 30))))
+    figures = gather_ledger({"path": "ledger_bom.csv", "max_data_age_days": 60},
+                            context(period=(dt.date(2026, 9, 1), dt.date(2026, 9, 30))))
     assert figures["finance.cash_on_hand"] == Decimal("2000.50") - Decimal("1000.25")
 
 
@@ -275,3 +279,24 @@ def test_a_missing_chart_fails_under_fail_and_costs_only_the_account_metrics_und
     assert isinstance(figures["finance.unknown_accounts"], Unavailable)
     assert str(FIXTURES / "no-chart.csv") in figures["finance.unknown_accounts"].reason
     assert figures["finance.burn_rate"] == Decimal("216.67")
+
+
+def test_a_ledger_that_stops_weeks_before_the_period_end_gives_no_figures_only_how_far_it_reaches(tmp_path):
+    rows = (FIXTURES / "ledger.csv").read_text().splitlines()
+    last = max(dt.date.fromisoformat(line.split(",")[0]) for line in rows[1:] if line)
+    (tmp_path / "ledger.csv").write_text("\n".join(rows) + "\n")
+    period_end = last + dt.timedelta(days=15)
+
+    stale = gather_ledger({"path": "ledger.csv"}, context(tmp_path, (period_end - dt.timedelta(days=6), period_end)))
+    fresh = gather_ledger({"path": "ledger.csv", "max_data_age_days": 15},
+                          context(tmp_path, (period_end - dt.timedelta(days=6), period_end)))
+
+    assert stale["finance.data_through"] == last == fresh["finance.data_through"]
+    cash = stale["finance.cash_on_hand"]
+    assert not is_available(cash)
+    assert cash.reason.startswith(f"data only through {last.isoformat()}: the ledger's last entry is 15 days")
+    assert "max_data_age_days" in cash.reason
+    assert cash.plain == f"books only through {last:%b} {last.day}, {last.year}"
+    assert all(not is_available(stale[name]) for name in ("finance.burn_rate", "finance.runway_months",
+                                                           "finance.revenue_last_month", "finance.rules"))
+    assert is_available(fresh["finance.cash_on_hand"])

@@ -7,9 +7,11 @@ import datetime as dt
 import ipaddress
 import json
 import logging
+import os
 import socket
 import ssl
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
@@ -182,3 +184,22 @@ def smtp_server(tls_files):
     yield state
     controller.stop()
     server_log.setLevel(previous_level)
+
+
+# ---- PostgreSQL --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres_dsn():
+    import psycopg
+
+    admin = os.environ.get("EXEC_REPORTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"exec_reports_records_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
+            connection.execute(f"CREATE DATABASE {name}")
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {admin}: {exc}")
+    yield admin.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -127,3 +128,25 @@ def test_smtp_password_and_ses_credentials_can_come_from_prefect_aws_blocks(
 
     assert len(summary["sent"]) == 1 and smtp_server.received[0].authenticated
     assert ses.client.meta.endpoint_url == moto_url and ses.limiter.max_per_second == 1.0
+
+
+def test_claims_of_a_finished_flow_run_are_over_at_once_and_unknown_ids_fall_back_to_the_lease(portfolio_copy):
+    """The flow's liveness check for delivery claims asks Prefect about the run that holds a claim."""
+    import uuid
+
+    from flows.delivery.records import DeliveryKey, Record, claim_is_over, now_utc
+    from flows.flow import prefect_run_is_over, send_exec_reports
+
+    state = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["ceo"], dry_run=True,
+                              return_state=True)
+    finished = str(state.state_details.flow_run_id)
+    lease = (now_utc() + dt.timedelta(minutes=5)).isoformat()
+    key = DeliveryKey(SAMPLE_PERIOD, "portfolio", "ceo", "", "ceo@holdings.example")
+
+    assert prefect_run_is_over(finished) is True
+    assert prefect_run_is_over(str(uuid.uuid4())) is None  # not a run this API knows
+    assert prefect_run_is_over("2026-W47_20261123T070000Z-1a2b3c4d") is None  # a plain run's id
+    held_by_finished = Record(key, "sending", "ses", finished, "t", lease_until=lease)
+    held_by_stranger = Record(key, "sending", "ses", str(uuid.uuid4()), "t", lease_until=lease)
+    assert claim_is_over(held_by_finished, prefect_run_is_over) is True
+    assert claim_is_over(held_by_stranger, prefect_run_is_over) is False

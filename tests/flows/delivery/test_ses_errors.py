@@ -170,3 +170,42 @@ def test_a_read_timeout_after_sending_is_not_retried_so_nothing_goes_out_twice()
     assert timed_out.kind == "permanent" and "may have been delivered" in timed_out.reason
     # Failing to connect at all is safe to retry: nothing reached SES.
     assert classify_ses_error(EndpointConnectionError(endpoint_url="https://x.example")).kind == "transient"
+
+
+def test_the_claim_is_taken_after_the_rate_limit_wait_and_released_during_a_retry_backoff(ses_client, tmp_path):
+    """A crash while a message waits for its turn or for a retry must leave nothing unknown: the record
+    says ``sending`` only while a provider call is in flight."""
+    from flows.delivery.records import DeliveryKey, LocalRecordStore, deliver_once
+
+    store = LocalRecordStore(tmp_path / "records")
+    message = email_to("cfo@holdings.example")
+    key = DeliveryKey.for_email(message)
+    seen: list[str] = []
+
+    def state() -> str:
+        record = store.get("ses", key)
+        return record.state if record else "none"
+
+    class WatchingLimiter(RateLimiter):
+        def acquire(self, permits: int = 1) -> float:
+            seen.append(f"limiter wait: {state()}")
+            return super().acquire(permits)
+
+    def backoff(seconds: float) -> None:
+        seen.append(f"backoff: {state()}")
+
+    backend = SesBackend(SesConfig(region=REGION), FROM, client=ses_client, limiter=WatchingLimiter(50),
+                         policy=RetryPolicy(sleep=backoff, random=lambda: 0.5))
+    with Stubber(ses_client) as stubber:
+        stub_preflight(stubber)
+        stubber.add_client_error("send_raw_email", "Throttling", "Maximum sending rate exceeded.", 400,
+                                 expected_params=send_params("cfo@holdings.example"))
+        stubber.add_response("send_raw_email", {"MessageId": "m-1"}, send_params("cfo@holdings.example"))
+
+        result = deliver_once(backend, message, store, run="run-1")
+
+    assert result.status == "sent"
+    # Nothing claimed while waiting for the limiter; the throttled attempt's claim released before the wait.
+    assert seen == ["limiter wait: none", "backoff: failed", "limiter wait: failed"]
+    record = store.get("ses", key)
+    assert (record.state, record.location, record.lease_until) == ("sent", "ses:m-1", "")
