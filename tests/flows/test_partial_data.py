@@ -57,7 +57,7 @@ def test_portfolio_briefs_leave_out_tenants_without_data_and_say_why_and_never_s
     assert {("ceo", "portfolio"), ("cfo", "portfolio"), ("accounting", "portfolio")} <= sent
     for role in ("cfo", "accounting"):
         text = rendered[f"portfolio-{role}"].text
-        notice = text[:text.index("only.") + 5]
+        notice = " ".join(text[:text.index("only.") + 5].split())  # the text part wraps at 76 columns
         # The first thing the reader sees names both businesses and says why, without file paths or metric ids.
         assert "Not in this report" in notice
         assert "JADA" in notice and "books only through Oct 8, 2026" in notice
