@@ -27,7 +27,14 @@ def build_alert_email(config: PortfolioConfig, *, run_name: str, state_name: str
     if run_url:
         # The URL is ours (Prefect's UI address plus a UUID), not data, so it may be a link.
         lines += [f"See the run: <{run_url}>", ""]
-    if summary:
+    feedback = (summary or {}).get("delivery_feedback") or []
+    if feedback:
+        # Reported once, by the first run after SES said so; the address gets nothing until cleared.
+        lines += [f"## {len(feedback)} address(es) suppressed after SES delivery feedback", ""]
+        lines += [f"- {escape_markdown(entry['address'])}: {escape_markdown(entry['why'])} (since "
+                  f"{escape_markdown(entry['since'])}); `exec-reports suppression clear` lifts it" for entry in feedback]
+        lines += [""]
+    if summary and (summary.get("failed") or not feedback):
         failed = summary.get("failed", [])
         lines += [f"## {len(failed)} failure(s)", ""]
         lines += [f"- {escape_markdown(item['report'])} / {escape_markdown(item['tenant'] or '-')}: "
@@ -40,7 +47,10 @@ def build_alert_email(config: PortfolioConfig, *, run_name: str, state_name: str
                   "(see the run) shows how far it got; delivery records keep what it sent, so the next run of "
                   "the same period sends only what this one did not."]
     subject = f"[exec-reports] run {state_name}: {run_name}"
-    rendered = render_email("\n".join(lines) + "\n", subject, title="Report run failed",
+    if state_name == "Completed" and feedback:
+        subject = f"[exec-reports] {len(feedback)} address(es) suppressed after bounces or complaints: {run_name}"
+    rendered = render_email("\n".join(lines) + "\n", subject,
+                            title="Report run failed" if state_name != "Completed" else "Delivery feedback",
                             footer=f"{config.portfolio.name} · exec-reports operations alert")
     recipient = operations_recipient(config)
     return Email(subject=subject, html=rendered.html, text=rendered.text, from_address=config.delivery.from_address,

@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "failures, from the Prefect API")
     history.add_argument("--runs", type=int, default=50, help="how many recent runs to read (default 50)")
     history.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    history.add_argument("--config", help="portfolio config whose delivery records hold SES feedback "
+                                          "(default: $EXEC_REPORTS_CONFIG or examples/portfolio.yaml)")
+
+    suppression = commands.add_parser("suppression", help="addresses suppressed after a permanent bounce or a "
+                                                          "complaint: list them, or clear one")
+    suppression.add_argument("action", choices=["list", "clear"])
+    suppression.add_argument("address", nargs="?", help="with clear: the address to mail again")
+    suppression.add_argument("--config", help="portfolio config (default: $EXEC_REPORTS_CONFIG or "
+                                              "examples/portfolio.yaml)")
 
     snapshot = commands.add_parser("snapshot", help="gather one tenant's live source data and save it as JSON")
     snapshot.add_argument("source", choices=["aws"], help="which source to snapshot")
@@ -85,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"check": cmd_check, "preview": cmd_preview, "run": cmd_run, "metrics": cmd_metrics,
                 "history": cmd_history, "snapshot": cmd_snapshot, "server": cmd_server,
+                "suppression": cmd_suppression,
                 "deliveries": cmd_deliveries}[args.command](args)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -271,9 +281,11 @@ def cmd_history(args) -> int:
     from flows.flow import fetch_delivery_tables
     from flows.history import summarise_history
 
-    history = summarise_history(fetch_delivery_tables(limit=args.runs))
+    tables = fetch_delivery_tables(limit=args.runs)
+    history = summarise_history(tables)
+    feedback, suppressed = delivery_feedback_of(tables, args.config)
     if args.json:
-        print(json.dumps(history.as_json(), indent=2))
+        print(json.dumps({**history.as_json(), "delivery_feedback": feedback, "suppressed": suppressed}, indent=2))
         return 0
     print_table("Last successful send per report and tenant",
                 ("REPORT", "TENANT", "LAST SENT (UTC)", "RECIPIENTS", "FLOW RUN"),
@@ -283,6 +295,56 @@ def cmd_history(args) -> int:
     print_table("Last failures (newest first)", ("WHEN (UTC)", "REPORT", "TENANT", "REASON", "FLOW RUN"),
                 [(f"{f['time']:%Y-%m-%d %H:%M}", f["report"], f["tenant"], f["reason"], f["flow_run_id"])
                  for f in history.failures])
+    print()
+    print_table("SES delivery feedback per recipient (newest period first)",
+                ("PERIOD", "REPORT", "TENANT", "RECIPIENT", "OUTCOME", "WHEN", "DETAIL"),
+                [(f["period"], f["report"], f["tenant"], f["recipient"], f["outcome"], f["at"], f["detail"])
+                 for f in feedback])
+    print()
+    print_table("Suppressed addresses (exec-reports suppression clear ADDRESS)", ("ADDRESS", "SINCE", "WHY"),
+                [(s["address"], s["since"], s["why"]) for s in suppressed])
+    return 0
+
+
+def delivery_feedback_of(tables, config_path: str | None) -> tuple[list[dict], list[dict]]:
+    """What SES reported for the messages of the periods these runs delivered, from the delivery records."""
+    from flows.config import default_config_path, load_config
+    from flows.delivery.feedback import FEEDBACK_BACKEND, SuppressionList
+    from flows.delivery.records import open_record_store
+
+    store = open_record_store(load_config(config_path or default_config_path()))
+    periods = list(dict.fromkeys(row.get("period") for table in tables for row in table.rows if row.get("period")))
+    feedback = []
+    for period in periods:
+        for record in store.list(FEEDBACK_BACKEND, period):
+            for recipient, entry in sorted(record.feedback.items()):
+                feedback.append({"period": period, "report": record.key.role, "tenant": record.key.tenant,
+                                 "recipient": recipient, "outcome": str(entry.get("outcome", "")),
+                                 "at": str(entry.get("at", "")), "detail": str(entry.get("detail", ""))})
+    suppressed = [{"address": r.key.recipient, "since": r.updated_at, "why": r.reason}
+                  for r in SuppressionList(store).active()]
+    return feedback, suppressed
+
+
+def cmd_suppression(args) -> int:
+    import getpass
+
+    from flows.config import default_config_path, load_config
+    from flows.delivery.feedback import SuppressionList
+    from flows.delivery.records import open_record_store
+
+    suppressions = SuppressionList(open_record_store(load_config(args.config or default_config_path())))
+    if args.action == "clear":
+        if not args.address:
+            print("error: suppression clear needs the ADDRESS to mail again", file=sys.stderr)
+            return 2
+        if not suppressions.clear(args.address, by=getpass.getuser()):
+            print(f"{args.address} is not suppressed", file=sys.stderr)
+            return 1
+        print(f"cleared {args.address}: the next run sends to it again")
+        return 0
+    print_table("Suppressed addresses", ("ADDRESS", "SINCE", "WHY"),
+                [(r.key.recipient, r.updated_at, r.reason) for r in suppressions.active()])
     return 0
 
 

@@ -37,6 +37,7 @@ from flows.config import PortfolioConfig, default_config_path, load_config
 from flows.definitions import load_definitions
 from flows.delivery import DeliveryBackend, get_backend, with_backend
 from flows.delivery.base import slug
+from flows.delivery.feedback import report_new_suppressions
 from flows.delivery.records import RecordStore, open_record_store
 from flows.delivery.selection import Selection
 from flows.errors import DeliveryError, ReportError, RunFailures
@@ -49,6 +50,7 @@ from flows.pipeline import (
     ProducedReport,
     ReportInstance,
     RunPlan,
+    add_delivery_feedback,
     gather_tenants,
     plan_run,
     produce_report,
@@ -228,24 +230,30 @@ def _alert_operations(flow, flow_run, state) -> None:
         name = readable_run_name(flow_run.parameters)
         alert = build_alert_email(config, run_name=name, state_name=state.name,
                                   state_message=state.message or "", run_url=run_url(flow_run.id), summary=summary)
-        folder = (summary or {}).get("run") or f"alerts_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
-        try:
-            result = get_backend(config, folder).send(alert)
-            if result.status != "sent":
-                raise DeliveryError(result.error or result.status)
-        except Exception as exc:
-            # The backend that failed the run (an unverified sender, a paused account) may fail the
-            # alert too: keep it in the local outbox so it exists somewhere, and say where.
-            from flows.delivery.outbox import OutboxBackend
-
-            result = OutboxBackend(config.outbox_path / folder).send(alert)
-            log.error("run %s: the alert could not go through %s (%s: %s); written to %s instead", name,
-                      config.delivery.backend, type(exc).__name__, exc, result.location)
-        log.warning("run %s ended %s: alert for %s at %s", name, state.name,
-                    ", ".join(alert.to), result.location)
+        location = send_to_operations(config, alert, (summary or {}).get("run"), name)
+        log.warning("run %s ended %s: alert for %s at %s", name, state.name, ", ".join(alert.to), location)
     except Exception as exc:  # an alert that cannot be sent must not hide the original failure
         log.error("run %s ended %s and the operations alert could not be sent: %s: %s",
                   flow_run.name, state.name, type(exc).__name__, exc)
+
+
+def send_to_operations(config: PortfolioConfig, alert, folder: str | None, run_name: str) -> str:
+    """Send an operations email through the run's backend; where that fails, keep it in the local outbox."""
+    log = logging.getLogger("exec_reports")
+    folder = folder or f"alerts_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+    try:
+        result = get_backend(config, folder).send(alert)
+        if result.status != "sent":
+            raise DeliveryError(result.error or result.status)
+    except Exception as exc:
+        # The backend that failed the run (an unverified sender, a paused account) may fail the
+        # alert too: keep it in the local outbox so it exists somewhere, and say where.
+        from flows.delivery.outbox import OutboxBackend
+
+        result = OutboxBackend(config.outbox_path / folder).send(alert)
+        log.error("run %s: the alert could not go through %s (%s: %s); written to %s instead", run_name,
+                  config.delivery.backend, type(exc).__name__, exc, result.location)
+    return result.location
 
 
 # persist_result: a deployment run's summary stays readable after the run (in PREFECT_HOME/storage).
@@ -342,6 +350,8 @@ def send_exec_reports(
             actions.extend(task for rendered in produced.rendered.values() for task in rendered.tasks)
 
     summary = summarise(chosen_period, outcomes, checks, plan.definition_problems, run_folder, actions)
+    if records is not None:
+        add_delivery_feedback(summary, report_new_suppressions(records, readable_run_name(current_flow_run.parameters)))
     if portfolio.tasks is not None and not dry_run:
         # The agenda hand-off never fails delivered reports: its failures become warnings.
         hand_off_future = hand_off_agenda.submit(quote(actions), chosen_period.label, quote(portfolio),
@@ -357,10 +367,11 @@ def send_exec_reports(
             summary["action_hand_off"] = {"posted": 0, "already_posted": 0,
                                           "failed": [{"id": "", "text": "(all)", "reason": str(error)}]}
             summary["warnings"].append(f"agenda hand-off crashed: {error}")
-    delivery_rows = [{"report": o.report, "tenant": o.tenant, "variant": o.variant,
+    delivery_rows = [{"period": chosen_period.label, "report": o.report, "tenant": o.tenant, "variant": o.variant,
                       "recipients": ", ".join(o.recipients), "status": o.status, "location": o.location,
                       "reason": o.reason} for o in outcomes] \
-        + [{"report": p.path, "tenant": "", "variant": "", "recipients": "", "status": "failed", "location": "",
+        + [{"period": chosen_period.label, "report": p.path, "tenant": "", "variant": "", "recipients": "",
+            "status": "failed", "location": "",
             "reason": str(p)} for p in plan.definition_problems]
     create_table_artifact(key=DELIVERY_TABLE_KEY, table=delivery_rows,
                           description=f"Every message of this run and its outcome ({chosen_period.label})")
@@ -372,6 +383,11 @@ def send_exec_reports(
             table=summary["checks"],
             description=f"Checks that fired or could not be evaluated ({chosen_period.label})",
         )
+    if summary.get("delivery_feedback") and not summary["failed"]:  # a failed run's alert lists them instead
+        notice = build_alert_email(portfolio, run_name=readable_run_name(current_flow_run.parameters),
+                                   state_name="Completed", state_message="", run_url=run_url(current_flow_run.id),
+                                   summary=summary)
+        send_to_operations(portfolio, notice, run_folder, notice.subject)
     if summary["failed"]:
         reasons = "; ".join(f"{f['report']}/{f['tenant']}: {f['reason']}" for f in summary["failed"][:5])
         message = f"{len(summary['failed'])} failure(s): {reasons}"

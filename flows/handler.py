@@ -34,6 +34,7 @@ from flows.auth import (
     scope_of,
 )
 from flows.config import SLUG
+from flows.delivery.feedback import handle_feedback_notification, is_ses_feedback
 from flows.delivery.secrets import read_secret_string
 from flows.errors import ConfigurationError
 from flows.period import parse_period
@@ -103,6 +104,9 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     if not isinstance(event, Mapping):
         return refuse_event("the event is not a JSON object")
     if "Records" in event:
+        records = event.get("Records")
+        if isinstance(records, list) and records and isinstance(records[0], Mapping) and "Sns" in records[0]:
+            return handle_sns(event, environ)
         return handle_sqs(event, environ)
     if "detail-type" in event and "source" in event:
         return handle_eventbridge(event, environ)
@@ -151,6 +155,11 @@ def handle_sqs(event: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str
                 payload = json.loads(body)
             except (json.JSONDecodeError, RecursionError) as exc:
                 raise BadRequest(f"the message body is not JSON: {exc}") from None
+            if is_ses_feedback(payload):
+                # SES delivery feedback (SNS -> SQS): unmatched messages come back, to be retried or dead-lettered.
+                if not handle_feedback_notification(payload, environ).ok:
+                    failures.append({"itemIdentifier": message_id})
+                continue
             request = parse_trigger(payload)
             # SQS delivers at least once: the message id makes a redelivery start no second run.
             start_run(request, environ, idempotency_key=f"sqs-{message_id}")
@@ -161,6 +170,23 @@ def handle_sqs(event: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str
             log.exception("SQS message %s could not start a run", message_id or "(no id)")
             failures.append({"itemIdentifier": message_id})
     return {"batchItemFailures": failures}
+
+
+def handle_sns(event: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """SES delivery feedback delivered by SNS straight to the function (no queue). Anything else on the
+    topic is refused, logged; a store that cannot be written raises, so Lambda retries the invocation."""
+    applied, refused = 0, []
+    for record in event["Records"]:
+        sns = record.get("Sns") if isinstance(record, Mapping) else None
+        message_id = sns.get("MessageId") if isinstance(sns, Mapping) else None
+        if not isinstance(sns, Mapping) or not is_ses_feedback(sns.get("Message")):
+            refused.append(message_id if isinstance(message_id, str) else "(no id)")
+            continue
+        result = handle_feedback_notification(sns.get("Message"), environ)
+        applied += len(result.matched)
+    if refused:
+        log.error("SNS messages %s refused: not SES delivery feedback", ", ".join(refused))
+    return {"ok": not refused, "applied": applied, "refused": refused}
 
 
 def handle_api(event: Mapping[str, Any], context: Any, environ: Mapping[str, str]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from flows.charts import ChartCollector
 from flows.config import PortfolioConfig, TenantConfig
 from flows.definitions import SEVERITIES, ReportDefinition, group_by_role, load_definitions
 from flows.delivery.base import DeliveryBackend, Email, slug
+from flows.delivery.feedback import SuppressionList, report_new_suppressions
 from flows.delivery.records import DeliveryKey, RecordStore, RunLiveness, deliver_once
 from flows.delivery.selection import Selection
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError, TemplateLimitError
@@ -628,6 +629,9 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
         by_definition.setdefault(chosen.variant, (chosen, []))[1].append(recipient)
 
     produced = ProducedReport([], [], {})
+    # Addresses that bounced for good or complained get nothing until an operator clears them.
+    suppressed = {} if records is None or dry_run else {
+        entry.key.recipient: entry for entry in SuppressionList(records).active()}
     for variant, (definition, assigned) in sorted(by_definition.items()):
         try:
             rendered, checks = build_report(instance, values, config, period, definition=definition)
@@ -650,6 +654,13 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
             log.warning("report %s: %s", instance.label, warning)
         groups = [tuple(assigned)] if config.delivery.group_recipients else [(r,) for r in assigned]
         for recipient in groups:
+            blocked = [r for r in recipient if _bare_address(r) in suppressed]
+            for address in blocked:
+                produced.outcomes.append(Outcome(role, key, [address], "skipped", variant=variant,
+                                                 reason=suppressed_reason(suppressed[_bare_address(address)])))
+            recipient = tuple(r for r in recipient if r not in blocked)
+            if not recipient:
+                continue
             message = make_email(instance, definition, rendered, recipient, config, period)
             if only is not None and not only.selects(DeliveryKey.for_email(message)):
                 continue
@@ -671,6 +682,15 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
                 produced.outcomes.append(Outcome(role, key, list(recipient), "failed", subject=message.subject,
                                                  reason=f"{type(exc).__name__}: {exc}", variant=variant))
     return produced
+
+
+def _bare_address(recipient: Any) -> str:
+    return str(getattr(recipient, "address", recipient)).strip().lower()
+
+
+def suppressed_reason(entry: Any) -> str:
+    return (f"not sent: the address is suppressed since {entry.updated_at[:10]} ({entry.reason}); "
+            f"`exec-reports suppression clear {entry.key.recipient}` lifts it")
 
 
 # ---- summarise ----------------------------------------------------------------------------------------
@@ -735,7 +755,17 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
         for variant, rendered in produced.rendered.items():
             rendered_by_key[report_key(instance, variant)] = rendered
             actions.extend(rendered.tasks)
-    return summarise(period, outcomes, checks, plan.definition_problems, actions=actions), rendered_by_key
+    summary = summarise(period, outcomes, checks, plan.definition_problems, actions=actions)
+    if records is not None and not dry_run:
+        add_delivery_feedback(summary, report_new_suppressions(records, run or period.label))
+    return summary, rendered_by_key
+
+
+def add_delivery_feedback(summary: dict[str, Any], new_suppressions: list[dict[str, str]]) -> None:
+    """Addresses SES reported as permanently bouncing or complaining since the last run: listed once."""
+    summary["delivery_feedback"] = new_suppressions
+    summary["warnings"].extend(f"{entry['address']} is now suppressed: {entry['why']} (SES message "
+                               f"{entry['message_id']}, {entry['since']})" for entry in new_suppressions)
 
 
 def report_key(instance: ReportInstance, variant: str = "") -> str:

@@ -13,9 +13,12 @@ older identity notifications (``notificationType``).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
+
+log = logging.getLogger("exec_reports.feedback")
 
 Outcome = Literal["delivered", "bounced", "complained", "rejected"]
 
@@ -129,3 +132,169 @@ def parse_feedback(body: Any) -> list[FeedbackEvent]:
         for address in destination:
             add(address, False, f"rejected by SES: {reason}" if reason else "rejected by SES", None)
     return events
+
+
+# ---- applying feedback: delivery records and the suppression list --------------------------------------
+
+FEEDBACK_BACKEND = "ses"  # feedback is about SES sends: it updates the records of that backend
+SUPPRESSION_NAMESPACE = "suppression-list"  # the list lives in the record store, beside the delivery records
+SUPPRESSION_PERIOD = "all"
+
+
+@dataclass
+class FeedbackResult:
+    matched: list[str]  # "report/tenant/recipient: outcome" per event applied to a delivery record
+    unmatched: list[str]  # message ids with no delivery record (not ours, or not recorded yet)
+    suppressed: list[str]  # addresses newly suppressed
+
+    @property
+    def ok(self) -> bool:
+        return not self.unmatched
+
+
+def _find_record(store, message_id: str, period: str):
+    for record in store.list(FEEDBACK_BACKEND, period):
+        if record.location.removeprefix("ses:") == message_id:  # SES records keep "ses:<message id>"
+            return record
+    return None
+
+
+def apply_feedback(store, events: list[FeedbackEvent], *, suppress: bool = True, attempts: int = 5) -> FeedbackResult:
+    """Record each event on its delivery record (matched by the SES message id, within the period its
+    tags name) and, with ``suppress``, put permanently bounced or complaining addresses on the
+    suppression list. Writes are conditional: a record changed meanwhile is read again and merged."""
+    from dataclasses import replace
+
+    result = FeedbackResult([], [], [])
+    suppressions = SuppressionList(store)
+    for event in events:
+        period = event.tags.get("period", "")
+        entry = {"outcome": event.outcome, "permanent": event.permanent, "detail": event.detail,
+                 "at": event.timestamp}
+        for _ in range(attempts):
+            record = _find_record(store, event.message_id, period) if period else None
+            if record is None:
+                result.unmatched.append(event.message_id)
+                break
+            if record.feedback.get(event.recipient) == entry:
+                result.matched.append(f"{record.key.label}: {event.outcome} (already recorded)")
+                break
+            updated = replace(record, feedback={**record.feedback, event.recipient: entry})
+            if store.write(updated, record.version) is not None:
+                result.matched.append(f"{record.key.label}: {event.outcome}")
+                break
+        else:
+            result.unmatched.append(event.message_id)
+        if suppress and event.permanent and event.outcome in ("bounced", "complained"):
+            if suppressions.suppress(event.recipient, event.detail, event.message_id, event.timestamp):
+                result.suppressed.append(event.recipient)
+    return result
+
+
+class SuppressionList:
+    """Addresses that bounced permanently or complained: no report is sent to them until an operator
+    clears them (``exec-reports suppression clear ADDRESS``). Kept in the delivery-record store under its
+    own namespace, so every worker and the feedback handler share it on S3 or PostgreSQL. An entry is a
+    Record whose state is ``failed`` while active and ``cleared`` once lifted; ``run`` is the run that
+    first reported it ("" until a run has)."""
+
+    def __init__(self, store):
+        self.store = store
+
+    @staticmethod
+    def _key(address: str):
+        from flows.delivery.records import DeliveryKey
+
+        return DeliveryKey(SUPPRESSION_PERIOD, "*", "suppressed", "", address.strip().lower())
+
+    def entry(self, address: str):
+        record = self.store.get(SUPPRESSION_NAMESPACE, self._key(address))
+        return record if record is not None and record.state == "failed" else None
+
+    def suppress(self, address: str, why: str, message_id: str, when: str) -> bool:
+        """True when the address was not suppressed before."""
+        from flows.delivery.records import Record, timestamp_now
+
+        key = self._key(address)
+        current = self.store.get(SUPPRESSION_NAMESPACE, key)
+        if current is not None and current.state == "failed":
+            return False
+        record = Record(key, "failed", SUPPRESSION_NAMESPACE, run="", updated_at=when or timestamp_now(),
+                        location=message_id, reason=why)
+        return self.store.write(record, current.version if current else None) is not None
+
+    def clear(self, address: str, by: str) -> bool:
+        from dataclasses import replace
+
+        from flows.delivery.records import timestamp_now
+
+        current = self.store.get(SUPPRESSION_NAMESPACE, self._key(address))
+        if current is None or current.state != "failed":
+            return False
+        cleared = replace(current, state="cleared", updated_at=timestamp_now(), reason=f"{current.reason}; cleared by {by}")
+        return self.store.write(cleared, current.version) is not None
+
+    def active(self) -> list:
+        return [record for record in self.store.list(SUPPRESSION_NAMESPACE, SUPPRESSION_PERIOD)
+                if record.state == "failed"]
+
+    def take_unreported(self, run_name: str) -> list:
+        """Active entries no run has reported yet, marked as reported by ``run_name`` (each is reported once)."""
+        from dataclasses import replace
+
+        taken = []
+        for record in self.active():
+            if not record.run and self.store.write(replace(record, run=run_name), record.version) is not None:
+                taken.append(record)
+        return taken
+
+
+def report_new_suppressions(store, run_name: str) -> list[dict[str, str]]:
+    """Suppressions no run has reported yet, for this run's summary and operations notice (each once)."""
+    return [{"address": record.key.recipient, "why": record.reason, "since": record.updated_at,
+             "message_id": record.location} for record in SuppressionList(store).take_unreported(run_name)]
+
+
+def feedback_store_from_env(environ: Mapping[str, str]):
+    """The delivery-record store the workers write, named by environment variables, for the feedback
+    handler (a Lambda function has no portfolio config): EXEC_REPORTS_RECORDS (s3, postgres or local) and
+    EXEC_REPORTS_RECORDS_BUCKET / _PREFIX / _REGION / _ENDPOINT_URL, EXEC_REPORTS_RECORDS_DSN or
+    EXEC_REPORTS_RECORDS_PATH. They must name the same store as the config's ``delivery.records``."""
+    from flows.delivery.records import LocalRecordStore, PostgresRecordStore, S3RecordStore
+    from flows.errors import ConfigurationError
+
+    kind = environ.get("EXEC_REPORTS_RECORDS", "local")
+    if kind == "s3":
+        bucket = environ.get("EXEC_REPORTS_RECORDS_BUCKET")
+        if not bucket:
+            raise ConfigurationError("EXEC_REPORTS_RECORDS_BUCKET: set it to the delivery records' bucket")
+        return S3RecordStore(bucket, environ.get("EXEC_REPORTS_RECORDS_PREFIX", "exec-reports/deliveries"),
+                             region=environ.get("EXEC_REPORTS_RECORDS_REGION") or None,
+                             endpoint_url=environ.get("EXEC_REPORTS_RECORDS_ENDPOINT_URL") or None)
+    if kind == "postgres":
+        dsn = environ.get("EXEC_REPORTS_RECORDS_DSN")
+        if not dsn:
+            raise ConfigurationError("EXEC_REPORTS_RECORDS_DSN: set it to the record store's connection string")
+        return PostgresRecordStore(dsn)
+    if kind == "local":
+        path = environ.get("EXEC_REPORTS_RECORDS_PATH")
+        if not path:
+            raise ConfigurationError("EXEC_REPORTS_RECORDS_PATH: set it to the delivery records folder (or set "
+                                     "EXEC_REPORTS_RECORDS to s3 or postgres)")
+        return LocalRecordStore(path)
+    raise ConfigurationError(f"EXEC_REPORTS_RECORDS must be s3, postgres or local, got {kind!r}")
+
+
+def handle_feedback_notification(body: Any, environ: Mapping[str, str]) -> FeedbackResult:
+    """One SNS notification (or its SES event) from the handler: applied to the shared record store.
+    EXEC_REPORTS_SUPPRESS_ON_FEEDBACK=false records feedback without suppressing addresses."""
+    suppress = environ.get("EXEC_REPORTS_SUPPRESS_ON_FEEDBACK", "true").strip().lower() not in ("false", "0", "no")
+    result = apply_feedback(feedback_store_from_env(environ), parse_feedback(body), suppress=suppress)
+    for line in result.matched:
+        log.info("SES feedback: %s", line)
+    for address in result.suppressed:
+        log.warning("SES feedback: %s suppressed (permanent bounce or complaint)", address)
+    for message_id in result.unmatched:
+        log.warning("SES feedback for message %s matches no delivery record (not sent by exec-reports, or its "
+                    "record is not written yet)", message_id)
+    return result

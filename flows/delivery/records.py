@@ -34,7 +34,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal, Protocol
@@ -44,7 +44,10 @@ from flows.errors import ConfigurationError, DeliveryError
 
 log = logging.getLogger("exec_reports")
 
-State = Literal["sending", "sent", "failed", "unknown"]
+State = Literal["sending", "sent", "failed", "unknown", "cleared"]  # cleared: a lifted suppression
+# What SES said happened to a sent message, per recipient (flows.delivery.feedback): recipient ->
+# {"outcome": delivered|bounced|complained|rejected, "permanent": bool, "detail": str, "at": str}.
+Feedback = dict[str, dict[str, object]]
 
 # Longer than any one provider call can take (SES: 10 s connect + 30 s read; SMTP: its timeout per
 # step), so a live run's claim never expires while its call is in flight.
@@ -98,6 +101,7 @@ class Record:
     reason: str = ""
     run_name: str = ""  # a readable name for the run (its outbox folder / flow run name)
     lease_until: str = ""  # a "sending" claim is live until then, at the latest
+    feedback: Feedback = field(default_factory=dict)  # from SES after the send: delivered, bounced, ...
     # Opaque token of the stored version this was read from (file digest, S3 ETag, row version); not stored.
     version: str | None = None
 

@@ -125,3 +125,29 @@ def test_the_flow_reports_on_the_period_given_and_dry_run_sends_nothing(portfoli
     assert summary["period"] == "2026-10"
     assert [item["report"] for item in summary["dry_run"]] == ["cfo"] and summary["sent"] == []
     assert not (portfolio_copy.parent.parent / "outbox").exists()
+
+
+def test_a_run_after_a_permanent_bounce_skips_the_address_and_tells_operations_once(portfolio_copy):
+    from flows.config import load_config
+    from flows.delivery.feedback import SuppressionList
+    from flows.delivery.records import open_record_store
+    from flows.flow import run_summary, send_exec_reports
+
+    store = open_record_store(load_config(portfolio_copy))
+    assert SuppressionList(store).suppress("cfo@holdings.example", "Permanent / General bounce: 550 user unknown",
+                                           "ses-message-1", "2026-11-24T07:01:02Z")
+    state = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo", "cto"],
+                              return_state=True)
+    assert state.is_completed(), state.message
+    summary = run_summary(state)
+    assert [item["report"] for item in summary["sent"]] == ["cto"]
+    assert [item["report"] for item in summary["skipped"]] == ["cfo"]
+    assert [entry["address"] for entry in summary["delivery_feedback"]] == ["cfo@holdings.example"]
+    [notice] = (portfolio_copy.parent.parent / "outbox" / summary["run"]).glob("portfolio-operations-alert--*.eml")
+    message = email.message_from_bytes(notice.read_bytes(), policy=policy.default)
+    assert message["Subject"].startswith("[exec-reports] 1 address(es) suppressed after bounces or complaints")
+    text = message.get_body(("plain",)).get_content()
+    assert "cfo@holdings.example" in text and "550 user unknown" in text and "suppression clear" in text
+    again = run_summary(send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"],
+                                          resend=True, return_state=True))
+    assert again["delivery_feedback"] == [] and [item["report"] for item in again["skipped"]] == ["cfo"]
