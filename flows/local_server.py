@@ -51,9 +51,15 @@ def prefect_home() -> Path:
 def configured_api_url(home: Path | None = None) -> str | None:
     """The Prefect API the user configured (environment, or the active profile in PREFECT_HOME), if any.
 
-    Read without importing Prefect: only the two places a local user sets it."""
+    Read without importing Prefect: only the two places a local user sets it, and, when Prefect is already
+    imported in this process (a test harness, an embedding program), its current settings."""
     if url := os.environ.get("PREFECT_API_URL"):
         return url
+    if "prefect.settings" in sys.modules:
+        from prefect.settings import PREFECT_API_URL
+
+        if url := PREFECT_API_URL.value():
+            return url
     profiles = (home or prefect_home()) / "profiles.toml"
     try:
         data = tomllib.loads(profiles.read_text(encoding="utf-8"))

@@ -151,3 +151,15 @@ def test_a_run_after_a_permanent_bounce_skips_the_address_and_tells_operations_o
     again = run_summary(send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"],
                                           resend=True, return_state=True))
     assert again["delivery_feedback"] == [] and [item["report"] for item in again["skipped"]] == ["cfo"]
+
+
+def test_exec_reports_run_uses_the_api_prefect_already_has_in_this_process_and_starts_no_server(monkeypatch):
+    """Inside a process where Prefect is already set up (this test harness), `run` must not start the
+    long-lived local server: the configured API is the one Prefect's settings name."""
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.local_server import configured_api_url
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert PREFECT_API_URL.value()
+    assert configured_api_url() == PREFECT_API_URL.value()
