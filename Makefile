@@ -52,7 +52,7 @@ lint: install
 # The Lambda trigger's zip (deployment mode): the handler's modules + PyJWT/cryptography for Lambda's
 # Python 3.11 on x86_64. See README "Triggering runs from AWS"; inline mode is deploy/lambda/Dockerfile.
 lambda-package: install
-	$(BIN)/python deploy/lambda/build_package.py --output build/exec-reports-trigger.zip --work-dir build/lambda
+	$(BIN)/python deploy/lambda/build_package.py --output build/exec-reports-trigger.zip --work-dir build/lambda --measure
 
 clean:
 	rm -rf outbox preview .pytest_cache
