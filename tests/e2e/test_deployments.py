@@ -152,41 +152,6 @@ def test_schedules_are_registered_with_next_runs_in_their_timezone(stack):
         assert (starts[0] - now) <= (dt.timedelta(days=7) if name == "weekly" else dt.timedelta(days=31))
 
 
-def test_a_failing_report_fails_the_run_delivers_the_rest_and_alerts_operations(stack):
-    (stack.project / "reports" / "broken.md").write_text(
-        "---\nrole: broken\ntitle: Broken\nsubject: x\nscope: portfolio\nmetrics: [finance.burnrate]\n---\nx\n")
-    try:
-        before = outbox_folders(stack)
-        # cfo and ceo already went out for this period in the ad hoc run above: without resend they are skipped.
-        run_id = stack.run_deployment("send-exec-reports/weekly", f"period={SAMPLE_PERIOD}", "resend=true")
-        run = stack.wait_for(run_id)
-    finally:
-        (stack.project / "reports" / "broken.md").unlink()
-    assert run["state"]["type"] == "FAILED", run["state"]
-    assert "broken.md" in run["state"]["message"]
-    [folder] = outbox_folders(stack) - before
-    names = sorted(p.name for p in folder.glob("*.eml"))
-    tenants = ("jada", "queenofsandiego", "quickdumpnow", "dangerouscentaur")
-    assert [n for n in names if not n.startswith("portfolio-operations-alert")] == sorted(
-        [f"portfolio-{role}--{role}-holdings-example.eml" for role in ("accounting", "ceo", "cfo", "cmo", "cto")]
-        + [f"{tenant}-gm--gm-{tenant}-example.eml" for tenant in tenants])
-    [alert] = [n for n in names if n.startswith("portfolio-operations-alert")]
-    message = email.message_from_bytes((folder / alert).read_bytes(), policy=policy.default)
-    assert message["To"] == "ops@holdings.example"
-    text = message.get_body(("plain",)).get_content()
-    assert "unknown metric 'finance.burnrate'" in text
-    assert f"/runs/flow-run/{run_id}" in text
-    # The alert names the run by its readable name; the engine ends the Failed run without an error of its
-    # own (a dict in a Failed state made it log a TypeError carrying the summary and its addresses).
-    assert message["Subject"] == f"[exec-reports] run Failed: {SAMPLE_PERIOD} all roles (resend)"
-    assert len(run["state"]["message"]) < 500
-    worker_log = (stack.server.home / "worker.log").read_text()
-    assert f"Flow run '{SAMPLE_PERIOD} all roles (resend)'" in worker_log  # the run's own log lines are here
-    assert "Unexpected result for failed state" not in worker_log and "TypeError" not in worker_log
-    assert "ceo@holdings.example" not in worker_log
-    assert "exec-reports-deliveries" in artifact_keys(stack, run_id)
-
-
 # ---- issue 18: the Lambda trigger's zip, without Prefect, against this server --------------------------------
 
 LAMBDA_BUILD = PROJECT_ROOT / "deploy" / "lambda" / "build_package.py"
@@ -291,3 +256,41 @@ def test_the_lambda_zip_is_small_imports_without_prefect_and_starts_a_deployment
     # The worker picks up the run the zip started and completes it.
     finished = stack.wait_for(run_started["flow_run_id"])
     assert finished["state"]["type"] == "COMPLETED", finished["state"]
+
+
+# ---- runs that fail ------------------------------------------------------------------------------------------
+
+
+def test_a_failing_report_fails_the_run_delivers_the_rest_and_alerts_operations(stack):
+    (stack.project / "reports" / "broken.md").write_text(
+        "---\nrole: broken\ntitle: Broken\nsubject: x\nscope: portfolio\nmetrics: [finance.burnrate]\n---\nx\n")
+    try:
+        before = outbox_folders(stack)
+        # cfo and ceo already went out for this period in the ad hoc run above: without resend they are skipped.
+        run_id = stack.run_deployment("send-exec-reports/weekly", f"period={SAMPLE_PERIOD}", "resend=true")
+        run = stack.wait_for(run_id)
+    finally:
+        (stack.project / "reports" / "broken.md").unlink()
+    assert run["state"]["type"] == "FAILED", run["state"]
+    assert "broken.md" in run["state"]["message"]
+    [folder] = outbox_folders(stack) - before
+    names = sorted(p.name for p in folder.glob("*.eml"))
+    tenants = ("jada", "queenofsandiego", "quickdumpnow", "dangerouscentaur")
+    assert [n for n in names if not n.startswith("portfolio-operations-alert")] == sorted(
+        [f"portfolio-{role}--{role}-holdings-example.eml" for role in ("accounting", "ceo", "cfo", "cmo", "cto")]
+        + [f"{tenant}-gm--gm-{tenant}-example.eml" for tenant in tenants])
+    [alert] = [n for n in names if n.startswith("portfolio-operations-alert")]
+    message = email.message_from_bytes((folder / alert).read_bytes(), policy=policy.default)
+    assert message["To"] == "ops@holdings.example"
+    text = message.get_body(("plain",)).get_content()
+    assert "unknown metric 'finance.burnrate'" in text
+    assert f"/runs/flow-run/{run_id}" in text
+    # The alert names the run by its readable name; the engine ends the Failed run without an error of its
+    # own (a dict in a Failed state made it log a TypeError carrying the summary and its addresses).
+    assert message["Subject"] == f"[exec-reports] run Failed: {SAMPLE_PERIOD} all roles (resend)"
+    assert len(run["state"]["message"]) < 500
+    worker_log = (stack.server.home / "worker.log").read_text()
+    assert f"Flow run '{SAMPLE_PERIOD} all roles (resend)'" in worker_log  # the run's own log lines are here
+    assert "Unexpected result for failed state" not in worker_log and "TypeError" not in worker_log
+    assert "ceo@holdings.example" not in worker_log
+    assert "exec-reports-deliveries" in artifact_keys(stack, run_id)
