@@ -39,6 +39,7 @@ from flows.auth import (
 )
 from flows.aws_secrets import read_secret_string
 from flows.errors import ConfigurationError
+from flows.history import summarise_history
 from flows.identifiers import is_slug
 from flows.period import parse_period
 from flows.prefect_api import PrefectApi, PrefectApiError
@@ -264,8 +265,6 @@ def start_run(request: TriggerRequest, environ: Mapping[str, str], *, idempotenc
 def status_body(claims: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """Only what the token may see: its roles and tenants (portfolio-wide rows need every tenant), and
     recipient addresses only for a token that covers every tenant."""
-    from flows.history import summarise_history
-
     scope = Scope.of(claims)
     history = summarise_history(PrefectApi.from_environment(environ).read_delivery_tables()).as_json()
     return {"last_sent": scope.entries(history["last_sent"]), "failures": scope.entries(history["failures"])}
