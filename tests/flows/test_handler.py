@@ -186,6 +186,16 @@ def registered_deployment(prefect_harness):
     return DEPLOYMENT
 
 
+@pytest.fixture
+def prefect_api_url(prefect_harness, monkeypatch):
+    """The harness's API in the environment, where the handler reads it first (in Lambda it is the
+    function's configuration), so a PREFECT_API_URL another test left behind does not win."""
+    from prefect.settings import PREFECT_API_URL
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+    return PREFECT_API_URL.value()
+
+
 def read_run(flow_run_id):
     from prefect.client.orchestration import get_client
 
@@ -193,7 +203,8 @@ def read_run(flow_run_id):
         return client.read_flow_run(uuid.UUID(flow_run_id))
 
 
-def test_an_authorised_api_request_starts_a_real_deployment_run(rs256_env, rsa_keys, registered_deployment):
+def test_an_authorised_api_request_starts_a_real_deployment_run(rs256_env, rsa_keys, registered_deployment,
+                                                                 prefect_api_url):
     token = sign(rsa_keys["private"], tenants=["jada"])
     status, body = call(rest_request("POST", "/reports/run", token,
                                      {"roles": ["cfo"], "tenants": ["jada"], "period": "2026-W47"}, base64_body=True))
@@ -203,7 +214,8 @@ def test_an_authorised_api_request_starts_a_real_deployment_run(rs256_env, rsa_k
     assert body["deployment"] == DEPLOYMENT and run.state.is_scheduled()
 
 
-def test_an_sqs_batch_starts_the_good_messages_and_returns_the_bad_one(rs256_env, registered_deployment):
+def test_an_sqs_batch_starts_the_good_messages_and_returns_the_bad_one(rs256_env, registered_deployment,
+                                                                      prefect_api_url):
     from prefect.client.orchestration import get_client
 
     records = [
@@ -220,7 +232,8 @@ def test_an_sqs_batch_starts_the_good_messages_and_returns_the_bad_one(rs256_env
     assert periods.count((["ceo"], "2026-W46")) == 1 and periods.count((["cmo"], "2026-W46")) == 1
 
 
-def test_an_eventbridge_event_starts_a_run_scheduled_at_the_event_time(rs256_env, registered_deployment):
+def test_an_eventbridge_event_starts_a_run_scheduled_at_the_event_time(rs256_env, registered_deployment,
+                                                                       prefect_api_url):
     event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
              "time": "2026-11-23T15:00:00Z", "detail": {"roles": ["cto"]}}
     result = handler(event, None)
@@ -229,7 +242,8 @@ def test_an_eventbridge_event_starts_a_run_scheduled_at_the_event_time(rs256_env
     assert run.expected_start_time == dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)
 
 
-def test_status_returns_last_sent_per_role_and_tenant(rs256_env, rsa_keys, prefect_harness, portfolio_copy):
+def test_status_returns_last_sent_per_role_and_tenant(rs256_env, rsa_keys, prefect_harness, portfolio_copy,
+                                                      prefect_api_url):
     from flows.flow import send_exec_reports
 
     send_exec_reports(config=str(portfolio_copy), period="2026-W47", roles=["cmo"], return_state=True)
@@ -253,7 +267,7 @@ def test_inline_mode_runs_the_flow_and_returns_the_summary(rs256_env, rsa_keys, 
 
 
 def test_status_shows_a_restricted_token_only_its_roles_and_tenants_without_addresses(
-        rs256_env, rsa_keys, prefect_harness, portfolio_copy):
+        rs256_env, rsa_keys, prefect_harness, portfolio_copy, prefect_api_url):
     from flows.flow import send_exec_reports
 
     send_exec_reports(config=str(portfolio_copy), period="2026-W47", roles=["cmo", "gm"], resend=True,
@@ -507,7 +521,8 @@ def test_a_trigger_names_the_period_as_the_flow_expects_it():
 
 
 def test_a_deployment_that_does_not_exist_is_a_misconfiguration_named_in_the_log(rs256_env, rsa_keys, monkeypatch,
-                                                                                  registered_deployment, caplog):
+                                                                                  registered_deployment, caplog,
+                                                                                  prefect_api_url):
     monkeypatch.setenv("EXEC_REPORTS_DEPLOYMENT", "send-exec-reports/no-such-deployment")
     with caplog.at_level(logging.ERROR, logger="exec_reports.handler"):
         status, body = call(rest_request("POST", "/reports/run", sign(rsa_keys["private"]), {"roles": ["cfo"]}))
