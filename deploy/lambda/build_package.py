@@ -136,8 +136,8 @@ def copy_modules(target: Path) -> None:
 
 def precompile(root: Path) -> bool:
     """Bytecode for Lambda's Python 3.11, checked by nobody: /var/task is read-only, so without it every
-    cold start compiles each module again (about 4x slower imports). Unchecked hash-based .pyc files
-    ignore the zip's fixed timestamps; the package is immutable once deployed. Only a Python 3.11
+    cold start compiles each module again (imports take about twice as long). Unchecked hash-based
+    .pyc files ignore the zip's fixed timestamps; the package is immutable once deployed. Only a Python 3.11
     build can write 3.11 bytecode; another version builds the zip without it."""
     if sys.version_info[:2] != (3, 11):
         print(f"lambda-package: Python {sys.version_info.major}.{sys.version_info.minor} cannot write bytecode for "
