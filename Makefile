@@ -49,14 +49,10 @@ check: install
 lint: install
 	$(BIN)/ruff check flows sources tests bench
 
-# The trigger handler as a Lambda zip: dependencies for Lambda's Python 3.11 on x86_64, then our code.
+# The Lambda trigger's zip (deployment mode): the handler's modules + PyJWT/cryptography for Lambda's
+# Python 3.11 on x86_64. See README "Triggering runs from AWS"; inline mode is deploy/lambda/Dockerfile.
 lambda-package: install
-	rm -rf build/lambda build/wheels build/exec-reports-trigger.zip
-	$(BIN)/pip wheel --quiet --no-deps --wheel-dir build/wheels .
-	$(BIN)/pip install --quiet --target build/lambda --platform manylinux2014_x86_64 --implementation cp \
-		--python-version 3.11 --only-binary=:all: build/wheels/exec_reports-*.whl
-	cd build/lambda && zip -qr9 ../exec-reports-trigger.zip . -x '*/__pycache__/*'
-	@du -h build/exec-reports-trigger.zip
+	$(BIN)/python deploy/lambda/build_package.py --output build/exec-reports-trigger.zip --work-dir build/lambda --measure
 
 clean:
 	rm -rf outbox preview .pytest_cache

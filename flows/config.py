@@ -22,9 +22,8 @@ from pydantic import (
 
 from flows.addresses import check_header_text, check_mailbox
 from flows.errors import ConfigurationError
+from flows.identifiers import SLUG
 from flows.yamlsource import Located, YamlProblem, format_key_path, load_located
-
-SLUG = r"^[a-z][a-z0-9_-]*$"
 
 # Every address a config file, a report's front matter or the environment gives: exactly one
 # mailbox, parsed strictly (flows.addresses); the value is a Mailbox, a str whose .address is the

@@ -41,7 +41,7 @@ from flows.delivery.feedback import report_new_suppressions
 from flows.delivery.records import RecordStore, open_record_store
 from flows.delivery.selection import Selection
 from flows.errors import DeliveryError, ReportError, RunFailures
-from flows.history import DeliveryTable, update_status_board
+from flows.history import DELIVERY_TABLE_KEY, DeliveryTable, update_status_board
 from flows.local_server import LOCAL_RUN_MARKERS_ENV, LocalRunMarkers
 from flows.period import Period, resolve_period
 from flows.pipeline import (
@@ -61,7 +61,6 @@ from flows.pipeline import (
     unavailable_after_error,
 )
 
-DELIVERY_TABLE_KEY = "exec-reports-deliveries"
 # The status board: one artifact key, a new version per run (Prefect UI: Artifacts -> exec-reports-status).
 STATUS_BOARD_KEY = "exec-reports-status"
 # Gathering runs as a few tasks, each over a batch of tenants, not one task per (tenant, source):

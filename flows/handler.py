@@ -8,7 +8,12 @@ stack trace: unexpected errors are logged here and answered with a request id.
 
 Environment: EXEC_REPORTS_DEPLOYMENT (default send-exec-reports/weekly), EXEC_REPORTS_HANDLER_MODE
 (``deployment``: start a deployment run and return its id; ``inline``: run the flow here and return
-the summary), PREFECT_API_URL, and the EXEC_REPORTS_JWT_* settings of flows.auth.
+the summary), PREFECT_API_URL (and PREFECT_API_KEY), and the EXEC_REPORTS_JWT_* settings of flows.auth.
+
+Deployment mode needs only the standard library, PyJWT (+ cryptography) and boto3: runs are started
+and the status is read through Prefect's REST API (flows.prefect_api), so this module and what it
+imports fit a small Lambda zip (deploy/lambda/build_package.py lists them). Keep it that way: no
+Prefect, pydantic, yaml or report code at import time; inline mode imports the flow when it runs.
 """
 
 from __future__ import annotations
@@ -21,9 +26,8 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from dataclasses import dataclass
+from typing import Any
 
 from flows.auth import (
     AuthenticationError,
@@ -33,45 +37,36 @@ from flows.auth import (
     load_verifier,
     scope_of,
 )
-from flows.config import SLUG
+from flows.aws_secrets import read_secret_string
 from flows.delivery.feedback import handle_feedback_notification, is_ses_feedback
-from flows.delivery.secrets import read_secret_string
 from flows.errors import ConfigurationError
+from flows.history import summarise_history
+from flows.identifiers import is_slug
 from flows.period import parse_period
+from flows.prefect_api import PrefectApi, PrefectApiError
 
 log = logging.getLogger("exec_reports.handler")
 
 DEFAULT_DEPLOYMENT = "send-exec-reports/weekly"
+PERIOD_KINDS = ("week", "month")
+TRIGGER_KEYS = ("roles", "tenants", "period", "period_kind", "dry_run")
+EXAMPLE_BODY = '{"roles": ["cfo"], "period": "2026-W47"}'
 
 
-def _slug(value: str) -> str:
-    if not re.match(SLUG, value):
-        raise ValueError(f"{value!r} is not a role or tenant id (lower-case letters, digits, - and _)")
-    return value
+@dataclass(frozen=True)
+class TriggerRequest:
+    """What a caller may ask for: the flow's parameters, nothing else (None: the flow's default)."""
 
-
-Slug = Annotated[str, AfterValidator(_slug)]
-
-
-class TriggerRequest(BaseModel):
-    """What a caller may ask for: the flow's parameters, nothing else."""
-
-    model_config = ConfigDict(extra="forbid")
-    roles: list[Slug] | None = Field(default=None, min_length=1)
-    tenants: list[Slug] | None = Field(default=None, min_length=1)
+    roles: list[str] | None = None
+    tenants: list[str] | None = None
     period: str | None = None
-    period_kind: Literal["week", "month"] | None = None
+    period_kind: str | None = None
     dry_run: bool = False
 
-    @field_validator("period")
-    @classmethod
-    def _period(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_period(value)  # raises with the accepted forms
-        return value
-
     def parameters(self) -> dict[str, Any]:
-        return {key: value for key, value in self.model_dump().items() if value is not None and value is not False}
+        values = {"roles": self.roles, "tenants": self.tenants, "period": self.period,
+                  "period_kind": self.period_kind, "dry_run": self.dry_run}
+        return {key: value for key, value in values.items() if value is not None and value is not False}
 
 
 class BadRequest(Exception):
@@ -79,17 +74,68 @@ class BadRequest(Exception):
 
 
 def parse_trigger(payload: Any) -> TriggerRequest:
+    """Checks a trigger's parameters with the standard library only (the Lambda zip has no pydantic).
+    The first problem is reported, naming its key (``roles.0``) and the value."""
     if not isinstance(payload, Mapping):
-        raise BadRequest("the body must be a JSON object like {\"roles\": [\"cfo\"], \"period\": \"2026-W47\"}")
+        raise BadRequest(f"the body must be a JSON object like {EXAMPLE_BODY}")
+    unknown = [key for key in payload if key not in TRIGGER_KEYS]
+    if unknown:
+        raise BadRequest(f"{_key_name(unknown[0])}: unknown key (a trigger takes {', '.join(TRIGGER_KEYS)})")
+    return TriggerRequest(roles=_ids(payload, "roles", "role"), tenants=_ids(payload, "tenants", "tenant"),
+                          period=_period(payload.get("period")), period_kind=_period_kind(payload.get("period_kind")),
+                          dry_run=_dry_run(payload.get("dry_run", False)))
+
+
+def _key_name(key: Any) -> str:
+    return key if isinstance(key, str) and key.strip() and key.isprintable() else f"key {key!r}"
+
+
+def _ids(payload: Mapping[str, Any], key: str, what: str) -> list[str] | None:
+    value = payload.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise BadRequest(f"{key}: expected a list of {what} ids like [\"{'cfo' if what == 'role' else 'jada'}\"], "
+                         f"got {_shown(value)}")
+    if not value:
+        raise BadRequest(f"{key}: name at least one {what}, or leave {key} out for all of them")
+    for index, item in enumerate(value):
+        if not is_slug(item):
+            raise BadRequest(f"{key}.{index}: {_shown(item)} is not a role or tenant id "
+                             f"(lower-case letters, digits, - and _)")
+    return list(value)
+
+
+def _period(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"period: expected an ISO week like 2026-W47 or a month like 2026-11, got {_shown(value)}")
     try:
-        return TriggerRequest.model_validate(dict(payload))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
-        raise BadRequest(f"{where}: {message}") from None
+        return parse_period(value).label
     except ConfigurationError as exc:  # parse_period's message lists the accepted forms
         raise BadRequest(f"period: {exc}") from None
+
+
+def _period_kind(value: Any) -> str | None:
+    if value is not None and value not in PERIOD_KINDS:
+        raise BadRequest(f"period_kind: expected 'week' or 'month', got {_shown(value)}")
+    return value
+
+
+def _dry_run(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise BadRequest(f"dry_run: expected true or false, got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value for an error message: its JSON form, cut short (a body can be large)."""
+    try:
+        text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # ---- the entry point ---------------------------------------------------------------------------------
@@ -198,7 +244,7 @@ def handle_api(event: Mapping[str, Any], context: Any, environ: Mapping[str, str
         headers = _headers(event)
         claims = verifier(environ).verify(headers.get("authorization"))
         if method == "GET" and path.rstrip("/").endswith("/status"):
-            return respond(200, status_body(claims))
+            return respond(200, status_body(claims, environ))
         if method == "POST" and path.rstrip("/").endswith("/run"):
             request = parse_trigger(_json_body(event))
             authorise(claims, request.roles, request.tenants)
@@ -213,6 +259,10 @@ def handle_api(event: Mapping[str, Any], context: Any, environ: Mapping[str, str
         return respond(403, {"error": str(exc)})
     except BadRequest as exc:
         return respond(400, {"error": str(exc)})
+    except PrefectApiError as exc:
+        log.error("request %s: the Prefect API failed: %s", request_id, exc)
+        return respond(502, {"error": "the Prefect API could not be reached or refused the call; try again later",
+                             "request_id": request_id})
     except ConfigurationError as exc:
         log.error("handler misconfigured: %s", exc)
         return respond(500, {"error": "the trigger service is misconfigured; see its logs", "request_id": request_id})
@@ -226,24 +276,23 @@ def handle_api(event: Mapping[str, Any], context: Any, environ: Mapping[str, str
 
 def start_run(request: TriggerRequest, environ: Mapping[str, str], *, idempotency_key: str | None = None,
               scheduled_time: dt.datetime | None = None) -> dict[str, Any]:
-    from flows import flow as prefect_flow  # Prefect is imported only when a run is really started
-
     parameters = request.parameters()
     if _mode(environ) == "inline":
+        from flows import (
+            flow as prefect_flow,  # Prefect and the report code: only the container image has them
+        )
+
         return prefect_flow.run_inline(parameters, scheduled_time=scheduled_time)
     deployment = environ.get("EXEC_REPORTS_DEPLOYMENT", DEFAULT_DEPLOYMENT)
-    return prefect_flow.trigger_deployment(deployment, parameters, idempotency_key=idempotency_key,
-                                           scheduled_time=scheduled_time)
+    return PrefectApi.from_environment(environ).start_deployment_run(
+        deployment, parameters, idempotency_key=idempotency_key, scheduled_time=scheduled_time)
 
 
-def status_body(claims: Mapping[str, Any]) -> dict[str, Any]:
+def status_body(claims: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """Only what the token may see: its roles and tenants (portfolio-wide rows need every tenant), and
     recipient addresses only for a token that covers every tenant."""
-    from flows.flow import fetch_delivery_tables
-    from flows.history import summarise_history
-
     scope = Scope.of(claims)
-    history = summarise_history(fetch_delivery_tables()).as_json()
+    history = summarise_history(PrefectApi.from_environment(environ).read_delivery_tables()).as_json()
     return {"last_sent": scope.entries(history["last_sent"]), "failures": scope.entries(history["failures"])}
 
 

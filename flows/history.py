@@ -1,12 +1,16 @@
 """The "last sent" view: from the delivery tables that runs leave behind, the latest successful
 send per report and tenant, and the latest failures. Plain data in, plain data out; fetching the
-tables from the Prefect API is ``flows.flow.fetch_delivery_tables``."""
+tables from the Prefect API is ``flows.flow.fetch_delivery_tables`` (or ``flows.prefect_api`` in the
+Lambda trigger, which has no Prefect). Standard library only: the trigger's zip carries this module."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
+
+# The key of the table artifact each run leaves: one row per message (report, tenant, status, ...).
+DELIVERY_TABLE_KEY = "exec-reports-deliveries"
 
 
 @dataclass(frozen=True)

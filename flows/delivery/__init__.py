@@ -7,10 +7,13 @@ same message-building code as the network backends, so a preview is exactly what
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flows.config import BACKENDS, PortfolioConfig
 from flows.delivery.base import DeliveryBackend, DeliveryResult, Email
 from flows.errors import ConfigurationError
+
+if TYPE_CHECKING:  # the config (pydantic) is imported where a backend is built, not with the package:
+    from flows.config import PortfolioConfig  # the Lambda trigger imports flows.delivery.feedback without it
 
 __all__ = ["DeliveryBackend", "DeliveryResult", "Email", "get_backend", "with_backend"]
 
@@ -29,12 +32,16 @@ def get_backend(config: PortfolioConfig, run_folder: str, *, outbox_dir: Path | 
         from flows.delivery.smtp import SmtpBackend
 
         return SmtpBackend(config.delivery.smtp, config.delivery.from_address)
+    from flows.config import BACKENDS
+
     raise ConfigurationError(f"{config.path}: delivery.backend: unknown backend {name!r} "
                              f"(available: {', '.join(BACKENDS)})")
 
 
 def with_backend(config: PortfolioConfig, name: str | None) -> PortfolioConfig:
     """The config with ``delivery.backend`` replaced for this run (``run --delivery``), checked by name."""
+    from flows.config import BACKENDS
+
     if not name or name == config.delivery.backend:
         return config
     if name not in BACKENDS:

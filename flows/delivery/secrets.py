@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from flows.aws_secrets import read_secret_string  # noqa: F401 - re-exported for delivery settings
 from flows.errors import ConfigurationError
 
 REDACTED = "***"
@@ -56,26 +57,6 @@ def smtp_password(settings) -> Secret | None:
     return resolve_secret(env_var=settings.password_env, secret_id=settings.password_secret_id,
                           secret_id_key="delivery.smtp.password_secret_id", region=settings.secrets_region,
                           endpoint_url=settings.secrets_endpoint_url, block=settings.password_secret_block)
-
-
-def read_secret_string(secret_id: str, *, key: str, region: str | None = None,
-                       endpoint_url: str | None = None) -> str:
-    """A SecretString from AWS Secrets Manager. Errors name the config ``key`` and the secret id, never a value."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        client = boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint_url)
-        response = client.get_secret_value(SecretId=secret_id)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        raise ConfigurationError(f"{key}: cannot read secret {secret_id!r} from AWS Secrets Manager ({code})") from None
-    except BotoCoreError as exc:
-        raise ConfigurationError(f"{key}: cannot read secret {secret_id!r}: {type(exc).__name__}") from None
-    value = response.get("SecretString")
-    if not value:
-        raise ConfigurationError(f"{key}: secret {secret_id!r} has no SecretString")
-    return value
 
 
 def _from_aws_secret_block(block_name: str) -> str:

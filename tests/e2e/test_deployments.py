@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from email import policy
@@ -149,6 +150,133 @@ def test_schedules_are_registered_with_next_runs_in_their_timezone(stack):
             assert (start.hour, start.minute) == (7, 0) and on_the_right_day(start), start
         # The next one is the first matching day after now, not a later one.
         assert (starts[0] - now) <= (dt.timedelta(days=7) if name == "weekly" else dt.timedelta(days=31))
+
+
+# ---- issue 18: the Lambda trigger's zip, without Prefect, against this server --------------------------------
+
+LAMBDA_BUILD = PROJECT_ROOT / "deploy" / "lambda" / "build_package.py"
+HEAVY_PACKAGES = ("prefect", "pydantic", "yaml", "jinja2", "markdown_it", "premailer", "openpyxl", "httpx")
+JWT_ISSUER, JWT_AUDIENCE = "https://auth.holdings.example/", "exec-reports"
+
+# Runs in the fresh interpreter: the events from stdin through the unpacked zip's handler.
+CALL_HANDLER = """
+import importlib.util, json, sys
+given = json.load(sys.stdin)
+importable = [name for name in given["heavy"] if importlib.util.find_spec(name) is not None]
+import flows.handler
+responses = [flows.handler.handler(event, None) for event in given["events"]]
+print(json.dumps({"importable": importable, "responses": responses,
+                  "loaded": sorted({name.split(".")[0] for name in sys.modules})}))
+"""
+
+
+def load_build_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_package", LAMBDA_BUILD)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_lambda_zip_is_small_imports_without_prefect_and_starts_a_deployment_run(stack, tmp_path):
+    import uuid
+    import zipfile
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    # Built as `make lambda-package` builds it.
+    zip_path = tmp_path / "exec-reports-trigger.zip"
+    build = subprocess.run([sys.executable, str(LAMBDA_BUILD), "--output", str(zip_path),
+                            "--work-dir", str(tmp_path / "lambda")], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr
+    assert zip_path.stat().st_size <= 50 * 1024 * 1024
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path / "task")
+    tops = {name.split("/")[0] for name in names}
+    assert {"flows", "jwt", "cryptography"} <= tops and not tops & {*HEAVY_PACKAGES, "boto3", "botocore"}
+    packager = load_build_script()
+    assert {name for name in names if name.startswith("flows/") and name.endswith(".py")} == set(
+        packager.TRIGGER_MODULES)
+
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = tmp_path / "jwt-public.pem"
+    public_pem.write_bytes(private_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    now = int(time.time())
+    token = jwt.encode({"iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "iat": now, "exp": now + 600, "sub": "dashboard",
+                        "roles": ["*"], "tenants": ["*"]}, private_key, algorithm="RS256")
+    environment = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PREFECT_API_URL": stack.server.api_url,
+                   "EXEC_REPORTS_JWT_ISSUER": JWT_ISSUER, "EXEC_REPORTS_JWT_AUDIENCE": JWT_AUDIENCE,
+                   "EXEC_REPORTS_JWT_PUBLIC_KEY_FILE": str(public_pem),
+                   "EXEC_REPORTS_DEPLOYMENT": "send-exec-reports/weekly"}
+    api_event = {"version": "2.0", "rawPath": "/reports/run", "headers": {"authorization": f"Bearer {token}"},
+                 "requestContext": {"http": {"method": "POST", "path": "/reports/run"}, "requestId": "e2e-1"},
+                 "isBase64Encoded": False,
+                 "body": json.dumps({"roles": ["cfo"], "period": SAMPLE_PERIOD, "dry_run": True})}
+    # An EventBridge schedule two days ahead: a Scheduled run the worker leaves alone; delivered twice.
+    due = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).replace(microsecond=0)
+    scheduled_event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+                       "source": "aws.events", "time": due.isoformat().replace("+00:00", "Z"),
+                       "detail": {"roles": ["ceo"]}}
+    status_event = {**api_event, "rawPath": "/reports/status", "body": None,
+                    "requestContext": {"http": {"method": "GET", "path": "/reports/status"}, "requestId": "e2e-2"}}
+
+    # SES delivery feedback through the zip: a bounce, via SQS, for a message a run recorded as sent.
+    from flows.delivery.feedback import SuppressionList
+    from flows.delivery.records import DeliveryKey, LocalRecordStore, Record
+
+    records = LocalRecordStore(tmp_path / "records")
+    sent_key = DeliveryKey(SAMPLE_PERIOD, "portfolio", "cfo", "", "cfo@holdings.example")
+    records.write(Record(sent_key, "sent", "ses", run="e2e", updated_at="2026-11-24T07:01:00+00:00",
+                         location="ses:zip-message-1"), None)
+    bounce = json.loads((PROJECT_ROOT / "tests" / "fixtures" / "ses" / "bounce.json").read_text()
+                        .replace("MESSAGE_ID", "zip-message-1"))
+    feedback_event = {"Records": [{"messageId": "sqs-1", "eventSource": "aws:sqs", "body": json.dumps(
+        {"Type": "Notification", "MessageId": "sns-1", "Message": json.dumps(bounce)})}]}
+    environment.update({"EXEC_REPORTS_RECORDS": "local", "EXEC_REPORTS_RECORDS_PATH": str(tmp_path / "records")})
+
+    result = packager.fresh_interpreter(tmp_path / "task", packager.lambda_like_runtime(tmp_path / "runtime"),
+                                        CALL_HANDLER, env=environment,
+                                        stdin=json.dumps({"heavy": HEAVY_PACKAGES, "events": [
+                                            api_event, scheduled_event, scheduled_event, status_event,
+                                            feedback_event]}))
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["importable"] == []  # none of Prefect, pydantic, yaml, jinja2, ... could be imported
+    assert not set(answer["loaded"]) & {*HEAVY_PACKAGES, "boto3"}  # boto3 only for an HS256 secret
+    started, first_schedule, second_schedule, status, feedback = answer["responses"]
+    assert feedback == {"batchItemFailures": []}
+    assert records.get("ses", sent_key).feedback["cfo@holdings.example"]["outcome"] == "bounced"
+    assert [entry.key.recipient for entry in SuppressionList(records).active()] == ["cfo@holdings.example"]
+
+    assert started["statusCode"] == 202, started
+    run_started = json.loads(started["body"])
+    weekly = stack.api("GET", "/deployments/name/send-exec-reports/weekly")
+    run = stack.api("GET", f"/flow_runs/{run_started['flow_run_id']}")
+    assert run["deployment_id"] == weekly["id"]
+    assert run["parameters"] == {"period_kind": "week", "roles": ["cfo"], "period": SAMPLE_PERIOD, "dry_run": True}
+    assert run_started["watch"] == f"{stack.server.api_url.removesuffix('/api')}/runs/flow-run/{run['id']}"
+
+    # The same EventBridge event twice (at-least-once delivery) is one run, due at the event's time.
+    assert first_schedule["flow_run_id"] == second_schedule["flow_run_id"]
+    scheduled = stack.api("GET", f"/flow_runs/{first_schedule['flow_run_id']}")
+    assert scheduled["state"]["type"] == "SCHEDULED" and scheduled["parameters"]["roles"] == ["ceo"]
+    assert dt.datetime.fromisoformat(scheduled["expected_start_time"]) == due
+
+    assert status["statusCode"] == 200, status
+    board = json.loads(status["body"])
+    assert isinstance(board["last_sent"], list) and isinstance(board["failures"], list)
+
+    # The worker picks up the run the zip started and completes it.
+    finished = stack.wait_for(run_started["flow_run_id"])
+    assert finished["state"]["type"] == "COMPLETED", finished["state"]
+
+
+# ---- runs that fail ------------------------------------------------------------------------------------------
 
 
 def test_a_failing_report_fails_the_run_delivers_the_rest_and_alerts_operations(stack):

@@ -133,7 +133,13 @@ def test_a_tenant_the_caller_may_not_trigger_gets_403(rs256_env, rsa_keys):
 
 
 @pytest.mark.parametrize(("body", "expected"), [
-    ({"roles": "cfo"}, "roles: Input should be a valid list"),
+    ({"roles": "cfo"}, 'roles: expected a list of role ids like ["cfo"], got \'cfo\''),
+    ({"roles": []}, "roles: name at least one role, or leave roles out"),
+    ({"tenants": ["jada", 7]}, "tenants.1: 7 is not a role or tenant id"),
+    ({"roles": ["cfo\n"]}, "roles.0: 'cfo\\n' is not a role or tenant id"),
+    ({"period": 202647}, "period: expected an ISO week like 2026-W47 or a month like 2026-11, got 202647"),
+    ({"period_kind": "day"}, "period_kind: expected 'week' or 'month', got 'day'"),
+    ({"dry_run": "yes"}, "dry_run: expected true or false, got 'yes'"),
     ({"roles": ["CFO!"]}, "roles.0: 'CFO!' is not a role or tenant id"),
     ({"period": "last week"}, "period: period 'last week': expected an ISO week"),
     ({"role": ["cfo"]}, "role: unknown key"),
@@ -180,6 +186,16 @@ def registered_deployment(prefect_harness):
     return DEPLOYMENT
 
 
+@pytest.fixture
+def prefect_api_url(prefect_harness, monkeypatch):
+    """The harness's API in the environment, where the handler reads it first (in Lambda it is the
+    function's configuration), so a PREFECT_API_URL another test left behind does not win."""
+    from prefect.settings import PREFECT_API_URL
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+    return PREFECT_API_URL.value()
+
+
 def read_run(flow_run_id):
     from prefect.client.orchestration import get_client
 
@@ -187,7 +203,8 @@ def read_run(flow_run_id):
         return client.read_flow_run(uuid.UUID(flow_run_id))
 
 
-def test_an_authorised_api_request_starts_a_real_deployment_run(rs256_env, rsa_keys, registered_deployment):
+def test_an_authorised_api_request_starts_a_real_deployment_run(rs256_env, rsa_keys, registered_deployment,
+                                                                 prefect_api_url):
     token = sign(rsa_keys["private"], tenants=["jada"])
     status, body = call(rest_request("POST", "/reports/run", token,
                                      {"roles": ["cfo"], "tenants": ["jada"], "period": "2026-W47"}, base64_body=True))
@@ -197,7 +214,8 @@ def test_an_authorised_api_request_starts_a_real_deployment_run(rs256_env, rsa_k
     assert body["deployment"] == DEPLOYMENT and run.state.is_scheduled()
 
 
-def test_an_sqs_batch_starts_the_good_messages_and_returns_the_bad_one(rs256_env, registered_deployment):
+def test_an_sqs_batch_starts_the_good_messages_and_returns_the_bad_one(rs256_env, registered_deployment,
+                                                                      prefect_api_url):
     from prefect.client.orchestration import get_client
 
     records = [
@@ -214,7 +232,8 @@ def test_an_sqs_batch_starts_the_good_messages_and_returns_the_bad_one(rs256_env
     assert periods.count((["ceo"], "2026-W46")) == 1 and periods.count((["cmo"], "2026-W46")) == 1
 
 
-def test_an_eventbridge_event_starts_a_run_scheduled_at_the_event_time(rs256_env, registered_deployment):
+def test_an_eventbridge_event_starts_a_run_scheduled_at_the_event_time(rs256_env, registered_deployment,
+                                                                       prefect_api_url):
     event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
              "time": "2026-11-23T15:00:00Z", "detail": {"roles": ["cto"]}}
     result = handler(event, None)
@@ -223,7 +242,8 @@ def test_an_eventbridge_event_starts_a_run_scheduled_at_the_event_time(rs256_env
     assert run.expected_start_time == dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)
 
 
-def test_status_returns_last_sent_per_role_and_tenant(rs256_env, rsa_keys, prefect_harness, portfolio_copy):
+def test_status_returns_last_sent_per_role_and_tenant(rs256_env, rsa_keys, prefect_harness, portfolio_copy,
+                                                      prefect_api_url):
     from flows.flow import send_exec_reports
 
     send_exec_reports(config=str(portfolio_copy), period="2026-W47", roles=["cmo"], return_state=True)
@@ -247,7 +267,7 @@ def test_inline_mode_runs_the_flow_and_returns_the_summary(rs256_env, rsa_keys, 
 
 
 def test_status_shows_a_restricted_token_only_its_roles_and_tenants_without_addresses(
-        rs256_env, rsa_keys, prefect_harness, portfolio_copy):
+        rs256_env, rsa_keys, prefect_harness, portfolio_copy, prefect_api_url):
     from flows.flow import send_exec_reports
 
     send_exec_reports(config=str(portfolio_copy), period="2026-W47", roles=["cmo", "gm"], resend=True,
@@ -489,3 +509,56 @@ def test_any_scope_claim_authorises_refuses_or_is_an_invalid_token(claims_value,
         assert str(refusal).startswith("the token does not allow")
         return
     assert allowed is None or roles is not None and set(roles) <= allowed
+
+
+# ---- issue 18: deployment mode talks to Prefect's REST API itself -------------------------------------------
+
+
+def test_a_trigger_names_the_period_as_the_flow_expects_it():
+    request = parse_trigger({"roles": ["cfo"], "period": " 2026-W47 ", "period_kind": "week", "dry_run": True})
+    assert request.parameters() == {"roles": ["cfo"], "period": "2026-W47", "period_kind": "week", "dry_run": True}
+    assert parse_trigger({"roles": None, "dry_run": False}).parameters() == {}
+
+
+def test_a_deployment_that_does_not_exist_is_a_misconfiguration_named_in_the_log(rs256_env, rsa_keys, monkeypatch,
+                                                                                  registered_deployment, caplog,
+                                                                                  prefect_api_url):
+    monkeypatch.setenv("EXEC_REPORTS_DEPLOYMENT", "send-exec-reports/no-such-deployment")
+    with caplog.at_level(logging.ERROR, logger="exec_reports.handler"):
+        status, body = call(rest_request("POST", "/reports/run", sign(rsa_keys["private"]), {"roles": ["cfo"]}))
+    assert (status, body["error"]) == (500, "the trigger service is misconfigured; see its logs")
+    assert "deployment 'send-exec-reports/no-such-deployment' does not exist" in caplog.text
+
+
+def test_an_unreachable_prefect_api_is_a_502_for_callers_a_retry_for_sqs_and_eventbridge(rs256_env, rsa_keys,
+                                                                                        monkeypatch):
+    import socket
+
+    from flows import prefect_api
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
+    monkeypatch.setattr(prefect_api, "ATTEMPTS", 1)  # no waiting between retries of a refused connection
+    status, body = call(rest_request("POST", "/reports/run", sign(rsa_keys["private"]), {"roles": ["cfo"]}))
+    assert status == 502 and body["request_id"] == "req-1" and "Prefect API" in body["error"]
+    record = {"messageId": "m-1", "body": json.dumps({"roles": ["cfo"]})}
+    assert handler({"Records": [record]}, None) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    with pytest.raises(prefect_api.PrefectApiError, match="cannot reach the Prefect API"):
+        handler(eventbridge(), None)  # raised, so Lambda retries the asynchronous invocation
+
+
+@pytest.mark.parametrize(("api_url", "ui_url"), [
+    ("http://127.0.0.1:4200/api", "http://127.0.0.1:4200"),
+    ("https://prefect.holdings.example/api/", "https://prefect.holdings.example"),
+    ("https://api.prefect.cloud/api/accounts/a1/workspaces/w1",
+     "https://app.prefect.cloud/account/a1/workspace/w1"),
+])
+def test_the_watch_link_is_the_ui_url_prefect_derives_from_the_api_url(api_url, ui_url):
+    from flows.prefect_api import PrefectApi
+
+    api = PrefectApi.from_environment({"PREFECT_API_URL": api_url})
+    assert api.run_url("0b1c") == f"{ui_url}/runs/flow-run/0b1c"
+    explicit = PrefectApi.from_environment({"PREFECT_API_URL": api_url, "PREFECT_UI_URL": "https://ui.example"})
+    assert explicit.run_url("0b1c") == "https://ui.example/runs/flow-run/0b1c"
