@@ -211,6 +211,10 @@ def write_results(data: dict) -> str:
     if check:
         lines.append(f"| 5 | `exec-reports check` over all reports, whole command | median {check['median_s']:.2f} s "
                      f"(max {check['max_s']:.2f} s) | ≤ 1.5 s | {verdict(check['median_s'] <= 1.5)} |")
+    if data.get("email"):
+        from bench.email_bench import email_result_rows
+
+        lines += email_result_rows(data["email"])
     if first and first["failures"]:
         lines += ["", "First-contact failures: " + "; ".join(first["failures"])]
     if not render:
@@ -271,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="4,100,200")
     parser.add_argument("--ses-messages", type=int, default=1000)
     parser.add_argument("--ses-rate", type=float, default=50)
-    parser.add_argument("--only", default="", help="comma-separated: first-contact,render,orchestration,ses,check")
+    parser.add_argument("--only", default="",
+                        help="comma-separated: first-contact,render,orchestration,ses,check,email")
     args = parser.parse_args(argv)
     only = {part.strip() for part in args.only.split(",") if part.strip()}
 
@@ -300,9 +305,15 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("check"):
             print("5/5 author loop ...", flush=True)
             check = bench_check(args.repeats + 2)
+        email = None
+        if wanted("email"):
+            print("6 the email: render without charts, chart cost, largest report at 100 entities ...", flush=True)
+            from bench.email_bench import bench_email
+
+            email = bench_email(workdir, tenants=100, repeats=args.repeats)
     data = {"when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "repeats": args.repeats, "render": render, "orchestration": orchestration, "ses": ses, "check": check,
-            "first_contact": first_contact, "only": args.only,
+            "first_contact": first_contact, "only": args.only, "email": email,
             "notes": (PROJECT_ROOT / "bench" / "NOTES.md").read_text() if (PROJECT_ROOT / "bench" / "NOTES.md").exists()
             else NOTES}
     text = write_results(data)
