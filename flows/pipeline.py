@@ -22,7 +22,7 @@ from typing import Any
 from flows.addresses import header_text
 from flows.charts import ChartCollector
 from flows.config import PortfolioConfig, TenantConfig
-from flows.definitions import SEVERITIES, ReportDefinition, group_by_role, load_definitions
+from flows.definitions import SEVERITIES, ReportDefinition, error_line, group_by_role, load_definitions
 from flows.delivery.base import DeliveryBackend, Email, slug
 from flows.delivery.records import DeliveryKey, RecordStore, RunLiveness, deliver_once
 from flows.delivery.selection import Selection
@@ -124,19 +124,32 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
              roles: Iterable[str] | None = None, tenants: Iterable[str] | None = None,
              definition_problems: list[Problem] | None = None,
              registry: SourceRegistry = REGISTRY) -> RunPlan:
+    """What a run does. A broken definition fails only its own role: a role whose default report did not
+    load is still a known role (``--roles coo,ceo`` runs ceo and fails coo with coo.md's problems), and
+    with ``roles`` chosen, problems of the other roles' files are not this run's failures."""
     by_role = group_by_role(definitions)
-    chosen_roles = select(roles, list(by_role), "role")
+    all_problems = list(definition_problems or [])
+    broken_roles = [p.role for p in all_problems if p.role and p.role not in by_role]
+    chosen_roles = select(roles, list(dict.fromkeys([*by_role, *broken_roles])), "role")
     tenant_ids = [t.id for t in config.tenants]
     chosen_tenants = select(tenants, tenant_ids, "tenant")
-    problems = list(definition_problems or [])
+    if roles:
+        problems = [p for p in all_problems if p.role is None or p.role in chosen_roles]
+    else:
+        problems = all_problems
+    chosen_roles = [role for role in chosen_roles if role in by_role]
     instances: list[ReportInstance] = []
     needed: dict[str, set[str]] = defaultdict(set)
     for role in chosen_roles:
         group = by_role[role]
         for tenant_id, override in group.overrides.items():
             if tenant_id not in tenant_ids:
-                problems.append(Problem(override.shown_path, None, None,
-                                        f"override for unknown tenant '{tenant_id}' (configured: {', '.join(tenant_ids)})"))
+                hint = difflib.get_close_matches(tenant_id, tenant_ids, n=1)
+                problems.append(Problem(
+                    override.shown_path, 1, None,
+                    f"override for unknown tenant '{tenant_id}' (the name of its folder): no tenant '{tenant_id}' "
+                    f"in {config.path}" + (f" (did you mean '{hint[0]}'?)" if hint else
+                                           f" (configured: {', '.join(tenant_ids)})"), role))
         if group.default.scope == "portfolio":
             instances.append(ReportInstance(group.default, tuple(chosen_tenants), PORTFOLIO, tuple(group.variants)))
         else:
@@ -302,8 +315,9 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
         except TemplateLimitError:
             raise
         except Exception as exc:
-            raise RenderError(f"{definition.shown_path}: check '{check.spec.id}' for tenant '{tenant.id}': "
-                              f"{type(exc).__name__}: {exc}") from exc
+            line = error_line(exc, definition) or check.when_line
+            raise RenderError(f"{definition.shown_path}:{line}: check '{check.spec.id}' for tenant '{tenant.id}': "
+                              f"{describe_error(exc)}") from exc
         if fired:
             results.append(CheckResult(check.spec.id, check.spec.severity, tenant.id, tenant.name,
                                        " ".join(message.split()), "fired"))
@@ -441,7 +455,8 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         except TemplateLimitError:
             raise
         except Exception as exc:
-            raise RenderError(f"{definition.shown_path}: send_if: {type(exc).__name__}: {exc}") from exc
+            raise RenderError(f"{definition.shown_path}:{definition.send_if_line}: send_if: "
+                              f"{describe_error(exc)}") from exc
         if not wanted:
             raise ReportSkipped(f"send_if is false ({definition.front.send_if})")
     try:
@@ -451,7 +466,9 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     except TemplateLimitError:
         raise
     except Exception as exc:
-        raise RenderError(f"{definition.shown_path}: template error: {type(exc).__name__}: {exc}") from exc
+        line = error_line(exc, definition)
+        where = f"{definition.shown_path}:{line}" if line else definition.shown_path
+        raise RenderError(f"{where}: template error: {describe_error(exc)}") from exc
     if left_out:  # first in the notes box under the title: the first thing the reader sees
         notes.insert(0, left_out_notice(left_out, len(views)))
     scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]
@@ -465,6 +482,13 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     rendered.tasks = structure_actions(rendered.tasks, instance, definition, views)
     rendered.warnings.extend(f"left out {t['name']} ({t['id']}): {t['detail']}" for t in left_out)
     return rendered, all_checks
+
+
+def describe_error(error: BaseException) -> str:
+    """An error raised inside a template, for the author: our own errors speak for themselves."""
+    if isinstance(error, ReportError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def value_reason(value: Any) -> str:
@@ -609,12 +633,13 @@ class ProducedReport:
 def produce_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
                    backend: DeliveryBackend | None, *, dry_run: bool = False, records: RecordStore | None = None,
                    run: str = "", resend: bool = False, run_name: str = "", only: Selection | None = None,
-                   run_is_over: RunLiveness | None = None) -> ProducedReport:
+                   run_is_over: RunLiveness | None = None, every_variant: bool = False) -> ProducedReport:
     """Render and deliver one report instance. Never raises for report-level problems: returns outcomes.
 
     With ``records``, each message goes through ``deliver_once``: sent once per period unless ``resend``,
     claimed right before its provider call under this ``run``. With ``only``, messages it does not select
-    are not delivered (nor listed).
+    are not delivered (nor listed). With ``every_variant`` (``check``, ``preview``), the default and every
+    variant are rendered even when no recipient is assigned to them (listed as dry-run with no recipients).
     """
     role, key = instance.role, instance.key
     try:
@@ -626,6 +651,9 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
     for recipient in recipients:
         chosen = assign_variant(role, recipient, instance.definition, instance.variants)
         by_definition.setdefault(chosen.variant, (chosen, []))[1].append(recipient)
+    if every_variant:
+        for definition in instance.all_definitions:
+            by_definition.setdefault(definition.variant, (definition, []))
 
     produced = ProducedReport([], [], {})
     for variant, (definition, assigned) in sorted(by_definition.items()):
@@ -649,6 +677,9 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
         for warning in rendered.warnings:
             log.warning("report %s: %s", instance.label, warning)
         groups = [tuple(assigned)] if config.delivery.group_recipients else [(r,) for r in assigned]
+        if not assigned:  # rendered for check/preview only: nobody is assigned this variant
+            produced.outcomes.append(Outcome(role, key, [], "dry-run", subject=rendered.subject,
+                                             warnings=rendered.warnings, variant=variant))
         for recipient in groups:
             message = make_email(instance, definition, rendered, recipient, config, period)
             if only is not None and not only.selects(DeliveryKey.for_email(message)):
@@ -707,13 +738,17 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
               backend: DeliveryBackend | None = None, registry: SourceRegistry = REGISTRY,
               records: RecordStore | None = None, resend: bool = False, run: str = "",
               loaded: tuple[list[ReportDefinition], list[Problem]] | None = None,
-              only: Selection | None = None,
+              only: Selection | None = None, every_variant: bool = False,
+              gathered: MetricValues | None = None,
               ) -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
     """The whole pipeline without Prefect. Returns the summary and the rendered email per report key.
 
     Without ``records`` every message is sent; with them, only those not yet sent for the period.
     ``run`` names this run in the records (default: a fresh unique id, so two plain runs never share one).
-    ``loaded``: definitions (and their problems) the caller already loaded, so they are not compiled twice."""
+    ``loaded``: definitions (and their problems) the caller already loaded, so they are not compiled twice.
+    ``every_variant``: render the default and every variant even if no recipient gets them (check, preview).
+    ``gathered``: filled with the metric values the run gathered (for check and preview to say which were
+    unavailable)."""
     if backend is not None and not dry_run and hasattr(backend, "preflight"):
         backend.preflight()  # nothing is rendered or sent when the backend cannot send at all
     definitions, problems = loaded or load_definitions(config.reports_path, registry)
@@ -721,6 +756,8 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
         roles = only.roles
     plan = plan_run(config, definitions, period, roles, tenants, problems, registry)
     values = gather_all(config, plan, registry)
+    if gathered is not None:
+        gathered.update(values)
     run_name = run_folder_name(period)
     run = run or f"{run_name}-{uuid.uuid4().hex[:8]}"
     outcomes: list[Outcome] = []
@@ -729,13 +766,33 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
     rendered_by_key: dict[str, RenderedEmail] = {}
     for instance in plan.instances:
         produced = produce_report(instance, values, config, period, backend, dry_run=dry_run,
-                                  records=records, run=run, run_name=run_name, resend=resend, only=only)
+                                  records=records, run=run, run_name=run_name, resend=resend, only=only,
+                                  every_variant=every_variant)
         outcomes.extend(produced.outcomes)
         checks.extend((instance.role, c) for c in produced.checks)
         for variant, rendered in produced.rendered.items():
             rendered_by_key[report_key(instance, variant)] = rendered
             actions.extend(rendered.tasks)
     return summarise(period, outcomes, checks, plan.definition_problems, actions=actions), rendered_by_key
+
+
+def metric_usage(definitions: Iterable[ReportDefinition], values: MetricValues) -> list[str]:
+    """For authors: per report file, the metrics it reads and those that came back unavailable (which
+    tenants, why), so a report that silently shows "not available" is visible before it is merged."""
+    lines = []
+    for definition in sorted(definitions, key=lambda d: d.shown_path):
+        lines.append(f"{definition.shown_path}: metrics {', '.join(definition.all_metrics)}")
+        by_reason: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for tenant_id, tenant_values in values.items():
+            if definition.tenant_override and tenant_id != definition.tenant_override:
+                continue
+            for name in definition.all_metrics:
+                value = tenant_values.get(name)
+                if isinstance(value, Unavailable):
+                    by_reason[(name, value.reason)].append(tenant_id)
+        for (name, reason), tenants in sorted(by_reason.items()):
+            lines.append(f"  unavailable: {name} for {', '.join(tenants)}: {reason}")
+    return lines
 
 
 def report_key(instance: ReportInstance, variant: str = "") -> str:

@@ -358,7 +358,7 @@ def action(text: Any, priority: str = "medium", due: Any = None, owner: str | No
         raise ValueError(f"action(): priority must be one of {', '.join(ACTION_PRIORITIES)}, got {priority!r}")
     suffix = f" — {priority} priority"
     if due is not None and is_available(due):
-        suffix += f", due {(dt.date.fromisoformat(str(due)[:10]) if isinstance(due, str) else due):%Y-%m-%d}"
+        suffix += f", due {_as_date(due, 'action(): due'):%Y-%m-%d}"
     if owner:
         if not re.fullmatch(r"[a-z][a-z0-9_-]*", owner):
             raise ValueError(f"action(): owner must be a role slug like 'cto', got {owner!r}")
@@ -366,8 +366,28 @@ def action(text: Any, priority: str = "medium", due: Any = None, owner: str | No
     return MarkdownSafe(f"- [ ] {escape_markdown(text)}{suffix}")
 
 
+def _as_date(value: Any, what: str) -> dt.date:
+    """A date, or an ISO date text (a timestamp's date part counts); anything else is an error quoting the
+    value whole, so the author sees what they wrote."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            try:
+                return dt.datetime.fromisoformat(value).date()
+            except ValueError:
+                pass
+    raise ValueError(f"{what} must be a date like 2026-11-30 or days_after(period.end, 14), got {value!r}")
+
+
 def days_after(day: Any, days: int) -> dt.date:
-    return (dt.date.fromisoformat(day[:10]) if isinstance(day, str) else day) + dt.timedelta(days=days)
+    if not isinstance(days, int) or isinstance(days, bool):
+        raise ValueError(f"days_after(): the number of days must be a whole number, got {days!r}")
+    return _as_date(day, "days_after(): the day") + dt.timedelta(days=days)
 
 
 def _finalize(value: Any) -> str:
