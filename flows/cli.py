@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("-o", "--output", default="preview", help="folder for the HTML (default: preview/)")
     _add_common(preview)
 
+    diff = commands.add_parser("diff", help="render every report at BASE_REF and in the working tree over the same "
+                                           "data and period; show what changed and write side-by-side previews")
+    diff.add_argument("base_ref", metavar="BASE_REF", help="git commit, branch or tag to compare with (e.g. origin/main)")
+    diff.add_argument("-o", "--output", default="report-diff",
+                      help="folder for side-by-side HTML previews and text diffs (default: report-diff/)")
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when some report changed (like git diff)")
+    _add_common(diff)
+
     run = commands.add_parser("run", help="run the report flow (Prefect) and deliver")
     run.add_argument("--roles", type=_csv, help="comma-separated roles (default: all)")
     run.add_argument("--tenants", type=_csv, help="comma-separated tenant ids (default: all)")
@@ -88,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"check": cmd_check, "preview": cmd_preview, "run": cmd_run, "metrics": cmd_metrics,
                 "history": cmd_history, "snapshot": cmd_snapshot, "server": cmd_server,
-                "deliveries": cmd_deliveries}[args.command](args)
+                "deliveries": cmd_deliveries, "diff": cmd_diff}[args.command](args)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -186,6 +194,30 @@ def cmd_preview(args) -> int:
     for line in metric_usage(shown, gathered):
         print(line, file=sys.stderr)
     return 1 if summary["failed"] else 0
+
+
+def cmd_diff(args) -> int:
+    """What a change to reports/ does to the emails: exit 1 if the working tree's reports fail to render
+    (or, with --exit-code, if any report changed)."""
+    from flows.reportdiff import diff_reports
+
+    _quiet_pipeline_log()
+    config, period = _config_and_period(args)
+    output = Path(args.output)
+    result = diff_reports(config, period, args.base_ref, output)
+    for change in result.changes:
+        print(f"{change.status}: {change.key} ({', '.join(change.parts)})")
+    for change in result.changes:
+        print()
+        print(change.text_diff, end="")
+    print(f"\n{len(result.changes)} report(s) changed, {len(result.unchanged)} unchanged since {args.base_ref} "
+          f"({period.label}); side-by-side previews: {(output / 'index.html').resolve()}")
+    for failure in result.failures:
+        print(failure, file=sys.stderr)
+    if result.failures:
+        print(f"diff: {len(result.failures)} report(s) fail with the working tree's definitions", file=sys.stderr)
+        return 1
+    return 1 if args.exit_code and result.changes else 0
 
 
 def _progress(line: str) -> None:

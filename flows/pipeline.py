@@ -633,7 +633,8 @@ class ProducedReport:
 def produce_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
                    backend: DeliveryBackend | None, *, dry_run: bool = False, records: RecordStore | None = None,
                    run: str = "", resend: bool = False, run_name: str = "", only: Selection | None = None,
-                   run_is_over: RunLiveness | None = None, every_variant: bool = False) -> ProducedReport:
+                   run_is_over: RunLiveness | None = None, every_variant: bool = False,
+                   generated_at: dt.datetime | None = None) -> ProducedReport:
     """Render and deliver one report instance. Never raises for report-level problems: returns outcomes.
 
     With ``records``, each message goes through ``deliver_once``: sent once per period unless ``resend``,
@@ -658,7 +659,7 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
     produced = ProducedReport([], [], {})
     for variant, (definition, assigned) in sorted(by_definition.items()):
         try:
-            rendered, checks = build_report(instance, values, config, period, definition=definition)
+            rendered, checks = build_report(instance, values, config, period, generated_at, definition=definition)
         except ReportSkipped as skipped:
             produced.outcomes.append(Outcome(role, key, assigned, "skipped", reason=str(skipped), variant=variant))
             continue
@@ -739,7 +740,7 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
               records: RecordStore | None = None, resend: bool = False, run: str = "",
               loaded: tuple[list[ReportDefinition], list[Problem]] | None = None,
               only: Selection | None = None, every_variant: bool = False,
-              gathered: MetricValues | None = None,
+              gathered: MetricValues | None = None, generated_at: dt.datetime | None = None,
               ) -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
     """The whole pipeline without Prefect. Returns the summary and the rendered email per report key.
 
@@ -767,7 +768,7 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
     for instance in plan.instances:
         produced = produce_report(instance, values, config, period, backend, dry_run=dry_run,
                                   records=records, run=run, run_name=run_name, resend=resend, only=only,
-                                  every_variant=every_variant)
+                                  every_variant=every_variant, generated_at=generated_at)
         outcomes.extend(produced.outcomes)
         checks.extend((instance.role, c) for c in produced.checks)
         for variant, rendered in produced.rendered.items():
