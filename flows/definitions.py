@@ -32,6 +32,11 @@ class CheckSpec(BaseModel):
     when: str = Field(min_length=1)
     severity: Literal["critical", "high", "medium", "low", "info"]
     message: str = Field(min_length=1)
+    # What the agenda asks for when the check fires (default: the message), who owns it (a role; default:
+    # the report's role) and in how many days after the period end it is due (default: by severity).
+    owner: str | None = Field(default=None, pattern=SLUG)
+    fix: str | None = Field(default=None, min_length=1)
+    due_in_days: int | None = Field(default=None, ge=0, le=366)
 
 
 class FrontMatter(BaseModel):

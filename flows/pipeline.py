@@ -29,7 +29,7 @@ from flows.delivery.selection import Selection
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError, TemplateLimitError
 from flows.period import Period
 from flows.render import RenderedEmail, render_email, stage
-from flows.templating import plain_reason, render_budget, render_within_limits
+from flows.templating import agenda, agenda_items, days_after, plain_reason, render_budget, render_within_limits
 from sources.registry import REGISTRY, SourceContext, SourceRegistry, Unavailable, is_available
 
 log = logging.getLogger("exec_reports")
@@ -85,6 +85,14 @@ class CheckResult:
     # For an unknown check: which metrics were unavailable and why (ids, keys: for the run summary and
     # the log, not the email, which shows ``message``).
     detail: str = ""
+    # For the agenda of a fired check: what to do, which role owns it, by when (ISO date).
+    fix: str = ""
+    owner: str = ""
+    due: str = ""
+
+
+# When a check's definition gives no ``due_in_days``: how soon a shortfall of each severity is due.
+DUE_DAYS_BY_SEVERITY = {"critical": 7, "high": 14, "medium": 21, "low": 30, "info": 30}
 
 
 @dataclass
@@ -292,7 +300,8 @@ def _namespaced(values: dict[str, Any], declared: list[str]) -> dict[str, dict[s
     return dict(spaces)
 
 
-def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: dict[str, Any]) -> list[CheckResult]:
+def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: dict[str, Any],
+                    period_end: dt.date | None = None) -> list[CheckResult]:
     results = []
     context = {"tenant": {"id": tenant.id, "name": tenant.name, "domains": list(tenant.domains)},
                **_namespaced(values, definition.all_metrics)}
@@ -319,8 +328,12 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
             raise RenderError(f"{definition.shown_path}:{line}: check '{check.spec.id}' for tenant '{tenant.id}': "
                               f"{describe_error(exc)}") from exc
         if fired:
-            results.append(CheckResult(check.spec.id, check.spec.severity, tenant.id, tenant.name,
-                                       " ".join(message.split()), "fired"))
+            spec = check.spec
+            message = " ".join(message.split())
+            due_days = spec.due_in_days if spec.due_in_days is not None else DUE_DAYS_BY_SEVERITY[spec.severity]
+            due = (period_end + dt.timedelta(days=due_days)).isoformat() if period_end else ""
+            results.append(CheckResult(spec.id, spec.severity, tenant.id, tenant.name, message, "fired",
+                                       fix=spec.fix or message, owner=spec.owner or definition.role, due=due))
     return results
 
 
@@ -398,7 +411,7 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     for tenant_id in included:
         tenant = config.tenant(tenant_id)
         tenant_values = values.get(tenant_id, {})
-        checks = sorted(evaluate_checks(definition, tenant, tenant_values), key=_severity_order)
+        checks = sorted(evaluate_checks(definition, tenant, tenant_values, period.end), key=_severity_order)
         all_checks.extend(checks)
         fired = [c for c in checks if c.status == "fired"]
         view = {"id": tenant.id, "name": tenant.name, "domains": list(tenant.domains),
@@ -430,7 +443,15 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
             operator_details.append(text)
         return ""
 
+    def todos(items: Any, text: str = "{text}", priority: str = "medium", due_in_days: int = 30,
+              owner: str | None = None) -> list[dict[str, Any]]:
+        """``{{ agenda(t.checks, todos(t.handoffs.blockers, "Unblock: {text}", priority="high")) }}``: rows
+        (dicts) as agenda items; ``text`` is filled from each row's fields."""
+        return agenda_items(items, text, priority, days_after(period.end, due_in_days), owner or definition.role)
+
     context: dict[str, Any] = {
+        "agenda": agenda,
+        "todos": todos,
         "report": {"role": definition.role, "title": definition.front.title, "variant": definition.variant},
         "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},
         "portfolio": {"name": config.portfolio.name},

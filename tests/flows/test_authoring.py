@@ -254,3 +254,95 @@ def test_check_lists_unavailable_metrics_per_report(portfolio_copy, capsys):
     cmo_section = out[out.index("reports/cmo.md: metrics"):]
     assert ("\n  unavailable: marketing.email_list_size for queenofsandiego, quickdumpnow, dangerouscentaur: "
             "sources.marketing.subscribers is not set") in cmo_section.split("\nreports/")[0]
+
+
+# ---- checks carry owner, fix and due; agenda(); aggregate helpers -----------------------------------
+
+AGENDA_REPORT = """\
+---
+role: ops
+title: Ops
+subject: "Ops {{ period.label }}"
+scope: portfolio
+metrics: [handoffs.open_items, handoffs.blockers, finance.burn_rate, sales.open_deal_count]
+checks:
+  - id: burning
+    when: finance.burn_rate > 0
+    severity: medium
+    message: "{{ tenant.name }} burns cash"
+    owner: cfo
+    fix: Cut the burn
+    due_in_days: 3
+  - id: deals
+    when: sales.open_deal_count >= 0
+    severity: critical
+    message: "{{ tenant.name }} has {{ sales.open_deal_count }} deals"
+---
+# Ops
+
+{% for t in tenants %}
+## {{ t.name }}
+
+{{ agenda(t.checks, todos(t.handoffs.blockers, "Unblock: {text}", priority="high", due_in_days=14)) }}
+
+{% endfor %}
+Burn {{ money(total(tenants, "finance.burn_rate")) }}, {{ count(tenants, "handoffs.open_items") }} open items.
+"""
+
+
+def test_agenda_lists_fired_checks_with_their_fix_owner_and_due_date_most_urgent_first(portfolio_copy):
+    reports = reports_of(portfolio_copy)
+    (reports / "ops.md").write_text(AGENDA_REPORT)
+    summary, rendered = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["ops"], dry_run=True)
+    assert summary["failed"] == []
+    markdown = rendered["portfolio-ops"].markdown
+    section = markdown.split("## JADA")[1].split("## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("- [ ]")]
+    # period 2026-W47 ends 2026-11-22: critical defaults to 7 days, the check's own due_in_days is 3.
+    assert lines[0].startswith("- [ ] JADA has ") and lines[0].endswith("deals — critical priority, due 2026-11-29, owner ops")
+    assert [line.split(" — ")[1] for line in lines[1:-1]] == ["high priority, due 2026-12-06, owner ops"] * (len(lines) - 2)
+    assert all(line.startswith("- [ ] Unblock: ") for line in lines[1:-1])
+    assert lines[-1] == "- [ ] Cut the burn — medium priority, due 2026-11-25, owner cfo"
+    actions = [a for a in summary["actions"] if a["text"] == "Cut the burn"]
+    assert {a["owner"] for a in actions} == {"cfo"} and {a["due"] for a in actions} == {"2026-11-25"}
+    gathered: dict = {}
+    run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["ops"], dry_run=True, gathered=gathered)
+    burn = sum(values["finance.burn_rate"] for values in gathered.values())
+    items = sum(len(values["handoffs.open_items"]) for values in gathered.values())
+    assert f"{items} open items." in markdown and burn != 0
+
+
+def test_total_of_an_undeclared_metric_is_a_load_error_at_its_line(tmp_path):
+    (tmp_path / "ops.md").write_text(AGENDA_REPORT.replace('total(tenants, "finance.burn_rate")',
+                                                           'total(tenants, "finance.cash_on_hand")'))
+    _, problems = load_definitions(tmp_path)
+    [problem] = problems
+    assert problem.line == AGENDA_REPORT.splitlines().index(
+        next(line for line in AGENDA_REPORT.splitlines() if line.startswith("Burn "))) + 1
+    assert "uses metric 'finance.cash_on_hand' but does not declare it" in problem.message
+
+
+def test_total_of_a_list_and_count_of_a_number_are_errors_that_say_which_helper_fits(portfolio_copy):
+    reports = reports_of(portfolio_copy)
+    (reports / "ops.md").write_text(AGENDA_REPORT.replace('total(tenants, "finance.burn_rate")',
+                                                          'total(tenants, "handoffs.open_items")'))
+    [failure] = failures_of(portfolio_copy, "ops")
+    assert "total(): 'handoffs.open_items' is not a number" in failure["reason"]
+    assert "count(rows, path) counts list items" in failure["reason"]
+    assert f"ops.md:{AGENDA_REPORT.count(chr(10))}:" in failure["reason"]
+
+
+def test_check_owner_must_be_a_role_and_due_in_days_a_whole_number(tmp_path):
+    (tmp_path / "ops.md").write_text(AGENDA_REPORT.replace("owner: cfo", "owner: The CFO")
+                                     .replace("due_in_days: 3", "due_in_days: soon"))
+    _, problems = load_definitions(tmp_path)
+    assert {(p.line, p.key) for p in problems} == {(12, "checks[0].owner"), (14, "checks[0].due_in_days")}
+
+
+def test_the_shipped_ceo_brief_has_no_lookup_dictionaries_or_namespace_sums():
+    from tests.conftest import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "reports" / "ceo.md").read_text()
+    body = text.split("\n---\n", 1)[1]
+    assert "namespace(" not in body and "= {" not in body
+    assert "owner:" in text and "fix:" in text.split("\n---\n", 1)[0]
