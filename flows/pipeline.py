@@ -372,27 +372,34 @@ def _severity_order(result: CheckResult) -> tuple:
 
 def build_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
                  generated_at: dt.datetime | None = None, definition: ReportDefinition | None = None,
-                 timings: dict[str, float] | None = None) -> tuple[RenderedEmail, list[CheckResult]]:
+                 timings: dict[str, float] | None = None, render_skipped: bool = False,
+                 ) -> tuple[RenderedEmail, list[CheckResult]]:
     """Render one report instance (or one of its variants), or raise RenderError saying which figure is
     missing and why, or ReportSkipped when its ``send_if`` is false.
 
     Within the config's ``limits``: a report whose checks, template and email take longer than
-    ``render_seconds`` or grow past ``render_bytes`` raises RenderError naming the limit."""
+    ``render_seconds`` or grow past ``render_bytes`` raises RenderError naming the limit.
+
+    ``render_skipped`` (check): render the template even when ``send_if`` is false, then raise
+    ReportSkipped, so a template error behind a false ``send_if`` is found before other data makes it true."""
     definition = definition or instance.definition
     limits = config.limits
     try:
         with render_budget(limits.render_seconds, limits.render_bytes) as budget:
-            rendered, checks = _build_report(instance, values, config, period, generated_at, definition, timings)
+            rendered, checks = _build_report(instance, values, config, period, generated_at, definition, timings,
+                                             render_skipped)
             budget.check_size(rendered.html_bytes, "the email's HTML")
             budget.check_time()  # Markdown and layout run outside the template's own checks
     except TemplateLimitError as exc:
-        raise TemplateLimitError(f"{definition.shown_path}: {exc}") from None
+        line = error_line(exc, definition)  # none when the limit hit Markdown or the layout, after the template
+        raise TemplateLimitError(f"{definition.shown_path}{f':{line}' if line else ''}: {exc}") from None
     return rendered, checks
 
 
 def _build_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
                   generated_at: dt.datetime | None, definition: ReportDefinition,
-                  timings: dict[str, float] | None) -> tuple[RenderedEmail, list[CheckResult]]:
+                  timings: dict[str, float] | None, render_skipped: bool = False,
+                  ) -> tuple[RenderedEmail, list[CheckResult]]:
     missing = missing_required(definition, instance.tenant_ids, values)
     left_out: list[dict[str, str]] = []
     included = list(instance.tenant_ids)
@@ -470,6 +477,7 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         context["tenant"] = views[0]
         # Tenant-scope templates may also write finance.burn_rate without the tenant prefix.
         context.update({k: v for k, v in views[0].items() if isinstance(v, dict)})
+    skipped: ReportSkipped | None = None
     if definition.send_if is not None:
         try:
             wanted = bool(definition.send_if(**context))
@@ -479,7 +487,9 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
             raise RenderError(f"{definition.shown_path}:{definition.send_if_line}: send_if: "
                               f"{describe_error(exc)}") from exc
         if not wanted:
-            raise ReportSkipped(f"send_if is false ({definition.front.send_if})")
+            skipped = ReportSkipped(f"send_if is false ({definition.front.send_if})")
+            if not render_skipped:
+                raise skipped
     try:
         with stage(timings, "template"):
             markdown = render_within_limits(definition.template, context)
@@ -501,6 +511,8 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     rendered.warnings.extend(unavailable_warnings(definition, instance.tenant_ids, values, config))
     rendered.warnings.extend(operator_details)
     rendered.tasks = structure_actions(rendered.tasks, instance, definition, views)
+    if skipped is not None:
+        raise skipped
     rendered.warnings.extend(f"left out {t['name']} ({t['id']}): {t['detail']}" for t in left_out)
     return rendered, all_checks
 
@@ -680,7 +692,8 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
     produced = ProducedReport([], [], {})
     for variant, (definition, assigned) in sorted(by_definition.items()):
         try:
-            rendered, checks = build_report(instance, values, config, period, generated_at, definition=definition)
+            rendered, checks = build_report(instance, values, config, period, generated_at, definition=definition,
+                                            render_skipped=every_variant)
         except ReportSkipped as skipped:
             produced.outcomes.append(Outcome(role, key, assigned, "skipped", reason=str(skipped), variant=variant))
             continue
