@@ -28,7 +28,7 @@ from flows.render import RenderedEmail
 @dataclass
 class ReportChange:
     key: str  # portfolio-cfo, jada-gm, portfolio-cmo-b
-    status: str  # changed | added | removed
+    status: str  # changed | added | removed | failed (renders at the base, fails in the working tree)
     parts: list[str] = field(default_factory=list)  # subject, text, html
     text_diff: str = ""
 
@@ -71,14 +71,16 @@ def export_reports_at(ref: str, reports_path: Path, destination: Path) -> Path:
 
 
 def render_all(config: PortfolioConfig, period: Period, generated_at: dt.datetime
-               ) -> tuple[dict[str, RenderedEmail], list[str]]:
-    """Every report of ``config.reports_path``, every variant included, without delivering anything."""
+               ) -> tuple[dict[str, RenderedEmail], list[str], set[str]]:
+    """Every report of ``config.reports_path``, every variant included, without delivering anything:
+    the rendered emails by key, the failures, and the keys (``tenant-role``) of the reports that failed."""
     from flows.pipeline import run_plain
 
     summary, rendered = run_plain(config, period, dry_run=True, every_variant=True, generated_at=generated_at)
     failures = [failure["reason"] if not failure["tenant"] else
                 f"{failure['report']}/{failure['tenant']}: {failure['reason']}" for failure in summary["failed"]]
-    return rendered, failures
+    failed_keys = {f"{failure['tenant']}-{failure['report']}" for failure in summary["failed"] if failure["tenant"]}
+    return rendered, failures, failed_keys
 
 
 def diff_reports(config: PortfolioConfig, period: Period, base_ref: str, output: Path | None = None) -> ReportDiff:
@@ -86,14 +88,16 @@ def diff_reports(config: PortfolioConfig, period: Period, base_ref: str, output:
     with tempfile.TemporaryDirectory(prefix="exec-reports-base-") as temporary:
         base_reports = export_reports_at(base_ref, config.reports_path, Path(temporary))
         base_config = config.model_copy(update={"reports_dir": str(base_reports)})
-        base, _ = render_all(base_config, period, generated_at)
-    head, failures = render_all(config, period, generated_at)
+        base, _, _ = render_all(base_config, period, generated_at)
+    head, failures, failed_keys = render_all(config, period, generated_at)
     changes: list[ReportChange] = []
     unchanged: list[str] = []
     for key in sorted(set(base) | set(head)):
         before, after = base.get(key), head.get(key)
         if before is None or after is None:
-            status = "added" if before is None else "removed"
+            # A report the working tree fails to render is not "removed": it is broken.
+            broken = after is None and any(key == k or key.startswith(k + "-") for k in failed_keys)
+            status = "added" if before is None else "failed" if broken else "removed"
             changes.append(ReportChange(key, status, ["subject", "text", "html"],
                                         _text_diff(key, before, after)))
             continue

@@ -84,8 +84,10 @@ def test_diff_fails_when_the_working_tree_breaks_a_report(repo, tmp_path, capsys
     cfo.write_text(cfo.read_text() + "\n{{ 1 / 0 }}\n")
     code = main(["diff", "HEAD", "--config", str(repo / "examples" / "portfolio.yaml"), "--period", SAMPLE_PERIOD,
                  "-o", str(tmp_path / "out")])
+    captured = capsys.readouterr()
     assert code == 1
-    assert "reports/cfo.md" in capsys.readouterr().err
+    assert "reports/cfo.md" in captured.err and "ZeroDivisionError" in captured.err
+    assert "failed: portfolio-cfo" in captured.out and "removed:" not in captured.out
 
 
 def test_diff_of_an_unknown_ref_is_a_clear_error(repo, tmp_path, capsys):
