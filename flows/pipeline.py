@@ -17,6 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from flows.addresses import header_text
@@ -146,6 +147,10 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
     else:
         problems = all_problems
     chosen_roles = [role for role in chosen_roles if role in by_role]
+    # A tenant whose override (reports/tenants/<tenant>/<role>.md) is broken gets no report of that role
+    # rather than the default one in its place: the failure is the override's problem.
+    broken_overrides = {(p.role, PurePath(p.path).parent.name) for p in all_problems
+                        if p.role and PurePath(p.path).parent.parent.name == "tenants"}
     instances: list[ReportInstance] = []
     needed: dict[str, set[str]] = defaultdict(set)
     for role in chosen_roles:
@@ -162,6 +167,8 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
             instances.append(ReportInstance(group.default, tuple(chosen_tenants), PORTFOLIO, tuple(group.variants)))
         else:
             for tenant_id in chosen_tenants:
+                if (role, tenant_id) in broken_overrides:
+                    continue
                 override = group.overrides.get(tenant_id)
                 instances.append(ReportInstance(override, (tenant_id,), tenant_id) if override
                                  else ReportInstance(group.default, (tenant_id,), tenant_id, tuple(group.variants)))

@@ -361,3 +361,14 @@ def test_check_renders_a_template_whose_send_if_is_false_and_finds_its_error(por
     assert summary["failed"] == [] and [s["report"] for s in summary["skipped"]] == ["cfo"]  # a run skips it
     code, err = check(portfolio_copy, capsys)
     assert code == 1 and f"cfo.md:{line_of(cfo, '{{ no_such_name }}')}: template error" in err
+
+
+def test_a_broken_tenant_override_fails_that_tenant_instead_of_sending_it_the_default(portfolio_copy):
+    override = reports_of(portfolio_copy) / "tenants" / "jada" / "gm.md"
+    override.parent.mkdir(parents=True)
+    override.write_text((reports_of(portfolio_copy) / "gm.md").read_text().replace("title:", "titel:", 1))
+    summary, _ = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["gm"], dry_run=True)
+    assert "jada" not in {d["tenant"] for d in summary["dry_run"]}
+    assert {d["tenant"] for d in summary["dry_run"]} | {f["tenant"] for f in summary["failed"]} >= {
+        "queenofsandiego", "dangerouscentaur"}
+    assert any("tenants/jada/gm.md" in f["reason"] and "titel" in f["reason"] for f in summary["failed"])
