@@ -89,7 +89,6 @@ class ReportDefinition:
     # Set for reports/tenants/<tenant>/<role>.md: replaces the default report for that tenant.
     tenant_override: str | None = None
     send_if_line: int = 1
-    subject_line: int = 1
 
     @property
     def variant(self) -> str:
@@ -205,8 +204,7 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
         return template, [m for m, _ in used]
 
     template, _ = compile_template(body, None, body_line)
-    subject_line = located.line_of(("subject",)) or 1
-    subject, _ = compile_template(front.subject, "subject", subject_line, plain_text=True)
+    subject, _ = compile_template(front.subject, "subject", located.line_of(("subject",)) or 1, plain_text=True)
 
     compiled_checks: list[CompiledCheck] = []
     seen_ids: dict[str, int] = {}
@@ -234,8 +232,7 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
     if problems or template is None or subject is None:
         return None, problems
     return ReportDefinition(path, shown, front, template, subject, compiled_checks,
-                            located.line_of(("role",)) or 2, send_if, send_if_line=send_if_line,
-                            subject_line=subject_line), []
+                            located.line_of(("role",)) or 2, send_if, send_if_line=send_if_line), []
 
 
 def line_padding(line: int) -> str:

@@ -30,7 +30,14 @@ from flows.delivery.selection import Selection
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError, TemplateLimitError
 from flows.period import Period
 from flows.render import RenderedEmail, render_email, stage
-from flows.templating import agenda, agenda_items, days_after, plain_reason, render_budget, render_within_limits
+from flows.templating import (
+    agenda,
+    agenda_items,
+    days_after,
+    plain_reason,
+    render_budget,
+    render_within_limits,
+)
 from sources.registry import REGISTRY, SourceContext, SourceRegistry, Unavailable, is_available
 
 log = logging.getLogger("exec_reports")

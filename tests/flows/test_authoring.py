@@ -372,3 +372,13 @@ def test_a_broken_tenant_override_fails_that_tenant_instead_of_sending_it_the_de
     assert {d["tenant"] for d in summary["dry_run"]} | {f["tenant"] for f in summary["failed"]} >= {
         "queenofsandiego", "dangerouscentaur"}
     assert any("tenants/jada/gm.md" in f["reason"] and "titel" in f["reason"] for f in summary["failed"])
+
+
+def test_an_error_in_the_subject_is_reported_at_the_subject_line(portfolio_copy):
+    cmo = reports_of(portfolio_copy) / "cmo.md"
+    lines = cmo.read_text().splitlines(keepends=True)
+    number = next(i for i, line in enumerate(lines) if line.startswith("subject:"))
+    lines[number] = 'subject: "Marketing {{ 1 / 0 }}"\n'
+    cmo.write_text("".join(lines))
+    [failure] = failures_of(portfolio_copy, "cmo")
+    assert f"cmo.md:{number + 1}: template error: ZeroDivisionError" in failure["reason"]
