@@ -31,11 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate every report definition and render each against the data")
     _add_common(check)
 
-    preview = commands.add_parser("preview", help="render one role's report to HTML and print the path")
+    preview = commands.add_parser("preview", help="render one role's report (default and variants) to HTML and "
+                                                 "print the paths")
     preview.add_argument("role")
     preview.add_argument("--tenant", help="only this tenant (tenant-scope reports: which one to preview)")
+    preview.add_argument("--variant", help="only this A/B variant ('default' for the default report); "
+                                           "default: the default report and every variant")
     preview.add_argument("-o", "--output", default="preview", help="folder for the HTML (default: preview/)")
     _add_common(preview)
+
+    diff = commands.add_parser("diff", help="render every report at BASE_REF and in the working tree over the same "
+                                           "data and period; show what changed and write side-by-side previews")
+    diff.add_argument("base_ref", metavar="BASE_REF", help="git commit, branch or tag to compare with (e.g. origin/main)")
+    diff.add_argument("-o", "--output", default="report-diff",
+                      help="folder for side-by-side HTML previews and text diffs (default: report-diff/)")
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when some report changed (like git diff)")
+    _add_common(diff)
 
     run = commands.add_parser("run", help="run the report flow (Prefect) and deliver")
     run.add_argument("--roles", type=_csv, help="comma-separated roles (default: all)")
@@ -95,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"check": cmd_check, "preview": cmd_preview, "run": cmd_run, "metrics": cmd_metrics,
                 "history": cmd_history, "snapshot": cmd_snapshot, "server": cmd_server,
                 "suppression": cmd_suppression,
-                "deliveries": cmd_deliveries}[args.command](args)
+                "deliveries": cmd_deliveries, "diff": cmd_diff}[args.command](args)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -109,38 +120,76 @@ def _config_and_period(args):
     return config, resolve_period(args.period, config.portfolio.period_kind, today_in(config.portfolio.timezone))
 
 
-def cmd_check(args) -> int:
-    from flows.definitions import load_definitions
-    from flows.pipeline import run_plain
+def _quiet_pipeline_log() -> None:
+    """``check`` and ``preview`` print each failure themselves; without a handler Python's last-resort
+    handler would print every logged error a second time."""
+    import logging
 
+    logger = logging.getLogger("exec_reports")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+
+
+def cmd_check(args) -> int:
+    """Everything a run would do, short of delivering: every definition loaded, every report instance,
+    override and variant (the default too, assigned or not) rendered with its checks and ``send_if``
+    over the config's data. Anything that can fail a run fails here."""
+    from flows.definitions import load_definitions
+    from flows.pipeline import metric_usage, run_plain
+
+    _quiet_pipeline_log()
     config, period = _config_and_period(args)
     definitions, problems = load_definitions(config.reports_path)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    summary, rendered = run_plain(config, period, dry_run=True, loaded=(definitions, problems))
+    gathered: dict = {}
+    summary, rendered = run_plain(config, period, dry_run=True, loaded=(definitions, problems), every_variant=True,
+                                  gathered=gathered)
+    definition_failures = [f for f in summary["failed"] if not f["tenant"]]
     render_failures = [f for f in summary["failed"] if f["tenant"]]
+    for failure in definition_failures:
+        print(failure["reason"], file=sys.stderr)
     for failure in render_failures:
         print(f"{failure['report']}/{failure['tenant']}: {failure['reason']}", file=sys.stderr)
     for warning in summary["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
-    if problems or render_failures:
-        print(f"check failed: {len(problems)} definition problem(s), {len(render_failures)} report(s) "
+    if definition_failures or render_failures:
+        print(f"check failed: {len(definition_failures)} definition problem(s), {len(render_failures)} report(s) "
               f"that did not render", file=sys.stderr)
         return 1
     print(f"ok: {len(definitions)} report definition(s) valid; {len(rendered)} report(s) rendered for "
           f"{period.label} against {config.path}")
+    for line in metric_usage(definitions, gathered):
+        print(line)
     return 0
 
 
 def cmd_preview(args) -> int:
+    from flows.definitions import group_by_role, load_definitions
     from flows.delivery.base import embed_images
-    from flows.pipeline import run_plain
+    from flows.errors import ConfigurationError
+    from flows.pipeline import metric_usage, run_plain, select
 
+    _quiet_pipeline_log()
     config, period = _config_and_period(args)
-    summary, rendered = run_plain(config, period, roles=[args.role],
-                                  tenants=[args.tenant] if args.tenant else None, dry_run=True)
+    definitions, problems = load_definitions(config.reports_path)
+    role_reports = group_by_role(definitions).get(args.role)
+    shown = [d for d in definitions if d.role == args.role]
+    if args.variant is not None:
+        if role_reports is None:
+            raise ConfigurationError(f"no loaded report for role '{args.role}' to pick variant '{args.variant}' of")
+        names = ["default", *sorted(v.variant for v in role_reports.variants)]
+        select([args.variant], names, f"variant of '{args.role}'")
+        wanted = "" if args.variant == "default" else args.variant
+        shown = [d for d in shown if d.variant == wanted]
+    gathered: dict = {}
+    summary, rendered = run_plain(config, period, roles=[args.role], tenants=[args.tenant] if args.tenant else None,
+                                  dry_run=True, loaded=(definitions, problems), every_variant=True, gathered=gathered)
     for failure in summary["failed"]:
-        print(f"{failure['report']}/{failure['tenant']}: {failure['reason']}", file=sys.stderr)
+        print(failure["reason"] if not failure["tenant"] else f"{failure['report']}/{failure['tenant']}: "
+              f"{failure['reason']}", file=sys.stderr)
+    if args.variant is not None:
+        suffix = "" if args.variant == "default" else f"-{args.variant}"
+        rendered = {key: email for key, email in rendered.items()
+                    if key.endswith(f"-{args.role}{suffix}")}
     if not rendered:
         return 1
     output = Path(args.output)
@@ -152,7 +201,33 @@ def cmd_preview(args) -> int:
         path.write_text(embed_images(email.html, email.images), encoding="utf-8")
         (output / f"{key}.md").write_text(email.markdown, encoding="utf-8")
         print(path.resolve())
+    for line in metric_usage(shown, gathered):
+        print(line, file=sys.stderr)
     return 1 if summary["failed"] else 0
+
+
+def cmd_diff(args) -> int:
+    """What a change to reports/ does to the emails: exit 1 if the working tree's reports fail to render
+    (or, with --exit-code, if any report changed)."""
+    from flows.reportdiff import diff_reports
+
+    _quiet_pipeline_log()
+    config, period = _config_and_period(args)
+    output = Path(args.output)
+    result = diff_reports(config, period, args.base_ref, output)
+    for change in result.changes:
+        print(f"{change.status}: {change.key} ({', '.join(change.parts)})")
+    for change in result.changes:
+        print()
+        print(change.text_diff, end="")
+    print(f"\n{len(result.changes)} report(s) changed, {len(result.unchanged)} unchanged since {args.base_ref} "
+          f"({period.label}); side-by-side previews: {(output / 'index.html').resolve()}")
+    for failure in result.failures:
+        print(failure, file=sys.stderr)
+    if result.failures:
+        print(f"diff: {len(result.failures)} report(s) fail with the working tree's definitions", file=sys.stderr)
+        return 1
+    return 1 if args.exit_code and result.changes else 0
 
 
 def _progress(line: str) -> None:

@@ -8,7 +8,7 @@ without declaring them) and reports each with ``file:line``.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +32,11 @@ class CheckSpec(BaseModel):
     when: str = Field(min_length=1)
     severity: Literal["critical", "high", "medium", "low", "info"]
     message: str = Field(min_length=1)
+    # What the agenda asks for when the check fires (default: the message), who owns it (a role; default:
+    # the report's role) and in how many days after the period end it is due (default: by severity).
+    owner: str | None = Field(default=None, pattern=SLUG)
+    fix: str | None = Field(default=None, min_length=1)
+    due_in_days: int | None = Field(default=None, ge=0, le=366)
 
 
 class FrontMatter(BaseModel):
@@ -68,6 +73,7 @@ class CompiledCheck:
     condition: Any  # jinja2 TemplateExpression
     message: Template
     metrics: tuple[str, ...]
+    when_line: int = 1  # the line of ``when`` in the report file
 
 
 @dataclass
@@ -82,6 +88,7 @@ class ReportDefinition:
     send_if: Any = None  # compiled expression
     # Set for reports/tenants/<tenant>/<role>.md: replaces the default report for that tenant.
     tenant_override: str | None = None
+    send_if_line: int = 1
 
     @property
     def variant(self) -> str:
@@ -144,6 +151,14 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
             problems.append(_pydantic_problem(shown, located, error))
         return None, problems
 
+    if front.variant is not None and front.recipients is not None:
+        # Refused rather than honoured: a variant is a share (split) of its role's recipients, so a list of
+        # its own would either be ignored or send some people two versions of the same report.
+        problems.append(Problem(shown, located.line_of(("recipients",)), "recipients",
+                                f"a variant cannot have its own recipients: variant '{front.variant}' goes to "
+                                f"{front.split}% of the recipients of role '{front.role}' (set them on the default "
+                                f"report or in the config); remove 'recipients' here"))
+
     declared = set()
     for list_name in ("metrics", "optional_metrics"):
         for index, name in enumerate(getattr(front, list_name)):
@@ -162,6 +177,10 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
     def compile_template(source: str, key: str, line_base: int, *, plain_text: bool = False,
                          expression: bool = False):
         target = plain if plain_text else env
+        if not expression:
+            # A comment spanning the lines above makes Jinja's own line numbers (syntax errors, metric
+            # references, the frames of a run-time error) the lines of the report file.
+            source, line_base = line_padding(line_base) + source, 1
         try:
             parsed = target.parse(f"{{{{ {source} }}}}" if expression else source)
         except TemplateSyntaxError as exc:
@@ -178,8 +197,10 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
                 problems.append(Problem(shown, line_base + lineno - 1, key, message))
         if expression:
             return target.compile_expression(source, undefined_to_none=False), [m for m, _ in used]
-        # Compile the tree parsed above instead of parsing the source a second time.
-        template = target.template_class.from_code(target, target.compile(parsed), target.make_globals(None), None)
+        # Compile the tree parsed above instead of parsing the source a second time; the file's name
+        # in the code object is how a run-time error is traced back to its line (see error_line).
+        template = target.template_class.from_code(target, target.compile(parsed, filename=shown),
+                                                   target.make_globals(None), None)
         return template, [m for m, _ in used]
 
     template, _ = compile_template(body, None, body_line)
@@ -193,25 +214,42 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
             problems.append(Problem(shown, check_line, f"checks[{index}].id",
                                     f"check id '{check.id}' is used twice (first in checks[{seen_ids[check.id]}])"))
         seen_ids.setdefault(check.id, index)
-        condition, used = compile_template(check.when, f"checks[{index}].when",
-                                           located.line_of(("checks", index, "when")) or check_line,
+        when_line = located.line_of(("checks", index, "when")) or check_line
+        condition, used = compile_template(check.when, f"checks[{index}].when", when_line,
                                            plain_text=True, expression=True)
         message, used_in_message = compile_template(check.message, f"checks[{index}].message",
                                                     located.line_of(("checks", index, "message")) or check_line,
                                                     plain_text=True)
         if condition is not None and message is not None:
             compiled_checks.append(CompiledCheck(check, condition, message,
-                                                 tuple(dict.fromkeys(used + used_in_message))))
+                                                 tuple(dict.fromkeys(used + used_in_message)), when_line))
 
     send_if = None
+    send_if_line = located.line_of(("send_if",)) or 1
     if front.send_if is not None:
-        send_if, _ = compile_template(front.send_if, "send_if", located.line_of(("send_if",)) or 1,
-                                      plain_text=True, expression=True)
+        send_if, _ = compile_template(front.send_if, "send_if", send_if_line, plain_text=True, expression=True)
 
     if problems or template is None or subject is None:
         return None, problems
     return ReportDefinition(path, shown, front, template, subject, compiled_checks,
-                            located.line_of(("role",)) or 2, send_if), []
+                            located.line_of(("role",)) or 2, send_if, send_if_line=send_if_line), []
+
+
+def line_padding(line: int) -> str:
+    """A Jinja comment that outputs nothing and moves the text after it to ``line``."""
+    return "{#" + "\n" * (line - 1) + "#}" if line > 1 else ""
+
+
+def error_line(error: BaseException, definition: ReportDefinition) -> int | None:
+    """The report file's line where a template raised ``error``: Jinja rewrites a run-time traceback so
+    its template frames carry the template's file name and line (padded to the file's lines at load)."""
+    line = None
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == definition.shown_path:
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    return line
 
 
 def _pydantic_problem(shown: str, located: Located, error: dict[str, Any]) -> Problem:
@@ -252,7 +290,9 @@ def load_definitions(reports_dir: Path, registry: SourceRegistry = REGISTRY) -> 
         paths += [(p, p.parent.name) for p in sorted(overrides_dir.glob("*/*.md"))]
     for path, tenant in paths:
         definition, found = load_definition(path, registry)
-        problems.extend(found)
+        if found:
+            role = definition.role if definition is not None else role_of_broken_file(path)
+            problems.extend(replace(problem, role=role) for problem in found)
         if definition is None:
             continue
         definition.tenant_override = tenant
@@ -260,13 +300,26 @@ def load_definitions(reports_dir: Path, registry: SourceRegistry = REGISTRY) -> 
         if identity in seen:
             what = f"role '{definition.role}'" + (f" variant '{definition.variant}'" if definition.variant else "")
             problems.append(Problem(definition.shown_path, definition.role_line, "role",
-                                    f"{what} is already defined in {seen[identity]}"))
+                                    f"{what} is already defined in {seen[identity]}", definition.role))
             continue
         seen[identity] = definition.shown_path
         definitions.append(definition)
-    problems.extend(_check_families(definitions))
+    role_of_path = {d.shown_path: d.role for d in definitions}
+    problems.extend(replace(p, role=role_of_path.get(p.path)) for p in _check_families(definitions))
     bad = {id(d) for d in definitions if any(p.path == d.shown_path for p in problems)}
     return [d for d in definitions if id(d) not in bad], problems
+
+
+def role_of_broken_file(path: Path) -> str:
+    """The role a definition that failed to load was meant to be: its ``role:`` value when the front
+    matter still reads as YAML, else the file's name (``reports/coo.md`` -> ``coo``)."""
+    try:
+        parts = split_front_matter(path.read_text(encoding="utf-8-sig"))
+        data = load_located(parts[0], line_offset=1).data if parts else None
+    except (OSError, UnicodeDecodeError, YamlProblem):
+        data = None
+    role = data.get("role") if isinstance(data, dict) else None
+    return role if isinstance(role, str) and role else path.stem.lower()
 
 
 @dataclass

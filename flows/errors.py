@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class ReportError(Exception):
@@ -17,6 +17,9 @@ class Problem:
     line: int | None
     key: str | None
     message: str
+    # The role of the report the problem belongs to (when known), so a run of other roles is not
+    # failed by it and a run of this role fails with it instead of "unknown role".
+    role: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"

@@ -17,12 +17,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from flows.addresses import header_text
 from flows.charts import ChartCollector
 from flows.config import PortfolioConfig, TenantConfig
-from flows.definitions import SEVERITIES, ReportDefinition, group_by_role, load_definitions
+from flows.definitions import SEVERITIES, ReportDefinition, error_line, group_by_role, load_definitions
 from flows.delivery.base import DeliveryBackend, Email, slug
 from flows.delivery.feedback import SuppressionList, report_new_suppressions
 from flows.delivery.records import DeliveryKey, RecordStore, RunLiveness, deliver_once
@@ -30,7 +31,14 @@ from flows.delivery.selection import Selection
 from flows.errors import ConfigurationError, Problem, RenderError, ReportError, TemplateLimitError
 from flows.period import Period
 from flows.render import RenderedEmail, render_email, stage
-from flows.templating import plain_reason, render_budget, render_within_limits
+from flows.templating import (
+    agenda,
+    agenda_items,
+    days_after,
+    plain_reason,
+    render_budget,
+    render_within_limits,
+)
 from sources.registry import REGISTRY, SourceContext, SourceRegistry, Unavailable, is_available
 
 log = logging.getLogger("exec_reports")
@@ -86,6 +94,14 @@ class CheckResult:
     # For an unknown check: which metrics were unavailable and why (ids, keys: for the run summary and
     # the log, not the email, which shows ``message``).
     detail: str = ""
+    # For the agenda of a fired check: what to do, which role owns it, by when (ISO date).
+    fix: str = ""
+    owner: str = ""
+    due: str = ""
+
+
+# When a check's definition gives no ``due_in_days``: how soon a shortfall of each severity is due.
+DUE_DAYS_BY_SEVERITY = {"critical": 7, "high": 14, "medium": 21, "low": 30, "info": 30}
 
 
 @dataclass
@@ -125,23 +141,42 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
              roles: Iterable[str] | None = None, tenants: Iterable[str] | None = None,
              definition_problems: list[Problem] | None = None,
              registry: SourceRegistry = REGISTRY) -> RunPlan:
+    """What a run does. A broken definition fails only its own role: a role whose default report did not
+    load is still a known role (``--roles coo,ceo`` runs ceo and fails coo with coo.md's problems), and
+    with ``roles`` chosen, problems of the other roles' files are not this run's failures."""
     by_role = group_by_role(definitions)
-    chosen_roles = select(roles, list(by_role), "role")
+    all_problems = list(definition_problems or [])
+    broken_roles = [p.role for p in all_problems if p.role and p.role not in by_role]
+    chosen_roles = select(roles, list(dict.fromkeys([*by_role, *broken_roles])), "role")
     tenant_ids = [t.id for t in config.tenants]
     chosen_tenants = select(tenants, tenant_ids, "tenant")
-    problems = list(definition_problems or [])
+    if roles:
+        problems = [p for p in all_problems if p.role is None or p.role in chosen_roles]
+    else:
+        problems = all_problems
+    chosen_roles = [role for role in chosen_roles if role in by_role]
+    # A tenant whose override (reports/tenants/<tenant>/<role>.md) is broken gets no report of that role
+    # rather than the default one in its place: the failure is the override's problem.
+    broken_overrides = {(p.role, PurePath(p.path).parent.name) for p in all_problems
+                        if p.role and PurePath(p.path).parent.parent.name == "tenants"}
     instances: list[ReportInstance] = []
     needed: dict[str, set[str]] = defaultdict(set)
     for role in chosen_roles:
         group = by_role[role]
         for tenant_id, override in group.overrides.items():
             if tenant_id not in tenant_ids:
-                problems.append(Problem(override.shown_path, None, None,
-                                        f"override for unknown tenant '{tenant_id}' (configured: {', '.join(tenant_ids)})"))
+                hint = difflib.get_close_matches(tenant_id, tenant_ids, n=1)
+                problems.append(Problem(
+                    override.shown_path, 1, None,
+                    f"override for unknown tenant '{tenant_id}' (the name of its folder): no tenant '{tenant_id}' "
+                    f"in {config.path}" + (f" (did you mean '{hint[0]}'?)" if hint else
+                                           f" (configured: {', '.join(tenant_ids)})"), role))
         if group.default.scope == "portfolio":
             instances.append(ReportInstance(group.default, tuple(chosen_tenants), PORTFOLIO, tuple(group.variants)))
         else:
             for tenant_id in chosen_tenants:
+                if (role, tenant_id) in broken_overrides:
+                    continue
                 override = group.overrides.get(tenant_id)
                 instances.append(ReportInstance(override, (tenant_id,), tenant_id) if override
                                  else ReportInstance(group.default, (tenant_id,), tenant_id, tuple(group.variants)))
@@ -280,7 +315,8 @@ def _namespaced(values: dict[str, Any], declared: list[str]) -> dict[str, dict[s
     return dict(spaces)
 
 
-def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: dict[str, Any]) -> list[CheckResult]:
+def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: dict[str, Any],
+                    period_end: dt.date | None = None) -> list[CheckResult]:
     results = []
     context = {"tenant": {"id": tenant.id, "name": tenant.name, "domains": list(tenant.domains)},
                **_namespaced(values, definition.all_metrics)}
@@ -303,11 +339,16 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
         except TemplateLimitError:
             raise
         except Exception as exc:
-            raise RenderError(f"{definition.shown_path}: check '{check.spec.id}' for tenant '{tenant.id}': "
-                              f"{type(exc).__name__}: {exc}") from exc
+            line = error_line(exc, definition) or check.when_line
+            raise RenderError(f"{definition.shown_path}:{line}: check '{check.spec.id}' for tenant '{tenant.id}': "
+                              f"{describe_error(exc)}") from exc
         if fired:
-            results.append(CheckResult(check.spec.id, check.spec.severity, tenant.id, tenant.name,
-                                       " ".join(message.split()), "fired"))
+            spec = check.spec
+            message = " ".join(message.split())
+            due_days = spec.due_in_days if spec.due_in_days is not None else DUE_DAYS_BY_SEVERITY[spec.severity]
+            due = (period_end + dt.timedelta(days=due_days)).isoformat() if period_end else ""
+            results.append(CheckResult(spec.id, spec.severity, tenant.id, tenant.name, message, "fired",
+                                       fix=spec.fix or message, owner=spec.owner or definition.role, due=due))
     return results
 
 
@@ -346,27 +387,34 @@ def _severity_order(result: CheckResult) -> tuple:
 
 def build_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
                  generated_at: dt.datetime | None = None, definition: ReportDefinition | None = None,
-                 timings: dict[str, float] | None = None) -> tuple[RenderedEmail, list[CheckResult]]:
+                 timings: dict[str, float] | None = None, render_skipped: bool = False,
+                 ) -> tuple[RenderedEmail, list[CheckResult]]:
     """Render one report instance (or one of its variants), or raise RenderError saying which figure is
     missing and why, or ReportSkipped when its ``send_if`` is false.
 
     Within the config's ``limits``: a report whose checks, template and email take longer than
-    ``render_seconds`` or grow past ``render_bytes`` raises RenderError naming the limit."""
+    ``render_seconds`` or grow past ``render_bytes`` raises RenderError naming the limit.
+
+    ``render_skipped`` (check): render the template even when ``send_if`` is false, then raise
+    ReportSkipped, so a template error behind a false ``send_if`` is found before other data makes it true."""
     definition = definition or instance.definition
     limits = config.limits
     try:
         with render_budget(limits.render_seconds, limits.render_bytes) as budget:
-            rendered, checks = _build_report(instance, values, config, period, generated_at, definition, timings)
+            rendered, checks = _build_report(instance, values, config, period, generated_at, definition, timings,
+                                             render_skipped)
             budget.check_size(rendered.html_bytes, "the email's HTML")
             budget.check_time()  # Markdown and layout run outside the template's own checks
     except TemplateLimitError as exc:
-        raise TemplateLimitError(f"{definition.shown_path}: {exc}") from None
+        line = error_line(exc, definition)  # none when the limit hit Markdown or the layout, after the template
+        raise TemplateLimitError(f"{definition.shown_path}{f':{line}' if line else ''}: {exc}") from None
     return rendered, checks
 
 
 def _build_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
                   generated_at: dt.datetime | None, definition: ReportDefinition,
-                  timings: dict[str, float] | None) -> tuple[RenderedEmail, list[CheckResult]]:
+                  timings: dict[str, float] | None, render_skipped: bool = False,
+                  ) -> tuple[RenderedEmail, list[CheckResult]]:
     missing = missing_required(definition, instance.tenant_ids, values)
     left_out: list[dict[str, str]] = []
     included = list(instance.tenant_ids)
@@ -385,7 +433,7 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     for tenant_id in included:
         tenant = config.tenant(tenant_id)
         tenant_values = values.get(tenant_id, {})
-        checks = sorted(evaluate_checks(definition, tenant, tenant_values), key=_severity_order)
+        checks = sorted(evaluate_checks(definition, tenant, tenant_values, period.end), key=_severity_order)
         all_checks.extend(checks)
         fired = [c for c in checks if c.status == "fired"]
         view = {"id": tenant.id, "name": tenant.name, "domains": list(tenant.domains),
@@ -417,7 +465,15 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
             operator_details.append(text)
         return ""
 
+    def todos(items: Any, text: str = "{text}", priority: str = "medium", due_in_days: int = 30,
+              owner: str | None = None) -> list[dict[str, Any]]:
+        """``{{ agenda(t.checks, todos(t.handoffs.blockers, "Unblock: {text}", priority="high")) }}``: rows
+        (dicts) as agenda items; ``text`` is filled from each row's fields."""
+        return agenda_items(items, text, priority, days_after(period.end, due_in_days), owner or definition.role)
+
     context: dict[str, Any] = {
+        "agenda": agenda,
+        "todos": todos,
         "report": {"role": definition.role, "title": definition.front.title, "variant": definition.variant},
         "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},
         "portfolio": {"name": config.portfolio.name},
@@ -436,15 +492,19 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         context["tenant"] = views[0]
         # Tenant-scope templates may also write finance.burn_rate without the tenant prefix.
         context.update({k: v for k, v in views[0].items() if isinstance(v, dict)})
+    skipped: ReportSkipped | None = None
     if definition.send_if is not None:
         try:
             wanted = bool(definition.send_if(**context))
         except TemplateLimitError:
             raise
         except Exception as exc:
-            raise RenderError(f"{definition.shown_path}: send_if: {type(exc).__name__}: {exc}") from exc
+            raise RenderError(f"{definition.shown_path}:{definition.send_if_line}: send_if: "
+                              f"{describe_error(exc)}") from exc
         if not wanted:
-            raise ReportSkipped(f"send_if is false ({definition.front.send_if})")
+            skipped = ReportSkipped(f"send_if is false ({definition.front.send_if})")
+            if not render_skipped:
+                raise skipped
     try:
         with stage(timings, "template"):
             markdown = render_within_limits(definition.template, context)
@@ -452,7 +512,9 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     except TemplateLimitError:
         raise
     except Exception as exc:
-        raise RenderError(f"{definition.shown_path}: template error: {type(exc).__name__}: {exc}") from exc
+        line = error_line(exc, definition)
+        where = f"{definition.shown_path}:{line}" if line else definition.shown_path
+        raise RenderError(f"{where}: template error: {describe_error(exc)}") from exc
     if left_out:  # first in the notes box under the title: the first thing the reader sees
         notes.insert(0, left_out_notice(left_out, len(views)))
     scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]
@@ -464,8 +526,17 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     rendered.warnings.extend(unavailable_warnings(definition, instance.tenant_ids, values, config))
     rendered.warnings.extend(operator_details)
     rendered.tasks = structure_actions(rendered.tasks, instance, definition, views)
+    if skipped is not None:
+        raise skipped
     rendered.warnings.extend(f"left out {t['name']} ({t['id']}): {t['detail']}" for t in left_out)
     return rendered, all_checks
+
+
+def describe_error(error: BaseException) -> str:
+    """An error raised inside a template, for the author: our own errors speak for themselves."""
+    if isinstance(error, ReportError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def value_reason(value: Any) -> str:
@@ -610,12 +681,14 @@ class ProducedReport:
 def produce_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
                    backend: DeliveryBackend | None, *, dry_run: bool = False, records: RecordStore | None = None,
                    run: str = "", resend: bool = False, run_name: str = "", only: Selection | None = None,
-                   run_is_over: RunLiveness | None = None) -> ProducedReport:
+                   run_is_over: RunLiveness | None = None, every_variant: bool = False,
+                   generated_at: dt.datetime | None = None) -> ProducedReport:
     """Render and deliver one report instance. Never raises for report-level problems: returns outcomes.
 
     With ``records``, each message goes through ``deliver_once``: sent once per period unless ``resend``,
     claimed right before its provider call under this ``run``. With ``only``, messages it does not select
-    are not delivered (nor listed).
+    are not delivered (nor listed). With ``every_variant`` (``check``, ``preview``), the default and every
+    variant are rendered even when no recipient is assigned to them (listed as dry-run with no recipients).
     """
     role, key = instance.role, instance.key
     try:
@@ -627,6 +700,9 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
     for recipient in recipients:
         chosen = assign_variant(role, recipient, instance.definition, instance.variants)
         by_definition.setdefault(chosen.variant, (chosen, []))[1].append(recipient)
+    if every_variant:
+        for definition in instance.all_definitions:
+            by_definition.setdefault(definition.variant, (definition, []))
 
     produced = ProducedReport([], [], {})
     # Addresses that bounced for good or complained get nothing until an operator clears them.
@@ -634,7 +710,8 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
         entry.key.recipient: entry for entry in SuppressionList(records).active()}
     for variant, (definition, assigned) in sorted(by_definition.items()):
         try:
-            rendered, checks = build_report(instance, values, config, period, definition=definition)
+            rendered, checks = build_report(instance, values, config, period, generated_at, definition=definition,
+                                            render_skipped=every_variant)
         except ReportSkipped as skipped:
             produced.outcomes.append(Outcome(role, key, assigned, "skipped", reason=str(skipped), variant=variant))
             continue
@@ -653,6 +730,9 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
         for warning in rendered.warnings:
             log.warning("report %s: %s", instance.label, warning)
         groups = [tuple(assigned)] if config.delivery.group_recipients else [(r,) for r in assigned]
+        if not assigned:  # rendered for check/preview only: nobody is assigned this variant
+            produced.outcomes.append(Outcome(role, key, [], "dry-run", subject=rendered.subject,
+                                             warnings=rendered.warnings, variant=variant))
         for recipient in groups:
             blocked = [r for r in recipient if _bare_address(r) in suppressed]
             for address in blocked:
@@ -727,13 +807,17 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
               backend: DeliveryBackend | None = None, registry: SourceRegistry = REGISTRY,
               records: RecordStore | None = None, resend: bool = False, run: str = "",
               loaded: tuple[list[ReportDefinition], list[Problem]] | None = None,
-              only: Selection | None = None,
+              only: Selection | None = None, every_variant: bool = False,
+              gathered: MetricValues | None = None, generated_at: dt.datetime | None = None,
               ) -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
     """The whole pipeline without Prefect. Returns the summary and the rendered email per report key.
 
     Without ``records`` every message is sent; with them, only those not yet sent for the period.
     ``run`` names this run in the records (default: a fresh unique id, so two plain runs never share one).
-    ``loaded``: definitions (and their problems) the caller already loaded, so they are not compiled twice."""
+    ``loaded``: definitions (and their problems) the caller already loaded, so they are not compiled twice.
+    ``every_variant``: render the default and every variant even if no recipient gets them (check, preview).
+    ``gathered``: filled with the metric values the run gathered (for check and preview to say which were
+    unavailable)."""
     if backend is not None and not dry_run and hasattr(backend, "preflight"):
         backend.preflight()  # nothing is rendered or sent when the backend cannot send at all
     definitions, problems = loaded or load_definitions(config.reports_path, registry)
@@ -741,6 +825,8 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
         roles = only.roles
     plan = plan_run(config, definitions, period, roles, tenants, problems, registry)
     values = gather_all(config, plan, registry)
+    if gathered is not None:
+        gathered.update(values)
     run_name = run_folder_name(period)
     run = run or f"{run_name}-{uuid.uuid4().hex[:8]}"
     outcomes: list[Outcome] = []
@@ -749,7 +835,8 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
     rendered_by_key: dict[str, RenderedEmail] = {}
     for instance in plan.instances:
         produced = produce_report(instance, values, config, period, backend, dry_run=dry_run,
-                                  records=records, run=run, run_name=run_name, resend=resend, only=only)
+                                  records=records, run=run, run_name=run_name, resend=resend, only=only,
+                                  every_variant=every_variant, generated_at=generated_at)
         outcomes.extend(produced.outcomes)
         checks.extend((instance.role, c) for c in produced.checks)
         for variant, rendered in produced.rendered.items():
@@ -766,6 +853,25 @@ def add_delivery_feedback(summary: dict[str, Any], new_suppressions: list[dict[s
     summary["delivery_feedback"] = new_suppressions
     summary["warnings"].extend(f"{entry['address']} is now suppressed: {entry['why']} (SES message "
                                f"{entry['message_id']}, {entry['since']})" for entry in new_suppressions)
+
+
+def metric_usage(definitions: Iterable[ReportDefinition], values: MetricValues) -> list[str]:
+    """For authors: per report file, the metrics it reads and those that came back unavailable (which
+    tenants, why), so a report that silently shows "not available" is visible before it is merged."""
+    lines = []
+    for definition in sorted(definitions, key=lambda d: d.shown_path):
+        lines.append(f"{definition.shown_path}: metrics {', '.join(definition.all_metrics)}")
+        by_reason: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for tenant_id, tenant_values in values.items():
+            if definition.tenant_override and tenant_id != definition.tenant_override:
+                continue
+            for name in definition.all_metrics:
+                value = tenant_values.get(name)
+                if isinstance(value, Unavailable):
+                    by_reason[(name, value.reason)].append(tenant_id)
+        for (name, reason), tenants in sorted(by_reason.items()):
+            lines.append(f"  unavailable: {name} for {', '.join(tenants)}: {reason}")
+    return lines
 
 
 def report_key(instance: ReportInstance, variant: str = "") -> str:

@@ -358,7 +358,7 @@ def action(text: Any, priority: str = "medium", due: Any = None, owner: str | No
         raise ValueError(f"action(): priority must be one of {', '.join(ACTION_PRIORITIES)}, got {priority!r}")
     suffix = f" — {priority} priority"
     if due is not None and is_available(due):
-        suffix += f", due {(dt.date.fromisoformat(str(due)[:10]) if isinstance(due, str) else due):%Y-%m-%d}"
+        suffix += f", due {_as_date(due, 'action(): due'):%Y-%m-%d}"
     if owner:
         if not re.fullmatch(r"[a-z][a-z0-9_-]*", owner):
             raise ValueError(f"action(): owner must be a role slug like 'cto', got {owner!r}")
@@ -366,8 +366,115 @@ def action(text: Any, priority: str = "medium", due: Any = None, owner: str | No
     return MarkdownSafe(f"- [ ] {escape_markdown(text)}{suffix}")
 
 
+def _as_date(value: Any, what: str) -> dt.date:
+    """A date, or an ISO date text (a timestamp's date part counts); anything else is an error quoting the
+    value whole, so the author sees what they wrote."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            try:
+                return dt.datetime.fromisoformat(value).date()
+            except ValueError:
+                pass
+    raise ValueError(f"{what} must be a date like 2026-11-30 or days_after(period.end, 14), got {value!r}")
+
+
+def agenda_items(rows: Any, text: str, priority: str, due: dt.date, owner: str) -> list[dict[str, Any]]:
+    """Rows (handoff items, ...) as agenda items for ``agenda()``."""
+    if priority not in ACTION_PRIORITIES:
+        raise ValueError(f"todos(): priority must be one of {', '.join(ACTION_PRIORITIES)}, got {priority!r}")
+    items = []
+    for row in rows if is_available(rows) else []:
+        fields = row if isinstance(row, Mapping) else {"text": row}
+        try:
+            filled = text.format_map({k: v for k, v in fields.items() if isinstance(k, str)})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"todos(): cannot fill {text!r} from {sorted(fields)}: {exc}") from None
+        items.append({"fix": filled, "priority": priority, "due": due.isoformat(), "owner": owner})
+    return items
+
+
+def agenda(checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | None = None) -> MarkdownSafe:
+    """The agenda of fired checks (their ``fix``, ``owner`` and due date from the front matter) plus any
+    ``todos(...)``, most urgent first (critical, high, medium, low; checks before other items of the same
+    priority), as task-list lines the run turns into structured actions."""
+    items = []
+    for check in checks if is_available(checks) else []:
+        priority = "low" if check["severity"] == "info" else check["severity"]
+        items.append((ACTION_PRIORITIES.index(priority), 0, check.get("fix") or check["message"], priority,
+                      check.get("due") or None, check.get("owner") or None))
+    for rank, extra in enumerate(more, start=1):
+        for item in extra or []:
+            items.append((ACTION_PRIORITIES.index(item["priority"]), rank, item["fix"], item["priority"],
+                          item["due"], item["owner"]))
+    items.sort(key=lambda item: item[:2])  # stable: the order within a group is kept
+    if limit is not None:
+        items = items[:limit]
+    if not items:
+        return MarkdownSafe(escape_markdown(empty)) if empty else MarkdownSafe("")
+    return MarkdownSafe("\n".join(action(text, priority, due, owner) for _, _, text, priority, due, owner in items))
+
+
+def _strict_lookup(row: Any, path: str, helper: str) -> Any:
+    """``_lookup`` for aggregate helpers: a path the row does not have is an author's mistake (an
+    undeclared metric or a typo), never a silent zero."""
+    value = row
+    for part in path.split("."):
+        if isinstance(value, Mapping):
+            if part not in value:
+                name = row.get("name", "") if isinstance(row, Mapping) else ""
+                raise ValueError(f"{helper}(): no {path!r} on {name or 'a row'}: a metric path like "
+                                 f"'finance.burn_rate' that the report declares")
+            value = value[part]
+        else:
+            value = getattr(value, part)
+        if not is_available(value):
+            return value
+    return value
+
+
+def total(rows: Any, path: str) -> Any:
+    """``total(tenants, "finance.burn_rate")``: the sum over the rows whose value is available (say which
+    are left out with ``unavailable_in``)."""
+    result = 0
+    for row in rows or []:
+        value = _strict_lookup(row, path, "total")
+        if value is None or not is_available(value):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise ValueError(f"total(): {path!r} is not a number (got {value!r}); count(rows, path) counts list items")
+        result += value
+    return result
+
+
+def count(rows: Any, path: str) -> int:
+    """``count(tenants, "aws.s3_buckets")``: how many items the rows' lists hold in all (unavailable left out)."""
+    result = 0
+    for row in rows or []:
+        value = _strict_lookup(row, path, "count")
+        if value is None or not is_available(value):
+            continue
+        if isinstance(value, str) or not hasattr(value, "__len__"):
+            raise ValueError(f"count(): {path!r} is not a list (got {value!r}); total(rows, path) adds numbers")
+        result += len(value)
+    return result
+
+
+def unavailable_in(rows: Any, *paths: str) -> list[Any]:
+    """The rows for which any of ``paths`` is unavailable, e.g. for "the totals leave out ..."."""
+    return [row for row in rows or []
+            if any(not is_available(_strict_lookup(row, path, "unavailable_in")) for path in paths)]
+
+
 def days_after(day: Any, days: int) -> dt.date:
-    return (dt.date.fromisoformat(day[:10]) if isinstance(day, str) else day) + dt.timedelta(days=days)
+    if not isinstance(days, int) or isinstance(days, bool):
+        raise ValueError(f"days_after(): the number of days must be a whole number, got {days!r}")
+    return _as_date(day, "days_after(): the day") + dt.timedelta(days=days)
 
 
 def _finalize(value: Any) -> str:
@@ -736,7 +843,7 @@ def environment() -> SandboxedEnvironment:
     env.globals.update(money=money, number=number, percent=percent, months=months, date=date,
                        table=table, bullet_list=bullet_list, action=action, days_after=days_after,
                        top=top, more=more, plural=plural, label=label, totals_by=totals_by,
-                       rule_name=rule_name, names=names)
+                       rule_name=rule_name, names=names, total=total, count=count, unavailable_in=unavailable_in)
     env.filters.update(money=money, number=number, percent=percent, months=months, date=date, top=top,
                        rule_name=rule_name, label=label)
     env.tests["available"] = is_available
@@ -779,4 +886,17 @@ def metric_references(tree: nodes.Node, namespaces: set[str]) -> list[tuple[str,
         else:
             continue
         found.append((f"{base_name}.{leaf}", node.lineno))
+    # Metric paths given as text to the aggregate helpers: total(tenants, "finance.burn_rate").
+    for call in tree.find_all(nodes.Call):
+        if not (isinstance(call.node, nodes.Name) and call.node.name in PATH_HELPERS):
+            continue
+        for argument in [*call.args, *(keyword.value for keyword in call.kwargs)]:
+            if isinstance(argument, nodes.Const) and isinstance(argument.value, str) and "." in argument.value:
+                namespace = argument.value.split(".", 1)[0]
+                if namespace in namespaces:
+                    found.append((".".join(argument.value.split(".")[:2]), call.lineno))
     return found
+
+
+# Helpers that take a metric path as text; the compile step checks those paths like any other reference.
+PATH_HELPERS = frozenset({"total", "count", "unavailable_in", "totals_by", "top"})

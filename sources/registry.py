@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flows.errors import SourceError
+from flows.errors import ReportError, SourceError
 
 METRIC_TYPES = ("money", "number", "percent", "months", "date", "text", "table", "list", "mapping", "boolean")
 
@@ -48,7 +48,20 @@ class Unavailable:
         return f"unavailable ({self.reason})"
 
     def __bool__(self) -> bool:
-        return False
+        # Falsy would read "unavailable" as a real zero or an empty list (`{% if marketing.email_list_size %}`
+        # taking the "no list" branch); the author has to say which they mean.
+        raise UnavailableTruthTest(self)
+
+
+class UnavailableTruthTest(ReportError):
+    """A template (or check) tested an unavailable metric for truth, as if it were a real value."""
+
+    def __init__(self, value: Unavailable):
+        self.value = value
+        super().__init__(
+            f"'{value.metric}' is unavailable ({value.reason}) and was tested as true/false as if it were a value: "
+            f"test `{value.metric} is available` first, e.g. `{{% if {value.metric} is available and "
+            f"{value.metric} %}}`, and say what the reader should see when it is not")
 
 
 def is_available(value: Any) -> bool:
