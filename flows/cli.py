@@ -117,7 +117,8 @@ def _config_and_period(args):
     from flows.period import resolve_period, today_in
 
     config = load_config(args.config or default_config_path())
-    return config, resolve_period(args.period, config.portfolio.period_kind, today_in(config.portfolio.timezone))
+    return config, resolve_period(args.period or config.portfolio.default_period, config.portfolio.period_kind,
+                                  today_in(config.portfolio.timezone))
 
 
 def _quiet_pipeline_log() -> None:

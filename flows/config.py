@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from flows.addresses import check_header_text, check_mailbox
-from flows.errors import ConfigurationError
+from flows.errors import ConfigurationError, ReportError
 from flows.identifiers import SLUG
 from flows.yamlsource import Located, YamlProblem, format_key_path, load_located
 
@@ -226,6 +226,21 @@ class PortfolioInfo(Strict):
     name: HeaderName = "Portfolio"
     timezone: str = "UTC"
     period_kind: Literal["week", "month"] = "week"
+    # The period a run reports on when none is given, instead of the last complete one: for data that is a
+    # fixed snapshot (the sample portfolio), so `make run` keeps working with it on any later day.
+    default_period: str | None = None
+
+    @field_validator("default_period")
+    @classmethod
+    def _a_period(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from flows.period import parse_period
+
+        try:
+            return parse_period(value).label
+        except ReportError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def _positive_int(value: str | int) -> int:

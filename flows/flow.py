@@ -182,7 +182,8 @@ def _scheduled_reference(config: PortfolioConfig) -> dt.date:
 
 
 def _run_period(config: PortfolioConfig, period: str | None, period_kind: str | None) -> Period:
-    return resolve_period(period, period_kind or config.portfolio.period_kind, _scheduled_reference(config))
+    return resolve_period(period or config.portfolio.default_period, period_kind or config.portfolio.period_kind,
+                          _scheduled_reference(config))
 
 
 def readable_run_name(parameters: dict[str, Any]) -> str:
@@ -460,7 +461,8 @@ def run_inline(parameters: dict[str, Any], scheduled_time: dt.datetime | None = 
     if scheduled_time is not None and not parameters.get("period"):
         config = load_config_once(parameters.get("config") or default_config_path())
         reference = scheduled_time.astimezone(ZoneInfo(config.portfolio.timezone)).date()
-        period = resolve_period(None, parameters.get("period_kind") or config.portfolio.period_kind, reference)
+        period = resolve_period(config.portfolio.default_period,
+                                parameters.get("period_kind") or config.portfolio.period_kind, reference)
         parameters = {**parameters, "period": period.label}
     state = send_exec_reports(**parameters, return_state=True)
     data = run_summary(state)

@@ -22,7 +22,7 @@ def test_unknown_config_key_names_file_line_and_key(portfolio_copy):
 
 def test_bad_recipient_address_in_config_is_rejected(portfolio_copy):
     portfolio_copy.write_text(portfolio_copy.read_text().replace("cfo: [cfo@holdings.example]", "cfo: [cfo-at-holdings]"))
-    with pytest.raises(ConfigurationError, match=r"portfolio.yaml:20: recipients.cfo\[0\]: 'cfo-at-holdings' is not an email address"):
+    with pytest.raises(ConfigurationError, match=r"portfolio.yaml:23: recipients.cfo\[0\]: 'cfo-at-holdings' is not an email address"):
         load_config(portfolio_copy)
 
 
@@ -54,3 +54,29 @@ def test_the_default_period_is_the_last_complete_one():
     assert previous_period("week", dt.date(2026, 11, 23)).label == "2026-W47"  # a Monday run reports last week
     assert previous_period("month", saturday).label == "2026-10"
     assert previous_period("month", dt.date(2026, 1, 1)).label == "2025-12"
+
+
+def test_a_portfolio_default_period_pins_runs_without_a_period_and_a_bad_one_is_named(portfolio_copy):
+    import argparse
+
+    import yaml
+
+    from flows.cli import _config_and_period
+    from flows.errors import ConfigurationError
+    from flows.period import previous_period, today_in
+
+    args = argparse.Namespace(config=str(portfolio_copy), period=None)
+    config, period = _config_and_period(args)
+    assert config.portfolio.default_period == "2026-W47" and period.label == "2026-W47"
+    assert _config_and_period(argparse.Namespace(config=str(portfolio_copy), period="2026-10"))[1].label == "2026-10"
+
+    data = yaml.safe_load(portfolio_copy.read_text())
+    del data["portfolio"]["default_period"]
+    portfolio_copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    _, live = _config_and_period(args)
+    assert live == previous_period("week", today_in("America/Los_Angeles"))
+
+    data["portfolio"]["default_period"] = "2026-W99"
+    portfolio_copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigurationError, match=r"portfolio.default_period: period '2026-W99'"):
+        _config_and_period(args)
