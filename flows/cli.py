@@ -258,15 +258,20 @@ def cmd_run(args) -> int:
     Selection.parse(args.only)  # a bad selector is an error before Prefect starts, too
     use_local_server_unless_configured()
     markers = local_run_markers()
-    os.environ[LOCAL_RUN_MARKERS_ENV] = str(markers.folder)
     from flows.flow import mark_killed_local_runs_crashed, run_summary, run_url, send_exec_reports
 
     for name in mark_killed_local_runs_crashed(markers):
         _progress(f"note: the earlier run '{name}' was killed before it finished: marked Crashed, operations alerted")
-    # The period is worked out here, as `check` and `preview` do, and passed on: one default everywhere.
-    state = send_exec_reports(roles=args.roles, tenants=args.tenants, period=period.label, dry_run=args.dry_run,
-                              config=str(config.path), resend=args.resend, delivery=args.delivery,
-                              only=args.only, return_state=True)
+    # Only the run this command starts leaves a marker (the variable is gone again afterwards, so a
+    # program that calls main() and then runs flows itself leaves none).
+    os.environ[LOCAL_RUN_MARKERS_ENV] = str(markers.folder)
+    try:
+        # The period is worked out here, as `check` and `preview` do, and passed on: one default everywhere.
+        state = send_exec_reports(roles=args.roles, tenants=args.tenants, period=period.label,
+                                  dry_run=args.dry_run, config=str(config.path), resend=args.resend,
+                                  delivery=args.delivery, only=args.only, return_state=True)
+    finally:
+        os.environ.pop(LOCAL_RUN_MARKERS_ENV, None)
     flow_run_id = state.state_details.flow_run_id
     markers.clear(str(flow_run_id))
     link = run_url(flow_run_id)
