@@ -68,6 +68,9 @@ METRICS = [
                "the period end.", "money"),
     MetricSpec("aws.ses_quota", "SES sending quota per region (rows: region, max_24_hour_send, max_send_rate, "
                "sent_last_24_hours).", "table"),
+    MetricSpec("aws.domain_registrations", "Domains registered with Route 53 Domains (rows: domain, expires, "
+               "auto_renew, renewal_price = the TLD's yearly renewal price in USD from ListPrices, null when not "
+               "listed), soonest expiry first.", "table"),
     MetricSpec("aws.service_errors", "AWS services that could not be read, and why (rows: service, reason). "
                "Their metrics are unavailable; the others are complete.", "list"),
 ]
@@ -91,6 +94,7 @@ DEPENDS_ON = {
     "aws.last_month_cost": ("Cost Explorer",),
     "aws.month_to_date_cost": ("Cost Explorer",),
     "aws.ses_quota": ("SES",),
+    "aws.domain_registrations": ("Route 53 Domains",),
 }
 DEPENDS_ON["aws.security_finding_counts"] = DEPENDS_ON["aws.security_findings"]
 
@@ -122,6 +126,7 @@ def gather_live(settings: AwsSettings, context: SourceContext, now: dt.datetime 
         "EC2 security groups": lambda: live.collect_security_groups(clients),
         "Cost Explorer": lambda: live.collect_costs(clients, months, context.period_end),
         "SES": lambda: live.collect_ses(clients),
+        "Route 53 Domains": lambda: live.collect_domain_registrations(clients),
         "code repositories": lambda: [
             {"path": path, "secrets": scan_repository(context.resolve(path))} for path in settings.repositories
         ],
@@ -182,6 +187,7 @@ def build_metrics(inventory: dict[str, Any], errors: dict[str, str], context: So
     if "aws.monthly_cost_by_service" not in values:
         values.update(cost_metrics(inv["Cost Explorer"]))
     put("aws.ses_quota", lambda: list(inv["SES"]))
+    put("aws.domain_registrations", lambda: list(inv["Route 53 Domains"]))
     return values
 
 
