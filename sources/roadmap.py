@@ -22,7 +22,7 @@ import calendar
 import datetime as dt
 import math
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sources.registry import SourceContext, Unavailable, is_available
@@ -73,7 +73,7 @@ def profitability_roadmap(entries, figures: Mapping[str, Any], context: SourceCo
 
     rows = []
     for k, month in enumerate(milestone_months(ahead), start=1):
-        ceiling = (start_burn * (MILESTONES - k) / MILESTONES).quantize(CENT)
+        ceiling = (start_burn * (MILESTONES - k) / MILESTONES).quantize(CENT, rounding=ROUND_HALF_UP)
         target = target_by_month.get(month)
         closed = month <= last_full
         actual_revenue = revenue.get(month, Decimal(0)) if month <= current else None
