@@ -97,7 +97,7 @@ METRICS = [
                "mapping"),
     MetricSpec("finance.profitability_roadmap", "Four dated milestones from the period end through March of "
                "the next year (rows: milestone, date, month, revenue_target, burn_ceiling, expense_ceiling, "
-               "actual_revenue, actual_burn, status). Each is the month's revenue target and a net-burn ceiling "
+               "revenue_so_far for the month under way, status in progress/upcoming/no target). Each is the month's revenue target and a net-burn ceiling "
                "that steps from today's burn rate down to break-even at the last milestone; expense ceiling = "
                "target + burn ceiling.", "table"),
     MetricSpec("finance.break_even_month", "The first month from now through March of the next year whose "
@@ -186,11 +186,12 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
     # Imported here so the ledger module reads top-down; these are pure functions over entries.
     from sources.finance_rules import evaluate_rules, unit_economics
     from sources.roadmap import profitability_roadmap
-    from sources.targets import revenue_targets
+    from sources.targets import ALL_TARGETS, revenue_targets
 
     result.update(revenue_targets(entries, settings, context, policy))
+    all_targets = result.pop(ALL_TARGETS, None)
     result.update(unit_economics(entries, settings.get("unit_economics"), context.period_end))
-    result.update(profitability_roadmap(entries, result, context))
+    result.update(profitability_roadmap(entries, result, context, all_targets))
     result.update(evaluate_rules(settings.get("rules"), entries, result, context))
     result["finance.ledger_problems"] = policy.findings
     return result

@@ -5,13 +5,15 @@ has just worked out, so the milestones move with the books and the targets file,
 
 The months ahead (from the first month not yet closed through March of the next year) are split into
 four equal spans; each milestone falls on the last day of its span's last month. With the period in
-late November that is the end of December, January, February and March. At each milestone:
+late November that is the end of December, January, February and March. A period that closes
+December leaves only three months to that March, so the horizon is then the March after. At each
+milestone:
     revenue_target   that month's target (targets.csv)
     burn_ceiling     today's burn rate x (1 - k/4) for milestone k: a straight glide to break-even
                      (burn 0) at the fourth; 0 throughout for an entity that is not burning cash
     expense_ceiling  revenue_target + burn_ceiling: the most the month may cost at that target
-    status           upcoming / in progress, or met / missed once the month is closed (revenue at or
-                     above target and net burn at or below the ceiling)
+    status           in progress (the period's own month, with its revenue so far) or upcoming; the
+                     roadmap is recomputed every period, so its milestones are always ahead
 The break-even month is the first month ahead whose target covers the average monthly expenses of
 the burn window, i.e. when the plan would be profitable at today's costs.
 """
@@ -36,12 +38,15 @@ def months_ahead(period_end: dt.date) -> list[str]:
     from sources.ledger import full_months_before, shift_month
 
     first = shift_month(full_months_before(period_end, 1)[0], 1)
-    last = f"{period_end.year + 1:04d}-03"
-    months = []
-    while first <= last:
-        months.append(first)
-        first = shift_month(first, 1)
-    return months
+    year = period_end.year + 1
+    while True:
+        months, month = [], first
+        while month <= f"{year:04d}-03":
+            months.append(month)
+            month = shift_month(month, 1)
+        if len(months) >= MILESTONES:
+            return months
+        year += 1
 
 
 def milestone_months(ahead: list[str]) -> list[str]:
@@ -54,7 +59,9 @@ def month_end(month: str) -> dt.date:
     return dt.date(year, number, calendar.monthrange(year, number)[1])
 
 
-def profitability_roadmap(entries, figures: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
+def profitability_roadmap(entries, figures: Mapping[str, Any], context: SourceContext,
+                          all_targets: Mapping[str, Decimal] | None = None) -> dict[str, Any]:
+    """``all_targets``: every month of the targets file (the metric's rows cover only the report window)."""
     from sources.ledger import BURN_WINDOW_MONTHS, CENT, full_months_before, month_key, monthly_totals
 
     targets = figures.get("finance.revenue_targets")
@@ -64,9 +71,8 @@ def profitability_roadmap(entries, figures: Mapping[str, Any], context: SourceCo
             reason = f"the {needed} {'are' if needed.endswith('s') else 'is'} unavailable" + (
                 f": {value.reason}" if isinstance(value, Unavailable) else "")
             return {name: Unavailable(name, reason) for name in ROADMAP_METRICS}
-    target_by_month = {row["month"]: row["target"] for row in targets}
+    target_by_month = {row["month"]: row["target"] for row in targets} | dict(all_targets or {})
     revenue, expenses = monthly_totals(entries, context.period_end)
-    last_full = full_months_before(context.period_end, 1)[0]
     current = month_key(context.period_end)
     ahead = months_ahead(context.period_end)
     start_burn = max(burn, Decimal(0))
@@ -75,18 +81,12 @@ def profitability_roadmap(entries, figures: Mapping[str, Any], context: SourceCo
     for k, month in enumerate(milestone_months(ahead), start=1):
         ceiling = (start_burn * (MILESTONES - k) / MILESTONES).quantize(CENT, rounding=ROUND_HALF_UP)
         target = target_by_month.get(month)
-        closed = month <= last_full
-        actual_revenue = revenue.get(month, Decimal(0)) if month <= current else None
-        actual_burn = expenses.get(month, Decimal(0)) - revenue.get(month, Decimal(0)) if closed else None
-        if target is None:
-            status = "no target"
-        elif not closed:
-            status = "in progress" if month == current else "upcoming"
-        else:
-            status = "met" if actual_revenue >= target and actual_burn <= ceiling else "missed"
+        in_progress = month == current
+        status = "no target" if target is None else "in progress" if in_progress else "upcoming"
         rows.append({"milestone": k, "date": month_end(month), "month": month, "revenue_target": target,
                      "burn_ceiling": ceiling, "expense_ceiling": None if target is None else target + ceiling,
-                     "actual_revenue": actual_revenue, "actual_burn": actual_burn, "status": status})
+                     "revenue_so_far": revenue.get(month, Decimal(0)) if in_progress else None,
+                     "status": status})
 
     window = full_months_before(context.period_end, BURN_WINDOW_MONTHS)
     average_expenses = sum((expenses.get(m, Decimal(0)) for m in window), Decimal(0)) / len(window)

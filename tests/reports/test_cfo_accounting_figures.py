@@ -104,7 +104,7 @@ def test_domain_renewals_within_90_days_and_the_yearly_domain_cost(rendered):
     assert "| JADA | jada.example | Jan 14, 2027 | 53 | no: renew by hand | $14.00 |" in costs
     assert "| DangerousCentaur | dcstudio.example | Feb 3, 2027 | 73 | yes | $14.00 |" in costs
     assert "queenofsandiego.example" not in costs  # May 30: outside the window
-    assert "QuickDumpNow: quickdumpnow.example expires by Dec 9, 2026 and will not renew by itself." in \
+    assert "QuickDumpNow: quickdumpnow.example expires on Dec 9, 2026 and does not renew by itself." in \
         rendered["portfolio-cfo"]
 
 

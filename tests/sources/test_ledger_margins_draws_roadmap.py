@@ -168,3 +168,39 @@ def test_a_profitable_business_keeps_burn_at_zero_and_breaks_even_from_the_first
     assert [r["burn_ceiling"] for r in road] == [Decimal("0.00")] * 4
     # Average expenses Aug-Oct (600 + 700 + 550) / 3 = 616.67: November's 1000 target is the first to cover it.
     assert figures["finance.break_even_month"] == "2026-11"
+
+
+def test_a_period_closing_december_reaches_to_the_march_after_for_four_milestones():
+    # Dec 31, 2026 leaves Jan-Mar 2027 only; the horizon becomes Jan 2027 .. Mar 2028 (15 months):
+    # span ends ceil(15/4)=4, ceil(30/4)=8, ceil(45/4)=12, 15.
+    ahead = months_ahead(dt.date(2026, 12, 31))
+    assert ahead[0] == "2027-01" and ahead[-1] == "2028-03" and len(ahead) == 15
+    assert milestone_months(ahead) == ["2027-04", "2027-08", "2027-12", "2028-03"]
+
+
+def test_the_month_under_way_is_in_progress_with_its_revenue_so_far(tmp_path):
+    (tmp_path / "accounts.csv").write_text(CHART, encoding="utf-8")
+    (tmp_path / "ledger.csv").write_text(LEDGER + "2026-12-08,4000 Sales,Sales,950.00,n\n", encoding="utf-8")
+    (tmp_path / "targets.csv").write_text(TARGETS, encoding="utf-8")
+    context = SourceContext("acme", "Acme", dt.date(2026, 12, 7), dt.date(2026, 12, 13), tmp_path)
+    figures = gather_ledger({"path": "ledger.csv", "accounts": "accounts.csv", "targets": "targets.csv"}, context)
+    road = figures["finance.profitability_roadmap"]
+    # Period ends Dec 13: ahead Dec .. Mar (4 months), one milestone each; December has 950 so far.
+    assert [r["month"] for r in road] == ["2026-12", "2027-01", "2027-02", "2027-03"]
+    assert [r["status"] for r in road] == ["in progress", "upcoming", "upcoming", "upcoming"]
+    assert road[0]["revenue_so_far"] == Decimal("950") and road[1]["revenue_so_far"] is None
+
+
+def test_milestones_past_the_report_window_take_their_targets_from_the_file(tmp_path):
+    (tmp_path / "accounts.csv").write_text(CHART, encoding="utf-8")
+    (tmp_path / "ledger.csv").write_text(LEDGER + "2026-12-20,4000 Sales,Sales,700.00,n\n", encoding="utf-8")
+    # finance.revenue_targets stops at March 2027; the roadmap from Dec 31 runs to March 2028.
+    (tmp_path / "targets.csv").write_text(TARGETS + "2027-04,800\n2027-08,900\n2027-12,1000\n2028-03,1100\n",
+                                          encoding="utf-8")
+    context = SourceContext("acme", "Acme", dt.date(2026, 12, 25), dt.date(2026, 12, 31), tmp_path)
+    figures = gather_ledger({"path": "ledger.csv", "accounts": "accounts.csv", "targets": "targets.csv"}, context)
+    road = figures["finance.profitability_roadmap"]
+    assert [(r["month"], r["revenue_target"]) for r in road] == [
+        ("2027-04", Decimal("800")), ("2027-08", Decimal("900")), ("2027-12", Decimal("1000")),
+        ("2028-03", Decimal("1100"))]
+    assert figures["finance.revenue_targets"][-1]["month"] == "2027-03"
