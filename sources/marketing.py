@@ -132,7 +132,7 @@ def case_study_range(assumed: Any, list_size: Any) -> Any:
         return Unavailable(name, "sources.marketing.case_study names no event (event, ticket_price, capacity)")
     if isinstance(list_size, Unavailable):
         return Unavailable(name, list_size.reason, plain=list_size.plain)
-    result: dict[str, Any] = {key: assumed[key] for key in ("event", "event_date", "ticket_price", "capacity",
+    result: dict[str, Any] = {key: assumed.get(key) for key in ("event", "event_date", "ticket_price", "capacity",
                                                            "conversion_low", "conversion_high")}
     result["list_size"] = list_size
     for end in ("low", "high"):
