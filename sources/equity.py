@@ -82,7 +82,7 @@ def gather_equity(settings: Mapping[str, Any], context: SourceContext) -> dict[s
         except MissingFile as exc:
             result.update({name: Unavailable(name, str(exc)) for name in CAP_TABLE_METRICS})
     else:
-        result.update(cap_table_rows([]))
+        result.update(cap_table_rows([], reason="sources.equity.cap_table is not set"))
     result["equity.problems"] = policy.findings
     return result
 
@@ -174,16 +174,18 @@ def cap_table(path, policy: BadRowPolicy) -> dict[str, Any]:
         all_shares = sum(r["shares"] for r in rows)
         for r in rows:
             r["ownership_percent"] = round(r["shares"] / all_shares * 100, 2)
-    return cap_table_rows(rows, recorded_total=None if by_shares else sum(r["ownership_percent"] for r in rows))
+    return cap_table_rows(rows, recorded_total=None if by_shares else sum(r["ownership_percent"] for r in rows),
+                          reason=f"{path} lists no holders")
 
 
-def cap_table_rows(rows: list[dict[str, Any]], recorded_total: float | None = None) -> dict[str, Any]:
-    """The cap table metrics; ``recorded_total`` is the sum of recorded percentages (None when by shares)."""
+def cap_table_rows(rows: list[dict[str, Any]], recorded_total: float | None = None, reason: str = "") -> dict[str, Any]:
+    """The cap table metrics; ``recorded_total`` is the sum of recorded percentages (None when by shares);
+    ``reason`` says why there are no rows, for the run summary."""
     if not rows:
-        reason = "no cap table on record"
+        plain = "no cap table on record"
         return {"equity.cap_table": [], "equity.cap_table_holders": 0, "equity.ownership_total_percent": 0.0,
-                "equity.largest_holder": Unavailable("equity.largest_holder", reason, plain=reason),
-                "equity.largest_holder_percent": Unavailable("equity.largest_holder_percent", reason, plain=reason)}
+                "equity.largest_holder": Unavailable("equity.largest_holder", reason, plain=plain),
+                "equity.largest_holder_percent": Unavailable("equity.largest_holder_percent", reason, plain=plain)}
     stakes: dict[str, float] = {}
     for r in rows:
         stakes[r["holder"]] = stakes.get(r["holder"], 0.0) + r["ownership_percent"]
