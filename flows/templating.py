@@ -420,10 +420,11 @@ def agenda(checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | N
     return MarkdownSafe("\n".join(action(text, priority, due, owner) for _, _, text, priority, due, owner in items))
 
 
-def rank_checks(checks: Any, n: int = 8, impact: Iterable[str] = ()) -> TopRows:
+def rank_checks(checks: Any, n: int = 8, impact: Iterable[str] = (), entities: Any = None) -> TopRows:
     """The ``n`` most critical fired checks: by severity (critical first), then by where the check's id
-    stands in ``impact`` (the report's own order of business impact; ids it does not list come after), then
-    in the order given. Like ``top()`` the result has ``.more``; ``.rest`` summarises the checks left out,
+    stands in ``impact`` (the report's own order of business impact; ids it does not list come after), then,
+    given ``entities`` (the report's tenants), the entity needing the most attention first, then in the
+    order given. Like ``top()`` the result has ``.more``; ``.rest`` summarises the checks left out,
     one row per check id in the same ranking: {id, severity, fix, entities (tenant names), count}, so a
     report can say "and 14 more" with a compact list under it."""
     from flows.definitions import SEVERITIES
@@ -431,8 +432,10 @@ def rank_checks(checks: Any, n: int = 8, impact: Iterable[str] = ()) -> TopRows:
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"rank_checks(): n must be a whole number >= 0, got {n!r}")
     order = {check_id: index for index, check_id in enumerate(impact or [])}
+    attention = {entity["id"]: entity.get("attention", 0) for entity in entities or []}
     rows = list(checks or []) if is_available(checks) else []
-    rows.sort(key=lambda c: (SEVERITIES.index(c["severity"]), order.get(c["id"], len(order))))  # stable
+    rows.sort(key=lambda c: (SEVERITIES.index(c["severity"]), order.get(c["id"], len(order)),
+                             -attention.get(c.get("tenant"), 0)))  # stable: ties keep their order
     shown = TopRows(rows[:n])
     shown.total, shown.more = len(rows), max(0, len(rows) - n)
     groups: dict[str, dict[str, Any]] = {}

@@ -43,3 +43,9 @@ def test_templates_can_number_the_top_and_say_how_many_more():
     assert template.render(checks=CHECKS) == (
         "1. B: runway\n2. A: security\nand 5 more: Fix rules (B); Fix security (C); Fix few-channels (A and C); "
         "Fix kpis (A); ")
+
+
+def test_given_the_entities_ties_go_to_the_entity_needing_the_most_attention():
+    checks = [dict(check("runway", "critical", name), tenant=name.lower()) for name in ("A", "B", "C")]
+    entities = [{"id": "a", "attention": 10}, {"id": "b", "attention": 1000}, {"id": "c", "attention": 100}]
+    assert [c["tenant_name"] for c in rank_checks(checks, 3, [], entities)] == ["B", "C", "A"]

@@ -159,15 +159,16 @@ def test_ceo_shortfalls_are_the_eight_most_critical_ranked_with_the_rest_below(r
     # Critical first, and within a severity cash before solvency, financial rules before security findings.
     assert numbered[0] == "1. **CRITICAL** DangerousCentaur: only 4.6 months of runway at $2,520 a month."
     assert numbered[1].startswith("2. **CRITICAL** DangerousCentaur: liabilities exceed assets by")
-    assert [i for i, line in enumerate(numbered) if "financial rule" in line] < \
-        [i for i, line in enumerate(numbered) if "security finding" in line]
+    assert max(i for i, line in enumerate(numbered) if "financial rule" in line) < \
+        min(i for i, line in enumerate(numbered) if "security finding" in line)
     assert f"The 8 most critical of {len(fired)} shortfalls" in shortfalls
     assert f"And {len(fired) - 8} more shortfalls, most severe first, with what to do:" in shortfalls
     # The rest: one line per kind of shortfall, naming the entities.
     assert "- High: Build a pipeline of at least three qualified deals (QuickDumpNow)" in shortfalls  # header-only pipeline.csv
     assert "- High: Publish the first OTA listing (see the CMO brief for the order) (JADA)" in shortfalls
     rest = [line for line in shortfalls.splitlines() if line.startswith("- ")]
-    assert rest[-1] == "- Low: Connect data for the missing KPIs (DangerousCentaur, JADA, QueenofSanDiego and QuickDumpNow)"
+    assert rest[-1].startswith("- Low: Connect data for the missing KPIs (")
+    assert all(name in rest[-1] for name in ("DangerousCentaur", "JADA", "QueenofSanDiego", "QuickDumpNow"))
 
 
 def customer_rows(tenant: str) -> list[dict[str, str]]:
