@@ -78,20 +78,21 @@ def window_days(settings: Mapping[str, Any], tenant_id: str) -> int:
     return days
 
 
+def _cell(path, line: int, row: Mapping[str, str], column: str, message: str) -> RowProblem:
+    return RowProblem(str(path), line, column, row.get(column, ""), message)
+
+
 def read_customers(path, policy: BadRowPolicy) -> list[dict[str, Any]]:
     customers: list[dict[str, Any]] = []
     seen: set[str] = set()
     for line, row in read_rows(path, REQUIRED_COLUMNS):
         problems: list[RowProblem] = []
 
-        def problem(column: str, message: str) -> None:
-            problems.append(RowProblem(str(path), line, column, row.get(column, ""), message))
-
         customer_id = row["customer_id"]
         if not customer_id:
-            problem("customer_id", "is empty")
+            problems.append(_cell(path, line, row, "customer_id", "is empty"))
         elif customer_id in seen:
-            problem("customer_id", "appears twice")
+            problems.append(_cell(path, line, row, "customer_id", "appears twice"))
         dates: dict[str, dt.date | None] = {}
         for column in ("signup_date", "first_purchase_date", "churn_date"):
             text = row[column]
@@ -101,29 +102,29 @@ def read_customers(path, policy: BadRowPolicy) -> list[dict[str, Any]]:
             try:
                 dates[column] = parse_date(text)
             except ValueError as exc:
-                problem(column, str(exc))
+                problems.append(_cell(path, line, row, column, str(exc)))
         try:
             cost = parse_amount(row["acquisition_cost"]) if row["acquisition_cost"] else Decimal(0)
             if cost < 0:
-                problem("acquisition_cost", "a cost cannot be negative")
+                problems.append(_cell(path, line, row, "acquisition_cost", "a cost cannot be negative"))
         except ValueError as exc:
-            problem("acquisition_cost", str(exc))
+            problems.append(_cell(path, line, row, "acquisition_cost", str(exc)))
         monthly: Decimal | None = None
         if row.get("monthly_value"):
             try:
                 monthly = parse_amount(row["monthly_value"])
                 if monthly < 0:
-                    problem("monthly_value", "cannot be negative")
+                    problems.append(_cell(path, line, row, "monthly_value", "cannot be negative"))
             except ValueError as exc:
-                problem("monthly_value", str(exc))
+                problems.append(_cell(path, line, row, "monthly_value", str(exc)))
         if not problems:
             signup, bought, churned = dates["signup_date"], dates["first_purchase_date"], dates["churn_date"]
             if bought is not None and bought < signup:
-                problem("first_purchase_date", "is before the signup_date")
+                problems.append(_cell(path, line, row, "first_purchase_date", "is before the signup_date"))
             if churned is not None and bought is None:
-                problem("churn_date", "a churn date needs a first_purchase_date (only customers can churn)")
+                problems.append(_cell(path, line, row, "churn_date", "a churn date needs a first_purchase_date (only customers can churn)"))
             elif churned is not None and churned < bought:
-                problem("churn_date", "is before the first_purchase_date")
+                problems.append(_cell(path, line, row, "churn_date", "is before the first_purchase_date"))
         if policy.reject(problems):
             continue
         seen.add(customer_id)
