@@ -42,6 +42,8 @@ METRICS = [
                "purchase), still customers at the period end (not churned).", "table"),
     MetricSpec("customers.signups_converted", "How many of the window's sign-ups became customers by the period "
                "end (first purchase on or before it).", "number"),
+    MetricSpec("customers.signups_retained", "How many of the window's sign-ups are customers at the period end "
+               "(bought and not churned): the funnel's last stage.", "number"),
     MetricSpec("customers.conversion_percent", "Share of the window's sign-ups that became customers by the "
                "period end, in percent.", "percent"),
     MetricSpec("customers.acquisition_spend", "Acquisition cost of the window's sign-ups (sum of "
@@ -196,6 +198,7 @@ def gather_customers(settings: Mapping[str, Any], context: SourceContext) -> dic
              "percent_of_previous": _percent(len(retained), len(converted))},
         ],
         "customers.signups_converted": len(converted),
+        "customers.signups_retained": len(retained),
         "customers.conversion_percent": _percent(len(converted), len(cohort)) if cohort else Unavailable(
             "customers.conversion_percent", f"no sign-ups {window_text}", plain=f"no sign-ups {window_text}"),
         "customers.acquisition_spend": spend,

@@ -193,6 +193,15 @@ def test_ceo_growth_row_recomputes_from_the_customers_file_by_hand(rendered):
     assert expected in growth
     assert expected == "| JADA | 20 | 5 | 25.0% | $45 | 11.1% | 4 |"
     assert "Over the last 90 days (Aug 25 to Nov 22)" in growth
+    # The portfolio funnel: the same three stages added up over the four customers files.
+    stages = [0, 0, 0]
+    for tenant in TENANTS:
+        window = [r for r in customer_rows(tenant) if start <= r["signup_date"] <= end]
+        bought = [r for r in window if r["first_purchase_date"] and r["first_purchase_date"] <= end]
+        kept = [r for r in bought if not (r["churn_date"] and r["churn_date"] <= end)]
+        stages = [stages[0] + len(window), stages[1] + len(bought), stages[2] + len(kept)]
+    assert (f"**{stages[0]}** sign-ups → **{stages[1]}** became customers ({percent(stages[1] / stages[0], 1)}) → "
+            f"**{stages[2]}** still customers at the week's end ({percent(stages[2] / stages[1], 1)})") in growth
     # Instagram's cost per sign-up is its campaign's $450 / 12 leads (campaigns.csv).
     instagram = [r for r in cohort if r["acquisition_channel"] == "Instagram"]
     assert {r["acquisition_cost"] for r in instagram} == {"37.50"}

@@ -43,6 +43,7 @@ def test_the_funnel_follows_the_windows_signups_to_customers_and_still_customers
     assert [(s["stage"], s["count"], s["percent_of_previous"]) for s in figures["customers.funnel"]] == [
         ("Signed up", 4, None), ("Became customers", 2, 50.0), ("Still customers", 1, 50.0)]
     assert figures["customers.signups"] == 4 and figures["customers.signups_converted"] == 2
+    assert figures["customers.signups_retained"] == 1
     assert figures["customers.conversion_percent"] == 50.0
 
 
