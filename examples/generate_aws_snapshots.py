@@ -138,6 +138,53 @@ TENANTS = {
 }
 
 
+# ---- CFO additions: data transfer and domain registrations (aws.domain_registrations) --------------
+# Data transfer out is its own Cost Explorer service: part of each month's CloudFront line moves to it,
+# so every month's total (the ledger's AWS line) stays the same.
+DATA_TRANSFER = {"jada": "0.42", "queenofsandiego": "0.18", "quickdumpnow": "0.35", "dangerouscentaur": "1.12"}
+for _tenant, _moved in DATA_TRANSFER.items():
+    for _costs in TENANTS[_tenant]["costs"].values():
+        _costs["Amazon CloudFront"] = f"{float(_costs['Amazon CloudFront']) - float(_moved):.2f}"
+        _costs["AWS Data Transfer"] = _moved
+
+# Registered domains per tenant: (name, expiry date, auto-renew). moto cannot register a reserved
+# .example name nor set an expiry date, so these are served to the real collector through botocore's
+# Stubber (ListDomains, GetDomainDetail, ListPrices); the snapshot holds what the collector made of them.
+DOMAINS = {
+    "jada": [("jada.example", "2027-01-14", False), ("jadacharters.example", "2027-08-02", True)],
+    "queenofsandiego": [("queenofsandiego.example", "2027-05-30", True)],
+    "quickdumpnow": [("quickdumpnow.example", "2026-12-09", False)],
+    "dangerouscentaur": [("dangerouscentaur.example", "2027-09-12", True), ("dcstudio.example", "2027-02-03", True)],
+}
+TLD_RENEWAL_USD = {"example": 14.0}
+
+
+def stubbed_domains_client(tenant_id: str):
+    import datetime as dt
+
+    from botocore.stub import Stubber
+
+    client = boto3.client("route53domains", region_name="us-east-1")
+    stubber = Stubber(client)
+    domains = DOMAINS[tenant_id]
+    stubber.add_response("list_domains", {"Domains": [
+        {"DomainName": name, "AutoRenew": auto, "TransferLock": True,
+         "Expiry": dt.datetime.fromisoformat(f"{expires}T00:00:00+00:00")} for name, expires, auto in domains]})
+    priced = set()
+    for name, expires, auto in domains:
+        stubber.add_response("get_domain_detail", {
+            "DomainName": name, "Nameservers": [], "AutoRenew": auto,
+            "ExpirationDate": dt.datetime.fromisoformat(f"{expires}T00:00:00+00:00"),
+            "AdminContact": {}, "RegistrantContact": {}, "TechContact": {}}, {"DomainName": name})
+        tld = name.rsplit(".", 1)[-1]
+        if tld not in priced:
+            priced.add(tld)
+            stubber.add_response("list_prices", {"Prices": [
+                {"Name": tld, "RenewalPrice": {"Price": TLD_RENEWAL_USD[tld], "Currency": "USD"}}]}, {"Tld": tld})
+    stubber.activate()
+    return client
+
+
 def moto_api(endpoint: str, path: str, body: dict | bytes = b"") -> None:
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     content_type = "application/json" if isinstance(body, dict) else "text/plain"
@@ -306,7 +353,14 @@ def main() -> int:
                                         "endpoint_url": endpoint}}})
             config = Path(folder) / "portfolio.yaml"
             config.write_text(yaml.safe_dump(live), encoding="utf-8")
+            from sources.aws import live as live_source
+
+            real_client = live_source.Clients.client
             for tenant in portfolio["tenants"]:
+                def client(self, service, region="us-east-1", _tenant=tenant["id"], _real=real_client):
+                    return stubbed_domains_client(_tenant) if service == "route53domains" else _real(self, service, region)
+
+                live_source.Clients.client = client
                 output = EXAMPLES / "data" / tenant["id"] / "aws-snapshot.json"
                 failures += exec_reports(["snapshot", "aws", "--tenant", tenant["id"], "-o", str(output),
                                           "--config", str(config), "--period", PERIOD])

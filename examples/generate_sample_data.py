@@ -10,8 +10,8 @@ are hand-written and not touched here.
 
 Nothing here is a report number: the reports compute burn, break-even, list size and the rest from
 these files. The business shapes below are chosen so the computed figures for 2026-W47 read like
-the real portfolio (portfolio burn about $8K a month, JADA breaking even at about 6 charters a
-month, 3,676 newsletter subscribers, QuickDumpNow with no open deals). All names, domains and
+the real portfolio (portfolio burn about $7.3K a month, owner draws not counted as expenses, JADA
+breaking even at about 6 charters a month, 3,676 newsletter subscribers, QuickDumpNow with no open deals). All names, domains and
 addresses are fictional (reserved example domains only).
 """
 

@@ -94,6 +94,13 @@ DEPENDS_ON = {
 }
 DEPENDS_ON["aws.security_finding_counts"] = DEPENDS_ON["aws.security_findings"]
 
+# Route 53 Domains (the CFO's domain renewals), kept as its own block.
+METRICS.append(MetricSpec(
+    "aws.domain_registrations", "Domains registered with Route 53 Domains (rows: domain, expires, auto_renew, "
+    "renewal_price = the TLD's yearly renewal price in USD from ListPrices, null when not listed), soonest expiry "
+    "first.", "table"))
+DEPENDS_ON["aws.domain_registrations"] = ("Route 53 Domains",)
+
 
 @REGISTRY.register("aws", "Amazon Web Services: inventory, security findings, cost and SES quota (boto3).",
                    METRICS)
@@ -122,6 +129,7 @@ def gather_live(settings: AwsSettings, context: SourceContext, now: dt.datetime 
         "EC2 security groups": lambda: live.collect_security_groups(clients),
         "Cost Explorer": lambda: live.collect_costs(clients, months, context.period_end),
         "SES": lambda: live.collect_ses(clients),
+        "Route 53 Domains": lambda: live.collect_domain_registrations(clients),
         "code repositories": lambda: [
             {"path": path, "secrets": scan_repository(context.resolve(path))} for path in settings.repositories
         ],
@@ -182,6 +190,7 @@ def build_metrics(inventory: dict[str, Any], errors: dict[str, str], context: So
     if "aws.monthly_cost_by_service" not in values:
         values.update(cost_metrics(inv["Cost Explorer"]))
     put("aws.ses_quota", lambda: list(inv["SES"]))
+    put("aws.domain_registrations", lambda: list(inv["Route 53 Domains"]))
     return values
 
 

@@ -486,3 +486,31 @@ def _cost_pages(client, arguments: dict[str, Any]):
 
 def _next_month(day: dt.date) -> dt.date:
     return dt.date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+
+
+def collect_domain_registrations(clients: Clients) -> list[dict[str, Any]]:
+    """Registered domains with expiry, auto-renew and the TLD's renewal price (Route 53 Domains lives in
+    us-east-1 only). One ListPrices call per TLD, not per domain."""
+    client = clients.client("route53domains", "us-east-1")
+    names, marker = [], None
+    while True:
+        page = client.list_domains(**({"Marker": marker} if marker else {}))
+        names += [d["DomainName"] for d in page.get("Domains", [])]
+        marker = page.get("NextPageMarker")
+        if not marker:
+            break
+    prices: dict[str, float | None] = {}
+    rows = []
+    for name in names:
+        detail = client.get_domain_detail(DomainName=name)
+        tld = name.rsplit(".", 1)[-1].lower()
+        if tld not in prices:
+            listed = client.list_prices(Tld=tld).get("Prices", [])
+            renewal = next((p["RenewalPrice"] for p in listed if p.get("Name") == tld and p.get("RenewalPrice")),
+                           None)
+            # Prices are quoted in USD today; any other currency would be a figure we cannot add up.
+            prices[tld] = float(renewal["Price"]) if renewal and renewal.get("Currency") == "USD" else None
+        expires = detail.get("ExpirationDate")
+        rows.append({"domain": name, "expires": expires.date().isoformat() if expires else None,
+                     "auto_renew": bool(detail.get("AutoRenew")), "renewal_price": prices[tld]})
+    return sorted(rows, key=lambda r: (r["expires"] or "9999", r["domain"]))

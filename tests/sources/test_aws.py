@@ -680,6 +680,7 @@ IAM_ACTION = {
 }
 IAM_PREFIX = {"lambda": "lambda", "s3": "s3", "dynamodb": "dynamodb", "cloudfront": "cloudfront",
               "route53": "route53", "ec2": "ec2", "ce": "ce", "ses": "ses", "sts": "sts"}
+IAM_PREFIX["route53domains"] = "route53domains"  # aws.domain_registrations
 
 
 def test_the_iam_policy_in_the_repo_allows_every_call_the_source_makes(world, tmp_path, monkeypatch):
