@@ -77,7 +77,8 @@ METRICS = [
                "95th percentile of Latency, empty when it had no requests).", "table"),
     MetricSpec("aws.lambda_error_lines", "Most recent error lines of each Lambda function's CloudWatch log group in "
                "the report period, at most log_lines_per_function each, secrets redacted (rows: function, "
-               "region, time, message).", "list"),
+               "region, time, message = the line, summary = the error's name or opening words, without identifiers or "
+               "paths).", "list"),
     MetricSpec("aws.code_repositories", "The tenant's code repositories the source is set to read (rows: name, "
                "path, pipeline = the CI/CD system configured in the repository or empty when none, "
                "secrets = potential hardcoded secrets found).", "table"),

@@ -590,6 +590,25 @@ def clean_log_line(message: str) -> str:
     return text if len(text) <= LOG_LINE_CHARS else text[:LOG_LINE_CHARS - 1] + "…"
 
 
+_ERROR_NAME = re.compile(r"^(?:[\w.]+\.)?(?P<name>[A-Z]\w*(?:Error|Exception|Fault|Timeout))\b")
+_PLAIN_WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*[,;]?$|^\d+(?:\.\d+)?$")
+
+
+def error_summary(line: str) -> str:
+    """What went wrong, in words fit for an email: the error's name (KeyError), or the line's opening
+    words up to the first detail (a colon, an identifier, a path), which stay in the full line."""
+    if match := _ERROR_NAME.match(line):
+        return match["name"]
+    words = []
+    for word in line.split(":", 1)[0].split():
+        if not _PLAIN_WORD.match(word):
+            break
+        words.append(word)
+        if len(words) == 8:
+            break
+    return " ".join(words).rstrip(",;") or "an error without a readable description"
+
+
 def collect_error_lines(clients: Clients, functions: list[dict[str, Any]], start: dt.datetime,
                         end: dt.datetime) -> list[dict[str, Any]]:
     """The most recent error lines of each function's log group in the window, newest first."""
@@ -619,7 +638,8 @@ def collect_error_lines(clients: Clients, functions: list[dict[str, Any]], start
             continue  # no log group: the function has never run
         for timestamp, message in sorted(found, reverse=True)[:keep]:
             moment = dt.datetime.fromtimestamp(timestamp / 1000, dt.UTC)
+            line = clean_log_line(message)
             rows.append({"function": function["name"], "region": function["region"],
-                         "time": moment.isoformat(timespec="seconds"), "message": clean_log_line(message)})
+                         "time": moment.isoformat(timespec="seconds"), "message": line, "summary": error_summary(line)})
     rows.sort(key=lambda r: r["time"], reverse=True)
     return sorted(rows, key=lambda r: (r["function"], r["region"]))  # stable: newest first per function
