@@ -262,7 +262,9 @@ def test_cto_lists_the_public_bucket_the_sites_with_problems_and_the_repositorie
     cto = rendered["portfolio-cto"].markdown
     assert "- dangerouscentaur-media-uploads (DangerousCentaur), and no public access block stops it" in \
         section(cto, "## Public buckets")
-    sites = section(cto, "## Sites")
+    sites = section(cto, "## Sites and user experience")
+    # QuickDumpNow's launch note has the one open item tagged #ux.
+    assert "- QuickDumpNow: Make the quote page load faster on phones: the truck photos are served full size" in sites
     # site-checks.csv: Dec 4, 2026 is 12 days after the Nov 22 check; QuickDumpNow has no redirect and 3,450 ms.
     assert "**2 of 4 domains** have a problem a visitor meets; the next certificate to expire is " \
            "queenofsandiego.example's, in 12 days." in sites
