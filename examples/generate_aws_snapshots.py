@@ -388,11 +388,10 @@ def _month_after(month: str) -> str:
 
 
 def main() -> int:
+    import moto.logs.models
     from moto.server import ThreadedMotoServer
 
     from flows.cli import main as exec_reports
-
-    import moto.logs.models
 
     # CloudWatch Logs (and moto) accept events of the last 14 days only; the sample week is fixed, so
     # this server lives on the Monday after it.

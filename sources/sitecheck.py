@@ -195,38 +195,39 @@ def _plain(exc: BaseException, settings: Mapping[str, Any]) -> str:
 
 
 def read_snapshot(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line, raw in read_csv_rows(path, SNAPSHOT_COLUMNS):
-        def bad(column: str, expected: str):
-            return SourceError(f"{path}:{line}: column '{column}': expected {expected} (value {raw[column]!r})")
+    return [_snapshot_row(path, line, raw) for line, raw in read_csv_rows(path, SNAPSHOT_COLUMNS)]
 
-        def date(column: str, required: bool) -> dt.date | None:
-            if not raw[column]:
-                if required:
-                    raise bad(column, "a date YYYY-MM-DD")
-                return None
-            try:
-                return dt.date.fromisoformat(raw[column])
-            except ValueError:
-                raise bad(column, "a date YYYY-MM-DD") from None
 
-        def whole(column: str) -> int | None:
-            if not raw[column]:
-                return None
-            if not raw[column].isdigit():
-                raise bad(column, "a whole number or nothing")
-            return int(raw[column])
+def _snapshot_row(path: Path, line: int, raw: Mapping[str, str]) -> dict[str, Any]:
+    def bad(column: str, expected: str) -> SourceError:
+        return SourceError(f"{path}:{line}: column '{column}': expected {expected} (value {raw[column]!r})")
 
-        redirect = raw["redirects_to_https"].lower()
-        if redirect not in ("yes", "no", ""):
-            raise bad("redirects_to_https", "yes, no or nothing")
-        if not raw["domain"]:
-            raise bad("domain", "a domain name")
-        rows.append({"domain": raw["domain"].lower(), "checked_on": date("checked_on", True),
-                     "tls_expires": date("tls_expires", False),
-                     "redirects_to_https": None if not redirect else redirect == "yes",
-                     "response_ms": whole("response_ms"), "status": whole("status"), "error": raw["error"]})
-    return rows
+    def date(column: str, required: bool) -> dt.date | None:
+        if not raw[column]:
+            if required:
+                raise bad(column, "a date YYYY-MM-DD")
+            return None
+        try:
+            return dt.date.fromisoformat(raw[column])
+        except ValueError:
+            raise bad(column, "a date YYYY-MM-DD") from None
+
+    def whole(column: str) -> int | None:
+        if not raw[column]:
+            return None
+        if not raw[column].isdigit():
+            raise bad(column, "a whole number or nothing")
+        return int(raw[column])
+
+    redirect = raw["redirects_to_https"].lower()
+    if redirect not in ("yes", "no", ""):
+        raise bad("redirects_to_https", "yes, no or nothing")
+    if not raw["domain"]:
+        raise bad("domain", "a domain name")
+    return {"domain": raw["domain"].lower(), "checked_on": date("checked_on", True),
+            "tls_expires": date("tls_expires", False),
+            "redirects_to_https": None if not redirect else redirect == "yes",
+            "response_ms": whole("response_ms"), "status": whole("status"), "error": raw["error"]}
 
 
 # ---- judging -------------------------------------------------------------------------------------
