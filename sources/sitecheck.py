@@ -160,7 +160,7 @@ def _time_home_page(domain: str, settings: Mapping[str, Any], context: ssl.SSLCo
     connection = http.client.HTTPSConnection(domain, settings["https_port"], timeout=settings["timeout"],
                                              context=context)
     try:
-        connection.request("GET", "/", headers={"User-Agent": "exec-reports site check", "Host": domain})
+        connection.request("GET", "/", headers={"User-Agent": "exec-reports site check"})
         response = connection.getresponse()
         response.read(BODY_LIMIT)
         return response.status, round((time.perf_counter() - started) * 1000)
@@ -171,7 +171,7 @@ def _time_home_page(domain: str, settings: Mapping[str, Any], context: ssl.SSLCo
 def _redirects_to_https(domain: str, settings: Mapping[str, Any]) -> bool:
     connection = http.client.HTTPConnection(domain, settings["http_port"], timeout=settings["timeout"])
     try:
-        connection.request("GET", "/", headers={"User-Agent": "exec-reports site check", "Host": domain})
+        connection.request("GET", "/", headers={"User-Agent": "exec-reports site check"})
         response = connection.getresponse()
         location = response.getheader("Location") or ""
         return response.status in REDIRECTS and location.lower().startswith("https://")

@@ -509,7 +509,7 @@ _ERROR_LINE = re.compile(r"ERROR|Error|Exception|Traceback|Task timed out|FATAL|
 _LOG_NOISE = re.compile(r"^\[?(?:ERROR|Error)\]?\s*|\b\d{4}-\d\d-\d\dT[\d:.]+Z?\s*|"
                         r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b\s*")
 LOG_LINE_CHARS = 240
-LOG_PAGES = 10  # at 100 events a page: enough to find the latest errors, bounded for a noisy function
+LOG_PAGES = 10  # per day read, at 100 events a page: bounded for a noisy function
 
 
 def period_window(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -565,6 +565,8 @@ def collect_performance(clients: Clients, functions: list[dict[str, Any]], apis:
         function_rows.append(row)
     api_rows = []
     for api in apis:
+        if api["kind"] == "WEBSOCKET":
+            continue  # counts messages and connections, not requests: no figure here would mean the same
         region = api["region"]
         names = API_METRICS["REST" if api["kind"] == "REST" else "HTTP"]
         counts, percentiles = clients.client("cloudwatch", region), percentile_client(clients, region)
@@ -594,6 +596,20 @@ _ERROR_NAME = re.compile(r"^(?:[\w.]+\.)?(?P<name>[A-Z]\w*(?:Error|Exception|Fau
 _PLAIN_WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*[,;]?$|^\d+(?:\.\d+)?$")
 
 
+def _error_events(client, group: str, start: dt.datetime, end: dt.datetime) -> list[tuple[int, str]]:
+    arguments = {"logGroupName": group, "filterPattern": ERROR_PATTERN, "startTime": int(start.timestamp() * 1000),
+                 "endTime": int(end.timestamp() * 1000) - 1, "limit": 100}
+    found = []
+    for _ in range(LOG_PAGES):
+        page = client.filter_log_events(**arguments)
+        found += [(event["timestamp"], event["message"]) for event in page.get("events", [])
+                  if _ERROR_LINE.search(event.get("message", ""))]
+        if not page.get("nextToken") or page.get("nextToken") == arguments.get("nextToken"):
+            break
+        arguments["nextToken"] = page["nextToken"]
+    return found
+
+
 def error_summary(line: str) -> str:
     """What went wrong, in words fit for an email: the error's name (KeyError), or the line's opening
     words up to the first detail (a colon, an identifier, a path), which stay in the full line."""
@@ -611,7 +627,11 @@ def error_summary(line: str) -> str:
 
 def collect_error_lines(clients: Clients, functions: list[dict[str, Any]], start: dt.datetime,
                         end: dt.datetime) -> list[dict[str, Any]]:
-    """The most recent error lines of each function's log group in the window, newest first."""
+    """The most recent error lines of each function's log group in the window, newest first.
+
+    CloudWatch Logs answers oldest first, so the window is read a day at a time from its last day
+    back, stopping once enough lines are found: the lines kept are the newest, and a quiet function
+    costs one empty answer a day."""
     from botocore.exceptions import ClientError
 
     keep = clients.settings.log_lines_per_function
@@ -620,18 +640,13 @@ def collect_error_lines(clients: Clients, functions: list[dict[str, Any]], start
     rows = []
     for function in functions:
         client = clients.client("logs", function["region"])
-        arguments = {"logGroupName": f"/aws/lambda/{function['name']}", "filterPattern": ERROR_PATTERN,
-                     "startTime": int(start.timestamp() * 1000), "endTime": int(end.timestamp() * 1000) - 1,
-                     "limit": 100}
         found: list[tuple[int, str]] = []
+        day_end = end
         try:
-            for _ in range(LOG_PAGES):
-                page = client.filter_log_events(**arguments)
-                found += [(event["timestamp"], event["message"]) for event in page.get("events", [])
-                          if _ERROR_LINE.search(event.get("message", ""))]
-                if not page.get("nextToken") or page.get("nextToken") == arguments.get("nextToken"):
-                    break
-                arguments["nextToken"] = page["nextToken"]
+            while day_end > start and len(found) < keep:
+                day_start = max(start, day_end - dt.timedelta(days=1))
+                found += _error_events(client, f"/aws/lambda/{function['name']}", day_start, day_end)
+                day_end = day_start
         except ClientError as exc:
             if _client_error_code(exc) != "ResourceNotFoundException":
                 raise
