@@ -443,3 +443,30 @@ def test_the_money_cents_table_format_keeps_cents_and_right_aligns():
     markdown = table([{"service": "AWS WAF", "amount": 6.0}, {"service": "Amazon SES", "amount": 0.27}],
                      columns={"service": "Service", "amount": "Cost"}, formats={"amount": "money_cents"})
     assert markdown.splitlines()[1:] == ["|---|---:|", "| AWS WAF | $6.00 |", "| Amazon SES | $0.27 |"]
+
+
+def test_cto_says_whose_activity_logs_buckets_and_sites_it_could_not_read(portfolio_copy):
+    """JADA's CloudWatch, logs and S3 could not be read; DangerousCentaur has no site checks set up."""
+    data = portfolio_copy.parent / "data"
+    snapshot_path = data / "jada" / "aws-snapshot.json"
+    snapshot = json.loads(snapshot_path.read_text(encoding="utf-8"))
+    for metric, service in (("aws.lambda_performance", "CloudWatch"), ("aws.api_performance", "CloudWatch"),
+                            ("aws.lambda_error_lines", "CloudWatch Logs"), ("aws.s3_buckets", "S3")):
+        snapshot["metrics"][metric] = {"__unavailable__": f"AWS {service} could not be read: AccessDenied"}
+    snapshot_path.write_text(json.dumps(snapshot), encoding="utf-8")
+    config_text = portfolio_copy.read_text(encoding="utf-8")
+    portfolio_copy.write_text(config_text.replace("      site: {snapshot: data/dangerouscentaur/site-checks.csv}\n", ""),
+                              encoding="utf-8")
+    summary, rendered = run_plain(load_config(portfolio_copy), parse_period(SAMPLE_PERIOD), roles=["cto"],
+                                  dry_run=True)
+    assert summary["failed"] == []
+    cto = rendered["portfolio-cto"].markdown
+    assert "*Latency and error figures leave out JADA: not readable this week.*" in cto
+    latency = section(cto, "## Latency and errors")
+    assert "jada-" not in latency
+    assert "*The logs of JADA could not be read; their errors are not listed.*" in latency
+    # Without JADA: 9,072 - (1,240 + 310 + 7) = 7,515 calls.
+    assert "ran **7,515** times" in latency
+    assert "*The buckets of JADA could not be read and are not counted.*" in section(cto, "## Public buckets")
+    sites = section(cto, "## Sites and user experience")
+    assert "**2 of 3 domains**" in sites and "DangerousCentaur not checked" in sites
