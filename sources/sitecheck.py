@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import http.client
-import socket
-import ssl
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flows.errors import SourceError
 from sources.registry import REGISTRY, MetricSpec, SourceContext
 from sources.tabular import read_csv_rows
+
+if TYPE_CHECKING:
+    import ssl
+
+# socket, ssl and http.client are imported where the checks run: importing the sources stays cheap.
 
 KNOWN_KEYS = {
     "snapshot": "CSV file of earlier checks to read instead of checking live (columns: domain, checked_on, "
@@ -98,6 +100,8 @@ def parse_settings(raw: Mapping[str, Any], tenant_id: str) -> dict[str, Any]:
 
 def check_domain(domain: str, settings: Mapping[str, Any], today: dt.date | None = None) -> dict[str, Any]:
     """One row for one domain. Every network failure becomes the row's error, in plain words."""
+    import http.client
+    import ssl
     row: dict[str, Any] = {"domain": domain, "checked_on": today or dt.datetime.now(dt.UTC).date(),
                            "tls_expires": None, "redirects_to_https": None, "response_ms": None, "status": None,
                            "error": ""}
@@ -121,6 +125,8 @@ def check_domain(domain: str, settings: Mapping[str, Any], today: dt.date | None
 
 
 def _context(settings: Mapping[str, Any]) -> ssl.SSLContext:
+    import ssl
+
     context = ssl.create_default_context()
     if settings.get("ca_file"):
         context.load_verify_locations(cafile=settings["ca_file"])
@@ -128,6 +134,8 @@ def _context(settings: Mapping[str, Any]) -> ssl.SSLContext:
 
 
 def _unverified() -> ssl.SSLContext:
+    import ssl
+
     # Only to read an untrusted certificate's dates and time the page; the row already says "not trusted".
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -138,6 +146,9 @@ def _unverified() -> ssl.SSLContext:
 def _certificate_expiry(domain: str, settings: Mapping[str, Any],
                         context: ssl.SSLContext) -> tuple[dt.date | None, str]:
     """(expiry date, reason the certificate is not trusted or "")."""
+    import socket
+    import ssl
+
     address = (domain, settings["https_port"])
     try:
         with socket.create_connection(address, timeout=settings["timeout"]) as raw, \
@@ -156,6 +167,8 @@ def _certificate_expiry(domain: str, settings: Mapping[str, Any],
 
 def _time_home_page(domain: str, settings: Mapping[str, Any], context: ssl.SSLContext) -> tuple[int, int]:
     """Status and milliseconds from connecting to the last byte of the home page (redirects not followed)."""
+    import http.client
+
     started = time.perf_counter()
     connection = http.client.HTTPSConnection(domain, settings["https_port"], timeout=settings["timeout"],
                                              context=context)
@@ -169,6 +182,8 @@ def _time_home_page(domain: str, settings: Mapping[str, Any], context: ssl.SSLCo
 
 
 def _redirects_to_https(domain: str, settings: Mapping[str, Any]) -> bool:
+    import http.client
+
     connection = http.client.HTTPConnection(domain, settings["http_port"], timeout=settings["timeout"])
     try:
         connection.request("GET", "/", headers={"User-Agent": "exec-reports site check"})
@@ -180,6 +195,9 @@ def _redirects_to_https(domain: str, settings: Mapping[str, Any]) -> bool:
 
 
 def _plain(exc: BaseException, settings: Mapping[str, Any]) -> str:
+    import socket
+    import ssl
+
     if isinstance(exc, socket.gaierror):
         return "the name does not resolve"
     if isinstance(exc, TimeoutError | socket.timeout):
