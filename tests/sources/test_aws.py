@@ -1052,3 +1052,16 @@ def test_repositories_without_a_ci_configuration_are_listed_with_an_empty_pipeli
         {"name": "beta-clean-repo", "path": "beta-clean-repo", "pipeline": "GitHub Actions", "secrets": 0},
         {"name": "beta-gitlab-repo", "path": "beta-gitlab-repo", "pipeline": "GitLab CI", "secrets": 0},
     ]
+
+
+def test_s3s_policy_status_calls_a_star_grant_narrowed_by_a_condition_not_public(aws, tmp_path):
+    s3 = client(aws, "s3")
+    s3.create_bucket(Bucket="narrowed")
+    s3.put_bucket_policy(Bucket="narrowed", Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::narrowed/*",
+        "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-0123456789abcdef0"}}}]}))
+    add_bucket(aws, SHARED_ACCOUNT, "wide-open", {}, policy_principal="*")
+    values = gather_aws({"endpoint_url": aws}, context("solo", tmp_path))
+    buckets = {b["name"]: (b["public_policy"], b["policy_public"]) for b in values["aws.s3_buckets"]}
+    # As written, both grant "*"; S3's GetBucketPolicyStatus calls only the unconditional one public.
+    assert buckets == {"narrowed": ("conditional", False), "wide-open": ("unconditional", True)}
