@@ -5,8 +5,9 @@
 Writes, per tenant under examples/data/<tenant>/: the ledger (CSV, or XLSX for the studio, which
 keeps its books in a spreadsheet), the chart of accounts, monthly revenue targets, the sales
 pipeline, campaigns, (for JADA) the newsletter subscriber list, the customers file (sign-ups,
-channels, acquisition cost, first purchase, churn) and the balance sheet and cap table. Channel lists and handoff notes
-are hand-written and not touched here.
+channels, acquisition cost, first purchase, churn), the balance sheet and cap table, and the last site
+checks of its domain. Channel lists, handoff notes and the small repositories under repos/ are
+hand-written and not touched here.
 
 Nothing here is a report number: the reports compute burn, break-even, list size and the rest from
 these files. The business shapes below are chosen so the computed figures for 2026-W47 read like
@@ -268,6 +269,21 @@ def write_subscribers(rng: random.Random) -> None:
     write_csv(HERE / "jada" / "subscribers.csv", ["email", "status", "subscribed_on"], rows)
 
 
+# What a visitor met on each home page when the site checks last ran (the end of the sample week):
+# (TLS certificate expiry, http:// redirects to https://, home page response in ms, HTTP status).
+SITE_CHECKS = {
+    "jada": ("2027-02-10", "yes", 640, 200),
+    "queenofsandiego": ("2026-12-04", "yes", 1120, 200),   # certificate renewal is due
+    "quickdumpnow": ("2027-05-01", "no", 3450, 200),       # no redirect, and a slow quote page
+    "dangerouscentaur": ("2027-03-15", "yes", 890, 200),
+}
+
+
+def write_site_checks(tenant: str) -> None:
+    expires, redirects, response_ms, status = SITE_CHECKS[tenant]
+    write_csv(HERE / tenant / "site-checks.csv",
+              ["domain", "checked_on", "tls_expires", "redirects_to_https", "response_ms", "status", "error"],
+              [(f"{tenant}.example", "2026-11-22", expires, redirects, response_ms, status, "")])
 # ---- customers (funnel, CAC, churn) and the balance sheet / cap table -------------------------------
 # Drawn from their own random generator so the files above stay byte-identical when these change.
 
@@ -386,6 +402,7 @@ def main() -> None:
         write_chart(tenant, rows)
         write_targets(tenant)
         write_sales_and_campaigns(tenant)
+        write_site_checks(tenant)
     write_subscribers(rng)
     growth = random.Random(20261130)
     for tenant in builders:

@@ -278,9 +278,12 @@ def test_cto_lists_exactly_ten_actions_high_severity_first(run, rendered, metric
     summary, _ = run
     cto = [a for a in summary["actions"] if a["report"] == "cto"]
     assert len(cto) == 10 and {a["owner"] for a in cto} == {"cto"}
-    highs = sum(f["severity"] in ("critical", "high") for t in TENANTS for f in metrics[t]["aws.security_findings"])
-    assert [a["priority"] for a in cto[:highs]] == ["high"] * highs
-    assert all(a["priority"] == "medium" for a in cto[highs:])
+    criticals = sum(f["severity"] == "critical" for t in TENANTS for f in metrics[t]["aws.security_findings"])
+    highs = sum(f["severity"] == "high" for t in TENANTS for f in metrics[t]["aws.security_findings"])
+    # The sample's one critical finding: DangerousCentaur's upload bucket policy grants "*" access.
+    assert criticals == 1
+    assert [a["priority"] for a in cto[:criticals + highs]] == ["critical"] * criticals + ["high"] * highs
+    assert all(a["priority"] == "medium" for a in cto[criticals + highs:])
     assert any("Add CI to the portfolio-site repository" in a["text"] for a in cto)
 
 
@@ -296,8 +299,61 @@ def test_cto_cost_figures_equal_the_aws_metrics_and_the_ledgers_aws_line(rendere
     assert f"| JADA | $18.73–$20.07 (3 mo) | {money(october_aws, cents=True)} |" in cost
 
 
-def test_cto_says_that_no_metric_reports_repositories_without_ci(rendered):
-    assert "No metric reports which repositories lack a CI configuration" in rendered["portfolio-cto"].markdown
+def aws_snapshot(tenant: str) -> dict:
+    return json.loads((EXAMPLES / "data" / tenant / "aws-snapshot.json").read_text(encoding="utf-8"))["metrics"]
+
+
+def test_cto_summary_counts_slow_functions_and_names_the_api_with_most_server_errors(rendered):
+    cto = rendered["portfolio-cto"].markdown
+    functions = [f for t in TENANTS for f in aws_snapshot(t)["aws.lambda_performance"]]
+    # By hand from the snapshots: p95 above 1,000 ms for jada-booking-webhook (1,320), jada-nightly-report
+    # (48,200), qosd-checkin (1,150), qdn-quote (2,400) and dc-image-resize (5,400).
+    slow = sorted(f["name"] for f in functions if f["p95_duration_ms"] and f["p95_duration_ms"] > 1000)
+    assert slow == ["dc-image-resize", "jada-booking-webhook", "jada-nightly-report", "qdn-quote", "qosd-checkin"]
+    assert "This week: **5 functions** took more than 1 s on at least 1 call in 20; " \
+           "API jada-booking (JADA) returned **41 server errors** in 1,580 requests" in cto
+    latency = section(cto, "## Latency and errors")
+    # Calls: 1,240 + 310 + 7 + 2,210 + 450 + 520 + 35 + 140 + 3,900 + 260 = 9,072; errors 3 + 12 + 2 + 9 + 6 + 1 + 4 = 37.
+    assert sum(f["invocations"] for f in functions) == 9072 and sum(f["errors"] for f in functions) == 37
+    assert "ran **9,072** times and failed **37** times (0.4%); 14 calls were turned away" in latency
+    rows = [line for line in latency.splitlines() if line.startswith("| ") and "Entity" not in line]
+    assert rows[0] == "| JADA | jada-nightly-report | 7 | 0 | 0 | 48.2 s |"
+    assert "| JADA | jada-booking | 1,580 | 41 | 63 | 890 ms |" in rows
+    assert "*and 2 more functions.*" in latency
+
+
+def test_cto_shows_the_latest_errors_without_the_secret_the_log_line_carried(run, rendered):
+    summary, _ = run
+    latency = section(rendered["portfolio-cto"].markdown, "## Latency and errors")
+    assert "- JADA, jada-booking-webhook, Nov 20: Task timed out after 6.01 seconds" in latency
+    assert "- JADA, jada-booking-webhook, Nov 18: Stripe request failed" in latency
+    # 4 + 2 + 3 + 1 + 2 error lines seeded, jada's webhook cut to its newest 3: 11 kept, 6 shown.
+    assert "- *and 5 more errors*" in latency
+    for email_ in rendered.values():
+        assert "sk_live_" not in email_.html and "guest7@example.com" not in email_.html
+    assert "sk_live_" not in json.dumps(summary, default=str)
+
+
+def test_cto_lists_the_public_bucket_the_sites_with_problems_and_the_repositories_without_ci(rendered):
+    cto = rendered["portfolio-cto"].markdown
+    assert "- dangerouscentaur-media-uploads (DangerousCentaur), and no public access block stops it" in \
+        section(cto, "## Public buckets")
+    sites = section(cto, "## Sites and user experience")
+    # QuickDumpNow's launch note has the one open item tagged #ux.
+    assert "- QuickDumpNow: Make the quote page load faster on phones: the truck photos are served full size" in sites
+    # site-checks.csv: Dec 4, 2026 is 12 days after the Nov 22 check; QuickDumpNow has no redirect and 3,450 ms.
+    assert "**2 of 4 domains** have a problem a visitor meets; the next certificate to expire is " \
+           "queenofsandiego.example's, in 12 days." in sites
+    assert "| QuickDumpNow | quickdumpnow.example | http:// does not redirect to https://; the home page took " \
+           "3.5 s to load |" in sites
+    # Count the sample repositories on disk: a CI file in each but two.
+    ci_files = (".github/workflows", ".gitlab-ci.yml", "buildspec.yml", "amplify.yml", "bitbucket-pipelines.yml")
+    repos = [r for t in TENANTS for r in (EXAMPLES / "data" / t / "repos").iterdir()]
+    without = sorted(r.name for r in repos if not any((r / name).exists() for name in ci_files))
+    assert len(repos) == 7 and without == ["checkin-app", "portfolio-site"]
+    ci = section(cto, "## CI/CD")
+    assert "**2 of 7 repositories** have no CI/CD pipeline" in ci
+    assert "- checkin-app (QueenofSanDiego)\n- portfolio-site (DangerousCentaur)" in ci
 
 
 # ---- CFO ------------------------------------------------------------------------------------------
@@ -514,3 +570,30 @@ def test_the_money_cents_table_format_keeps_cents_and_right_aligns():
     markdown = table([{"service": "AWS WAF", "amount": 6.0}, {"service": "Amazon SES", "amount": 0.27}],
                      columns={"service": "Service", "amount": "Cost"}, formats={"amount": "money_cents"})
     assert markdown.splitlines()[1:] == ["|---|---:|", "| AWS WAF | $6.00 |", "| Amazon SES | $0.27 |"]
+
+
+def test_cto_says_whose_activity_logs_buckets_and_sites_it_could_not_read(portfolio_copy):
+    """JADA's CloudWatch, logs and S3 could not be read; DangerousCentaur has no site checks set up."""
+    data = portfolio_copy.parent / "data"
+    snapshot_path = data / "jada" / "aws-snapshot.json"
+    snapshot = json.loads(snapshot_path.read_text(encoding="utf-8"))
+    for metric, service in (("aws.lambda_performance", "CloudWatch"), ("aws.api_performance", "CloudWatch"),
+                            ("aws.lambda_error_lines", "CloudWatch Logs"), ("aws.s3_buckets", "S3")):
+        snapshot["metrics"][metric] = {"__unavailable__": f"AWS {service} could not be read: AccessDenied"}
+    snapshot_path.write_text(json.dumps(snapshot), encoding="utf-8")
+    config_text = portfolio_copy.read_text(encoding="utf-8")
+    portfolio_copy.write_text(config_text.replace("      site: {snapshot: data/dangerouscentaur/site-checks.csv}\n", ""),
+                              encoding="utf-8")
+    summary, rendered = run_plain(load_config(portfolio_copy), parse_period(SAMPLE_PERIOD), roles=["cto"],
+                                  dry_run=True)
+    assert summary["failed"] == []
+    cto = rendered["portfolio-cto"].markdown
+    assert "*Latency and error figures leave out JADA: not readable this week.*" in cto
+    latency = section(cto, "## Latency and errors")
+    assert "jada-" not in latency
+    assert "*The logs of JADA could not be read; their errors are not listed.*" in latency
+    # Without JADA: 9,072 - (1,240 + 310 + 7) = 7,515 calls.
+    assert "ran **7,515** times" in latency
+    assert "*The buckets of JADA could not be read and are not counted.*" in section(cto, "## Public buckets")
+    sites = section(cto, "## Sites and user experience")
+    assert "**2 of 3 domains**" in sites and "DangerousCentaur not checked" in sites

@@ -81,14 +81,21 @@ class PricesFromStubber:
         return getattr(self.real, name)
 
 
-def gather(endpoint, tmp_path, monkeypatch, prices):
+def gather(endpoint, tmp_path, monkeypatch, prices, calls: set[str] | None = None):
+    """The source's values; ``calls`` collects the Route 53 Domains operations it made."""
     real_client = live.Clients.client
     stubs = []
+    calls = set() if calls is None else calls
+
+    def record(model, **_):
+        calls.add(model.name)
 
     def client(self, service, region="us-east-1"):
         made = real_client(self, service, region)
         if service == "route53domains":
+            made.meta.events.register("before-parameter-build", record)
             stubs.append(PricesFromStubber(made, prices))
+            stubs[-1].priced.meta.events.register("before-parameter-build", record)
             return stubs[-1]
         return made
 
@@ -139,11 +146,14 @@ def test_a_snapshot_carries_the_domain_registrations_unchanged(endpoint, tmp_pat
     assert read_snapshot(path, "alpha")["aws.domain_registrations"] == values["aws.domain_registrations"]
 
 
-def test_the_iam_policy_grants_exactly_the_three_route53domains_calls():
+def test_the_iam_policy_grants_exactly_the_route53domains_calls_the_source_makes(endpoint, tmp_path, monkeypatch):
+    register(endpoint, "example.com", 2, auto_renew=True)
+    calls: set[str] = set()
+    gather(endpoint, tmp_path, monkeypatch, {"com": "15.00"}, calls)
+    assert calls == {"ListDomains", "GetDomainDetail", "ListPrices"}
     policy = json.loads((Path(__file__).resolve().parents[2] / "deploy/iam/aws-source-policy.json").read_text())
     actions = set()
     for statement in policy["Statement"]:
         found = statement["Action"]
         actions.update([found] if isinstance(found, str) else found)
-    assert {a for a in actions if a.startswith("route53domains:")} == {
-        "route53domains:ListDomains", "route53domains:GetDomainDetail", "route53domains:ListPrices"}
+    assert {a for a in actions if a.startswith("route53domains:")} == {f"route53domains:{c}" for c in calls}
