@@ -198,13 +198,14 @@ def test_a_chart_drawn_once_is_not_drawn_again_and_gives_the_same_bytes(cache_di
 
 
 def test_a_chart_with_other_data_title_or_renderer_is_drawn_again(cache_dir, monkeypatch):
-    charts.InlineImage(spec()).png
+    first = charts.InlineImage(spec()).png
     drawn = len(charts.draw_timings)
-    charts.InlineImage(spec(values=(1.0, 2.0, 4.0))).png
-    charts.InlineImage(spec(title="Revenue by month")).png
+    other_data = charts.InlineImage(spec(values=(1.0, 2.0, 4.0))).png
+    other_title = charts.InlineImage(spec(title="Revenue by month")).png
     assert len(charts.draw_timings) == drawn + 2
+    assert len({first, other_data, other_title}) == 3
     monkeypatch.setattr(charts, "_renderer_fingerprint", lambda: "another renderer")
-    charts.InlineImage(spec()).png
+    assert charts.InlineImage(spec()).png == first  # drawn again: same code, same bytes
     assert len(charts.draw_timings) == drawn + 3
 
 
