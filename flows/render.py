@@ -224,6 +224,8 @@ def _premailer_class():
             attributes worked out once per distinct style instead of once per element."""
             attributes = self._basic_attributes_cache.get(style_content)
             if attributes is None:
+                if len(self._basic_attributes_cache) > 4096:  # bounded: a theme has a few dozen styles
+                    self._basic_attributes_cache.clear()
                 probe = _AttributeProbe()
                 super()._style_to_basic_html_attributes(probe, style_content, force=True)
                 attributes = self._basic_attributes_cache[style_content] = tuple(probe.attrib.items())
