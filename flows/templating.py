@@ -942,8 +942,11 @@ def compile_report_template(kind: str, source: str, filename: str | None, namesp
         raise ValueError(f"unknown template environment {kind!r}")
     env = environment() if kind == "markdown" else plain_environment()
     namespaces = sorted(namespaces)
+    # Jinja resolves filter and test names when it compiles (an unknown one is a compile error), so
+    # the names the environment has are part of the key too.
     key = cache.cache_key(_sandbox_fingerprint(), kind, "expression" if expression else "template",
-                          filename or "", ",".join(namespaces), source)
+                          filename or "", ",".join(namespaces), ",".join(sorted(env.filters)),
+                          ",".join(sorted(env.tests)), source)
     code = None
     payload = cache.read("templates", key)
     if payload is not None:

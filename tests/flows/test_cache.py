@@ -116,6 +116,14 @@ def test_a_different_sandbox_or_jinja_version_misses_everything(cache_dir, repor
     assert counts == {"compiled": 0, "cached": TEMPLATES_PER_REPORT}
 
 
+def test_a_filter_added_to_the_environment_misses(cache_dir, reports, monkeypatch):
+    # Jinja checks filter names when it compiles, so code compiled with another set of filters is not reused.
+    load_counting(reports)
+    monkeypatch.setitem(templating.environment().filters, "shout", str.upper)
+    _, counts = load_counting(reports)
+    assert counts == {"compiled": 1, "cached": TEMPLATES_PER_REPORT - 1}  # only the body uses environment()
+
+
 def test_the_sandbox_fingerprint_follows_the_module_source(tmp_path):
     module = tmp_path / "limits_module.py"
     module.write_text("MAX_RANGE = 10_000\n")
