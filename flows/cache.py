@@ -14,6 +14,8 @@ Safety:
   tampered file) is a miss and is rewritten.
 - Any error reading or writing the cache (read-only file system, no home directory, full disk) is
   a miss: the cache can make a run faster, never make it fail.
+- Entries unused for 30 days are removed when a process first writes to the cache, so it holds what
+  recent runs used, not every version ever compiled or drawn.
 - Compiled templates are Python code objects (like ``__pycache__``): whoever can write to the cache
   folder can change what runs, so it is created private to the user (0700).
 
@@ -27,9 +29,15 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 CACHE_ENV = "EXEC_REPORTS_CACHE_DIR"
+# Entries nobody read or wrote for this long are removed (the first write of a process of each kind
+# looks): the cache holds this month's templates and charts, not every version ever drawn.
+MAX_AGE_SECONDS = 30 * 24 * 3600
+_TOUCH_AFTER_SECONDS = 24 * 3600
+_pruned: set[tuple[str, str]] = set()
 _DISABLED = {"", "0", "off", "false", "no", "none"}
 _MAGIC = b"exec-reports-cache-1\n"
 _DIGEST_SIZE = 32
@@ -61,8 +69,11 @@ def read(kind: str, key: str) -> bytes | None:
     folder = cache_dir()
     if folder is None:
         return None
+    path = folder / kind / key
     try:
-        data = (folder / kind / key).read_bytes()
+        data = path.read_bytes()
+        if time.time() - path.stat().st_mtime > _TOUCH_AFTER_SECONDS:
+            os.utime(path)  # still in use: not pruned
     except (OSError, ValueError):
         return None
     header = len(_MAGIC) + _DIGEST_SIZE
@@ -87,7 +98,6 @@ def write(kind: str, key: str, payload: bytes) -> bool:
             temporary = handle.name
             handle.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
         os.replace(temporary, target / key)
-        return True
     except OSError:
         if temporary is not None:
             try:
@@ -95,6 +105,28 @@ def write(kind: str, key: str, payload: bytes) -> bool:
             except OSError:
                 pass
         return False
+    if (str(target), kind) not in _pruned:
+        _pruned.add((str(target), kind))
+        prune(target)
+    return True
+
+
+def prune(folder: Path, max_age: float = MAX_AGE_SECONDS) -> int:
+    """Remove entries (and temporary files a crash left) older than ``max_age`` seconds; how many."""
+    removed = 0
+    cutoff = time.time() - max_age
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def source_fingerprint(*modules: object) -> str:

@@ -189,6 +189,21 @@ def test_writes_are_atomic_and_leave_no_temporary_files(cache_dir):
     assert [path.name for path in (cache_dir / "kind").iterdir()] == ["key"]
 
 
+def test_entries_unused_for_a_month_are_pruned_and_a_read_keeps_an_entry(cache_dir, monkeypatch):
+    import os
+    import time
+
+    for key in ("old", "old-but-read", "fresh"):
+        assert cache.write("kind", key, key.encode())
+    (cache_dir / "kind" / ".tmp-left-by-a-crash").write_bytes(b"half")
+    month_ago = time.time() - cache.MAX_AGE_SECONDS - 3600
+    for name in ("old", "old-but-read", ".tmp-left-by-a-crash"):
+        os.utime(cache_dir / "kind" / name, (month_ago, month_ago))
+    assert cache.read("kind", "old-but-read") == b"old-but-read"  # a hit marks the entry as in use
+    assert cache.prune(cache_dir / "kind") == 2
+    assert sorted(path.name for path in (cache_dir / "kind").iterdir()) == ["fresh", "old-but-read"]
+
+
 # ---- charts ---------------------------------------------------------------------------------------------
 
 
