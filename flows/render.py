@@ -222,13 +222,14 @@ def _premailer_class():
         def _style_to_basic_html_attributes(self, element, style_content, force=False):
             """premailer's own (align, valign, bgcolor, width, height from the style), with the
             attributes worked out once per distinct style instead of once per element."""
-            attributes = self._basic_attributes_cache.get(style_content)
+            key = (style_content, tuple(self.disable_basic_attributes))
+            attributes = self._basic_attributes_cache.get(key)
             if attributes is None:
                 if len(self._basic_attributes_cache) > 4096:  # bounded: a theme has a few dozen styles
                     self._basic_attributes_cache.clear()
                 probe = _AttributeProbe()
                 super()._style_to_basic_html_attributes(probe, style_content, force=True)
-                attributes = self._basic_attributes_cache[style_content] = tuple(probe.attrib.items())
+                attributes = self._basic_attributes_cache[key] = tuple(probe.attrib.items())
             for key, value in attributes:
                 if key in element.attrib and not force or key in self.disable_basic_attributes:
                     continue
