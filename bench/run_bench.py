@@ -136,12 +136,13 @@ def bench_ses(messages: int, rate: float) -> dict | None:
 # ---- 5. author loop ----------------------------------------------------------------------------------------
 
 
-def bench_check(repeats: int, workdir: Path) -> dict:
+def bench_check(repeats: int) -> dict:
     """Whole `exec-reports check` commands: wall and CPU time (user + system, from the kernel, so a busy
     machine shows in the wall figure but hardly in the CPU one). The first run starts from an empty
     compiled-template cache (flows/cache.py); the median is over the runs after it (an author's loop)."""
     exe = str(Path(sys.executable).parent / "exec-reports")
-    env = {**os.environ, "EXEC_REPORTS_CACHE_DIR": str(workdir / "check-cache")}
+    cache = tempfile.TemporaryDirectory(prefix="exec-reports-check-cache-")
+    env = {**os.environ, "EXEC_REPORTS_CACHE_DIR": cache.name}
     runs = []
     for _ in range(repeats + 1):
         started = time.perf_counter()
@@ -151,6 +152,7 @@ def bench_check(repeats: int, workdir: Path) -> dict:
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"exec-reports check failed ({os.waitstatus_to_exitcode(status)})")
         runs.append((time.perf_counter() - started, usage.ru_utime + usage.ru_stime))
+    cache.cleanup()
     cold, warm = runs[0], runs[1:]
     return {"median_s": statistics.median(w for w, _ in warm), "max_s": max(w for w, _ in warm),
             "cpu_median_s": statistics.median(c for _, c in warm), "cold_cache_s": cold[0], "cold_cache_cpu_s": cold[1],
@@ -318,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             ses = bench_ses(args.ses_messages, args.ses_rate)
         if wanted("check"):
             print("5/5 author loop ...", flush=True)
-            check = bench_check(args.repeats + 2, workdir)
+            check = bench_check(args.repeats + 2)
         email = None
         if wanted("email"):
             print("6 the email: render without charts, chart cost, largest report at 100 entities ...", flush=True)
