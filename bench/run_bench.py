@@ -215,6 +215,10 @@ def write_results(data: dict) -> str:
         from bench.email_bench import email_result_rows
 
         lines += email_result_rows(data["email"])
+    if data.get("records"):
+        from bench.records_bench import result_rows as records_result_rows
+
+        lines += records_result_rows(data["records"])
     if first and first["failures"]:
         lines += ["", "First-contact failures: " + "; ".join(first["failures"])]
     if not render:
@@ -276,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ses-messages", type=int, default=1000)
     parser.add_argument("--ses-rate", type=float, default=50)
     parser.add_argument("--only", default="",
-                        help="comma-separated: first-contact,render,orchestration,ses,check,email")
+                        help="comma-separated: first-contact,render,orchestration,ses,check,email,records")
     args = parser.parse_args(argv)
     only = {part.strip() for part in args.only.split(",") if part.strip()}
 
@@ -305,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("check"):
             print("5/5 author loop ...", flush=True)
             check = bench_check(args.repeats + 2)
+        records = None
+        if wanted("records"):
+            print("7 delivery records on the local store ...", flush=True)
+            from bench.records_bench import measure_both as measure_records
+
+            records = measure_records(repeats=args.repeats)
         email = None
         if wanted("email"):
             print("6 the email: render without charts, chart cost, largest report at 100 entities ...", flush=True)
@@ -313,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             email = bench_email(workdir, tenants=100, repeats=args.repeats)
     data = {"when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "repeats": args.repeats, "render": render, "orchestration": orchestration, "ses": ses, "check": check,
-            "first_contact": first_contact, "only": args.only, "email": email,
+            "first_contact": first_contact, "only": args.only, "email": email, "records": records,
             "notes": (PROJECT_ROOT / "bench" / "NOTES.md").read_text() if (PROJECT_ROOT / "bench" / "NOTES.md").exists()
             else NOTES}
     text = write_results(data)
