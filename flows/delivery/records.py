@@ -159,8 +159,9 @@ class LocalRecordStore:
     outcome leaves a claim, which a re-run reports as unknown, never sends twice. The outbox writes its
     own message file without an fsync, so syncing its record would buy nothing.
 
-    Several processes and threads share the database; SQLite's own locking serialises writers
-    (``busy_timeout``). Records in the earlier layout (one JSON file per key under
+    Several processes and threads of one machine share the database; SQLite's own locking serialises
+    writers (``busy_timeout``). Not for a network file system (WAL needs shared memory on one host):
+    several machines use the PostgreSQL or S3 store. Records in the earlier layout (one JSON file per key under
     ``root/<backend>/<period>/``) are imported once, the first time a store opens the folder."""
 
     DATABASE = "records.sqlite3"
