@@ -68,9 +68,9 @@ STATUS_BOARD_KEY = "exec-reports-status"
 GATHER_BATCHES = 8
 
 
-# persist_result=False on every task: the flow persists its own result (the run summary), and a task
-# that inherited that would pickle and write every tenant's metrics and every rendered message (charts
-# included) to result storage on each run, to be read by nothing (NO_CACHE: never reused).
+# persist_result=False on every task, said explicitly: only the flow's result (the run summary) is kept;
+# a task's result (every tenant's metrics, the outcomes) is read once by the flow and never again
+# (NO_CACHE), so it must never be written to result storage.
 @task(name="gather-metrics", task_run_name="gather metrics: {label}", cache_policy=NO_CACHE, persist_result=False)
 def gather_metrics(config: PortfolioConfig, plan: RunPlan, tenant_ids: list[str], label: str) -> dict[str, Any]:
     return gather_tenants(config, plan, tenant_ids)
