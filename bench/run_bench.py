@@ -243,13 +243,12 @@ def write_results(data: dict) -> str:
         lines += records_result_rows(data["records"])
     if first and first["failures"]:
         lines += ["", "First-contact failures: " + "; ".join(first["failures"])]
-    if not render:
-        lines += ["", "## Notes", "", data["notes"].strip(), ""]
-        return "\n".join(lines)
-    lines += ["", "## Render stages (ms per report: median / p95)", "", "| stage | median | p95 |", "|---|---:|---:|"]
-    for name, (median, p95) in sorted(render["stages"].items(), key=lambda item: -item[1][0]):
-        lines.append(f"| {name} | {median:.2f} | {p95:.2f} |")
-    lines += ["", f"Largest HTML email: {render['largest_html_kb']:.0f} KB."]
+    if render:
+        lines += ["", "## Render stages (ms per report: median / p95)", "", "| stage | median | p95 |",
+                  "|---|---:|---:|"]
+        for name, (median, p95) in sorted(render["stages"].items(), key=lambda item: -item[1][0]):
+            lines.append(f"| {name} | {median:.2f} | {p95:.2f} |")
+        lines += ["", f"Largest HTML email: {render['largest_html_kb']:.0f} KB."]
     if orchestration:
         lines += ["", "## Orchestration detail", "",
                   f"Prefect server backend: {orchestration['backend']}. CPU columns: user + system seconds of the "
