@@ -12,6 +12,7 @@ Lambda variables get a random value made at run time: it exists only inside moto
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import secrets
@@ -26,6 +27,7 @@ import yaml
 
 EXAMPLES = Path(__file__).resolve().parent
 PERIOD = "2026-W47"  # the sample period the tests use; cost months are Aug-Oct 2026, MTD Nov 1-22
+WEEK_START = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
 WAF_SERVICE = "AWS WAF"
 
 # Per tenant: account, resources, and monthly unblended cost by service (USD) for Aug, Sep, Oct 2026.
@@ -43,6 +45,19 @@ TENANTS = {
         "waf": True,
         "ssh_open": False,
         "emails_sent_today": 14,
+        # Week 2026-W47 per function: (invocations, errors, throttles, p95 duration ms).
+        "activity": {"jada-booking-api": (1240, 3, 0, 420.0), "jada-booking-webhook": (310, 12, 0, 1320.0),
+                     "jada-nightly-report": (7, 0, 0, 48200.0)},
+        # The API's week: (requests, 5xx, 4xx, p95 latency ms).
+        "api_activity": (1580, 41, 63, 890.0),
+        # Error lines logged by each function during the week, oldest first; "{secret}" becomes a
+        # throwaway value that exists only inside moto (the source must redact it).
+        "error_lines": {"jada-booking-webhook": [
+            "[ERROR] StripeSignatureVerificationError: No signatures found matching the expected signature",
+            "[ERROR] Stripe request failed: Invalid API Key provided: {secret}",
+            "[ERROR] KeyError: 'charter_date' in handler.py line 88",
+            "Task timed out after 6.01 seconds"]},
+        "repositories": ["booking-site", "booking-api"],
         "costs": {
             "2026-08": {"AWS Lambda": "2.37", "Amazon Simple Storage Service": "1.19",
                         "Amazon CloudFront": "2.98", "Amazon Route 53": "0.51", "Amazon DynamoDB": "1.44",
@@ -69,6 +84,12 @@ TENANTS = {
         "waf": True,
         "ssh_open": True,
         "emails_sent_today": 6,
+        "activity": {"qosd-tour-availability": (2210, 0, 14, 310.0), "qosd-checkin": (450, 2, 0, 1150.0)},
+        "api_activity": (2660, 2, 30, 340.0),
+        "error_lines": {"qosd-checkin": [
+            "[ERROR] ConditionalCheckFailedException: guest already checked in",
+            "[ERROR] ValidationException: guest email {email} is not on the manifest"]},
+        "repositories": ["tours-site", "checkin-app"],
         "costs": {
             "2026-08": {"AWS Lambda": "0.70", "Amazon Simple Storage Service": "1.15",
                         "Amazon CloudFront": "1.54", "Amazon Route 53": "0.50", "Amazon DynamoDB": "0.56",
@@ -96,6 +117,15 @@ TENANTS = {
         "waf": False,
         "ssh_open": False,
         "emails_sent_today": 9,
+        "activity": {"qdn-quote": (520, 9, 0, 2400.0), "qdn-quote-legacy": (35, 6, 0, 800.0),
+                     "qdn-dispatch": (140, 0, 0, 650.0)},
+        "api_activity": (555, 15, 8, 2610.0),
+        "error_lines": {"qdn-quote": [
+            "[ERROR] ResourceNotFoundException: route calculator qdn-routes not found",
+            "Task timed out after 3.00 seconds",
+            "[ERROR] ThrottlingException: Rate exceeded calling CalculateRoute"],
+            "qdn-quote-legacy": ["[ERROR] ImportError: cannot import name 'geocode' from 'maps'"]},
+        "repositories": ["quote-app"],
         "costs": {
             "2026-08": {"AWS Lambda": "2.04", "Amazon Simple Storage Service": "0.74",
                         "Amazon CloudFront": "2.31", "Amazon Route 53": "0.50", "Amazon DynamoDB": "0.98",
@@ -122,6 +152,14 @@ TENANTS = {
         "waf": False,
         "ssh_open": False,
         "emails_sent_today": 3,
+        "activity": {"dc-storefront-render": (3900, 1, 0, 760.0), "dc-image-resize": (260, 4, 0, 5400.0)},
+        "api_activity": (120, 0, 2, 450.0),
+        "error_lines": {"dc-image-resize": [
+            "[ERROR] MemoryError: image 9000x12000 px exceeds the resize limit",
+            "[ERROR] AccessDenied: s3 GetObject with token {secret}"]},
+        "repositories": ["portfolio-site", "shop-api"],
+        # The upload bucket was opened to "*" so a client could fetch files: the public policy the CTO sees.
+        "public_policy": "dangerouscentaur-media-uploads",
         "costs": {
             "2026-08": {"AWS Lambda": "1.85", "Amazon Simple Storage Service": "5.39",
                         "Amazon CloudFront": "5.94", "Amazon Route 53": "0.50", "Amazon DynamoDB": "0.65",
@@ -136,6 +174,53 @@ TENANTS = {
         "month_to_date": "11.75",
     },
 }
+
+
+# ---- CFO additions: data transfer and domain registrations (aws.domain_registrations) --------------
+# Data transfer out is its own Cost Explorer service: part of each month's CloudFront line moves to it,
+# so every month's total (the ledger's AWS line) stays the same.
+DATA_TRANSFER = {"jada": "0.42", "queenofsandiego": "0.18", "quickdumpnow": "0.35", "dangerouscentaur": "1.12"}
+for _tenant, _moved in DATA_TRANSFER.items():
+    for _costs in TENANTS[_tenant]["costs"].values():
+        _costs["Amazon CloudFront"] = f"{float(_costs['Amazon CloudFront']) - float(_moved):.2f}"
+        _costs["AWS Data Transfer"] = _moved
+
+# Registered domains per tenant: (name, expiry date, auto-renew). moto cannot register a reserved
+# .example name nor set an expiry date, so these are served to the real collector through botocore's
+# Stubber (ListDomains, GetDomainDetail, ListPrices); the snapshot holds what the collector made of them.
+DOMAINS = {
+    "jada": [("jada.example", "2027-01-14", False), ("jadacharters.example", "2027-08-02", True)],
+    "queenofsandiego": [("queenofsandiego.example", "2027-05-30", True)],
+    "quickdumpnow": [("quickdumpnow.example", "2026-12-09", False)],
+    "dangerouscentaur": [("dangerouscentaur.example", "2027-09-12", True), ("dcstudio.example", "2027-02-03", True)],
+}
+TLD_RENEWAL_USD = {"example": 14.0}
+
+
+def stubbed_domains_client(tenant_id: str):
+    import datetime as dt
+
+    from botocore.stub import Stubber
+
+    client = boto3.client("route53domains", region_name="us-east-1")
+    stubber = Stubber(client)
+    domains = DOMAINS[tenant_id]
+    stubber.add_response("list_domains", {"Domains": [
+        {"DomainName": name, "AutoRenew": auto, "TransferLock": True,
+         "Expiry": dt.datetime.fromisoformat(f"{expires}T00:00:00+00:00")} for name, expires, auto in domains]})
+    priced = set()
+    for name, expires, auto in domains:
+        stubber.add_response("get_domain_detail", {
+            "DomainName": name, "Nameservers": [], "AutoRenew": auto,
+            "ExpirationDate": dt.datetime.fromisoformat(f"{expires}T00:00:00+00:00"),
+            "AdminContact": {}, "RegistrantContact": {}, "TechContact": {}}, {"DomainName": name})
+        tld = name.rsplit(".", 1)[-1]
+        if tld not in priced:
+            priced.add(tld)
+            stubber.add_response("list_prices", {"Prices": [
+                {"Name": tld, "RenewalPrice": {"Price": TLD_RENEWAL_USD[tld], "Currency": "USD"}}]}, {"Tld": tld})
+    stubber.activate()
+    return client
 
 
 def moto_api(endpoint: str, path: str, body: dict | bytes = b"") -> None:
@@ -166,7 +251,8 @@ def handler_zip() -> bytes:
     return buffer.getvalue()
 
 
-def seed_tenant(endpoint: str, tenant_id: str, spec: dict, domain: str) -> None:
+def seed_tenant(endpoint: str, tenant_id: str, spec: dict, domain: str) -> str:
+    """Seed one tenant's resources; returns its API's id (activity is seeded later, see main)."""
     session = account_session(endpoint, spec["account"])
 
     def client(service: str):
@@ -256,6 +342,11 @@ def seed_tenant(endpoint: str, tenant_id: str, spec: dict, domain: str) -> None:
         ec2.authorize_security_group_ingress(GroupId=admin, IpPermissions=[
             {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
 
+    if spec.get("public_policy"):
+        bucket = spec["public_policy"]
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+
     ses = client("ses")
     ses.verify_domain_identity(Domain=domain)
     for number in range(spec["emails_sent_today"]):
@@ -275,6 +366,67 @@ def seed_tenant(endpoint: str, tenant_id: str, spec: dict, domain: str) -> None:
     # The source asks by-service first, then month-to-date: moto answers queued results in that order.
     moto_api(endpoint, "static/ce/cost-and-usage-results",
              {"account_id": spec["account"], "results": [by_service, month_to_date]})
+    return api_id
+
+
+def seed_activity(endpoint: str, spec: dict, api_id: str) -> None:
+    """CloudWatch sums for the week (spread over three days, so they must be added up) and error log lines."""
+    session = account_session(endpoint, spec["account"])
+
+    def client(service: str):
+        return session.client(service, endpoint_url=endpoint)
+
+    cloudwatch = client("cloudwatch")
+    for name, (invocations, errors, throttles, _) in spec["activity"].items():
+        for metric, total in (("Invocations", invocations), ("Errors", errors), ("Throttles", throttles)):
+            _put_spread(cloudwatch, "AWS/Lambda", metric, "FunctionName", name, total)
+    requests, server_errors, client_errors, _ = spec["api_activity"]
+    for metric, total in (("Count", requests), ("5xx", server_errors), ("4xx", client_errors)):
+        _put_spread(cloudwatch, "AWS/ApiGateway", metric, "ApiId", api_id, total)
+    logs = client("logs")
+    for name, lines in spec["error_lines"].items():
+        group, stream = f"/aws/lambda/{name}", "2026/11/16/[$LATEST]0a1b2c3d"
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        events = []
+        for number, line in enumerate(lines):
+            moment = WEEK_START + dt.timedelta(days=1 + number, hours=9, minutes=7 * number)
+            text = line.format(secret="sk_live_" + secrets.token_hex(12), email="guest7@example.com")
+            events.append({"timestamp": int(moment.timestamp() * 1000), "message": text})
+            # An info line between errors: the source must leave it out.
+            events.append({"timestamp": int(moment.timestamp() * 1000) + 1, "message": "[INFO] request done"})
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+
+
+def _put_spread(cloudwatch, namespace: str, metric: str, dimension: str, value: str, total: int) -> None:
+    first = total // 3
+    for day, amount in ((1, first), (3, first), (5, total - 2 * first)):
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=[{
+            "MetricName": metric, "Dimensions": [{"Name": dimension, "Value": value}],
+            "Timestamp": WEEK_START + dt.timedelta(days=day, hours=12), "Value": amount, "Unit": "Count"}])
+
+
+def answer_percentiles_from_the_spec() -> None:
+    """p95 statistics come from botocore's Stubber, in the order the source asks (functions by name, then
+    the API): moto's GetMetricStatistics ignores ExtendedStatistics. Everything else is moto."""
+    from botocore.stub import Stubber
+
+    from sources.aws import live
+
+    queue: list[float] = []
+    for tenant in TENANTS.values():
+        queue += [tenant["activity"][name][3] for name in sorted(tenant["activity"])]
+        queue.append(tenant["api_activity"][3])
+
+    def percentile_client(clients, region):
+        made = live.Clients.client(clients, "cloudwatch", region)
+        stubber = Stubber(made)
+        stubber.add_response("get_metric_statistics", {"Label": "p95", "Datapoints": [
+            {"Timestamp": WEEK_START, "ExtendedStatistics": {"p95": queue.pop(0)}}]})
+        stubber.activate()
+        return made
+
+    live.percentile_client = percentile_client
 
 
 def _month_after(month: str) -> str:
@@ -283,10 +435,15 @@ def _month_after(month: str) -> str:
 
 
 def main() -> int:
+    import moto.logs.models
     from moto.server import ThreadedMotoServer
 
     from flows.cli import main as exec_reports
 
+    # CloudWatch Logs (and moto) accept events of the last 14 days only; the sample week is fixed, so
+    # this server lives on the Monday after it.
+    moto.logs.models.utcnow = lambda: dt.datetime(2026, 11, 23, 9)
+    answer_percentiles_from_the_spec()
     portfolio = yaml.safe_load((EXAMPLES / "portfolio.yaml").read_text(encoding="utf-8"))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -297,16 +454,31 @@ def main() -> int:
         moto_api(endpoint, "seed?a=20261122")  # stable resource ids from run to run
         with tempfile.TemporaryDirectory() as folder:
             live = {"portfolio": portfolio.get("portfolio", {}), "tenants": []}
+            # Repository paths in the snapshot read as they would in the real config: data/<tenant>/repos/...
+            (Path(folder) / "data").symlink_to(EXAMPLES / "data", target_is_directory=True)
+            api_ids = {}
             for tenant in portfolio["tenants"]:
                 spec = TENANTS[tenant["id"]]
-                seed_tenant(endpoint, tenant["id"], spec, tenant["domains"][0])
+                api_ids[tenant["id"]] = seed_tenant(endpoint, tenant["id"], spec, tenant["domains"][0])
                 live["tenants"].append({
                     "id": tenant["id"], "name": tenant["name"], "domains": tenant["domains"],
                     "sources": {"aws": {"regions": ["us-east-1"], "role_arn": role_arn(spec["account"]),
-                                        "endpoint_url": endpoint}}})
+                                        "endpoint_url": endpoint,
+                                        "repositories": [f"data/{tenant['id']}/repos/{name}"
+                                                         for name in spec["repositories"]]}}})
+            # After every tenant's resources, so their seeded ids stay what they were before activity existed.
+            for tenant in portfolio["tenants"]:
+                seed_activity(endpoint, TENANTS[tenant["id"]], api_ids[tenant["id"]])
             config = Path(folder) / "portfolio.yaml"
             config.write_text(yaml.safe_dump(live), encoding="utf-8")
+            from sources.aws import live as live_source
+
+            real_client = live_source.Clients.client
             for tenant in portfolio["tenants"]:
+                def client(self, service, region="us-east-1", _tenant=tenant["id"], _real=real_client):
+                    return stubbed_domains_client(_tenant) if service == "route53domains" else _real(self, service, region)
+
+                live_source.Clients.client = client
                 output = EXAMPLES / "data" / tenant["id"] / "aws-snapshot.json"
                 failures += exec_reports(["snapshot", "aws", "--tenant", tenant["id"], "-o", str(output),
                                           "--config", str(config), "--period", PERIOD])

@@ -4,13 +4,15 @@
 
 Writes, per tenant under examples/data/<tenant>/: the ledger (CSV, or XLSX for the studio, which
 keeps its books in a spreadsheet), the chart of accounts, monthly revenue targets, the sales
-pipeline, campaigns and (for JADA) the newsletter subscriber list. Channel lists and handoff notes
-are hand-written and not touched here.
+pipeline, campaigns, (for JADA) the newsletter subscriber list, the customers file (sign-ups,
+channels, acquisition cost, first purchase, churn), the balance sheet and cap table, and the last site
+checks of its domain. Channel lists, handoff notes and the small repositories under repos/ are
+hand-written and not touched here.
 
 Nothing here is a report number: the reports compute burn, break-even, list size and the rest from
 these files. The business shapes below are chosen so the computed figures for 2026-W47 read like
-the real portfolio (portfolio burn about $8K a month, JADA breaking even at about 6 charters a
-month, 3,676 newsletter subscribers, QuickDumpNow with no open deals). All names, domains and
+the real portfolio (portfolio burn about $7.3K a month, owner draws not counted as expenses, JADA
+breaking even at about 6 charters a month, 3,676 newsletter subscribers, QuickDumpNow with no open deals). All names, domains and
 addresses are fictional (reserved example domains only).
 """
 
@@ -267,17 +269,145 @@ def write_subscribers(rng: random.Random) -> None:
     write_csv(HERE / "jada" / "subscribers.csv", ["email", "status", "subscribed_on"], rows)
 
 
+# What a visitor met on each home page when the site checks last ran (the end of the sample week):
+# (TLS certificate expiry, http:// redirects to https://, home page response in ms, HTTP status).
+SITE_CHECKS = {
+    "jada": ("2027-02-10", "yes", 640, 200),
+    "queenofsandiego": ("2026-12-04", "yes", 1120, 200),   # certificate renewal is due
+    "quickdumpnow": ("2027-05-01", "no", 3450, 200),       # no redirect, and a slow quote page
+    "dangerouscentaur": ("2027-03-15", "yes", 890, 200),
+}
+
+
+def write_site_checks(tenant: str) -> None:
+    expires, redirects, response_ms, status = SITE_CHECKS[tenant]
+    write_csv(HERE / tenant / "site-checks.csv",
+              ["domain", "checked_on", "tls_expires", "redirects_to_https", "response_ms", "status", "error"],
+              [(f"{tenant}.example", "2026-11-22", expires, redirects, response_ms, status, "")])
+# ---- customers (funnel, CAC, churn) and the balance sheet / cap table -------------------------------
+# Drawn from their own random generator so the files above stay byte-identical when these change.
+
+# tenant -> channel -> (acquisition cost per sign-up, chance a sign-up becomes a customer). The paid
+# channels' costs are their campaigns' spend per lead (campaigns.csv: JADA's Instagram $450 / 12 leads,
+# QuickDumpNow's Google local ads $900 / 22 and flyers $380 / 14, QueenofSanDiego's website $1,200 / 96).
+CUSTOMER_CHANNELS = {
+    "jada": {"Email list": (0, 0.35), "Instagram": (37.50, 0.25), "Website": (0, 0.30), "Referral": (0, 0.60)},
+    "queenofsandiego": {"Viator": (18.00, 0.45), "Website": (12.50, 0.35), "Referral": (0, 0.55)},
+    "quickdumpnow": {"Google Business profile": (40.91, 0.55), "Print": (27.14, 0.40), "Referral": (0, 0.70)},
+    "dangerouscentaur": {"Referral": (0, 0.40), "LinkedIn": (55.00, 0.20), "Conference": (300.00, 0.35)},
+}
+# tenant -> (sign-ups a month, monthly chance a customer leaves, typical monthly value, id prefix)
+CUSTOMER_SHAPES = {
+    "jada": (6, 0.03, 120, "JC"),
+    "queenofsandiego": (9, 0.04, 85, "QS"),
+    "quickdumpnow": (6, 0.09, 260, "QD"),
+    "dangerouscentaur": (3, 0.04, 400, "DC"),
+}
+CUSTOMERS_UNTIL = dt.date(2026, 11, 26)  # a few sign-ups after the sample week's end, which must not count
+
+
+def write_customers(tenant: str, rng: random.Random) -> None:
+    per_month, leave_chance, value, prefix = CUSTOMER_SHAPES[tenant]
+    channels = CUSTOMER_CHANNELS[tenant]
+    names = list(channels)
+    rows = []
+    number = 0
+    for index in range(MONTHS):
+        start = month_start(index)
+        for _ in range(per_month + rng.randint(-1, 2)):
+            signup = start + dt.timedelta(days=rng.randint(0, 27))
+            if signup > CUSTOMERS_UNTIL:
+                continue
+            number += 1
+            channel = rng.choice(names)
+            cost, conversion = channels[channel]
+            bought = churned = None
+            if rng.random() < conversion:
+                bought = signup + dt.timedelta(days=rng.randint(1, 30))
+                day = bought + dt.timedelta(days=30)
+                while day <= CUSTOMERS_UNTIL:
+                    if rng.random() < leave_chance:
+                        churned = day - dt.timedelta(days=rng.randint(0, 29))
+                        break
+                    day += dt.timedelta(days=30)
+                if bought > CUSTOMERS_UNTIL:
+                    bought = None
+            monthly = f"{value * rng.uniform(0.6, 1.4):.2f}" if bought else ""
+            rows.append((f"{prefix}-{number:04d}", signup.isoformat(), channel, f"{cost:.2f}",
+                         bought.isoformat() if bought else "", churned.isoformat() if churned else "", monthly))
+    write_csv(HERE / tenant / "customers.csv", ["customer_id", "signup_date", "acquisition_channel",
+                                                "acquisition_cost", "first_purchase_date", "churn_date",
+                                                "monthly_value"], rows)
+
+
+# The opening balances in examples/portfolio.yaml (sources.ledger.opening_balance): the balance sheet's
+# cash is the ledger's cash at each close, so the two agree on the same date.
+OPENING_BALANCES = {"jada": 48000, "queenofsandiego": 58000, "quickdumpnow": 36000, "dangerouscentaur": 48000}
+CLOSES = (dt.date(2026, 9, 30), dt.date(2026, 10, 31))
+# tenant -> [(section, item, amount at the September close, amount at the October close)]; equity is made
+# to balance with a retained earnings (or accumulated deficit) line, as a bookkeeper's close would.
+BALANCE_LINES = {
+    "jada": [("asset", "Vessel, at cost less depreciation", 142800, 142000),
+             ("asset", "Accounts receivable", 950, 1450),
+             ("liability", "Boat loan", 97900, 96500), ("liability", "Customer deposits", 1450, 2900),
+             ("liability", "Credit card", 410, 640), ("equity", "Owner contributions", 40000, 40000)],
+    "queenofsandiego": [("asset", "Harbor cruise vessel", 88600, 88000), ("asset", "Prepaid insurance", 1800, 1350),
+                        ("liability", "Gift certificates outstanding", 2900, 3400),
+                        ("liability", "Marina fees payable", 1100, 1100),
+                        ("equity", "Owner contributions", 60000, 60000)],
+    "quickdumpnow": [("asset", "Trailer and tools", 8100, 7800), ("liability", "Truck lease", 14900, 14200),
+                     ("liability", "Credit card", 1650, 1900), ("equity", "Owner contributions", 20000, 20000)],
+    "dangerouscentaur": [("asset", "Accounts receivable", 2000, 4100), ("asset", "Computer equipment", 3750, 3600),
+                         ("liability", "Loan from owner", 32000, 32000),
+                         ("liability", "Deferred revenue, prepaid care plans", 2400, 2400),
+                         ("liability", "Credit card", 900, 1100), ("equity", "Owner's capital", 5000, 5000)],
+}
+# Cap tables: by shares, or by recorded percent (QueenofSanDiego's adds to 90%: a stake is unrecorded).
+# QuickDumpNow has none on record.
+CAP_TABLES = {
+    "jada": ("shares", [("Sample Holdings LLC", "Class A", 750000), ("Jordan Reyes (operator)", "Class B", 250000)]),
+    "queenofsandiego": ("ownership_percent", [("Sample Holdings LLC", "Common", 60),
+                                              ("Ana Whitfield (captain)", "Common", 30)]),
+    "dangerouscentaur": ("shares", [("Sample Holdings LLC", "Membership units", 1000)]),
+}
+
+
+def write_equity(tenant: str, ledger: list[tuple]) -> None:
+    rows = []
+    for index, close in enumerate(CLOSES):
+        cash = round(OPENING_BALANCES[tenant] + sum(r[3] for r in ledger if r[0] <= min(close, EXPORTED_ON)), 2)
+        lines = [("cash", "Operating account", cash)] + [(section, item, amounts[index])
+                                                          for section, item, *amounts in BALANCE_LINES[tenant]]
+        assets = sum(amount for section, _, amount in lines if section in ("cash", "asset"))
+        liabilities = sum(amount for section, _, amount in lines if section == "liability")
+        contributed = sum(amount for section, _, amount in lines if section == "equity")
+        retained = round(assets - liabilities - contributed, 2)
+        lines.append(("equity", "Retained earnings" if retained >= 0 else "Accumulated deficit", retained))
+        rows += [(close.isoformat(), section, item, f"{amount:.2f}") for section, item, amount in lines]
+    write_csv(HERE / tenant / "balance_sheet.csv", ["as_of", "section", "item", "amount"], rows)
+    if tenant in CAP_TABLES:
+        column, holders = CAP_TABLES[tenant]
+        write_csv(HERE / tenant / "cap_table.csv", ["holder", "share_class", column], holders)
+
+
 def main() -> None:
     rng = random.Random(20261128)
+    ledgers = {}
     builders = {"jada": jada_rows, "queenofsandiego": qosd_rows, "quickdumpnow": qdn_rows,
                 "dangerouscentaur": studio_rows}
     for tenant, build in builders.items():
         rows = build(rng)
+        ledgers[tenant] = rows
         write_ledger(tenant, rows)
         write_chart(tenant, rows)
         write_targets(tenant)
         write_sales_and_campaigns(tenant)
+        write_site_checks(tenant)
     write_subscribers(rng)
+    growth = random.Random(20261130)
+    for tenant in builders:
+        write_customers(tenant, growth)
+        write_equity(tenant, ledgers[tenant])
 
 
 if __name__ == "__main__":

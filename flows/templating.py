@@ -420,6 +420,36 @@ def agenda(checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | N
     return MarkdownSafe("\n".join(action(text, priority, due, owner) for _, _, text, priority, due, owner in items))
 
 
+def rank_checks(checks: Any, n: int = 8, impact: Iterable[str] = (), entities: Any = None) -> TopRows:
+    """The ``n`` most critical fired checks: by severity (critical first), then by where the check's id
+    stands in ``impact`` (the report's own order of business impact; ids it does not list come after), then,
+    given ``entities`` (the report's tenants), the entity needing the most attention first, then in the
+    order given. Like ``top()`` the result has ``.more``; ``.rest`` summarises the checks left out,
+    one row per check id in the same ranking: {id, severity, fix, entities (tenant names), count}, so a
+    report can say "and 14 more" with a compact list under it."""
+    from flows.definitions import SEVERITIES
+
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"rank_checks(): n must be a whole number >= 0, got {n!r}")
+    order = {check_id: index for index, check_id in enumerate(impact or [])}
+    attention = {entity["id"]: entity.get("attention", 0) for entity in entities or []}
+    rows = list(checks or []) if is_available(checks) else []
+    rows.sort(key=lambda c: (SEVERITIES.index(c["severity"]), order.get(c["id"], len(order)),
+                             -attention.get(c.get("tenant"), 0)))  # stable: ties keep their order
+    shown = TopRows(rows[:n])
+    shown.total, shown.more = len(rows), max(0, len(rows) - n)
+    groups: dict[str, dict[str, Any]] = {}
+    for check in rows[n:]:
+        group = groups.setdefault(check["id"], {"id": check["id"], "severity": check["severity"],
+                                                "fix": check.get("fix") or check["message"], "entities": [],
+                                                "count": 0})
+        group["count"] += 1
+        if check["tenant_name"] not in group["entities"]:
+            group["entities"].append(check["tenant_name"])
+    shown.rest = list(groups.values())
+    return shown
+
+
 def _strict_lookup(row: Any, path: str, helper: str) -> Any:
     """``_lookup`` for aggregate helpers: a path the row does not have is an author's mistake (an
     undeclared metric or a typo), never a silent zero."""
@@ -847,6 +877,7 @@ def environment() -> SandboxedEnvironment:
     env.filters.update(money=money, number=number, percent=percent, months=months, date=date, top=top,
                        rule_name=rule_name, label=label)
     env.tests["available"] = is_available
+    env.globals["rank_checks"] = rank_checks  # kept apart from the update() above to keep merges clean
     return env
 
 

@@ -10,5 +10,8 @@ from sources.registry import REGISTRY, MetricSpec, Source, SourceContext, Unavai
 from sources import handoffs, ledger, marketing  # noqa: E402, F401  isort: skip
 from sources import kpis, sales  # noqa: E402, F401  isort: skip
 from sources import aws  # noqa: E402, F401  isort: skip
+from sources import sitecheck  # noqa: E402, F401  isort: skip
+from sources import customers, equity  # noqa: E402, F401  isort: skip
+from sources import cost_share  # noqa: E402, F401  isort: skip
 
 __all__ = ["REGISTRY", "MetricSpec", "Source", "SourceContext", "Unavailable", "is_available"]

@@ -12,9 +12,12 @@ Every other expense category is a fixed monthly cost. Break-even units = fixed m
 Rules, under ``sources.ledger.rules`` (a list; each item has ``rule`` and its limit):
     min_reserve_months         months: N       cash on hand covers N months of average expenses
     max_uncategorised_expense  amount: X       no single uncategorised expense above X
-    max_owner_draw_percent     percent: Y      owner draws (category, default "Owner draw") at most
-                               category: ...   Y% of revenue over the burn window
+    max_owner_draw_percent     percent: Y      owner draws (entries on the chart's equity accounts, or in
+                               category: ...   the category, default "Owner draw") at most Y% of revenue
+                                               over the burn window
     max_burn_rate              amount: X       average monthly net burn at most X
+    min_gross_margin_percent   percent: Y      gross margin over the burn window at least Y%
+                                               (finance.gross_margin_percent)
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ UNIT_METRICS = ("finance.unit_economics", "finance.break_even_units")
 RULE_METRICS = ("finance.rules", "finance.rules_failed")
 # What each rule is called in an email (reports use the rule_name() helper).
 RULE_LABELS = {"min_reserve_months": "cash reserve", "max_uncategorised_expense": "uncategorised spending",
-               "max_owner_draw_percent": "owner draws", "max_burn_rate": "burn ceiling"}
+               "max_owner_draw_percent": "owner draws", "max_burn_rate": "burn ceiling",
+               "min_gross_margin_percent": "gross margin floor"}
 
 
 def unit_economics(entries, settings: Mapping[str, Any] | None, period_end: dt.date) -> dict[str, Any]:
@@ -55,7 +59,7 @@ def unit_economics(entries, settings: Mapping[str, Any] | None, period_end: dt.d
     if {month_key(e.date) for e in in_window} != window:
         return unavailable(f"the ledger does not cover all of {', '.join(sorted(window))}")
 
-    sales = [e for e in in_window if e.account == settings["revenue_account"] and not e.is_expense]
+    sales = [e for e in in_window if e.account == settings["revenue_account"] and e.is_revenue]
     if not sales:
         return unavailable(f"no {unit} sales on account {settings['revenue_account']!r} in "
                            f"{', '.join(sorted(window))}")
@@ -105,7 +109,8 @@ class RuleConfigError(ValueError):
     pass
 
 
-RULES = ("min_reserve_months", "max_uncategorised_expense", "max_owner_draw_percent", "max_burn_rate")
+RULES = ("min_reserve_months", "max_uncategorised_expense", "max_owner_draw_percent", "max_burn_rate",
+         "min_gross_margin_percent")
 
 
 def _limit(rule: Mapping[str, Any], key: str, where: str) -> Decimal:
@@ -155,9 +160,10 @@ def _evaluate(rule: Any, where: str, entries, figures: Mapping[str, Any], contex
     if kind == "max_owner_draw_percent":
         percent = _limit(rule, "percent", where)
         category = str(rule.get("category", "Owner draw"))
-        draws = sum((-e.amount for e in entries if e.is_expense and e.category == category
+        # Draws on an equity account are no longer expenses; a draw kept on an expense account still counts.
+        draws = sum((-e.amount for e in entries if (e.is_draw or (e.is_expense and e.category == category))
                      and month_key(e.date) in window), Decimal(0))
-        revenue = sum((e.amount for e in entries if not e.is_expense and month_key(e.date) in window), Decimal(0))
+        revenue = sum((e.amount for e in entries if e.is_revenue and month_key(e.date) in window), Decimal(0))
         if revenue == 0:
             return result(draws == 0, None, percent, f"owner draws {draws:,.2f} against no revenue")
         share = (draws / revenue * 100).quantize(Decimal("0.1"))
@@ -171,4 +177,13 @@ def _evaluate(rule: Any, where: str, entries, figures: Mapping[str, Any], contex
             return result(None, None, amount, f"burn rate unavailable: {burn.reason}")
         return result(burn <= amount, burn.quantize(CENT), amount,
                       f"average monthly burn {burn:,.2f}; rule: at most {amount:,.2f}")
+    if kind == "min_gross_margin_percent":
+        percent = _limit(rule, "percent", where)
+        margin = figures.get("finance.gross_margin_percent")
+        if margin is None or not is_available(margin):
+            reason = margin.reason if margin is not None else "not computed"
+            return result(None, None, percent, f"gross margin unavailable: {reason}")
+        actual = Decimal(str(margin))
+        return result(actual >= percent, actual, percent,
+                      f"gross margin {actual}% over {', '.join(sorted(window))}; rule: at least {percent}%")
     raise RuleConfigError(f"{where}.rule: unknown rule {kind!r} (known: {', '.join(RULES)})")

@@ -1,7 +1,8 @@
 """Handoff notes source: a folder of Markdown project-handoff documents per tenant.
 
 Task-list items (``- [ ] ...`` / ``- [x] ...``) are the action items; each keeps the file and the
-nearest heading above it so a reader can find it. Blockers are list items or lines that start with
+nearest heading above it so a reader can find it, and its ``#tags`` (``#ux``) so reports can pick
+items by topic. Blockers are list items or lines that start with
 ``Blocker:`` / ``Blocked:``, and every open item under a heading that names blockers.
 
 A note's age comes from its ``Last updated: YYYY-MM-DD`` line when it has one, because a git
@@ -21,8 +22,8 @@ from sources.registry import REGISTRY, MetricSpec, SourceContext
 
 METRICS = [
     MetricSpec("handoffs.open_items", "Unchecked task-list items across the tenant's handoff notes "
-               "(rows: text, file, heading).", "list"),
-    MetricSpec("handoffs.done_items", "Checked task-list items (rows: text, file, heading).", "list"),
+               "(rows: text, file, heading, tags = the item's #hashtags in lower case, e.g. ux).", "list"),
+    MetricSpec("handoffs.done_items", "Checked task-list items (rows: text, file, heading, tags).", "list"),
     MetricSpec("handoffs.open_count", "Number of open action items.", "number"),
     MetricSpec("handoffs.blockers", "Open blockers (rows: text, file, heading, line).", "list"),
     MetricSpec("handoffs.notes", "Each note with its last update and age "
@@ -38,6 +39,8 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(?P<text>.+?)\s*#*\s*$")
 _LAST_UPDATED = re.compile(r"^\W*last[ -]updated\W*:\W*(?P<value>\S+?)\W*$", re.IGNORECASE)
 _BLOCKER_LINE = re.compile(r"^\s*(?:[-*+]\s+(?:\[[ xX]\]\s+)?)?\**(?:blocker|blocked)\**\s*:\**\s*(?P<text>.+?)\s*$",
                            re.IGNORECASE)
+# "#ux" at the start of a word tags an item; "C#" or "issue #12" do not.
+_TAG = re.compile(r"(?<![\w&#])#(?P<tag>[A-Za-z][\w-]*)")
 _BLOCKER_HEADING = re.compile(r"\bblock(?:er|ers|ed|ing)\b", re.IGNORECASE)
 
 
@@ -81,7 +84,10 @@ def gather_handoffs(settings: Mapping[str, Any], context: SourceContext) -> dict
                 continue
             task = _TASK.match(line)
             if task:
-                item = {"text": task["text"], "file": name, "heading": heading}
+                tags = [m["tag"].lower() for m in _TAG.finditer(task["text"])]
+                # The tags are for sorting items; the text a reader sees is the item without them.
+                text = " ".join(_TAG.sub("", task["text"]).split()) if tags else task["text"]
+                item = {"text": text, "file": name, "heading": heading, "tags": tags}
                 is_open = task["mark"] == " "
                 (open_items if is_open else done_items).append(item)
                 counts["open" if is_open else "done"] += 1

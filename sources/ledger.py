@@ -12,6 +12,19 @@ Settings (per tenant, under ``sources.ledger``):
     audit            {average_months: 6, flag_change_percent: 25, largest: 5}
     unit_economics   {unit, revenue_account, variable_categories, excluded_categories, window_months}
     rules            financial rules, see sources/finance_rules.py
+    cost_of_revenue_categories  expense categories that are the cost of what is sold, for gross margin
+                     (default: unit_economics.variable_categories; neither set: gross margin unavailable)
+    operating_account  the chart's bank account (default: the chart's only asset account)
+
+Owner draws: an entry on an account the chart types "equity" (e.g. 3100 Owner Draws) is money the
+owner takes out, not a cost of the business: it lowers cash but is not an expense, so it is left out
+of expenses, burn, margins and unit costs and reported as draws (finance.monthly "draws",
+finance.owner_draws_last_month). Without a chart every negative entry is an expense, as before.
+
+Single-entry books: each row names only the income or expense account; the bank side is implied.
+The operating (bank) account therefore has no rows of its own and its chart total reads 0. Its
+balance is derived instead: opening balance plus every entry (finance.operating_account), which is
+cash on hand; finance.account_totals shows the bank account's net movement of the month the same way.
 """
 
 from __future__ import annotations
@@ -33,8 +46,9 @@ UNCATEGORISED = "Uncategorised"
 CENT = Decimal("0.01")
 
 METRICS = [
-    MetricSpec("finance.monthly", "Revenue, expenses and net per calendar month up to the period end "
-               "(rows: month, revenue, expenses, net).", "table"),
+    MetricSpec("finance.monthly", "Revenue, expenses and net per calendar month up to the period end, and the "
+               "owner draws of the month, which are not expenses (rows: month, revenue, expenses, net, draws).",
+               "table"),
     MetricSpec("finance.revenue_last_month", "Revenue in the last full month before the period end.", "money"),
     MetricSpec("finance.expenses_last_month", "Expenses in the last full month before the period end.", "money"),
     MetricSpec("finance.burn_rate", f"Average monthly net burn (expenses minus revenue) over the last "
@@ -66,6 +80,29 @@ METRICS = [
     MetricSpec("finance.rules", "Each financial rule from the config, evaluated "
                "(rows: rule, status, actual, limit, detail).", "table"),
     MetricSpec("finance.rules_failed", "Number of financial rules that failed.", "number"),
+    MetricSpec("finance.owner_draws_last_month", "Owner draws (entries on the chart's equity accounts) in the last "
+               "full month: cash the owner took out, left out of expenses and burn.", "money"),
+    MetricSpec("finance.margins", "Gross and net margin per calendar month up to the period end (rows: month, "
+               "revenue, cost_of_revenue, gross_profit, gross_margin_percent, expenses, net, net_margin_percent). "
+               "Cost of revenue = expenses in cost_of_revenue_categories (default: the unit_economics "
+               "variable_categories); net = revenue - all expenses (owner draws are not expenses). Percentages "
+               "are of revenue, empty for a month without revenue.", "table"),
+    MetricSpec("finance.gross_margin_percent", f"Gross margin over the last {BURN_WINDOW_MONTHS} full months: "
+               "(revenue - cost of revenue) / revenue.", "percent"),
+    MetricSpec("finance.net_margin_percent", f"Net margin over the last {BURN_WINDOW_MONTHS} full months: "
+               "(revenue - expenses) / revenue.", "percent"),
+    MetricSpec("finance.operating_account", "The bank (operating) account of single-entry books: its balance "
+               "derived as opening balance plus every entry to the period end, against what is posted to it "
+               "directly (keys: account, name, opening, posted, posted_entries, balance, implied_entries).",
+               "mapping"),
+    MetricSpec("finance.profitability_roadmap", "Four dated milestones from the period end through March of "
+               "the next year (rows: milestone, date, month, revenue_target, burn_ceiling, expense_ceiling, "
+               "revenue_so_far for the month under way, status in progress/upcoming/no target). Each is the month's revenue target and a net-burn ceiling "
+               "that steps from today's burn rate down to break-even at the last milestone; expense ceiling = "
+               "target + burn ceiling.", "table"),
+    MetricSpec("finance.break_even_month", "The first month from now through March of the next year whose "
+               "revenue target covers the average monthly expenses of the last "
+               f"{BURN_WINDOW_MONTHS} full months; empty when none does.", "text"),
     MetricSpec("finance.data_through", "Date of the ledger's last entry: how far the books reach. When it is "
                "more than max_data_age_days (default 14) before the period end, every other ledger figure is "
                "unavailable with that date as the reason, since cash, burn and runway would be wrong.", "date"),
@@ -84,10 +121,16 @@ class Entry:
     amount: Decimal
     memo: str
     where: str  # file:line, so a finding can be traced to the cell
+    # On an equity account (owner draws or contributions): moves cash, is neither revenue nor expense.
+    is_draw: bool = False
 
     @property
     def is_expense(self) -> bool:
-        return self.amount < 0
+        return self.amount < 0 and not self.is_draw
+
+    @property
+    def is_revenue(self) -> bool:
+        return self.amount > 0 and not self.is_draw
 
 
 @REGISTRY.register("ledger", "Bookkeeping ledger exported as CSV or kept in an XLSX workbook.", METRICS)
@@ -126,17 +169,29 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
                 "finance.ledger_problems": policy.findings}
     result["finance.data_through"] = max(e.date for e in entries)
     result.update(summarise(entries, opening, context.period_end))
+    operating = operating_account_name(chart, settings) if chart is not None else None
     if chart is not None:
         result["finance.unknown_accounts"] = unknown
-        result["finance.account_totals"] = account_totals(entries, chart, context.period_end)
+        result["finance.account_totals"] = account_totals(
+            entries, chart, context.period_end, operating if isinstance(operating, str) else None)
+    if isinstance(operating, str):
+        result["finance.operating_account"] = operating_account(entries, chart, operating, opening,
+                                                                context.period_end)
+    else:
+        result["finance.operating_account"] = operating if operating is not None else Unavailable(
+            "finance.operating_account", "sources.ledger.accounts (the chart of accounts) is not set")
     result.update(expense_audit(entries, context.period_end, settings.get("audit") or {}))
+    result.update(margins(entries, settings, context.period_end))
 
     # Imported here so the ledger module reads top-down; these are pure functions over entries.
     from sources.finance_rules import evaluate_rules, unit_economics
-    from sources.targets import revenue_targets
+    from sources.roadmap import profitability_roadmap
+    from sources.targets import ALL_TARGETS, revenue_targets
 
     result.update(revenue_targets(entries, settings, context, policy))
+    all_targets = result.pop(ALL_TARGETS, None)
     result.update(unit_economics(entries, settings.get("unit_economics"), context.period_end))
+    result.update(profitability_roadmap(entries, result, context, all_targets))
     result.update(evaluate_rules(settings.get("rules"), entries, result, context))
     result["finance.ledger_problems"] = policy.findings
     return result
@@ -180,8 +235,9 @@ def read_ledger(path, sheet, chart, policy: BadRowPolicy) -> tuple[list[Entry], 
             seen["entries"] += 1
         if policy.reject(problems):
             continue
+        account = chart.get(row["account"]) if chart is not None else None
         entries.append(Entry(date, row["account"], row["category"] or UNCATEGORISED, amount, row["memo"],
-                             f"{path.name}:{line}"))
+                             f"{path.name}:{line}", is_draw=account is not None and account.type == "equity"))
     return entries, sorted(unknown.values(), key=lambda item: item["account"])
 
 
@@ -211,25 +267,38 @@ def monthly_totals(entries: list[Entry], period_end: dt.date) -> tuple[dict[str,
         key = month_key(entry.date)
         if entry.is_expense:
             expenses[key] += -entry.amount
-        else:
+        elif entry.is_revenue:
             revenue[key] += entry.amount
     return revenue, expenses
 
 
+def monthly_draws(entries: list[Entry], period_end: dt.date) -> dict[str, Decimal]:
+    """Cash the owner took out per month (a contribution back in counts against it)."""
+    draws: dict[str, Decimal] = defaultdict(Decimal)
+    for entry in entries:
+        if entry.is_draw and entry.date <= period_end:
+            draws[month_key(entry.date)] += -entry.amount
+    return draws
+
+
 def summarise(entries: list[Entry], opening: Decimal, period_end: dt.date) -> dict[str, Any]:
     revenue, expenses = monthly_totals(entries, period_end)
+    draws = monthly_draws(entries, period_end)
+    # Cash counts every entry, draws included: they left the bank even though they are not expenses.
     cash = opening + sum((e.amount for e in entries if e.date <= period_end), Decimal(0))
-    months = sorted(set(revenue) | set(expenses))
+    months = sorted(set(revenue) | set(expenses) | set(draws))
     monthly = [
-        {"month": m, "revenue": revenue[m], "expenses": expenses[m], "net": revenue[m] - expenses[m]} for m in months
+        {"month": m, "revenue": revenue[m], "expenses": expenses[m], "net": revenue[m] - expenses[m],
+         "draws": draws[m]} for m in months
     ]
     window = full_months_before(period_end, BURN_WINDOW_MONTHS)
-    covered = [m for m in window if m in revenue or m in expenses]
+    covered = [m for m in window if m in revenue or m in expenses or m in draws]
     result: dict[str, Any] = {"finance.monthly": monthly, "finance.cash_on_hand": cash}
     if len(covered) < len(window):
         reason = f"the ledger has no entries for {', '.join(sorted(set(window) - set(covered)))}"
         for name in ("finance.burn_rate", "finance.runway_months", "finance.revenue_last_month",
-                     "finance.expenses_last_month", "finance.expenses_by_category"):
+                     "finance.expenses_last_month", "finance.expenses_by_category",
+                     "finance.owner_draws_last_month"):
             result[name] = Unavailable(name, reason)
         return result
     burn = sum((expenses[m] - revenue[m] for m in window), Decimal(0)) / len(window)
@@ -244,6 +313,7 @@ def summarise(entries: list[Entry], opening: Decimal, period_end: dt.date) -> di
         "finance.runway_months": (float(cash / burn) if cash > 0 else 0.0) if burn > 0 else float("inf"),
         "finance.revenue_last_month": revenue[last],
         "finance.expenses_last_month": expenses[last],
+        "finance.owner_draws_last_month": draws[last],
         "finance.expenses_by_category": [
             {"category": category, "amount": amount}
             for category, amount in sorted(by_category.items(), key=lambda item: (-item[1], item[0]))
@@ -305,11 +375,86 @@ def expense_audit(entries: list[Entry], period_end: dt.date, settings: Mapping[s
     }
 
 
-def account_totals(entries: list[Entry], chart, period_end: dt.date) -> list[dict[str, Any]]:
+def account_totals(entries: list[Entry], chart, period_end: dt.date,
+                   operating: str | None = None) -> list[dict[str, Any]]:
+    """Last full month per chart account. In single-entry books every row also moves the bank, so the
+    operating account's figure is the month's net of all entries, not the (empty) rows posted to it."""
     last = full_months_before(period_end, 1)[0]
     totals: dict[str, Decimal] = defaultdict(Decimal)
+    movement = Decimal(0)
     for entry in entries:
         if month_key(entry.date) == last:
             totals[entry.account] += entry.amount
-    return [{"account": a.code, "name": a.name, "type": a.type, "amount": totals.get(a.code, Decimal(0))}
+            if entry.account != operating:
+                movement += entry.amount
+    return [{"account": a.code, "name": a.name, "type": a.type,
+             "amount": totals.get(a.code, Decimal(0)) + (movement if a.code == operating else 0)}
             for a in chart.values()]
+
+
+def operating_account_name(chart, settings: Mapping[str, Any]) -> str | Unavailable:
+    name = "finance.operating_account"
+    if chart is None:
+        return Unavailable(name, "sources.ledger.accounts (the chart of accounts) is not set")
+    if "operating_account" in settings:
+        code = str(settings["operating_account"])
+        if code not in chart:
+            return Unavailable(name, f"sources.ledger.operating_account {code!r} is not in the chart of accounts")
+        return code
+    assets = [a.code for a in chart.values() if a.type == "asset"]
+    if len(assets) != 1:
+        return Unavailable(name, f"the chart has {len(assets)} asset accounts; set sources.ledger.operating_account "
+                                 "to the bank account")
+    return assets[0]
+
+
+def operating_account(entries: list[Entry], chart, code: str, opening: Decimal,
+                      period_end: dt.date) -> dict[str, Any]:
+    """The bank account's balance as single-entry books imply it: every entry passed through the bank."""
+    upto = [e for e in entries if e.date <= period_end]
+    posted = [e for e in upto if e.account == code]
+    return {"account": code, "name": chart[code].name, "opening": opening,
+            "posted": sum((e.amount for e in posted), Decimal(0)), "posted_entries": len(posted),
+            "balance": opening + sum((e.amount for e in upto), Decimal(0)),
+            "implied_entries": len(upto) - len(posted)}
+
+
+def margins(entries: list[Entry], settings: Mapping[str, Any], period_end: dt.date) -> dict[str, Any]:
+    """Gross and net margin per month and over the burn window; cost of revenue is a set of categories."""
+    categories = settings.get("cost_of_revenue_categories")
+    if categories is None:
+        categories = (settings.get("unit_economics") or {}).get("variable_categories")
+    cost_categories = set(categories or [])
+    revenue, expenses = monthly_totals(entries, period_end)
+    cost: dict[str, Decimal] = defaultdict(Decimal)
+    for entry in entries:
+        if entry.is_expense and entry.category in cost_categories and entry.date <= period_end:
+            cost[month_key(entry.date)] += -entry.amount
+
+    def percent(part: Decimal, whole: Decimal) -> float | None:
+        return round(float(part / whole * 100), 1) if whole > 0 else None
+
+    rows = []
+    for month in sorted(set(revenue) | set(expenses)):
+        gross = revenue[month] - cost[month] if cost_categories else None
+        net = revenue[month] - expenses[month]
+        rows.append({"month": month, "revenue": revenue[month],
+                     "cost_of_revenue": cost[month] if cost_categories else None, "gross_profit": gross,
+                     "gross_margin_percent": percent(gross, revenue[month]) if gross is not None else None,
+                     "expenses": expenses[month], "net": net, "net_margin_percent": percent(net, revenue[month])})
+    window = full_months_before(period_end, BURN_WINDOW_MONTHS)
+    window_revenue = sum((revenue[m] for m in window), Decimal(0))
+    window_expenses = sum((expenses[m] for m in window), Decimal(0))
+    window_cost = sum((cost[m] for m in window), Decimal(0))
+    result: dict[str, Any] = {"finance.margins": rows}
+    span = f"{window[0]} to {window[-1]}"
+    if window_revenue <= 0:
+        for name in ("finance.gross_margin_percent", "finance.net_margin_percent"):
+            result[name] = Unavailable(name, f"no revenue from {span}", plain="no revenue in the last 3 months")
+        return result
+    result["finance.net_margin_percent"] = percent(window_revenue - window_expenses, window_revenue)
+    result["finance.gross_margin_percent"] = (
+        percent(window_revenue - window_cost, window_revenue) if cost_categories else
+        Unavailable("finance.gross_margin_percent", "sources.ledger.cost_of_revenue_categories is not set (nor "
+                    "unit_economics.variable_categories)", plain="cost of sales not set up"))
+    return result

@@ -6,7 +6,9 @@ own metrics unavailable:
     ota_channels  which channels are online travel agency listings, in the order to list on them
                   (default: Sailo, GetMyBoat, Viator)
     case_study    assumptions for the email campaign case study: {conversion_low, conversion_high},
-                  each a fraction of the list that books (0.005 = 0.5%)
+                  each a fraction of the list that books (0.005 = 0.5%); optionally the booking the
+                  campaign is for: event (its name), event_date (YYYY-MM-DD), ticket_price, capacity
+                  (seats), which give marketing.case_study_range
     subscribers   CSV: email, status, subscribed_on (one row per address or per change; the last row
                   for an address wins, addresses compare case-insensitively)
     campaigns     CSV: campaign, channel, start, end, spend, leads
@@ -47,7 +49,13 @@ METRICS = [
                "from the channels file, 'missing' when the file does not list it (rows: step, channel, status, "
                "detail).", "table"),
     MetricSpec("marketing.case_study_assumptions", "Assumed conversion of the email list into bookings, from "
-               "sources.marketing.case_study (keys: conversion_low, conversion_high, as fractions).", "mapping"),
+               "sources.marketing.case_study (keys: conversion_low, conversion_high, as fractions; with an event "
+               "also event, event_date, ticket_price, capacity).", "mapping"),
+    MetricSpec("marketing.case_study_range", "What the email list could book for the case study's event: list size "
+               "x conversion low/high, rounded down to whole tickets, capped at the capacity, x the ticket price "
+               "(keys: event, event_date, ticket_price, capacity, list_size, conversion_low, conversion_high, "
+               "wanted_low, wanted_high, tickets_low, tickets_high, revenue_low, revenue_high, filled_low_percent, "
+               "filled_high_percent).", "mapping"),
 ]
 
 CHANNEL_METRICS = ("marketing.channels", "marketing.live_channel_count", "marketing.visibility",
@@ -66,6 +74,8 @@ def gather_marketing(settings: Mapping[str, Any], context: SourceContext) -> dic
         result.update(_from_file(settings, context, policy, key, names, reader))
     result["marketing.problems"] = policy.findings
     result["marketing.case_study_assumptions"] = case_study_assumptions(settings)
+    result["marketing.case_study_range"] = case_study_range(result["marketing.case_study_assumptions"],
+                                                            result["marketing.email_list_size"])
     return result
 
 
@@ -85,7 +95,55 @@ def case_study_assumptions(settings: Mapping[str, Any]) -> Any:
         values[key] = float(value)
     if values["conversion_low"] > values["conversion_high"]:
         return Unavailable(name, "sources.marketing.case_study.conversion_low is above conversion_high")
+    event_keys = ("event", "ticket_price", "capacity")
+    if any(key in study for key in (*event_keys, "event_date")):
+        missing = [key for key in event_keys if key not in study]
+        if missing:
+            return Unavailable(name, f"sources.marketing.case_study has an event but no {', '.join(missing)} "
+                                     "(event, ticket_price and capacity go together)")
+        event, price, capacity = study["event"], study["ticket_price"], study["capacity"]
+        if not isinstance(event, str) or not event.strip():
+            return Unavailable(name, f"sources.marketing.case_study.event must be the event's name, got {event!r}")
+        if isinstance(price, bool) or not isinstance(price, int | float) or price <= 0:
+            return Unavailable(name, f"sources.marketing.case_study.ticket_price must be an amount above 0, "
+                                     f"got {price!r}")
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= 0:
+            return Unavailable(name, f"sources.marketing.case_study.capacity must be a whole number of seats "
+                                     f"above 0, got {capacity!r}")
+        event_date = study.get("event_date")
+        if event_date is not None and not isinstance(event_date, dt.date):
+            try:
+                event_date = parse_date(str(event_date))
+            except ValueError:
+                return Unavailable(name, f"sources.marketing.case_study.event_date must be a date in YYYY-MM-DD "
+                                         f"form, got {event_date!r}")
+        values.update(event=event.strip(), event_date=event_date, ticket_price=Decimal(str(price)),
+                      capacity=capacity)
     return values
+
+
+def case_study_range(assumed: Any, list_size: Any) -> Any:
+    """The case study's event as the booking it is: tickets the list could buy at the low and high conversion
+    (whole tickets, rounded down), capped at the capacity, times the ticket price."""
+    name = "marketing.case_study_range"
+    if isinstance(assumed, Unavailable):
+        return Unavailable(name, assumed.reason, plain=assumed.plain)
+    if "event" not in assumed:
+        return Unavailable(name, "sources.marketing.case_study names no event (event, ticket_price, capacity)")
+    if isinstance(list_size, Unavailable):
+        return Unavailable(name, list_size.reason, plain=list_size.plain)
+    result: dict[str, Any] = {key: assumed.get(key) for key in ("event", "event_date", "ticket_price", "capacity",
+                                                           "conversion_low", "conversion_high")}
+    result["list_size"] = list_size
+    for end in ("low", "high"):
+        # Decimal keeps 3,676 x 0.005 = 18.38 exact; float could land a hair under a whole ticket.
+        wanted = int(Decimal(list_size) * Decimal(str(assumed[f"conversion_{end}"])))
+        tickets = min(wanted, assumed["capacity"])
+        result[f"wanted_{end}"] = wanted
+        result[f"tickets_{end}"] = tickets
+        result[f"revenue_{end}"] = assumed["ticket_price"] * tickets
+        result[f"filled_{end}_percent"] = round(tickets / assumed["capacity"] * 100, 1)
+    return result
 
 
 def _from_file(settings, context: SourceContext, policy: BadRowPolicy, key: str, names: tuple[str, ...],

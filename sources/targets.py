@@ -16,6 +16,7 @@ from sources.tabular import BadRowPolicy, MissingFile, RowProblem, parse_amount,
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 TARGET_METRICS = ("finance.revenue_targets", "finance.revenue_target_attainment")
+ALL_TARGETS = "_all_targets"  # not a metric: handed from revenue_targets() to the roadmap, then dropped
 
 
 def read_targets(path, policy: BadRowPolicy) -> dict[str, Decimal]:
@@ -77,4 +78,6 @@ def revenue_targets(entries, settings: Mapping[str, Any], context: SourceContext
                                       f"{path} has no (non-zero) target for {last_full}")
     else:
         attainment = round(float(revenue.get(last_full, Decimal(0)) / last_target * 100), 1)
-    return {"finance.revenue_targets": rows, "finance.revenue_target_attainment": attainment}
+    # Every month of the file, not only the report window: the profitability roadmap may reach further.
+    return {"finance.revenue_targets": rows, "finance.revenue_target_attainment": attainment,
+            ALL_TARGETS: targets}

@@ -43,7 +43,8 @@ METRICS = [
     MetricSpec("aws.lambda_functions", "Lambda functions (rows: name, region, runtime, memory_mb, last_modified, "
                "deprecated_runtime).", "table"),
     MetricSpec("aws.s3_buckets", "S3 buckets (rows: name, region, public_access_block full/partial/missing, "
-               "public_policy none/conditional/unconditional).", "table"),
+               "public_policy none/conditional/unconditional as the policy is written, policy_public = AWS's "
+               "own verdict from GetBucketPolicyStatus that the policy makes the bucket public).", "table"),
     MetricSpec("aws.dynamodb_tables", "DynamoDB tables (rows: name, region, point_in_time_recovery).", "table"),
     MetricSpec("aws.cloudfront_distributions", "CloudFront distributions (rows: id, domain_name, aliases, "
                "origins, web_acl), aliases and origins as comma-separated text.", "table"),
@@ -68,6 +69,19 @@ METRICS = [
                "the period end.", "money"),
     MetricSpec("aws.ses_quota", "SES sending quota per region (rows: region, max_24_hour_send, max_send_rate, "
                "sent_last_24_hours).", "table"),
+    MetricSpec("aws.lambda_performance", "Each Lambda function over the report period, from CloudWatch (rows: "
+               "name, region, invocations, errors, throttles = sums; p95_duration_ms = 95th percentile of "
+               "Duration, empty when it did not run).", "table"),
+    MetricSpec("aws.api_performance", "Each API Gateway API over the report period, from CloudWatch (rows: name, "
+               "id, kind, region, requests = Count, server_errors = 5XX, client_errors = 4XX, p95_latency_ms = "
+               "95th percentile of Latency, empty when it had no requests).", "table"),
+    MetricSpec("aws.lambda_error_lines", "Most recent error lines of each Lambda function's CloudWatch log group in "
+               "the report period, at most log_lines_per_function each, secrets redacted (rows: function, "
+               "region, time, message = the line, summary = the error's name or opening words, without identifiers or "
+               "paths).", "list"),
+    MetricSpec("aws.code_repositories", "The tenant's code repositories the source is set to read (rows: name, "
+               "path, pipeline = the CI/CD system configured in the repository or empty when none, "
+               "secrets = potential hardcoded secrets found).", "table"),
     MetricSpec("aws.service_errors", "AWS services that could not be read, and why (rows: service, reason). "
                "Their metrics are unavailable; the others are complete.", "list"),
 ]
@@ -91,11 +105,23 @@ DEPENDS_ON = {
     "aws.last_month_cost": ("Cost Explorer",),
     "aws.month_to_date_cost": ("Cost Explorer",),
     "aws.ses_quota": ("SES",),
+    "aws.lambda_performance": ("Lambda", "CloudWatch"),
+    "aws.api_performance": ("API Gateway", "CloudWatch"),
+    "aws.lambda_error_lines": ("Lambda", "CloudWatch Logs"),
+    "aws.code_repositories": ("code repositories",),
 }
 DEPENDS_ON["aws.security_finding_counts"] = DEPENDS_ON["aws.security_findings"]
 
+# Route 53 Domains (the CFO's domain renewals), kept as its own block.
+METRICS.append(MetricSpec(
+    "aws.domain_registrations", "Domains registered with Route 53 Domains (rows: domain, expires, auto_renew, "
+    "renewal_price = the TLD's yearly renewal price in USD from ListPrices, null when not listed), soonest expiry "
+    "first.", "table"))
+DEPENDS_ON["aws.domain_registrations"] = ("Route 53 Domains",)
 
-@REGISTRY.register("aws", "Amazon Web Services: inventory, security findings, cost and SES quota (boto3).",
+
+@REGISTRY.register("aws", "Amazon Web Services: inventory, security findings, latency and errors, cost and SES "
+                   "quota (boto3).",
                    METRICS)
 def gather_aws(raw_settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
     settings = parse_settings(raw_settings, context.tenant_id)
@@ -106,7 +132,7 @@ def gather_aws(raw_settings: Mapping[str, Any], context: SourceContext) -> dict[
 
 def gather_live(settings: AwsSettings, context: SourceContext, now: dt.datetime | None = None) -> dict[str, Any]:
     from sources.aws import live
-    from sources.aws.repositories import scan_repository
+    from sources.aws.repositories import pipeline_of, scan_repository
 
     clients = live.Clients(settings)
     errors: dict[str, str] = {}
@@ -122,12 +148,24 @@ def gather_live(settings: AwsSettings, context: SourceContext, now: dt.datetime 
         "EC2 security groups": lambda: live.collect_security_groups(clients),
         "Cost Explorer": lambda: live.collect_costs(clients, months, context.period_end),
         "SES": lambda: live.collect_ses(clients),
+        "Route 53 Domains": lambda: live.collect_domain_registrations(clients),
         "code repositories": lambda: [
-            {"path": path, "secrets": scan_repository(context.resolve(path))} for path in settings.repositories
+            {"path": path, "secrets": scan_repository(context.resolve(path)),
+             "pipeline": pipeline_of(context.resolve(path))} for path in settings.repositories
         ],
     }
     inventory = {service: live.guarded(service, read, errors, settings.tenant_id)
                  for service, read in readers.items()}
+    # Activity is read for the functions and APIs just listed; when a list failed, its metrics are
+    # unavailable through DEPENDS_ON and the other list is still read.
+    start, end = live.period_window(context.period_start, context.period_end)
+    functions, apis = inventory["Lambda"] or [], inventory["API Gateway"] or []
+    inventory["CloudWatch"] = live.guarded(
+        "CloudWatch", lambda: live.collect_performance(clients, functions, apis, start, end), errors,
+        settings.tenant_id)
+    inventory["CloudWatch Logs"] = live.guarded(
+        "CloudWatch Logs", lambda: live.collect_error_lines(clients, functions, start, end), errors,
+        settings.tenant_id)
     gathered_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat(timespec="seconds")
     metrics = build_metrics(inventory, errors, context, gathered_at)
     return decode_metrics(encode_metrics(metrics))
@@ -182,6 +220,13 @@ def build_metrics(inventory: dict[str, Any], errors: dict[str, str], context: So
     if "aws.monthly_cost_by_service" not in values:
         values.update(cost_metrics(inv["Cost Explorer"]))
     put("aws.ses_quota", lambda: list(inv["SES"]))
+    put("aws.domain_registrations", lambda: list(inv["Route 53 Domains"]))
+    put("aws.lambda_performance", lambda: list(inv["CloudWatch"]["functions"]))
+    put("aws.api_performance", lambda: list(inv["CloudWatch"]["apis"]))
+    put("aws.lambda_error_lines", lambda: list(inv["CloudWatch Logs"]))
+    put("aws.code_repositories", lambda: [
+        {"name": Path(r["path"]).name, "path": r["path"], "pipeline": r["pipeline"], "secrets": len(r["secrets"])}
+        for r in inv["code repositories"]])
     return values
 
 

@@ -240,8 +240,14 @@ def collect_s3(clients: Clients) -> list[dict[str, Any]]:
                 if _client_error_code(exc) != "NoSuchBucketPolicy":
                     raise
                 policy = None
+            # AWS's own verdict on the policy (GetBucketPolicyStatus) as well as ours: AWS knows which
+            # conditions really narrow a "*" grant; ours says how the grant is written.
+            policy_public = False
+            if policy is not None:
+                status = client.get_bucket_policy_status(Bucket=name).get("PolicyStatus") or {}
+                policy_public = bool(status.get("IsPublic", False))
             buckets.append({"name": name, "region": region, "public_access_block": access_block,
-                            "public_policy": public_policy_grant(policy)})
+                            "public_policy": public_policy_grant(policy), "policy_public": policy_public})
     return sorted(buckets, key=lambda b: b["name"])
 
 
@@ -486,3 +492,197 @@ def _cost_pages(client, arguments: dict[str, Any]):
 
 def _next_month(day: dt.date) -> dt.date:
     return dt.date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+
+
+def collect_domain_registrations(clients: Clients) -> list[dict[str, Any]]:
+    """Registered domains with expiry, auto-renew and the TLD's renewal price (Route 53 Domains lives in
+    us-east-1 only). One ListPrices call per TLD, not per domain."""
+    client = clients.client("route53domains", "us-east-1")
+    names, marker = [], None
+    while True:
+        page = client.list_domains(**({"Marker": marker} if marker else {}))
+        names += [d["DomainName"] for d in page.get("Domains", [])]
+        marker = page.get("NextPageMarker")
+        if not marker:
+            break
+    prices: dict[str, float | None] = {}
+    rows = []
+    for name in names:
+        detail = client.get_domain_detail(DomainName=name)
+        tld = name.rsplit(".", 1)[-1].lower()
+        if tld not in prices:
+            listed = client.list_prices(Tld=tld).get("Prices", [])
+            renewal = next((p["RenewalPrice"] for p in listed if p.get("Name") == tld and p.get("RenewalPrice")),
+                           None)
+            # Prices are quoted in USD today; any other currency would be a figure we cannot add up.
+            prices[tld] = float(renewal["Price"]) if renewal and renewal.get("Currency") == "USD" else None
+        expires = detail.get("ExpirationDate")
+        rows.append({"domain": name, "expires": expires.date().isoformat() if expires else None,
+                     "auto_renew": bool(detail.get("AutoRenew")), "renewal_price": prices[tld]})
+    return sorted(rows, key=lambda r: (r["expires"] or "9999", r["domain"]))
+
+
+# ---- CloudWatch: latency and errors over the report period ----------------------------------------
+
+# CloudWatch names differ between REST APIs (dimension ApiName, 5XXError/4XXError) and HTTP or
+# WebSocket APIs (dimension ApiId, 5xx/4xx).
+API_METRICS = {
+    "REST": {"dimension": "ApiName", "server_errors": "5XXError", "client_errors": "4XXError"},
+    "HTTP": {"dimension": "ApiId", "server_errors": "5xx", "client_errors": "4xx"},
+}
+# Lines that count as errors. The same words go to CloudWatch as a filter pattern; they are
+# checked again here because a pattern the service cannot honour must not let other lines through.
+ERROR_PATTERN = '?ERROR ?Error ?Exception ?Traceback ?"Task timed out" ?FATAL ?CRITICAL'
+_ERROR_LINE = re.compile(r"ERROR|Error|Exception|Traceback|Task timed out|FATAL|CRITICAL")
+_LOG_NOISE = re.compile(r"^\[?(?:ERROR|Error)\]?\s*|\b\d{4}-\d\d-\d\dT[\d:.]+Z?\s*|"
+                        r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b\s*")
+LOG_LINE_CHARS = 240
+LOG_PAGES = 10  # per day read, at 100 events a page: bounded for a noisy function
+
+
+def period_window(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The report period as UTC instants: from the first day's midnight to the midnight after the last."""
+    return (dt.datetime.combine(start, dt.time(), dt.UTC),
+            dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC))
+
+
+def percentile_client(clients: Clients, region: str):
+    """The client p95 statistics are asked from. Its own function so tests can answer these calls
+    with botocore's Stubber: moto's GetMetricStatistics ignores ExtendedStatistics."""
+    return clients.client("cloudwatch", region)
+
+
+def _statistic_sum(client, namespace: str, metric: str, dimensions: list[dict[str, str]],
+                   start: dt.datetime, end: dt.datetime) -> float:
+    answer = client.get_metric_statistics(Namespace=namespace, MetricName=metric, Dimensions=dimensions,
+                                          StartTime=start, EndTime=end, Period=_period_seconds(start, end),
+                                          Statistics=["Sum"])
+    return float(sum(point.get("Sum", 0.0) for point in answer.get("Datapoints", [])))
+
+
+def _statistic_p95(client, namespace: str, metric: str, dimensions: list[dict[str, str]],
+                   start: dt.datetime, end: dt.datetime) -> float | None:
+    answer = client.get_metric_statistics(Namespace=namespace, MetricName=metric, Dimensions=dimensions,
+                                          StartTime=start, EndTime=end, Period=_period_seconds(start, end),
+                                          ExtendedStatistics=["p95"])
+    # One period spans the whole window, so one datapoint is the p95 of the window. Should the service
+    # split it anyway, the highest is kept: percentiles of parts cannot be combined exactly, and the
+    # slower part is the one a reader needs to know about.
+    values = [float(point["ExtendedStatistics"]["p95"]) for point in answer.get("Datapoints", [])
+              if "p95" in (point.get("ExtendedStatistics") or {})]
+    return max(values) if values else None
+
+
+def _period_seconds(start: dt.datetime, end: dt.datetime) -> int:
+    return int((end - start).total_seconds())
+
+
+def collect_performance(clients: Clients, functions: list[dict[str, Any]], apis: list[dict[str, Any]],
+                        start: dt.datetime, end: dt.datetime) -> dict[str, list[dict[str, Any]]]:
+    """Per function and per API: counts summed over the window and the window's p95 duration/latency."""
+    function_rows = []
+    for function in functions:
+        region = function["region"]
+        counts, percentiles = clients.client("cloudwatch", region), percentile_client(clients, region)
+        dimensions = [{"Name": "FunctionName", "Value": function["name"]}]
+        row = {"name": function["name"], "region": region}
+        for field, metric in (("invocations", "Invocations"), ("errors", "Errors"), ("throttles", "Throttles")):
+            row[field] = round(_statistic_sum(counts, "AWS/Lambda", metric, dimensions, start, end))
+        p95 = _statistic_p95(percentiles, "AWS/Lambda", "Duration", dimensions, start, end)
+        row["p95_duration_ms"] = None if p95 is None else round(p95)
+        function_rows.append(row)
+    api_rows = []
+    for api in apis:
+        if api["kind"] == "WEBSOCKET":
+            continue  # counts messages and connections, not requests: no figure here would mean the same
+        region = api["region"]
+        names = API_METRICS["REST" if api["kind"] == "REST" else "HTTP"]
+        counts, percentiles = clients.client("cloudwatch", region), percentile_client(clients, region)
+        dimensions = [{"Name": names["dimension"], "Value": api["name"] if api["kind"] == "REST" else api["id"]}]
+        row = {"name": api["name"], "id": api["id"], "kind": api["kind"], "region": region,
+               "requests": round(_statistic_sum(counts, "AWS/ApiGateway", "Count", dimensions, start, end)),
+               "server_errors": round(_statistic_sum(counts, "AWS/ApiGateway", names["server_errors"], dimensions,
+                                                     start, end)),
+               "client_errors": round(_statistic_sum(counts, "AWS/ApiGateway", names["client_errors"], dimensions,
+                                                     start, end))}
+        p95 = _statistic_p95(percentiles, "AWS/ApiGateway", "Latency", dimensions, start, end)
+        row["p95_latency_ms"] = None if p95 is None else round(p95)
+        api_rows.append(row)
+    return {"functions": function_rows, "apis": api_rows}
+
+
+def clean_log_line(message: str) -> str:
+    """One readable, redacted line: Lambda's level, timestamp and request id dropped, secrets removed."""
+    from sources.aws.redact import redact
+
+    text = " ".join(redact(message).split())
+    text = " ".join(_LOG_NOISE.sub("", text).split()) or text
+    return text if len(text) <= LOG_LINE_CHARS else text[:LOG_LINE_CHARS - 1] + "…"
+
+
+_ERROR_NAME = re.compile(r"^(?:[\w.]+\.)?(?P<name>[A-Z]\w*(?:Error|Exception|Fault|Timeout))\b")
+_PLAIN_WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*[,;]?$|^\d+(?:\.\d+)?$")
+
+
+def _error_events(client, group: str, start: dt.datetime, end: dt.datetime) -> list[tuple[int, str]]:
+    arguments = {"logGroupName": group, "filterPattern": ERROR_PATTERN, "startTime": int(start.timestamp() * 1000),
+                 "endTime": int(end.timestamp() * 1000) - 1, "limit": 100}
+    found = []
+    for _ in range(LOG_PAGES):
+        page = client.filter_log_events(**arguments)
+        found += [(event["timestamp"], event["message"]) for event in page.get("events", [])
+                  if _ERROR_LINE.search(event.get("message", ""))]
+        if not page.get("nextToken") or page.get("nextToken") == arguments.get("nextToken"):
+            break
+        arguments["nextToken"] = page["nextToken"]
+    return found
+
+
+def error_summary(line: str) -> str:
+    """What went wrong, in words fit for an email: the error's name (KeyError), or the line's opening
+    words up to the first detail (a colon, an identifier, a path), which stay in the full line."""
+    if match := _ERROR_NAME.match(line):
+        return match["name"]
+    words = []
+    for word in line.split(":", 1)[0].split():
+        if not _PLAIN_WORD.match(word):
+            break
+        words.append(word)
+        if len(words) == 8:
+            break
+    return " ".join(words).rstrip(",;") or "an error without a readable description"
+
+
+def collect_error_lines(clients: Clients, functions: list[dict[str, Any]], start: dt.datetime,
+                        end: dt.datetime) -> list[dict[str, Any]]:
+    """The most recent error lines of each function's log group in the window, newest first.
+
+    CloudWatch Logs answers oldest first, so the window is read a day at a time from its last day
+    back, stopping once enough lines are found: the lines kept are the newest, and a quiet function
+    costs one empty answer a day."""
+    from botocore.exceptions import ClientError
+
+    keep = clients.settings.log_lines_per_function
+    if keep == 0:
+        return []
+    rows = []
+    for function in functions:
+        client = clients.client("logs", function["region"])
+        found: list[tuple[int, str]] = []
+        day_end = end
+        try:
+            while day_end > start and len(found) < keep:
+                day_start = max(start, day_end - dt.timedelta(days=1))
+                found += _error_events(client, f"/aws/lambda/{function['name']}", day_start, day_end)
+                day_end = day_start
+        except ClientError as exc:
+            if _client_error_code(exc) != "ResourceNotFoundException":
+                raise
+            continue  # no log group: the function has never run
+        for timestamp, message in sorted(found, reverse=True)[:keep]:
+            moment = dt.datetime.fromtimestamp(timestamp / 1000, dt.UTC)
+            line = clean_log_line(message)
+            rows.append({"function": function["name"], "region": function["region"],
+                         "time": moment.isoformat(timespec="seconds"), "message": line, "summary": error_summary(line)})
+    rows.sort(key=lambda r: r["time"], reverse=True)
+    return sorted(rows, key=lambda r: (r["function"], r["region"]))  # stable: newest first per function

@@ -39,3 +39,30 @@ def _files(folder: Path):
             path = Path(root) / name
             if path.is_file() and not path.is_symlink():
                 yield path
+
+
+# CI/CD configuration files by system, as each system documents where it looks. Checked in this
+# order; a repository with several is listed under the first.
+PIPELINE_FILES = (
+    ("GitHub Actions", (".github/workflows/*.yml", ".github/workflows/*.yaml")),
+    ("GitLab CI", (".gitlab-ci.yml",)),
+    ("AWS CodeBuild", ("buildspec.yml", "buildspec.yaml")),
+    ("AWS Amplify", ("amplify.yml",)),
+    ("Jenkins", ("Jenkinsfile",)),
+    ("CircleCI", (".circleci/config.yml",)),
+    ("Bitbucket Pipelines", ("bitbucket-pipelines.yml",)),
+    ("Azure Pipelines", ("azure-pipelines.yml",)),
+    ("Travis CI", (".travis.yml",)),
+    ("Drone", (".drone.yml",)),
+)
+
+
+def pipeline_of(folder: Path) -> str:
+    """The CI/CD system a repository's own configuration names, or "" when it has none."""
+    if not folder.is_dir():
+        raise ServiceFailure(f"repository folder not found: {folder}")
+    for system, patterns in PIPELINE_FILES:
+        for pattern in patterns:
+            if any(path.is_file() for path in folder.glob(pattern)):
+                return system
+    return ""

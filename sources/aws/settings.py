@@ -21,6 +21,8 @@ KNOWN_KEYS = {
     "cost_months": "how many full months of Cost Explorer history to report (default 3)",
     "snapshot": "JSON file written by `exec-reports snapshot aws` to read instead of live AWS",
     "endpoint_url": "one endpoint for every AWS client (moto or another local stand-in)",
+    "log_lines_per_function": "most recent error lines to keep per Lambda function from CloudWatch Logs "
+                              "(default 3, 0 to read none)",
 }
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
@@ -40,6 +42,7 @@ class AwsSettings:
     cost_months: int = 3
     snapshot: str | None = None
     endpoint_url: str | None = None
+    log_lines_per_function: int = 3
 
 
 def parse_settings(raw: Mapping[str, Any], tenant_id: str) -> AwsSettings:
@@ -92,6 +95,10 @@ def parse_settings(raw: Mapping[str, Any], tenant_id: str) -> AwsSettings:
     if not isinstance(cost_months, int) or isinstance(cost_months, bool) or not 1 <= cost_months <= 12:
         raise SourceError(f"{where}.cost_months: expected a whole number from 1 to 12, got {cost_months!r}")
 
+    log_lines = raw.get("log_lines_per_function", 3)
+    if not isinstance(log_lines, int) or isinstance(log_lines, bool) or not 0 <= log_lines <= 50:
+        raise SourceError(f"{where}.log_lines_per_function: expected a whole number from 0 to 50, got {log_lines!r}")
+
     return AwsSettings(
         tenant_id=tenant_id,
         regions=tuple(dict.fromkeys(regions)),
@@ -104,4 +111,5 @@ def parse_settings(raw: Mapping[str, Any], tenant_id: str) -> AwsSettings:
         cost_months=cost_months,
         snapshot=text("snapshot"),
         endpoint_url=text("endpoint_url"),
+        log_lines_per_function=log_lines,
     )

@@ -62,6 +62,9 @@ def test_metrics_lists_the_catalog(capsys):
     assert main(["metrics"]) == 0
     out = capsys.readouterr().out
     assert "finance.burn_rate" in out and "ledger" in out and "Average monthly net burn" in out
+    for metric in ("aws.lambda_performance", "aws.api_performance", "aws.lambda_error_lines", "aws.code_repositories",
+                   "site.checks", "site.problem_count"):
+        assert metric in out, metric
 
 
 def test_check_preview_and_metrics_do_not_import_prefect(tmp_path):

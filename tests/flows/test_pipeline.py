@@ -62,9 +62,10 @@ def test_each_tenant_and_source_is_gathered_once_for_all_reports(sample_config, 
 def test_selecting_roles_narrows_the_gathering(sample_config, sample_period):
     definitions, _ = load_definitions(sample_config.reports_path)
     plan = plan_run(sample_config, definitions, sample_period, roles=["cmo"])
-    # The CMO brief reads marketing, plus unit economics (booking value) and the local SEO handoff notes.
-    assert {source for _, source in plan.gathers} == {"marketing", "ledger", "handoffs"}
-    assert set(plan.gathers[("jada", "ledger")]) == {"finance.unit_economics"}
+    # The CMO brief reads marketing, plus unit economics (booking value), revenue targets and new customers
+    # (the 90-day milestone) and the local SEO handoff notes.
+    assert {source for _, source in plan.gathers} == {"marketing", "ledger", "handoffs", "customers"}
+    assert set(plan.gathers[("jada", "ledger")]) == {"finance.unit_economics", "finance.revenue_targets"}
 
 
 def test_a_tenant_whose_source_fails_does_not_stop_the_others(portfolio_copy, tmp_path):

@@ -361,9 +361,12 @@ def test_inventory_lists_the_tenants_resources_with_their_state(world, tmp_path)
     assert functions["beta-old"]["deprecated_runtime"] is True and functions["beta-good"]["deprecated_runtime"] is False
     assert functions["beta-good"]["memory_mb"] == 256
     assert dt.datetime.fromisoformat(functions["beta-good"]["last_modified"]).tzinfo is not None
-    buckets = {b["name"]: (b["public_access_block"], b["public_policy"]) for b in values["aws.s3_buckets"]}
-    assert buckets == {"beta-open-bucket": ("missing", "none"), "beta-public-policy": ("full", "unconditional"),
-                       "beta-good-bucket": ("full", "none")}
+    buckets = {b["name"]: (b["public_access_block"], b["public_policy"], b["policy_public"])
+               for b in values["aws.s3_buckets"]}
+    # policy_public is S3's own GetBucketPolicyStatus verdict: only the "*" grant without a condition.
+    assert buckets == {"beta-open-bucket": ("missing", "none", False),
+                       "beta-public-policy": ("full", "unconditional", True),
+                       "beta-good-bucket": ("full", "none", False)}
     assert {(t["name"], t["point_in_time_recovery"]) for t in values["aws.dynamodb_tables"]} == {
         ("beta-orders", False), ("beta-ledger", True)}
     assert {(d["id"], d["aliases"], d["web_acl"]) for d in values["aws.cloudfront_distributions"]} == {
@@ -485,7 +488,10 @@ def test_unreachable_endpoint_makes_every_service_unavailable_with_the_reason(aw
     values = gather_aws({"endpoint_url": "http://127.0.0.1:9"}, context("solo", tmp_path))
     assert isinstance(values["aws.lambda_functions"], Unavailable)
     assert "Could not connect" in values["aws.lambda_functions"].reason
-    assert not any(is_available(v) for k, v in values.items() if k not in ("aws.service_errors", "aws.gathered_at"))
+    # Code repositories are local folders (none set here), not AWS: only they stay readable.
+    assert values["aws.code_repositories"] == []
+    assert not any(is_available(v) for k, v in values.items()
+                   if k not in ("aws.service_errors", "aws.gathered_at", "aws.code_repositories"))
 
 
 def test_unknown_setting_is_named_with_a_suggestion(tmp_path):
@@ -662,9 +668,45 @@ def test_sample_costs_are_the_generators_figures_and_about_50_to_84_a_month(samp
 def test_sample_portfolio_shows_each_weakness_the_cto_report_needs(sample_config, sample_period):
     values = _sample_values(sample_config, sample_period)
     kinds = {f["kind"] for v in values.values() for f in v["aws.security_findings"]}
-    assert kinds == set(FINDING_KINDS) - {"repository-hardcoded-secret", "s3-public-bucket-policy"}
+    assert kinds == set(FINDING_KINDS) - {"repository-hardcoded-secret"}
     for tenant, tenant_values in values.items():
         assert {f["tenant"] for f in tenant_values["aws.security_findings"]} <= {tenant}
+
+
+def test_sample_activity_is_the_generators_week_of_cloudwatch_figures(sample_config, sample_period):
+    seeded = _generator().TENANTS
+    values = _sample_values(sample_config, sample_period)
+    for tenant, spec in seeded.items():
+        functions = {row["name"]: (row["invocations"], row["errors"], row["throttles"], row["p95_duration_ms"])
+                     for row in values[tenant]["aws.lambda_performance"]}
+        assert functions == {name: (calls, errors, throttles, round(p95))
+                             for name, (calls, errors, throttles, p95) in spec["activity"].items()}, tenant
+        [api] = values[tenant]["aws.api_performance"]
+        assert (api["requests"], api["server_errors"], api["client_errors"], api["p95_latency_ms"]) == \
+            tuple(round(v) for v in spec["api_activity"]), tenant
+    # JADA's API: 41 server errors in 1,580 requests, the figure the CTO brief leads with.
+    assert values["jada"]["aws.api_performance"][0]["server_errors"] == 41
+
+
+def test_sample_error_lines_are_the_latest_three_per_function_with_the_planted_key_redacted(sample_config,
+                                                                                            sample_period):
+    values = _sample_values(sample_config, sample_period)
+    webhook = [row["message"] for row in values["jada"]["aws.lambda_error_lines"]]
+    # The webhook logged four error lines (and four info lines); the newest three are kept, newest first.
+    assert webhook == ["Task timed out after 6.01 seconds", "KeyError: 'charter_date' in handler.py line 88",
+                       "Stripe request failed: Invalid API Key provided: [redacted]"]
+    everything = json.dumps({tenant: v["aws.lambda_error_lines"] for tenant, v in values.items()})
+    assert "sk_live_" not in everything and "guest7@example.com" not in everything and "[INFO]" not in everything
+
+
+def test_sample_repositories_without_a_pipeline_and_the_public_bucket(sample_config, sample_period):
+    values = _sample_values(sample_config, sample_period)
+    without = sorted((tenant, r["name"]) for tenant, v in values.items() for r in v["aws.code_repositories"]
+                     if not r["pipeline"])
+    assert without == [("dangerouscentaur", "portfolio-site"), ("queenofsandiego", "checkin-app")]
+    assert sum(len(v["aws.code_repositories"]) for v in values.values()) == 7
+    public = [(tenant, b["name"]) for tenant, v in values.items() for b in v["aws.s3_buckets"] if b["policy_public"]]
+    assert public == [("dangerouscentaur", "dangerouscentaur-media-uploads")]
 
 
 # ---- IAM policy ------------------------------------------------------------------------------------
@@ -679,7 +721,9 @@ IAM_ACTION = {
     ("sts", "GetCallerIdentity"): None,  # needs no permission
 }
 IAM_PREFIX = {"lambda": "lambda", "s3": "s3", "dynamodb": "dynamodb", "cloudfront": "cloudfront",
-              "route53": "route53", "ec2": "ec2", "ce": "ce", "ses": "ses", "sts": "sts"}
+              "route53": "route53", "ec2": "ec2", "ce": "ce", "ses": "ses", "sts": "sts",
+              "cloudwatch": "cloudwatch", "logs": "logs"}
+IAM_PREFIX["route53domains"] = "route53domains"  # aws.domain_registrations
 
 
 def test_the_iam_policy_in_the_repo_allows_every_call_the_source_makes(world, tmp_path, monkeypatch):
@@ -716,6 +760,10 @@ def test_the_iam_policy_in_the_repo_allows_every_call_the_source_makes(world, tm
         if action:
             needed.add(action)
     assert needed - allowed == set()
+    # This world registers no domain, so GetDomainDetail and ListPrices are not called here; the Route 53
+    # Domains grants are checked against the calls the source makes in test_aws_domains.py.
+    assert {a for a in allowed - needed if not a.startswith("route53domains:")} == set(), \
+        "the policy grants only the calls the source makes"
     assert len(calls) >= 20  # the gather really went through every service
 
 
@@ -850,3 +898,174 @@ def test_sample_cost_explorer_months_agree_with_each_ledgers_aws_line(sample_con
             [ledger_aws] = [row["amount"] for row in books["finance.expenses_by_category"] if row["category"] == "AWS"]
             [explorer] = [row["amount"] for row in aws_values[tenant.id]["aws.monthly_cost_total"] if row["month"] == month]
             assert Decimal(str(explorer)) == Decimal(str(ledger_aws)), (tenant.id, month)
+
+
+# ---- CloudWatch: latency, errors, log lines ------------------------------------------------------------
+
+PERIOD_START = dt.date(2026, 11, 16)
+
+
+def put_metric(endpoint, namespace, metric, dimension, value, when, unit="Count"):
+    client(endpoint, "cloudwatch").put_metric_data(Namespace=namespace, MetricData=[{
+        "MetricName": metric, "Dimensions": [{"Name": dimension[0], "Value": dimension[1]}],
+        "Timestamp": when, "Value": value, "Unit": unit}])
+
+
+def at(day: int, hour: int = 12) -> dt.datetime:
+    return dt.datetime(2026, 11, day, hour, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def p95_answers(monkeypatch):
+    """p95 statistics come from botocore's Stubber: moto's GetMetricStatistics ignores ExtendedStatistics
+    (it computes SampleCount, Sum, Minimum, Maximum and Average only). Every other CloudWatch call,
+    the sums, goes to the moto server. Answers are queued in the order the source asks."""
+    from botocore.stub import Stubber
+
+    from sources.aws import live
+
+    queued: list[tuple[str, str, str, float | None]] = []
+    stubbed: dict[str, Stubber] = {}
+
+    def percentile_client(clients, region):
+        made = live.Clients.client(clients, "cloudwatch", region)
+        stubber = Stubber(made)
+        namespace, name, value, p95 = queued.pop(0)
+        dimension = {"AWS/Lambda": "FunctionName"}.get(namespace) or ("ApiName" if name.startswith("rest:") else "ApiId")
+        start = dt.datetime.combine(PERIOD_START, dt.time(), dt.UTC)
+        end = dt.datetime.combine(PERIOD_END + dt.timedelta(days=1), dt.time(), dt.UTC)
+        points = [] if p95 is None else [{"Timestamp": start, "ExtendedStatistics": {"p95": p95}}]
+        stubber.add_response("get_metric_statistics", {"Label": name, "Datapoints": points}, expected_params={
+            "Namespace": namespace, "MetricName": "Duration" if namespace == "AWS/Lambda" else "Latency",
+            "Dimensions": [{"Name": dimension, "Value": value}], "StartTime": start, "EndTime": end,
+            "Period": 7 * 86400, "ExtendedStatistics": ["p95"]})
+        stubber.activate()
+        stubbed[value] = stubber
+        return made
+
+    monkeypatch.setattr(live, "percentile_client", percentile_client)
+    yield queued
+    assert queued == [], "every queued p95 answer was asked for"
+    for stubber in stubbed.values():
+        stubber.assert_no_pending_responses()
+
+
+def test_latency_and_errors_are_summed_over_the_period_per_function_and_api(world, tmp_path, p95_answers):
+    endpoint, http_api = world["endpoint"], world["http_api"]
+    good, bookings = ("FunctionName", "beta-good"), ("ApiId", http_api)
+    for day, invocations, errors in ((16, 100, 3), (19, 150, 4), (22, 50, 0)):
+        put_metric(endpoint, "AWS/Lambda", "Invocations", good, invocations, at(day))
+        put_metric(endpoint, "AWS/Lambda", "Errors", good, errors, at(day))
+    put_metric(endpoint, "AWS/Lambda", "Throttles", good, 2, at(20))
+    # Outside the period (the day before and the day after): not counted.
+    put_metric(endpoint, "AWS/Lambda", "Invocations", good, 1000, at(15, 23))
+    put_metric(endpoint, "AWS/Lambda", "Errors", good, 900, at(23, 0))
+    put_metric(endpoint, "AWS/Lambda", "Invocations", ("FunctionName", "beta-old"), 8, at(18))
+    for day, count, server, client_side in ((17, 500, 40, 9), (21, 300, 1, 3)):
+        put_metric(endpoint, "AWS/ApiGateway", "Count", bookings, count, at(day))
+        put_metric(endpoint, "AWS/ApiGateway", "5xx", bookings, server, at(day))
+        put_metric(endpoint, "AWS/ApiGateway", "4xx", bookings, client_side, at(day))
+    put_metric(endpoint, "AWS/ApiGateway", "Count", ("ApiName", "beta-legacy"), 20, at(18))
+    put_metric(endpoint, "AWS/ApiGateway", "5XXError", ("ApiName", "beta-legacy"), 1, at(18))
+    # Functions in name order, then APIs in name order; beta-leaky never ran, so CloudWatch has no p95.
+    p95_answers += [("AWS/Lambda", "beta-good", "beta-good", 1840.6), ("AWS/Lambda", "beta-leaky", "beta-leaky", None),
+                    ("AWS/Lambda", "beta-old", "beta-old", 95.2),
+                    ("AWS/ApiGateway", "http", http_api, 712.0), ("AWS/ApiGateway", "rest:", "beta-legacy", 60.4)]
+    values = gather("beta", world, tmp_path)
+    assert "CloudWatch" not in {e["service"] for e in values["aws.service_errors"]}
+    # By hand: invocations 100 + 150 + 50 = 300, errors 3 + 4 + 0 = 7, throttles 2.
+    assert values["aws.lambda_performance"] == [
+        {"name": "beta-good", "region": "us-east-1", "invocations": 300, "errors": 7, "throttles": 2,
+         "p95_duration_ms": 1841},
+        {"name": "beta-leaky", "region": "us-east-1", "invocations": 0, "errors": 0, "throttles": 0,
+         "p95_duration_ms": None},
+        {"name": "beta-old", "region": "us-east-1", "invocations": 8, "errors": 0, "throttles": 0,
+         "p95_duration_ms": 95},
+    ]
+    # By hand: requests 500 + 300 = 800, server errors 40 + 1 = 41, client errors 9 + 3 = 12.
+    assert values["aws.api_performance"] == [
+        {"name": "beta-bookings", "id": http_api, "kind": "HTTP", "region": "us-east-1", "requests": 800,
+         "server_errors": 41, "client_errors": 12, "p95_latency_ms": 712},
+        {"name": "beta-legacy", "id": world["rest_api"], "kind": "REST", "region": "us-east-1", "requests": 20,
+         "server_errors": 1, "client_errors": 0, "p95_latency_ms": 60},
+    ]
+
+
+LOG_SECRET = "hunter2-" + "Sail0rMoon-42"
+LOG_KEY_ID = "AKIA" + "LOGLINESECRET123"
+
+
+def test_recent_error_lines_are_the_newest_few_per_function_with_secrets_redacted(aws, tmp_path, caplog):
+    # moto, like CloudWatch Logs, accepts events of the last 14 days only: this test's period is this week.
+    today = dt.datetime.now(dt.UTC).date()
+    recent = SourceContext(tenant_id="solo", tenant_name="Solo", period_start=today - dt.timedelta(days=6),
+                           period_end=today, base_dir=tmp_path, tenant_settings={"domains": ["solo.example"]})
+    add_function(aws, SHARED_ACCOUNT, "solo-api", {})
+    add_function(aws, SHARED_ACCOUNT, "solo-quiet", {})  # never logged: no log group at all
+    logs = client(aws, "logs")
+    logs.create_log_group(logGroupName="/aws/lambda/solo-api")
+    logs.create_log_stream(logGroupName="/aws/lambda/solo-api", logStreamName="2026/11/20/[$LATEST]abc")
+    base = dt.datetime.combine(today - dt.timedelta(days=8), dt.time(9), dt.UTC)
+
+    def ms(days: float) -> int:
+        return int((base + dt.timedelta(days=days)).timestamp() * 1000)
+
+    messages = [
+        (ms(0), "[ERROR] KeyError: 'booking' (before the period)"),
+        (ms(3), "START RequestId: 8f14e45f-ceea-467f-a0e6-3c1b6b1e3a11 Version: $LATEST"),
+        (ms(3.1), f"[ERROR]\t2026-11-20T09:00:00.000Z\t8f14e45f-ceea-467f-a0e6-3c1b6b1e3a11\t"
+                  f"ConnectionError: login failed password={LOG_SECRET}"),
+        (ms(4), "[INFO] booking saved"),
+        (ms(5), f"[ERROR] Stripe call failed with key {LOG_KEY_ID} for owner@solo.example"),
+        (ms(6), "Task timed out after 30.03 seconds"),
+        (ms(6.5), "[INFO] done"),
+    ]
+    logs.put_log_events(logGroupName="/aws/lambda/solo-api", logStreamName="2026/11/20/[$LATEST]abc",
+                        logEvents=[{"timestamp": t, "message": m} for t, m in messages])
+    values = gather_aws({"endpoint_url": aws, "log_lines_per_function": 2}, recent)
+    lines = values["aws.lambda_error_lines"]
+    # Three error lines fall in the period (days 3.1, 5 and 6); the newest two are kept, newest first.
+    assert [line["message"] for line in lines] == [
+        "Task timed out after 30.03 seconds",
+        "Stripe call failed with key [redacted] for [redacted]",
+    ]
+    assert {line["function"] for line in lines} == {"solo-api"}
+    assert lines[0]["time"] == (base + dt.timedelta(days=6)).isoformat(timespec="seconds")
+    everything = gather_aws({"endpoint_url": aws, "log_lines_per_function": 5}, recent)
+    messages_kept = [line["message"] for line in everything["aws.lambda_error_lines"]]
+    assert messages_kept[-1] == "ConnectionError: login failed password=[redacted]"
+    assert len(messages_kept) == 3
+    write_snapshot(tmp_path / "solo.json", everything, "solo", today)
+    for text in (json.dumps(everything, default=str), (tmp_path / "solo.json").read_text(), caplog.text):
+        assert LOG_SECRET not in text and LOG_KEY_ID not in text and "owner@solo.example" not in text
+
+
+def test_repositories_without_a_ci_configuration_are_listed_with_an_empty_pipeline(world, tmp_path):
+    (world["clean_repo"] / ".github" / "workflows").mkdir(parents=True)
+    (world["clean_repo"] / ".github" / "workflows" / "deploy.yml").write_text("on: push\n")
+    gitlab = tmp_path / "beta-gitlab-repo"
+    gitlab.mkdir()
+    (gitlab / ".gitlab-ci.yml").write_text("test:\n  script: make test\n")
+    values = gather("beta", world, tmp_path, repositories=["beta-repo", "beta-clean-repo", "beta-gitlab-repo"])
+    # The secrets column counts the repository's hardcoded-secret findings (detect-secrets may flag a
+    # planted line with more than one detector, so it is at least the two planted lines).
+    planted = [f for f in values["aws.security_findings"] if f["resource"].startswith("beta-repo/")]
+    assert len(planted) >= 2
+    assert values["aws.code_repositories"] == [
+        {"name": "beta-repo", "path": "beta-repo", "pipeline": "", "secrets": len(planted)},
+        {"name": "beta-clean-repo", "path": "beta-clean-repo", "pipeline": "GitHub Actions", "secrets": 0},
+        {"name": "beta-gitlab-repo", "path": "beta-gitlab-repo", "pipeline": "GitLab CI", "secrets": 0},
+    ]
+
+
+def test_s3s_policy_status_calls_a_star_grant_narrowed_by_a_condition_not_public(aws, tmp_path):
+    s3 = client(aws, "s3")
+    s3.create_bucket(Bucket="narrowed")
+    s3.put_bucket_policy(Bucket="narrowed", Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::narrowed/*",
+        "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-0123456789abcdef0"}}}]}))
+    add_bucket(aws, SHARED_ACCOUNT, "wide-open", {}, policy_principal="*")
+    values = gather_aws({"endpoint_url": aws}, context("solo", tmp_path))
+    buckets = {b["name"]: (b["public_policy"], b["policy_public"]) for b in values["aws.s3_buckets"]}
+    # As written, both grant "*"; S3's GetBucketPolicyStatus calls only the unconditional one public.
+    assert buckets == {"narrowed": ("conditional", False), "wide-open": ("unconditional", True)}

@@ -81,3 +81,21 @@ def test_a_missing_folder_makes_the_metrics_unavailable_with_the_path(tmp_path):
 def test_a_bad_stale_limit_is_named(notes):
     with pytest.raises(SourceError, match="stale_after_days"):
         gather_handoffs({"path": "handoffs", "stale_after_days": "a month"}, context(notes.parent))
+
+
+def test_hashtags_tag_an_item_and_are_left_out_of_its_text(tmp_path):
+    folder = tmp_path / "handoffs"
+    folder.mkdir()
+    (folder / "site.md").write_text(
+        "# Site\n\n## Website\n"
+        "- [ ] Make the quote page load faster on phones #ux\n"
+        "- [ ] Rewrite the #UX copy #seo for the home page\n"
+        "- [ ] Support C# clients and close issue #12\n"
+        "- [x] Fix the date picker #ux\n", encoding="utf-8")
+    figures = gather_handoffs({"path": "handoffs"}, context(tmp_path))
+    assert [(i["text"], i["tags"]) for i in figures["handoffs.open_items"]] == [
+        ("Make the quote page load faster on phones", ["ux"]),
+        ("Rewrite the copy for the home page", ["ux", "seo"]),
+        ("Support C# clients and close issue #12", []),
+    ]
+    assert [(i["text"], i["tags"]) for i in figures["handoffs.done_items"]] == [("Fix the date picker", ["ux"])]

@@ -27,9 +27,12 @@ def test_monthly_figures_burn_cash_and_runway_match_the_hand_worked_sums():
     # Jul: +1000 -1000; Aug: +1200 -1000 -300; Sep: +800 -1000 -100 -250; Oct row is after the period.
     figures = gather_ledger({"path": "ledger.csv", "opening_balance": 5000}, context())
     assert figures["finance.monthly"] == [
-        {"month": "2026-07", "revenue": Decimal("1000"), "expenses": Decimal("1000"), "net": Decimal("0")},
-        {"month": "2026-08", "revenue": Decimal("1200"), "expenses": Decimal("1300"), "net": Decimal("-100")},
-        {"month": "2026-09", "revenue": Decimal("800"), "expenses": Decimal("1350"), "net": Decimal("-550")},
+        {"month": "2026-07", "revenue": Decimal("1000"), "expenses": Decimal("1000"), "net": Decimal("0"),
+         "draws": Decimal("0")},
+        {"month": "2026-08", "revenue": Decimal("1200"), "expenses": Decimal("1300"), "net": Decimal("-100"),
+         "draws": Decimal("0")},
+        {"month": "2026-09", "revenue": Decimal("800"), "expenses": Decimal("1350"), "net": Decimal("-550"),
+         "draws": Decimal("0")},
     ]
     # Burn = (3650 expenses - 3000 revenue) / 3 months = 216.67; cash = 5000 + 3000 - 3650 = 4350.
     assert figures["finance.burn_rate"] == Decimal("216.67")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,46 @@ def test_case_study_assumptions_are_unavailable_when_not_set():
 def test_bad_case_study_assumptions_are_unavailable_naming_the_key(study, message):
     value = gather_marketing({"case_study": study}, context())["marketing.case_study_assumptions"]
     assert isinstance(value, Unavailable) and message in value.reason
+
+
+def test_the_case_study_event_turns_the_list_into_tickets_capped_at_capacity_times_the_price():
+    study = {"conversion_low": 0.01, "conversion_high": 0.05, "event": "Harbor concert", "event_date": "2026-10-10",
+             "ticket_price": 40, "capacity": 30}
+    figures = gather_marketing({"case_study": study, "subscribers": "subscribers.csv"}, context())
+    size = figures["marketing.email_list_size"]
+    event = figures["marketing.case_study_range"]
+    # By hand: whole tickets at 1% and 5% of the list, at most 30 seats, at $40 each.
+    low, high = size // 100, min(size * 5 // 100, 30)
+    assert (event["tickets_low"], event["tickets_high"]) == (low, high)
+    assert (event["revenue_low"], event["revenue_high"]) == (Decimal(40 * low), Decimal(40 * high))
+    assert event["event_date"] == dt.date(2026, 10, 10) and event["list_size"] == size
+
+
+def test_a_case_study_of_3676_at_half_and_two_percent_sells_18_and_24_of_24_seats():
+    from sources.marketing import case_study_range
+
+    study = {"conversion_low": 0.005, "conversion_high": 0.02, "event": "Fireworks cruise", "ticket_price": 250,
+             "capacity": 24}
+    event = case_study_range(study | {"ticket_price": Decimal(250)}, 3676)
+    # 3,676 x 0.5% = 18.38 -> 18 tickets; 3,676 x 2% = 73.52 -> 73 wanted, 24 seats.
+    assert (event["wanted_low"], event["wanted_high"], event["tickets_low"], event["tickets_high"]) == (18, 73, 18, 24)
+    assert (event["revenue_low"], event["revenue_high"]) == (Decimal(4500), Decimal(6000))
+    assert (event["filled_low_percent"], event["filled_high_percent"]) == (75.0, 100.0)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"event": "Concert", "ticket_price": 40}, "has an event but no capacity"),
+    ({"event": "Concert", "ticket_price": 0, "capacity": 10}, "case_study.ticket_price must be an amount above 0"),
+    ({"event": "Concert", "ticket_price": 40, "capacity": 2.5}, "case_study.capacity must be a whole number of seats"),
+    ({"event": "Concert", "ticket_price": 40, "capacity": 10, "event_date": "soon"}, "case_study.event_date must be a date"),
+])
+def test_a_bad_case_study_event_is_unavailable_naming_the_key(extra, message):
+    value = gather_marketing({"case_study": {"conversion_low": 0.01, "conversion_high": 0.02, **extra}},
+                             context())["marketing.case_study_assumptions"]
+    assert isinstance(value, Unavailable) and message in value.reason
+
+
+def test_without_an_event_the_case_study_range_is_unavailable_and_the_assumptions_stay():
+    figures = gather_marketing({"case_study": {"conversion_low": 0.01, "conversion_high": 0.02}}, context())
+    assert isinstance(figures["marketing.case_study_range"], Unavailable)
+    assert figures["marketing.case_study_assumptions"] == {"conversion_low": 0.01, "conversion_high": 0.02}

@@ -1,0 +1,7 @@
+import os
+
+TABLE = os.environ["TABLE"]
+
+
+def handler(event, context):
+    return {"statusCode": 200}

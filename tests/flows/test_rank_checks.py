@@ -1,0 +1,51 @@
+"""rank_checks(): the N most critical shortfalls by severity then impact, and the rest summarised."""
+
+from __future__ import annotations
+
+from flows.templating import environment, rank_checks
+
+
+def check(check_id: str, severity: str, tenant: str) -> dict[str, str]:
+    return {"id": check_id, "severity": severity, "tenant_name": tenant, "message": f"{tenant}: {check_id}",
+            "fix": f"Fix {check_id}"}
+
+
+CHECKS = [check("few-channels", "medium", "A"), check("security", "high", "A"), check("runway", "critical", "B"),
+          check("rules", "high", "B"), check("few-channels", "medium", "C"), check("kpis", "low", "A"),
+          check("security", "high", "C")]
+
+
+def test_severity_ranks_first_then_the_impact_order_then_the_given_order():
+    ranked = rank_checks(CHECKS, 4, ["runway", "rules", "security"])
+    assert [(c["id"], c["tenant_name"]) for c in ranked] == [
+        ("runway", "B"), ("rules", "B"), ("security", "A"), ("security", "C")]
+    assert (ranked.more, ranked.total) == (3, 7)
+
+
+def test_the_rest_is_one_row_per_check_with_its_entities_in_rank_order():
+    ranked = rank_checks(CHECKS, 2, ["runway", "rules", "security"])
+    assert ranked.rest == [
+        {"id": "security", "severity": "high", "fix": "Fix security", "entities": ["A", "C"], "count": 2},
+        {"id": "few-channels", "severity": "medium", "fix": "Fix few-channels", "entities": ["A", "C"], "count": 2},
+        {"id": "kpis", "severity": "low", "fix": "Fix kpis", "entities": ["A"], "count": 1}]
+
+
+def test_ids_missing_from_the_impact_order_rank_after_the_listed_ones_of_their_severity():
+    ranked = rank_checks(CHECKS, 7, ["security"])
+    assert [c["id"] for c in ranked][1:4] == ["security", "security", "rules"]
+    assert ranked.rest == [] and ranked.more == 0
+
+
+def test_templates_can_number_the_top_and_say_how_many_more():
+    template = environment().from_string(
+        "{% set top8 = rank_checks(checks, 2, ['runway']) %}{% for c in top8 %}{{ loop.index }}. {{ c.message }}\n"
+        "{% endfor %}and {{ top8.more }} more: {% for g in top8.rest %}{{ g.fix }} ({{ names(g.entities) }}); {% endfor %}")
+    assert template.render(checks=CHECKS) == (
+        "1. B: runway\n2. A: security\nand 5 more: Fix rules (B); Fix security (C); Fix few-channels (A and C); "
+        "Fix kpis (A); ")
+
+
+def test_given_the_entities_ties_go_to_the_entity_needing_the_most_attention():
+    checks = [dict(check("runway", "critical", name), tenant=name.lower()) for name in ("A", "B", "C")]
+    entities = [{"id": "a", "attention": 10}, {"id": "b", "attention": 1000}, {"id": "c", "attention": 100}]
+    assert [c["tenant_name"] for c in rank_checks(checks, 3, [], entities)] == ["B", "C", "A"]

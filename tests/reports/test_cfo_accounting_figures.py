@@ -1,0 +1,120 @@
+"""CFO and Accounting Officer figures of issue 19, recomputed by hand from the sample files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal
+
+import pytest
+
+from flows.config import load_config
+from flows.period import parse_period
+from flows.pipeline import run_plain
+from flows.templating import money, number
+from tests.conftest import EXAMPLES, SAMPLE_CONFIG, SAMPLE_PERIOD
+
+WINDOW = ("2026-08", "2026-09", "2026-10")
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    summary, emails = run_plain(load_config(SAMPLE_CONFIG), parse_period(SAMPLE_PERIOD), dry_run=True)
+    assert summary["failed"] == []
+    return {key: email.markdown for key, email in emails.items()}
+
+
+def ledger(tenant: str) -> list[dict[str, str]]:
+    with open(EXAMPLES / "data" / tenant / "ledger.csv", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def snapshot(tenant: str) -> dict:
+    return json.loads((EXAMPLES / "data" / tenant / "aws-snapshot.json").read_text())["metrics"]
+
+
+def section(markdown: str, heading: str) -> str:
+    start = markdown.index(heading + "\n") + len(heading) + 1
+    end = markdown.find("\n## ", start)
+    return markdown[start:end if end >= 0 else None]
+
+
+def test_jada_margins_from_the_ledger_rows(rendered):
+    # Gross: revenue less fuel, captain wages and cleaning (JADA's variable categories); net: less every expense.
+    rows = [r for r in ledger("jada") if r["date"][:7] in WINDOW]
+    revenue = sum(Decimal(r["amount"]) for r in rows if Decimal(r["amount"]) > 0)
+    cost = -sum(Decimal(r["amount"]) for r in rows if r["category"] in ("Fuel", "Captain wages", "Cleaning"))
+    expenses = -sum(Decimal(r["amount"]) for r in rows if Decimal(r["amount"]) < 0)
+    gross, net = (revenue - cost) / revenue * 100, (revenue - expenses) / revenue * 100
+    margins = section(rendered["portfolio-cfo"], "## Margins")
+    assert f"| JADA | {number(gross, 1)}% | {number(net, 1)}% |" in margins
+    assert (number(gross, 1), number(net, 1)) == ("65.4", "-30.6")
+    october = [r for r in rows if r["date"].startswith("2026-10")]
+    oct_revenue = sum(Decimal(r["amount"]) for r in october if Decimal(r["amount"]) > 0)
+    oct_net = oct_revenue + sum(Decimal(r["amount"]) for r in october if Decimal(r["amount"]) < 0)
+    assert f"/ {number(oct_net / oct_revenue * 100, 1)}% |" in margins.split("| JADA |")[1].splitlines()[0]
+
+
+def test_quickdumpnow_owner_draws_are_out_of_expenses_and_shown_as_draws(rendered):
+    rows = [r for r in ledger("quickdumpnow") if r["date"].startswith("2026-10")]
+    draws = -sum(Decimal(r["amount"]) for r in rows if r["account"] == "3100 Owner Draws")
+    expenses = -sum(Decimal(r["amount"]) for r in rows if Decimal(r["amount"]) < 0
+                    and r["account"] not in ("3100 Owner Draws", "6260 Truck Repairs"))
+    assert draws == 400
+    cfo = rendered["portfolio-cfo"]
+    assert f"QuickDumpNow {money(draws)} last month" in cfo
+    assert f"| QuickDumpNow \\* | $3,180 | {money(expenses)} |" in cfo  # was $4,900 with the draw as an expense
+    all_draws = -sum(Decimal(r["amount"]) for r in ledger("quickdumpnow") if r["account"] == "3100 Owner Draws"
+                     and r["date"] <= "2026-11-22")
+    assert f"| QuickDumpNow | {money(draws)} | {money(all_draws)} |" in rendered["portfolio-accounting"]
+
+
+def test_the_bank_account_balance_is_derived_and_equals_jadas_cash(rendered):
+    fixes = section(rendered["portfolio-accounting"], "## Bookkeeping fixes in this week's figures")
+    rows = [r for r in ledger("jada") if r["date"] <= "2026-11-22"]
+    posted = [r for r in rows if r["account"] == "1000 Operating Account"]
+    balance = Decimal(48000) + sum(Decimal(r["amount"]) for r in rows)
+    assert posted == [] and money(balance) == "$12,617"
+    assert f"while JADA has {money(balance)} in cash" in fixes
+    assert f"| JADA | $0 | $48,000 | {len(rows)} | {money(balance)} |" in fixes
+
+
+def test_aws_costs_the_reports_depend_on_against_october_revenue(rendered):
+    costs = section(rendered["portfolio-cfo"], "## AWS and domain costs against revenue")
+    services = {r["service"]: Decimal(str(r["amount"])) for r in snapshot("jada")["aws.monthly_cost_by_service"]
+                if r["month"] == "2026-10"}
+    ses, lam, transfer = (services["Amazon Simple Email Service"], services["AWS Lambda"],
+                          services["AWS Data Transfer"])
+    domains = (Decimal("14") + Decimal("14")) / 12  # two .example names at $14.00 a year
+    total = ses + lam + transfer + domains.quantize(Decimal("0.01"))
+    revenue = sum(Decimal(r["amount"]) for r in ledger("jada") if r["date"].startswith("2026-10")
+                  and Decimal(r["amount"]) > 0)
+    assert (f"| JADA | {money(ses, cents=True)} | {money(lam, cents=True)} | {money(transfer, cents=True)} | "
+            f"$2.33 | {money(total, cents=True)} | {number(total / revenue * 100, 2)}% |") in costs
+    assert total == Decimal("5.30") and revenue == Decimal("3850")
+
+
+def test_domain_renewals_within_90_days_and_the_yearly_domain_cost(rendered):
+    costs = section(rendered["portfolio-cfo"], "## AWS and domain costs against revenue")
+    registered = [d for t in ("jada", "queenofsandiego", "quickdumpnow", "dangerouscentaur")
+                  for d in snapshot(t)["aws.domain_registrations"]]
+    assert f"Domain names cost **{money(sum(d['renewal_price'] for d in registered))} a year**" in costs  # 6 x $14
+    # Nov 22 + 90 days = Feb 20, 2027: quickdumpnow.example (Dec 9), jada.example (Jan 14), dcstudio (Feb 3).
+    assert "| QuickDumpNow | quickdumpnow.example | Dec 9, 2026 | 17 | no: renew by hand | $14.00 |" in costs
+    assert "| JADA | jada.example | Jan 14, 2027 | 53 | no: renew by hand | $14.00 |" in costs
+    assert "| DangerousCentaur | dcstudio.example | Feb 3, 2027 | 73 | yes | $14.00 |" in costs
+    assert "queenofsandiego.example" not in costs  # May 30: outside the window
+    assert "QuickDumpNow: quickdumpnow.example expires on Dec 9, 2026 and does not renew by itself." in \
+        rendered["portfolio-cfo"]
+
+
+def test_dangerouscentaurs_gross_margin_rule_fails_on_contractor_costs(rendered):
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(EXAMPLES / "data" / "dangerouscentaur" / "ledger.xlsx", read_only=True)["Ledger"]
+    rows = [r for r in sheet.iter_rows(min_row=2, values_only=True) if r[0].strftime("%Y-%m") in WINDOW]
+    revenue = sum(Decimal(str(r[3])) for r in rows if r[3] > 0)
+    contractors = -sum(Decimal(str(r[3])) for r in rows if r[2] == "Contractors")
+    margin = (revenue - contractors) / revenue * 100
+    assert f"gross margin {number(margin, 1)}% over the last 3 months; at least 30% required" in \
+        rendered["portfolio-cfo"]
