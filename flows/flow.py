@@ -326,11 +326,18 @@ def send_exec_reports(
         by_role[instance.role].append(instance)
     # quote(): large arguments (metric values, plans, config) pass through untouched; otherwise Prefect
     # walks every element looking for futures, which costs seconds at a hundred tenants.
-    report_futures = [
-        produce_reports.submit(role, quote(instances), quote(dict(values)), quote(portfolio), chosen_period,
-                               quote(backend), dry_run, quote(records), run_id, resend, run_folder, quote(selection))
-        for role, instances in by_role.items()
-    ]
+    # Rendering is CPU-bound Python under one GIL. Delivering through SES or SMTP mostly waits on the
+    # provider, so roles overlap there; with the local outbox (or a dry run) nothing waits, and parallel
+    # roles only contend for the GIL: one after another costs ~13% less CPU at 100 tenants (bench/).
+    overlap_roles = not dry_run and backend.name != "outbox"
+    report_futures = []
+    for role, instances in by_role.items():
+        future = produce_reports.submit(role, quote(instances), quote(dict(values)), quote(portfolio), chosen_period,
+                                        quote(backend), dry_run, quote(records), run_id, resend, run_folder,
+                                        quote(selection))
+        if not overlap_roles:
+            future.wait()
+        report_futures.append(future)
     outcomes: list[Outcome] = []
     checks: list[tuple[str, CheckResult]] = []
     actions: list[dict[str, str]] = []
