@@ -3,7 +3,8 @@ commands, wall clock, against the plain pipeline on the same data in its own pro
 
 - cold: a fresh PREFECT_HOME and no server: the run starts the local Prefect server (first start
   migrates its database) and then runs. Every cold run must succeed; failures are counted.
-- warm: the server is already running (the daily loop).
+- warm: the server is already running (the daily loop); the compiled templates and charts come from
+  the cache the earlier runs filled; warm uncached: the same with the cache off (flows/cache.py).
 - plain: ``python -m bench.child plain`` on the same config and period, interpreter start included.
 """
 
@@ -43,7 +44,7 @@ def measure(workdir: Path, period: str, cold_runs: int = 2, warm_runs: int = 3) 
     config = _sample_copy(workdir)
     base_env = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_API_URL")}
     run = [EXEC_REPORTS, "run", "--config", str(config), "--period", period, "--resend"]
-    cold, warm, plain, failures = [], [], [], []
+    cold, warm, warm_uncached, plain, failures = [], [], [], [], []
     for attempt in range(cold_runs):
         home = workdir / f"first-contact-home-{attempt}"
         env = {**base_env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -61,7 +62,15 @@ def measure(workdir: Path, period: str, cold_runs: int = 2, warm_runs: int = 3) 
                     seconds, code = _timed([sys.executable, "-m", "bench.child", "plain", str(config), period], env,
                                            PROJECT_ROOT, workdir / f"plain-{index}.log")
                     plain.append(seconds)
+                    # The same warm run without the compiled-template and chart cache (flows/cache.py):
+                    # what a run of a new period pays for charts whose figures changed.
+                    seconds, code = _timed(run, {**env, "EXEC_REPORTS_CACHE_DIR": "off"}, config.parent.parent,
+                                           workdir / f"warm-uncached-{index}.log")
+                    warm_uncached.append(seconds)
+                    if code != 0:
+                        failures.append(f"warm run without cache {index}: exit {code}")
         finally:
             stop_server(home)
     return {"cold_s": statistics.median(cold), "cold_max_s": max(cold), "cold_runs": len(cold),
-            "warm_s": statistics.median(warm), "plain_s": statistics.median(plain), "failures": failures}
+            "warm_s": statistics.median(warm),
+            "warm_uncached_s": statistics.median(warm_uncached), "plain_s": statistics.median(plain), "failures": failures}

@@ -159,13 +159,26 @@ def bench_ses(messages: int, rate: float) -> dict | None:
 
 
 def bench_check(repeats: int) -> dict:
+    """Whole `exec-reports check` commands: wall and CPU time (user + system, from the kernel, so a busy
+    machine shows in the wall figure but hardly in the CPU one). The first run starts from an empty
+    compiled-template cache (flows/cache.py); the median is over the runs after it (an author's loop)."""
     exe = str(Path(sys.executable).parent / "exec-reports")
-    times = []
-    for _ in range(repeats):
+    cache = tempfile.TemporaryDirectory(prefix="exec-reports-check-cache-")
+    env = {**os.environ, "EXEC_REPORTS_CACHE_DIR": cache.name}
+    runs = []
+    for _ in range(repeats + 1):
         started = time.perf_counter()
-        subprocess.run([exe, "check", "--period", PERIOD], cwd=PROJECT_ROOT, check=True, capture_output=True)
-        times.append(time.perf_counter() - started)
-    return {"median_s": statistics.median(times), "max_s": max(times)}
+        process = subprocess.Popen([exe, "check", "--period", PERIOD], cwd=PROJECT_ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"exec-reports check failed ({os.waitstatus_to_exitcode(status)})")
+        runs.append((time.perf_counter() - started, usage.ru_utime + usage.ru_stime))
+    cache.cleanup()
+    cold, warm = runs[0], runs[1:]
+    return {"median_s": statistics.median(w for w, _ in warm), "max_s": max(w for w, _ in warm),
+            "cpu_median_s": statistics.median(c for _, c in warm), "cold_cache_s": cold[0], "cold_cache_cpu_s": cold[1],
+            "load": os.getloadavg()[0]}
 
 
 # ---- report -----------------------------------------------------------------------------------------------------
@@ -191,7 +204,8 @@ def write_results(data: dict) -> str:
             f"max {first['cold_max_s']:.1f} s; failures: {len(first['failures'])} | ≤ 45 s, never a failure | "
             f"{verdict(first['cold_max_s'] <= 45 and not first['failures'])} |",
             f"| 0 | `make run` with the server running (warm) / plain pipeline, same data, whole commands | "
-            f"{first['warm_s']:.1f} s / {first['plain_s']:.1f} s | warm ≤ 8 s | {verdict(first['warm_s'] <= 8)} |",
+            f"{first['warm_s']:.1f} s / {first['plain_s']:.1f} s; warm with the template and chart cache off "
+            f"{first['warm_uncached_s']:.1f} s | warm ≤ 8 s | {verdict(first['warm_s'] <= 8)} |",
         ]
     if render:
         lines.append(
@@ -232,7 +246,9 @@ def write_results(data: dict) -> str:
                      f"| {verdict(ok)} |")
     if check:
         lines.append(f"| 5 | `exec-reports check` over all reports, whole command | median {check['median_s']:.2f} s "
-                     f"(max {check['max_s']:.2f} s) | ≤ 1.5 s | {verdict(check['median_s'] <= 1.5)} |")
+                     f"(max {check['max_s']:.2f} s), {check['cpu_median_s']:.2f} s CPU; first run with an empty "
+                     f"template cache {check['cold_cache_s']:.2f} s ({check['cold_cache_cpu_s']:.2f} s CPU); load "
+                     f"{check['load']:.1f} | ≤ 1.5 s | {verdict(check['median_s'] <= 1.5)} |")
     if data.get("email"):
         from bench.email_bench import email_result_rows
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sources.registry import is_available
@@ -290,5 +291,49 @@ class InlineImage:
     @property
     def png(self) -> bytes:
         if self._png is None:
-            self._png = render_png(self.spec)
+            self._png = cached_png(self.spec)
         return self._png
+
+
+# ---- the chart cache ---------------------------------------------------------------------------------
+#
+# The same figures in the same style draw the same PNG: a re-run of a period (or a report whose chart
+# did not change since last week) reuses it from the on-disk cache (flows/cache.py) instead of importing
+# matplotlib and drawing. The key covers the chart (its repr: kind, title, labels, every value, format,
+# note), this module's source (style, size, scale, palette, drawing code) and the versions of
+# matplotlib and Pillow and any matplotlib configuration in the environment.
+
+
+@lru_cache(maxsize=1)
+def _renderer_fingerprint() -> str:
+    import os
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    from flows import cache
+
+    versions = []
+    for package in ("matplotlib", "pillow"):
+        try:
+            versions.append(version(package))
+        except PackageNotFoundError:
+            versions.append("unknown")
+    return cache.cache_key(cache.source_fingerprint(sys.modules[__name__]), *versions,
+                           os.environ.get("MATPLOTLIBRC", ""), os.environ.get("MPLCONFIGDIR", ""))
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+def cached_png(spec: ChartSpec) -> bytes:
+    """The chart's PNG from the cache, or drawn (and then cached)."""
+    from flows import cache
+
+    key = cache.cache_key(_renderer_fingerprint(), repr(spec))
+    png = cache.read("charts", key)
+    if png is not None and png.startswith(_PNG_SIGNATURE) and png.endswith(_PNG_END):
+        return png
+    png = render_png(spec)
+    cache.write("charts", key, png)
+    return png

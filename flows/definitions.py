@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from flows.config import SLUG, EmailAddress
 from flows.errors import DefinitionError, Problem
-from flows.templating import environment, metric_references, plain_environment
+from flows.templating import compile_report_template
 from flows.yamlsource import Located, YamlProblem, format_key_path, load_located
 from sources.registry import REGISTRY, SourceRegistry
 
@@ -171,22 +171,23 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
                 problems.append(Problem(shown, line, f"{list_name}[{index}]", f"metric '{name}' is listed twice"))
             declared.add(name)
 
-    env, plain = environment(), plain_environment()
     namespaces = registry.namespaces
 
     def compile_template(source: str, key: str, line_base: int, *, plain_text: bool = False,
                          expression: bool = False):
-        target = plain if plain_text else env
         if not expression:
             # A comment spanning the lines above makes Jinja's own line numbers (syntax errors, metric
             # references, the frames of a run-time error) the lines of the report file.
             source, line_base = line_padding(line_base) + source, 1
         try:
-            parsed = target.parse(f"{{{{ {source} }}}}" if expression else source)
+            # Cached on disk by source, sandbox and versions (flows/cache.py): unchanged reports are
+            # not parsed and compiled again on every check or run.
+            compiled, used = compile_report_template("plain" if plain_text else "markdown", source,
+                                                     None if expression else shown, namespaces,
+                                                     expression=expression)
         except TemplateSyntaxError as exc:
             problems.append(Problem(shown, line_base + (exc.lineno or 1) - 1, key, f"template syntax error: {exc.message}"))
             return None, []
-        used = metric_references(parsed, namespaces)
         for metric, lineno in used:
             if metric not in declared:
                 if metric in registry.metrics:
@@ -195,13 +196,7 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
                     hint = registry.suggest(metric)
                     message = f"uses unknown metric '{metric}'" + (f" (did you mean '{hint}'?)" if hint else "")
                 problems.append(Problem(shown, line_base + lineno - 1, key, message))
-        if expression:
-            return target.compile_expression(source, undefined_to_none=False), [m for m, _ in used]
-        # Compile the tree parsed above instead of parsing the source a second time; the file's name
-        # in the code object is how a run-time error is traced back to its line (see error_line).
-        template = target.template_class.from_code(target, target.compile(parsed, filename=shown),
-                                                   target.make_globals(None), None)
-        return template, [m for m, _ in used]
+        return compiled, [m for m, _ in used]
 
     template, _ = compile_template(body, None, body_line)
     subject, _ = compile_template(front.subject, "subject", located.line_of(("subject",)) or 1, plain_text=True)

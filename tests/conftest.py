@@ -68,3 +68,18 @@ def moto_endpoint():
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache_dir(tmp_path_factory):
+    """The compiled-template and chart cache (flows/cache.py) lives in a folder of this test session,
+    not in the user's home: tests see the cache's real behaviour without sharing it with anything else."""
+    import os
+
+    saved = os.environ.get("EXEC_REPORTS_CACHE_DIR")
+    os.environ["EXEC_REPORTS_CACHE_DIR"] = str(tmp_path_factory.mktemp("exec-reports-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("EXEC_REPORTS_CACHE_DIR", None)
+    else:
+        os.environ["EXEC_REPORTS_CACHE_DIR"] = saved

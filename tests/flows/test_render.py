@@ -75,3 +75,30 @@ def test_a_large_email_warns_about_gmail_clipping():
     assert any("Gmail clips" in w for w in rendered.warnings)
     small = render_email("short", "s", title="t", footer="f")
     assert small.warnings == []
+
+
+def test_the_faster_css_inlining_gives_premailers_own_output():
+    # inline_css memoizes premailer's per-element work and skips its float probe when nothing floats;
+    # on a page with aligned table columns, a chart and notes, and on one with a floating image, the
+    # result must be what premailer itself produces.
+    import logging
+
+    from markupsafe import Markup
+    from premailer import Premailer
+
+    from flows.charts import InlineImage, make_spec
+    from flows.render import DEFAULT_THEME_DIR, _layout_environment, _theme_css, inline_css, markdown_to_html
+
+    chart = InlineImage(make_spec("column", "Revenue", labels=["Oct", "Nov"], series={"Revenue": [1.0, 2.0]}))
+    body, _ = markdown_to_html("| name | amount |\n|:---|---:|\n| a | 1 |\n\n![Revenue](chart:0)\n", [chart])
+    page = _layout_environment(DEFAULT_THEME_DIR).get_template("layout.html").render(
+        subject="s", title="t", preheader="", footer="f", notes=["a note"], body=Markup(body),
+        css=Markup(_theme_css(DEFAULT_THEME_DIR)))
+    floating = page.replace("img.chart {", "img.chart { float: right;")
+    for html in (page, floating):
+        expected = Premailer(html, allow_network=False, strip_important=False, keep_style_tags=False,
+                             remove_classes=False, disable_validation=True, cssutils_logging_level=logging.CRITICAL,
+                             cssutils_logging_handler=logging.NullHandler()).transform()
+        assert inline_css(html) == expected
+    assert 'align="right"' in inline_css(floating).split("<img", 1)[1].split(">", 1)[0]
+    assert 'align="right"' not in inline_css(page).split("<img", 1)[1].split(">", 1)[0]
