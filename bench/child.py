@@ -31,9 +31,9 @@ def main() -> None:
         from flows.period import parse_period
         from flows.pipeline import run_folder_name, run_plain
 
+        started = time.perf_counter()  # like the flow's figure, which loads the config inside the run
         config = load_config(config_path)
         period = parse_period(period_label)
-        started = time.perf_counter()
         # The same work as the flow: deliver through the outbox and keep delivery records.
         run = run_folder_name(period)
         # resend: every repeat does a first-time send's work, not a re-run's skip.

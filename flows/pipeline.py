@@ -705,9 +705,18 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
             by_definition.setdefault(definition.variant, (definition, []))
 
     produced = ProducedReport([], [], {})
-    # Addresses that bounced for good or complained get nothing until an operator clears them.
-    suppressed = {} if records is None or dry_run else {
-        entry.key.recipient: entry for entry in SuppressionList(records).active()}
+    # Addresses that bounced for good or complained get nothing until an operator clears them. Looked up
+    # per address (one read each, once per report), not by listing the whole suppression list for every
+    # report: on S3 a listing costs one request per entry.
+    suppressions = None if records is None or dry_run else SuppressionList(records)
+    suppressed: dict[str, Any] = {}
+
+    def suppression_of(recipient: Any) -> Any:
+        address = _bare_address(recipient)
+        if address not in suppressed:
+            suppressed[address] = suppressions.entry(address) if suppressions is not None else None
+        return suppressed[address]
+
     for variant, (definition, assigned) in sorted(by_definition.items()):
         try:
             rendered, checks = build_report(instance, values, config, period, generated_at, definition=definition,
@@ -734,10 +743,10 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
             produced.outcomes.append(Outcome(role, key, [], "dry-run", subject=rendered.subject,
                                              warnings=rendered.warnings, variant=variant))
         for recipient in groups:
-            blocked = [r for r in recipient if _bare_address(r) in suppressed]
+            blocked = [r for r in recipient if suppression_of(r) is not None]
             for address in blocked:
                 produced.outcomes.append(Outcome(role, key, [address], "skipped", variant=variant,
-                                                 reason=suppressed_reason(suppressed[_bare_address(address)])))
+                                                 reason=suppressed_reason(suppression_of(address))))
             recipient = tuple(r for r in recipient if r not in blocked)
             if not recipient:
                 continue

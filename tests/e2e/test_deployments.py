@@ -113,7 +113,7 @@ def test_an_ad_hoc_deployment_run_delivers_the_chosen_roles(stack):
     assert sorted(p.name for p in folder.glob("*.eml")) == [
         "portfolio-ceo--ceo-holdings-example.eml", "portfolio-cfo--cfo-holdings-example.eml"]
     keys = artifact_keys(stack, run_id)
-    assert {"exec-reports-deliveries", "report-portfolio-cfo", "report-portfolio-ceo"} <= keys
+    assert {"exec-reports-deliveries", "reports-cfo", "reports-ceo"} <= keys
 
 
 def test_a_dry_run_of_a_past_period_sends_nothing(stack):

@@ -37,9 +37,18 @@ def test_the_flow_delivers_every_role_to_the_outbox_and_records_artifacts(portfo
     message = email.message_from_bytes(emls[0].read_bytes(), policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"
 
-    keys = {artifact.key for artifact in artifacts_of(state.state_details.flow_run_id)}
-    assert "exec-reports-deliveries" in keys
-    assert {f"report-portfolio-{role}" for role in ("ceo", "cto", "cfo", "cmo", "accounting")} <= keys
+    artifacts = artifacts_of(state.state_details.flow_run_id)
+    keys = sorted(artifact.key for artifact in artifacts if artifact.key)
+    # One artifact per role holding its reports (not one per report), beside the delivery table, the checks
+    # and the status board.
+    assert keys == ["exec-reports-checks", "exec-reports-deliveries", "exec-reports-status", "reports-accounting",
+                    "reports-ceo", "reports-cfo", "reports-cmo", "reports-cto", "reports-gm"]
+    [gm] = [artifact for artifact in artifacts if artifact.key == "reports-gm"]
+    # The four GM briefs, each under its own subject and report key.
+    key_lines = sorted(line for line in gm.data.splitlines() if line.endswith(f"` · {SAMPLE_PERIOD}"))
+    assert key_lines == [f"`{tenant}-gm` · {SAMPLE_PERIOD}" for tenant in ("dangerouscentaur", "jada",
+                                                                          "queenofsandiego", "quickdumpnow")]
+    assert gm.data.startswith(f"# gm: 4 report(s), {SAMPLE_PERIOD}")
 
 
 def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):

@@ -129,3 +129,34 @@ def test_bounces_complaints_and_deliveries_reach_the_records_suppression_history
     after_clear, _ = run_plain(config, sample_period, roles=["cfo"], backend=get_backend(config, "fourth"),
                                records=store, run="fourth", resend=True)
     assert [item["report"] for item in after_clear["sent"]] == ["cfo"]
+
+
+class CountingStore(LocalRecordStore):
+    """The real local store, counting listings per namespace (a listing is one request per entry on S3)."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.listings: dict[str, int] = {}
+
+    def list(self, backend, period):
+        self.listings[backend] = self.listings.get(backend, 0) + 1
+        return super().list(backend, period)
+
+
+def test_a_run_checks_each_recipient_against_the_suppression_list_without_listing_it_per_report(
+        portfolio_copy, sample_period, tmp_path):
+    from flows.delivery.feedback import SUPPRESSION_NAMESPACE
+    from flows.delivery.outbox import OutboxBackend
+
+    config = load(write_config(portfolio_copy, {"backend": "outbox"}))
+    store = CountingStore(tmp_path / "records")
+    SuppressionList(store).suppress("cfo@holdings.example", "bounced: mailbox does not exist", "m-1",
+                                    "2026-11-20T07:00:00+00:00")
+
+    summary, _ = run_plain(config, sample_period, backend=OutboxBackend(tmp_path / "outbox"), records=store)
+
+    skipped = {item["report"]: item["reason"] for item in summary["skipped"]}
+    assert list(skipped) == ["cfo"] and "suppressed since 2026-11-20" in skipped["cfo"]
+    assert len(summary["sent"]) == 8  # the other four portfolio briefs and four GM briefs
+    # Nine reports; the list itself is read once, for the run summary's newly suppressed addresses.
+    assert store.listings.get(SUPPRESSION_NAMESPACE) == 1

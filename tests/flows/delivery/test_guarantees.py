@@ -4,8 +4,8 @@
   random points of a 105-message run, then re-run: no message twice, and only messages whose
   provider call was in flight at a kill are missing; those are reported as unknown, listed by
   ``deliveries unknown`` and resent exactly by ``run --resend --only``;
-- two runs of the same period started at the same instant in two processes, sharing a PostgreSQL or
-  an S3 record store: every message once, none missing, no false failures.
+- two runs of the same period started at the same instant in two processes, sharing the local (SQLite),
+  a PostgreSQL or an S3 record store: every message once, none missing, no false failures.
 """
 
 from __future__ import annotations
@@ -95,13 +95,10 @@ def run_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-def records_in(root: Path, state: str) -> list[dict]:
-    found = []
-    for path in root.glob("ses/*/*.json"):
-        record = json.loads(path.read_text())
-        if record["state"] == state:
-            found.append(record)
-    return found
+def records_in(root: Path, state: str) -> list:
+    from flows.delivery.records import LocalRecordStore
+
+    return [record for record in LocalRecordStore(root).list("ses", SAMPLE_PERIOD) if record.state == state]
 
 
 @pytest.fixture
@@ -222,10 +219,13 @@ def concurrent_runs(config: Path, env: dict, copies: int = 2) -> list[dict]:
     return summaries
 
 
-@pytest.mark.parametrize("store", ["postgres", "s3"])
+@pytest.mark.parametrize("store", ["local", "postgres", "s3"])
 def test_two_runs_of_the_same_period_at_once_send_every_message_once_without_false_failures(
         store, fast_moto, tmp_path, request):
-    if store == "postgres":
+    if store == "local":  # two processes on one machine share the SQLite records beside the outbox
+        config = portfolio(tmp_path, 20, {})
+        env = child_env(tmp_path, fast_moto)
+    elif store == "postgres":
         dsn = request.getfixturevalue("postgres_dsn")
         config = portfolio(tmp_path, 20, {"store": "postgres"})
         env = child_env(tmp_path, fast_moto, EXEC_REPORTS_RECORDS_DSN=dsn)

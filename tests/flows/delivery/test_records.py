@@ -192,6 +192,62 @@ def test_a_crash_between_accept_and_record_is_reported_as_unknown_and_not_resent
     assert store.get("outbox", DeliveryKey.for_email(email())).run == "by-hand"
 
 
+KILLED_MID_CALL = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from flows.delivery.base import Email
+    from flows.delivery.outbox import OutboxBackend
+    from flows.delivery.records import LocalRecordStore, deliver_once
+
+    class KilledDuringTheCall(OutboxBackend):
+        name = "ses"  # a provider outside the machine: its claim must be on disk before the call
+
+        def send(self, email, claim=None):
+            claim.acquire()
+            os.kill(os.getpid(), signal.SIGKILL)  # killed while the provider call is in flight
+
+    root = Path(sys.argv[1])
+    email = Email("CFO weekly", "<p>figures</p>", "figures", "reports@holdings.example",
+                  ("cfo@holdings.example",), "cfo", "portfolio", "2026-W47")
+    deliver_once(KilledDuringTheCall(root / "outbox"), email, LocalRecordStore(root / "records"), run="killed-run")
+""")
+
+
+def test_a_claim_taken_right_before_the_provider_call_survives_a_sigkill_of_the_sending_process(tmp_path):
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_CALL, str(tmp_path)],
+                            cwd=Path(__file__).resolve().parents[3], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+
+    record = LocalRecordStore(tmp_path / "records").get("ses", DeliveryKey.for_email(email()))
+
+    assert (record.state, record.run) == ("sending", "killed-run")
+    rerun_backend = CountingOutbox(tmp_path / "outbox")
+    rerun_backend.name = "ses"
+    unknown = deliver_once(rerun_backend, email(), LocalRecordStore(tmp_path / "records"), run="rerun",
+                           run_is_over=lambda run: run == "killed-run")
+    assert unknown.status == "failed" and unknown.error.startswith("delivery state unknown: run killed-run")
+    assert rerun_backend.calls == 0
+
+
+def test_records_from_the_earlier_one_file_per_key_layout_still_count_after_an_upgrade(tmp_path):
+    key = DeliveryKey.for_email(email())
+    folder = tmp_path / "records" / "outbox" / "2026-w47"
+    folder.mkdir(parents=True)
+    # What the file-per-key store wrote for a sent message (its JSON, named by the key).
+    (folder / key.file_name).write_bytes(Record(key, "sent", "outbox", "old-run", "2026-11-23T07:00:00+00:00",
+                                                location="outbox/old-run/cfo.eml").to_json())
+    outbox = CountingOutbox(tmp_path / "outbox")
+
+    again = deliver_once(outbox, email(), LocalRecordStore(tmp_path / "records"), run="new-run")
+
+    assert again.status == "skipped" and "already sent for 2026-W47 by run old-run" in again.error
+    assert outbox.calls == 0
+    # Imported once: a later store sees the newer record, not the old file again.
+    forced = deliver_once(outbox, email(), LocalRecordStore(tmp_path / "records"), run="forced", resend=True)
+    assert forced.status == "sent"
+    assert LocalRecordStore(tmp_path / "records").get("outbox", key).run == "forced"
+
+
 def test_default_local_store_sits_beside_the_outbox_folder_of_that_portfolio(monkeypatch, portfolio_copy):
     monkeypatch.delenv("EXEC_REPORTS_RECORDS", raising=False)
     monkeypatch.delenv("EXEC_REPORTS_RECORDS_PATH", raising=False)
