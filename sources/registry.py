@@ -89,6 +89,18 @@ class SourceContext:
 GatherFunction = Callable[[Mapping[str, Any], SourceContext], Mapping[str, Any]]
 
 
+def reject_unknown_keys(raw: Mapping[str, Any], known: Mapping[str, Any] | list[str], where: str) -> None:
+    """A settings mapping may hold only ``known`` keys: the first other one is an error naming it
+    (``tenant 'jada': sources.site.timout: unknown key (did you mean 'timeout_seconds'?)``)."""
+    if not isinstance(raw, Mapping):
+        raise SourceError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(sorted(known))})"
+            raise SourceError(f"{where}.{key}: unknown key{hint}")
+
+
 @dataclass(frozen=True)
 class Derivation:
     """How a source that summarises other sources' metrics (KPI coverage) works inside a run: it names the

@@ -12,14 +12,13 @@ Settings (``tenants[i].sources.site``): see ``KNOWN_KEYS``.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flows.errors import SourceError
-from sources.registry import REGISTRY, MetricSpec, SourceContext
+from sources.registry import REGISTRY, MetricSpec, SourceContext, reject_unknown_keys
 from sources.tabular import read_csv_rows
 
 if TYPE_CHECKING:
@@ -67,13 +66,7 @@ def gather_site(raw: Mapping[str, Any], context: SourceContext) -> dict[str, Any
 
 def parse_settings(raw: Mapping[str, Any], tenant_id: str) -> dict[str, Any]:
     where = f"tenant '{tenant_id}': sources.site"
-    if not isinstance(raw, Mapping):
-        raise SourceError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
-    for key in raw:
-        if key not in KNOWN_KEYS:
-            close = difflib.get_close_matches(str(key), list(KNOWN_KEYS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(sorted(KNOWN_KEYS))})"
-            raise SourceError(f"{where}.{key}: unknown key{hint}")
+    reject_unknown_keys(raw, KNOWN_KEYS, where)
 
     def number(key: str, default: float, low: float, high: float) -> float:
         value = raw.get(key, default)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from flows.errors import SourceError
+from sources.registry import reject_unknown_keys
 
 KNOWN_KEYS = {
     "regions": "AWS regions to read regional services from (default: [us-east-1])",
@@ -47,13 +47,7 @@ class AwsSettings:
 
 def parse_settings(raw: Mapping[str, Any], tenant_id: str) -> AwsSettings:
     where = f"tenant '{tenant_id}': sources.aws"
-    if not isinstance(raw, Mapping):
-        raise SourceError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
-    for key in raw:
-        if key not in KNOWN_KEYS:
-            close = difflib.get_close_matches(str(key), list(KNOWN_KEYS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(sorted(KNOWN_KEYS))})"
-            raise SourceError(f"{where}.{key}: unknown key{hint}")
+    reject_unknown_keys(raw, KNOWN_KEYS, where)
 
     def text(key: str) -> str | None:
         value = raw.get(key)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import urllib.request
 from pathlib import Path
 
@@ -22,20 +21,6 @@ from sources.registry import SourceContext
 CONTACT = {"FirstName": "Sample", "LastName": "Owner", "ContactType": "PERSON", "AddressLine1": "1 Example Way",
            "City": "San Diego", "State": "CA", "CountryCode": "US", "ZipCode": "92101",
            "PhoneNumber": "+1.6195550100", "Email": "owner@example.com"}
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
