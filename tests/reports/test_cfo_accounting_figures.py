@@ -178,3 +178,27 @@ def test_margins_sit_under_their_month_and_draws_last_month_is_the_last_full_mon
     costs = section(cfo, "## AWS and domain costs against revenue")
     assert "Renewing in the next 30 days, soonest first:" in costs  # quickdumpnow.example, Dec 9: 17 days
     assert "jada.example" not in costs  # Jan 14: 53 days, outside 30
+
+
+def test_unpriced_domains_are_said_to_be_left_out_and_expired_ones_come_first(portfolio_copy):
+    data = portfolio_copy.parent / "data"
+
+    def edit(tenant: str, domain: str, **changes) -> None:
+        path = data / tenant / "aws-snapshot.json"
+        snap = json.loads(path.read_text())
+        for row in snap["metrics"]["aws.domain_registrations"]:
+            if row["domain"] == domain:
+                row.update(changes)
+        path.write_text(json.dumps(snap))
+
+    edit("queenofsandiego", "queenofsandiego.example", renewal_price=None)  # no listed price
+    edit("dangerouscentaur", "dcstudio.example", expires="2026-11-15")  # 7 days before the period end, Nov 22
+    summary, emails = run_plain(load_config(portfolio_copy), parse_period(SAMPLE_PERIOD), dry_run=True)
+    assert summary["failed"] == []
+    costs = section(emails["portfolio-cfo"].markdown, "## AWS and domain costs against revenue")
+    # Six domains at $14, one unpriced: 5 x 14 = $70 a year.
+    assert ("Domain names cost **$70 a year** across 4 entities (1 domain without a listed price left out). "
+            "Expired, or renewing in the next 90 days; expired first, then soonest:") in costs
+    table_rows = [line for line in costs.splitlines() if line.startswith("| ") and "example" in line]
+    assert table_rows[0] == "| DangerousCentaur | dcstudio.example | Nov 15, 2026 | expired 7 days ago | yes | $14.00 |"
+    assert table_rows[1].startswith("| QuickDumpNow | quickdumpnow.example | Dec 9, 2026 | 17 |")
