@@ -127,8 +127,14 @@ def _limit(rule: Mapping[str, Any], key: str, where: str) -> Decimal:
 
 
 def _evaluate(rule: Any, where: str, entries, figures: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
-    from sources.ledger import (BURN_WINDOW_MONTHS, CENT, GROSS_MARGIN_EXACT, UNCATEGORISED, full_months_before,
-                                month_key)
+    from sources.ledger import (
+        BURN_WINDOW_MONTHS,
+        CENT,
+        GROSS_MARGIN_EXACT,
+        UNCATEGORISED,
+        full_months_before,
+        month_key,
+    )
 
     if not isinstance(rule, Mapping) or "rule" not in rule:
         raise RuleConfigError(f"{where} must be a mapping with a 'rule' key, got {rule!r}")
