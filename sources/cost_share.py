@@ -7,9 +7,14 @@ Settings (per tenant, under ``sources.cost_share``; ``{}`` takes every default):
     renewal_window_days  domains expiring within this many days of the period end are "upcoming" (90)
 
 Inside a run the aws and ledger metrics are gathered once with everything else and this computes from
-them; nothing is read twice. The month compared is the last month of the Cost Explorer figures (the
-last full month), against the ledger's revenue of the same month. Domain registrations count at a
-twelfth of their yearly renewal price per month.
+them; nothing is read twice. The month compared is the last full month before the period end, against
+the ledger's revenue of the same month. Cost Explorer rows only list months that had a cost, so a month
+without rows cannot be told apart from one Cost Explorer did not cover: the figures are then
+unavailable ("no Cost Explorer figures for 2026-10") rather than read as $0 or taken from an older month.
+Domain registrations count at a twelfth of their yearly renewal price per month; domains whose renewal
+price is not listed are left out of the cost and counted (costs.domains_unpriced) so the reports say so.
+A domain already past its expiry date is listed among the renewals (days_left negative, expired true),
+first, since it is the most urgent.
 """
 
 from __future__ import annotations
@@ -34,8 +39,12 @@ METRICS = [
     MetricSpec("costs.report_services_percent", "Those costs together as a percentage of the last full month's "
                "revenue.", "percent"),
     MetricSpec("costs.domain_renewals", "Registered domains expiring within renewal_window_days (default 90) of "
-               "the period end, soonest first (rows: domain, expires, days_left, auto_renew, renewal_price).",
-               "table"),
+               "the period end or already expired, soonest first (rows: domain, expires, days_left, expired, "
+               "auto_renew, renewal_price; days_left is negative for an expired domain).", "table"),
+    MetricSpec("costs.renewal_window_days", "How many days after the period end costs.domain_renewals looks "
+               "(the renewal_window_days setting, default 90).", "number"),
+    MetricSpec("costs.domains_unpriced", "Registered domains whose renewal price is not listed in USD, left out "
+               "of costs.domains_annual_cost and the monthly domain cost.", "number"),
     MetricSpec("costs.domains_annual_cost", "The yearly renewal price of every registered domain, added up "
                "(USD; domains whose price is not listed are left out).", "money"),
 ]
@@ -47,6 +56,11 @@ def _settings(settings: Mapping[str, Any], context: SourceContext) -> tuple[dict
     if not isinstance(services, Mapping) or not all(
             isinstance(v, list) and all(isinstance(n, str) for n in v) for v in services.values()):
         raise SourceError(f"{where}.services must map each label to a list of Cost Explorer service names")
+    if not services:
+        # With no services and no domain figures there would be no rows at all; leave the key out for the
+        # defaults instead.
+        raise SourceError(f"{where}.services is empty: name at least one label with its Cost Explorer service "
+                          "names, or leave the key out for the defaults")
     days = settings.get("renewal_window_days", 90)
     if not isinstance(days, int) or isinstance(days, bool) or days < 1:
         raise SourceError(f"{where}.renewal_window_days must be a whole number of at least 1, got {days!r}")
@@ -66,11 +80,13 @@ def gather_cost_share(settings: Mapping[str, Any], context: SourceContext) -> di
 
 def cost_share(settings: Mapping[str, Any], values: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
     services, window_days = _settings(settings, context)
-    result: dict[str, Any] = {}
+    from sources.ledger import full_months_before
+
+    result: dict[str, Any] = {"costs.renewal_window_days": window_days}
     domains = values.get("aws.domain_registrations")
     if domains is None or not is_available(domains):
         reason = f"domain registrations unavailable: {domains.reason if domains is not None else 'not gathered'}"
-        for name in ("costs.domain_renewals", "costs.domains_annual_cost"):
+        for name in ("costs.domain_renewals", "costs.domains_annual_cost", "costs.domains_unpriced"):
             result[name] = Unavailable(name, reason)
     else:
         horizon = context.period_end + dt.timedelta(days=window_days)
@@ -80,12 +96,14 @@ def cost_share(settings: Mapping[str, Any], values: Mapping[str, Any], context: 
                 continue
             expires = dt.date.fromisoformat(row["expires"])
             if expires <= horizon:
-                upcoming.append({"domain": row["domain"], "expires": expires,
-                                 "days_left": (expires - context.period_end).days, "auto_renew": row["auto_renew"],
+                days_left = (expires - context.period_end).days
+                upcoming.append({"domain": row["domain"], "expires": expires, "days_left": days_left,
+                                 "expired": days_left < 0, "auto_renew": row["auto_renew"],
                                  "renewal_price": row["renewal_price"]})
         result["costs.domain_renewals"] = sorted(upcoming, key=lambda r: (r["expires"], r["domain"]))
         result["costs.domains_annual_cost"] = sum(
             (Decimal(str(r["renewal_price"])) for r in domains if r["renewal_price"] is not None), Decimal(0))
+        result["costs.domains_unpriced"] = sum(1 for r in domains if r["renewal_price"] is None)
 
     costs, monthly = values.get("aws.monthly_cost_by_service"), values.get("finance.monthly")
     for needed, value in (("AWS costs", costs), ("ledger months", monthly)):
@@ -96,7 +114,12 @@ def cost_share(settings: Mapping[str, Any], values: Mapping[str, Any], context: 
     if not costs:
         reason = "Cost Explorer returned no months"
         return result | {n: Unavailable(n, reason) for n in ("costs.report_services", "costs.report_services_percent")}
-    month = max(row["month"] for row in costs)
+    month = full_months_before(context.period_end, 1)[0]
+    if not any(row["month"] == month for row in costs):
+        reason = f"no Cost Explorer figures for {month}"
+        plain = f"no AWS cost figures for {dt.date(int(month[:4]), int(month[5:7]), 1):%B %Y}"
+        return result | {n: Unavailable(n, reason, plain=plain) for n in ("costs.report_services",
+                                                                          "costs.report_services_percent")}
     revenue = next((row["revenue"] for row in monthly if row["month"] == month), Decimal(0))
 
     def share(cost: Decimal) -> float | None:

@@ -17,7 +17,8 @@ Rules, under ``sources.ledger.rules`` (a list; each item has ``rule`` and its li
                                                over the burn window
     max_burn_rate              amount: X       average monthly net burn at most X
     min_gross_margin_percent   percent: Y      gross margin over the burn window at least Y%
-                                               (finance.gross_margin_percent)
+                                               (finance.gross_margin_percent, compared unrounded;
+                                               the rule's actual is given to 0.01)
 """
 
 from __future__ import annotations
@@ -126,7 +127,14 @@ def _limit(rule: Mapping[str, Any], key: str, where: str) -> Decimal:
 
 
 def _evaluate(rule: Any, where: str, entries, figures: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
-    from sources.ledger import BURN_WINDOW_MONTHS, CENT, UNCATEGORISED, full_months_before, month_key
+    from sources.ledger import (
+        BURN_WINDOW_MONTHS,
+        CENT,
+        GROSS_MARGIN_EXACT,
+        UNCATEGORISED,
+        full_months_before,
+        month_key,
+    )
 
     if not isinstance(rule, Mapping) or "rule" not in rule:
         raise RuleConfigError(f"{where} must be a mapping with a 'rule' key, got {rule!r}")
@@ -183,7 +191,10 @@ def _evaluate(rule: Any, where: str, entries, figures: Mapping[str, Any], contex
         if margin is None or not is_available(margin):
             reason = margin.reason if margin is not None else "not computed"
             return result(None, None, percent, f"gross margin unavailable: {reason}")
-        actual = Decimal(str(margin))
-        return result(actual >= percent, actual, percent,
+        # Compare the unrounded margin: rounded to 0.1, 29.96% would read 30.0% and pass a 30% floor.
+        exact = figures.get(GROSS_MARGIN_EXACT)
+        exact = Decimal(str(margin)) if exact is None else exact
+        actual = exact.quantize(CENT)
+        return result(exact >= percent, actual, percent,
                       f"gross margin {actual}% over {', '.join(sorted(window))}; rule: at least {percent}%")
     raise RuleConfigError(f"{where}.rule: unknown rule {kind!r} (known: {', '.join(RULES)})")

@@ -19,7 +19,8 @@ Settings (per tenant, under ``sources.ledger``):
 Owner draws: an entry on an account the chart types "equity" (e.g. 3100 Owner Draws) is money the
 owner takes out, not a cost of the business: it lowers cash but is not an expense, so it is left out
 of expenses, burn, margins and unit costs and reported as draws (finance.monthly "draws",
-finance.owner_draws_last_month). Without a chart every negative entry is an expense, as before.
+finance.owner_draws_last_month). Runway does count them: it divides cash by burn plus the average draws
+of the burn window, since draws lower cash like costs do. Without a chart every negative entry is an expense, as before.
 
 Single-entry books: each row names only the income or expense account; the bank side is implied.
 The operating (bank) account therefore has no rows of its own and its chart total reads 0. Its
@@ -44,6 +45,8 @@ from sources.tabular import BadRowPolicy, MissingFile, RowProblem, parse_amount,
 BURN_WINDOW_MONTHS = 3
 UNCATEGORISED = "Uncategorised"
 CENT = Decimal("0.01")
+# Not a metric: the unrounded gross margin handed from margins() to the rules, then dropped.
+GROSS_MARGIN_EXACT = "_gross_margin_percent_exact"
 
 METRICS = [
     MetricSpec("finance.monthly", "Revenue, expenses and net per calendar month up to the period end, and the "
@@ -54,7 +57,9 @@ METRICS = [
     MetricSpec("finance.burn_rate", f"Average monthly net burn (expenses minus revenue) over the last "
                f"{BURN_WINDOW_MONTHS} full months; negative means the business made money.", "money"),
     MetricSpec("finance.cash_on_hand", "Opening balance plus every ledger entry up to the period end.", "money"),
-    MetricSpec("finance.runway_months", "Cash on hand divided by burn rate; infinite when not burning.", "months"),
+    MetricSpec("finance.runway_months", "Cash on hand divided by what leaves the bank each month: the burn rate "
+               f"plus the average owner draws of the same {BURN_WINDOW_MONTHS} full months (draws are not expenses, "
+               "but they lower cash); infinite when cash is not falling, 0 when overdrawn.", "months"),
     MetricSpec("finance.expenses_by_category", "Expenses of the last full month by category, largest first "
                "(rows: category, amount).", "table"),
     MetricSpec("finance.ledger_problems", "Ledger, chart and target rows left out under on_bad_row: skip, each "
@@ -193,6 +198,7 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
     result.update(unit_economics(entries, settings.get("unit_economics"), context.period_end))
     result.update(profitability_roadmap(entries, result, context, all_targets))
     result.update(evaluate_rules(settings.get("rules"), entries, result, context))
+    result.pop(GROSS_MARGIN_EXACT, None)
     result["finance.ledger_problems"] = policy.findings
     return result
 
@@ -302,6 +308,9 @@ def summarise(entries: list[Entry], opening: Decimal, period_end: dt.date) -> di
             result[name] = Unavailable(name, reason)
         return result
     burn = sum((expenses[m] - revenue[m] for m in window), Decimal(0)) / len(window)
+    # Runway is how long the cash lasts, and owner draws take cash out just as costs do: leaving them
+    # out of burn (they are not expenses) must not leave them out of how fast cash falls.
+    outflow = burn + sum((draws[m] for m in window), Decimal(0)) / len(window)
     last = window[-1]
     by_category: dict[str, Decimal] = defaultdict(Decimal)
     for entry in entries:
@@ -310,7 +319,7 @@ def summarise(entries: list[Entry], opening: Decimal, period_end: dt.date) -> di
     result.update({
         "finance.burn_rate": burn.quantize(CENT),
         # Overdrawn means no runway left, not a negative one.
-        "finance.runway_months": (float(cash / burn) if cash > 0 else 0.0) if burn > 0 else float("inf"),
+        "finance.runway_months": (float(cash / outflow) if cash > 0 else 0.0) if outflow > 0 else float("inf"),
         "finance.revenue_last_month": revenue[last],
         "finance.expenses_last_month": expenses[last],
         "finance.owner_draws_last_month": draws[last],
@@ -443,16 +452,29 @@ def margins(entries: list[Entry], settings: Mapping[str, Any], period_end: dt.da
                      "gross_margin_percent": percent(gross, revenue[month]) if gross is not None else None,
                      "expenses": expenses[month], "net": net, "net_margin_percent": percent(net, revenue[month])})
     window = full_months_before(period_end, BURN_WINDOW_MONTHS)
+    result: dict[str, Any] = {"finance.margins": rows}
+    span = f"{window[0]} to {window[-1]}"
+    # Same coverage test as burn: a month of the window without a single entry means the books are not
+    # complete, and a margin over the months that are there would pass for a 3-month figure.
+    draws = monthly_draws(entries, period_end)
+    missing = [m for m in window if m not in revenue and m not in expenses and m not in draws]
+    if missing:
+        plain = "books incomplete for " + ", ".join(
+            f"{dt.date(int(m[:4]), int(m[5:7]), 1):%B %Y}" for m in missing)
+        for name in ("finance.gross_margin_percent", "finance.net_margin_percent"):
+            result[name] = Unavailable(name, f"the ledger has no entries for {', '.join(missing)}", plain=plain)
+        return result
     window_revenue = sum((revenue[m] for m in window), Decimal(0))
     window_expenses = sum((expenses[m] for m in window), Decimal(0))
     window_cost = sum((cost[m] for m in window), Decimal(0))
-    result: dict[str, Any] = {"finance.margins": rows}
-    span = f"{window[0]} to {window[-1]}"
     if window_revenue <= 0:
         for name in ("finance.gross_margin_percent", "finance.net_margin_percent"):
             result[name] = Unavailable(name, f"no revenue from {span}", plain="no revenue in the last 3 months")
         return result
     result["finance.net_margin_percent"] = percent(window_revenue - window_expenses, window_revenue)
+    if cost_categories:
+        # The rounded figure is for reading; the gross-margin rule compares this one (29.96% is under 30%).
+        result[GROSS_MARGIN_EXACT] = (window_revenue - window_cost) / window_revenue * 100
     result["finance.gross_margin_percent"] = (
         percent(window_revenue - window_cost, window_revenue) if cost_categories else
         Unavailable("finance.gross_margin_percent", "sources.ledger.cost_of_revenue_categories is not set (nor "

@@ -15,6 +15,7 @@ from flows.templating import money, number
 from tests.conftest import EXAMPLES, SAMPLE_CONFIG, SAMPLE_PERIOD
 
 WINDOW = ("2026-08", "2026-09", "2026-10")
+VARIABLE = {"quickdumpnow": ("Dump fees", "Fuel")}  # unit_economics.variable_categories in portfolio.yaml
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +72,12 @@ def test_quickdumpnow_owner_draws_are_out_of_expenses_and_shown_as_draws(rendere
 
 
 def test_the_bank_account_balance_is_derived_and_equals_jadas_cash(rendered):
-    fixes = section(rendered["portfolio-accounting"], "## Bookkeeping fixes in this week's figures")
+    fixes = section(rendered["portfolio-accounting"], "## How these figures read the books")
     rows = [r for r in ledger("jada") if r["date"] <= "2026-11-22"]
     posted = [r for r in rows if r["account"] == "1000 Operating Account"]
     balance = Decimal(48000) + sum(Decimal(r["amount"]) for r in rows)
     assert posted == [] and money(balance) == "$12,617"
-    assert f"while JADA has {money(balance)} in cash" in fixes
+    assert f"which is the cash on hand ({money(balance)} for JADA)" in fixes
     assert f"| JADA | $0 | $48,000 | {len(rows)} | {money(balance)} |" in fixes
 
 
@@ -119,3 +120,85 @@ def test_dangerouscentaurs_gross_margin_rule_fails_on_contractor_costs(rendered)
     margin = (revenue - contractors) / revenue * 100
     assert f"gross margin {number(margin, 1)}% over the last 3 months; at least 30% required" in \
         rendered["portfolio-cfo"]
+
+
+def test_quickdumpnows_runway_counts_its_owner_draws(rendered):
+    # Rows through Nov 22 on the chart (the 6260 Truck Repairs row is skipped as unknown): cash = 36000 + rows.
+    chart = {r["account"] for r in csv.DictReader(open(EXAMPLES / "data" / "quickdumpnow" / "accounts.csv"))}
+    rows = [r for r in ledger("quickdumpnow") if r["account"] in chart and r["date"] <= "2026-11-22"]
+    cash = Decimal(36000) + sum(Decimal(r["amount"]) for r in rows)
+    window = [r for r in rows if r["date"][:7] in WINDOW]
+    draws = -sum(Decimal(r["amount"]) for r in window if r["account"] == "3100 Owner Draws")
+    net = sum(Decimal(r["amount"]) for r in window if r["account"] != "3100 Owner Draws")
+    burn = -net / 3
+    assert (cash, draws, burn.quantize(Decimal("0.01"))) == (Decimal("13021.39"), Decimal("1200"), Decimal("945.66"))
+    # 13021.39 / (945.66 + 400) = 9.7 months (cash / burn alone said 13.8).
+    assert number(cash / (burn + draws / 3), 1) == "9.7" and number(cash / burn, 1) == "13.8"
+    cfo = rendered["portfolio-cfo"]
+    assert f"| {money(cash)} | 9.7 months |" in cfo
+    assert "Runway counts owner draws, which lower cash" in cfo
+
+
+def test_the_roadmap_names_the_year_of_its_milestones(rendered):
+    accounting = rendered["portfolio-accounting"]
+    # Period ends Nov 22, 2026: the fourth milestone is March 2027.
+    assert "| March 2027 revenue target | March 2027 expense ceiling |" in accounting
+    assert "to the end of March 2027:" in accounting
+
+
+def test_margins_sit_under_their_month_and_draws_last_month_is_the_last_full_months(portfolio_copy):
+    # QuickDumpNow keeps only its September owner draw (no revenue or expense in September) and loses its
+    # October draw; every entity's renewal window is 30 days.
+    data = portfolio_copy.parent / "data" / "quickdumpnow" / "ledger.csv"
+    lines = data.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if not (line.startswith("2026-09") and "Owner Draws" not in line)
+            and not (line.startswith("2026-10") and "Owner Draws" in line)]
+    data.write_text("".join(kept), encoding="utf-8")
+    config = portfolio_copy.read_text(encoding="utf-8").replace("cost_share: {}", "cost_share: {renewal_window_days: 30}")
+    portfolio_copy.write_text(config, encoding="utf-8")
+    summary, emails = run_plain(load_config(portfolio_copy), parse_period(SAMPLE_PERIOD), dry_run=True)
+    assert summary["failed"] == []
+    cfo, accounting = emails["portfolio-cfo"].markdown, emails["portfolio-accounting"].markdown
+
+    rows = [r for r in ledger("quickdumpnow") if r["account"] != "6260 Truck Repairs"]
+
+    def cell(month: str) -> str:
+        # Gross: revenue less disposal fees and fuel (QuickDumpNow's variable categories); net: less every expense.
+        month_rows = [r for r in rows if r["date"].startswith(month) and r["account"] != "3100 Owner Draws"]
+        revenue = sum(Decimal(r["amount"]) for r in month_rows if Decimal(r["amount"]) > 0)
+        cost = -sum(Decimal(r["amount"]) for r in month_rows if r["category"] in VARIABLE["quickdumpnow"])
+        net = sum(Decimal(r["amount"]) for r in month_rows)
+        return f"{number((revenue - cost) / revenue * 100, 1)}% / {number(net / revenue * 100, 1)}%"
+
+    margins = section(cfo, "## Margins")
+    assert f"| QuickDumpNow | {cell('2026-08')} | — | {cell('2026-10')} | " in margins
+    # October's draw is gone: last month's draws are 0, not September's 400.
+    fixes = section(accounting, "## How these figures read the books")
+    assert "| QuickDumpNow | $0 |" in fixes
+    costs = section(cfo, "## AWS and domain costs against revenue")
+    assert "Renewing in the next 30 days, soonest first:" in costs  # quickdumpnow.example, Dec 9: 17 days
+    assert "jada.example" not in costs  # Jan 14: 53 days, outside 30
+
+
+def test_unpriced_domains_are_said_to_be_left_out_and_expired_ones_come_first(portfolio_copy):
+    data = portfolio_copy.parent / "data"
+
+    def edit(tenant: str, domain: str, **changes) -> None:
+        path = data / tenant / "aws-snapshot.json"
+        snap = json.loads(path.read_text())
+        for row in snap["metrics"]["aws.domain_registrations"]:
+            if row["domain"] == domain:
+                row.update(changes)
+        path.write_text(json.dumps(snap))
+
+    edit("queenofsandiego", "queenofsandiego.example", renewal_price=None)  # no listed price
+    edit("dangerouscentaur", "dcstudio.example", expires="2026-11-15")  # 7 days before the period end, Nov 22
+    summary, emails = run_plain(load_config(portfolio_copy), parse_period(SAMPLE_PERIOD), dry_run=True)
+    assert summary["failed"] == []
+    costs = section(emails["portfolio-cfo"].markdown, "## AWS and domain costs against revenue")
+    # Six domains at $14, one unpriced: 5 x 14 = $70 a year.
+    assert ("Domain names cost **$70 a year** across 4 entities (1 domain without a listed price left out). "
+            "Expired, or renewing in the next 90 days; expired first, then soonest:") in costs
+    table_rows = [line for line in costs.splitlines() if line.startswith("| ") and "example" in line]
+    assert table_rows[0] == "| DangerousCentaur | dcstudio.example | Nov 15, 2026 | expired 7 days ago | yes | $14.00 |"
+    assert table_rows[1].startswith("| QuickDumpNow | quickdumpnow.example | Dec 9, 2026 | 17 |")

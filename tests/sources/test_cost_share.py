@@ -86,3 +86,31 @@ def test_it_is_a_derived_source_reading_the_aws_and_ledger_metrics():
     assert REGISTRY.is_derived("cost_share")
     assert set(derived_inputs({}, CONTEXT)) == {"aws.monthly_cost_by_service", "aws.domain_registrations",
                                                 "finance.monthly"}
+
+
+def test_unpriced_domains_are_counted_so_the_report_can_say_they_are_left_out():
+    result = cost_share({}, values(), CONTEXT)
+    assert result["costs.domains_unpriced"] == 1  # d.example has no renewal price
+    assert result["costs.renewal_window_days"] == 90
+    assert cost_share({"renewal_window_days": 30}, values(), CONTEXT)["costs.renewal_window_days"] == 30
+
+
+def test_an_expired_domain_is_marked_expired_and_listed_first():
+    lapsed = {"domain": "z.example", "expires": "2026-11-20", "auto_renew": False, "renewal_price": 14.0}
+    result = cost_share({}, values(**{"aws.domain_registrations": DOMAINS + [lapsed]}), CONTEXT)
+    # Nov 20 is 2 days before the period end (Nov 22).
+    assert [(r["domain"], r["days_left"], r["expired"]) for r in result["costs.domain_renewals"]] == [
+        ("z.example", -2, True), ("a.example", 9, False), ("b.example", 90, False)]
+
+
+def test_a_last_full_month_without_cost_explorer_rows_is_unavailable_not_an_older_month():
+    # Period ending Dec 6: the last full month is November; COSTS stop at October.
+    december = SourceContext("acme", "Acme", dt.date(2026, 11, 30), dt.date(2026, 12, 6), Path("."))
+    result = cost_share({}, values(), december)
+    for name in ("costs.report_services", "costs.report_services_percent"):
+        assert isinstance(result[name], Unavailable) and "no Cost Explorer figures for 2026-11" in result[name].reason
+
+
+def test_an_empty_services_setting_is_rejected_naming_the_key():
+    with pytest.raises(SourceError, match=r"sources.cost_share.services is empty"):
+        derived_inputs({"services": {}}, CONTEXT)

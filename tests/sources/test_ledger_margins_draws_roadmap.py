@@ -204,3 +204,70 @@ def test_milestones_past_the_report_window_take_their_targets_from_the_file(tmp_
         ("2027-04", Decimal("800")), ("2027-08", Decimal("900")), ("2027-12", Decimal("1000")),
         ("2028-03", Decimal("1100"))]
     assert figures["finance.revenue_targets"][-1]["month"] == "2027-03"
+
+
+def write_books(tmp_path, ledger: str, **settings):
+    (tmp_path / "accounts.csv").write_text(CHART, encoding="utf-8")
+    (tmp_path / "ledger.csv").write_text(ledger, encoding="utf-8")
+    context = SourceContext("acme", "Acme", PERIOD[0], PERIOD[1], tmp_path)
+    return gather_ledger({"path": "ledger.csv", "accounts": "accounts.csv", **settings}, context)
+
+
+def test_runway_counts_owner_draws_because_they_lower_cash(tmp_path):
+    # Each of Aug-Oct: sales 8000, rent 10000, draw 3000; Nov 12 sales 1000 keeps the books fresh.
+    months = [("2026-08", "a"), ("2026-09", "b"), ("2026-10", "c")]
+    ledger = "date,account,category,amount,memo\n" + "".join(
+        f"{m}-05,4000 Sales,Sales,8000.00,{x}1\n{m}-06,6100 Rent,Rent,-10000.00,{x}2\n"
+        f"{m}-20,3100 Owner Draws,Owner draw,-3000.00,{x}3\n" for m, x in months) + \
+        "2026-11-12,4000 Sales,Sales,1000.00,d\n"
+    figures = write_books(tmp_path, ledger, opening_balance=44000)
+    # Cash 44000 - 3 x (10000 + 3000 - 8000) + 1000 = 30000; burn (30000 - 24000) / 3 = 2000 (draws left out).
+    assert figures["finance.cash_on_hand"] == Decimal("30000")
+    assert figures["finance.burn_rate"] == Decimal("2000.00")
+    # Cash falls by burn 2000 + draws 3000 = 5000 a month: 30000 / 5000 = 6 months (cash / burn alone said 15).
+    assert figures["finance.runway_months"] == 6.0
+
+
+def test_draws_that_outweigh_a_profit_still_give_a_finite_runway(tmp_path):
+    # books(): burn -416.67 (profitable) but draws 300 a month: cash 2850 falls by 300 - 416.67 < 0 -> infinite.
+    assert books(tmp_path)["finance.runway_months"] == float("inf")
+    # With draws of 600 (double each): cash 2850 - 900 = 1950 falls by 600 - 416.67 = 183.33 a month -> 10.6.
+    doubled = LEDGER.replace("Owner draw,-300.00", "Owner draw,-600.00")
+    figures = write_books(tmp_path, doubled, opening_balance=2000)
+    assert figures["finance.cash_on_hand"] == Decimal("1950")
+    assert round(figures["finance.runway_months"], 1) == round(1950 / (600 - 1250 / 3), 1) == 10.6
+
+
+def test_margins_are_unavailable_when_a_month_of_the_window_has_no_entries(tmp_path):
+    no_september = "\n".join(line for line in LEDGER.splitlines() if not line.startswith("2026-09")) + "\n"
+    figures = write_books(tmp_path, no_september, cost_of_revenue_categories=["Fuel"])
+    for name in ("finance.gross_margin_percent", "finance.net_margin_percent"):
+        assert isinstance(figures[name], Unavailable)
+        assert "2026-09" in figures[name].reason and figures[name].plain == "books incomplete for September 2026"
+    # Only August and October are left; the margin over them alone ((1000+900-1150)/1900 = 39.5%) is not shown.
+
+
+def test_a_month_with_only_an_owner_draw_counts_as_covered_and_has_no_margin_row(tmp_path):
+    only_draw = "\n".join(line for line in LEDGER.splitlines()
+                          if not line.startswith("2026-09") or "Owner Draws" in line) + "\n"
+    figures = write_books(tmp_path, only_draw)
+    assert [row["month"] for row in figures["finance.margins"]] == ["2026-08", "2026-10", "2026-11"]
+    # Aug-Oct: revenue 1000 + 0 + 900 = 1900, expenses 600 + 0 + 550 = 1150: net 750 / 1900 = 39.5%.
+    assert figures["finance.net_margin_percent"] == 39.5
+
+
+def test_the_gross_margin_rule_compares_the_unrounded_margin(tmp_path):
+    # Aug-Oct revenue 5000 + 3000 + 2000 = 10000, fuel 7004: gross 2996 / 10000 = 29.96%, shown as 30.0%.
+    ledger = """date,account,category,amount,memo
+2026-08-03,4000 Sales,Sales,5000.00,a
+2026-09-03,4000 Sales,Sales,3000.00,b
+2026-10-03,4000 Sales,Sales,2000.00,c
+2026-10-09,6200 Fuel,Fuel,-7004.00,d
+2026-11-10,4000 Sales,Sales,500.00,e
+"""
+    figures = write_books(tmp_path, ledger, cost_of_revenue_categories=["Fuel"],
+                          rules=[{"rule": "min_gross_margin_percent", "percent": 30}])
+    assert figures["finance.gross_margin_percent"] == 30.0
+    rule = figures["finance.rules"][0]
+    assert rule["status"] == "fail" and rule["actual"] == Decimal("29.96")
+    assert "_gross_margin_percent_exact" not in figures
