@@ -302,29 +302,25 @@ def _certificate_expiry(domain: str, settings: Mapping[str, Any],
     return x509.load_der_x509_certificate(der).not_valid_after_utc.date(), reason
 
 
-class _DeadlineHTTPConnection:
-    """http.client connections that connect through ``_connect`` (so the deadline covers every read)."""
+def _http_connection(domain: str, port: int, deadline: _Deadline, context: ssl.SSLContext | None):
+    """An http.client connection (HTTPS when ``context`` is given) that connects through ``_connect``, so the
+    deadline covers every read of the answer."""
+    import http.client
 
-    @staticmethod
-    def make(domain: str, port: int, deadline: _Deadline, context: ssl.SSLContext | None):
-        import http.client
+    base = http.client.HTTPSConnection if context is not None else http.client.HTTPConnection
 
-        base = http.client.HTTPSConnection if context is not None else http.client.HTTPConnection
+    class Connection(base):  # type: ignore[misc, valid-type]
+        def connect(self):
+            self.sock = _connect(self.host, self.port, deadline, context)
 
-        class Connection(base):  # type: ignore[misc, valid-type]
-            def connect(self):
-                self.sock = _connect(self.host, self.port, deadline, context)
-
-        if context is not None:
-            return Connection(domain, port, context=context)
-        return Connection(domain, port)
+    return Connection(domain, port, context=context) if context is not None else Connection(domain, port)
 
 
 def _time_home_page(domain: str, settings: Mapping[str, Any], context: ssl.SSLContext,
                     deadline: _Deadline) -> tuple[int, int]:
     """Status and milliseconds from connecting to the last byte of the home page (redirects not followed)."""
     started = time.perf_counter()
-    connection = _DeadlineHTTPConnection.make(domain, settings["https_port"], deadline, context)
+    connection = _http_connection(domain, settings["https_port"], deadline, context)
     try:
         connection.request("GET", "/", headers={"User-Agent": "exec-reports site check"})
         response = connection.getresponse()
@@ -350,7 +346,7 @@ def _same_site(domain: str, host: str) -> bool:
 
 def _redirects_to_https(domain: str, settings: Mapping[str, Any], deadline: _Deadline) -> tuple[bool, str]:
     """(redirects to https:// on the same site, the other host when it sends visitors elsewhere or "")."""
-    connection = _DeadlineHTTPConnection.make(domain, settings["http_port"], deadline, None)
+    connection = _http_connection(domain, settings["http_port"], deadline, None)
     try:
         connection.request("GET", "/", headers={"User-Agent": "exec-reports site check"})
         response = connection.getresponse()

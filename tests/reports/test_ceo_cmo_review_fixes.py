@@ -107,7 +107,10 @@ def test_cmo_channel_counts_never_pass_the_channels_planned(portfolio_copy):
     # Viator marked n/a (not planned); Boatsetter in the listing order but not in the channels file (planned).
     edit(data / "channels.csv", "Viator,missing,No listing yet", "Viator,n/a,Not offered for charters")
     edit(portfolio_copy, "ota_channels: [Sailo, GetMyBoat, Viator]", "ota_channels: [Sailo, GetMyBoat, Viator, Boatsetter]")
-    jada = cmo_jada(portfolio_copy)
+    cmo = render(portfolio_copy, "portfolio-cmo")
+    # The gap names the OTAs of the channels file that are planned: Viator (n/a) is not.
+    assert "JADA has no live OTA listing (Sailo, GetMyBoat planned)." in section(cmo, "## Gaps")
+    jada = section(section(cmo, "## 30/60/90-day milestones"), "### JADA")
     # Planned: 6 channels not n/a + Boatsetter = 7; live 3. OTAs to list: Sailo, GetMyBoat, Boatsetter.
     # 30 days: + the partial Google profile + Sailo = 5; 60: + GetMyBoat = 6; 90: + Boatsetter = 7.
     assert "**By Dec 22, 2026 (30 days):** 5 of 7 channels live (today 3), 1 of 3 OTA listings live" in jada
