@@ -10,6 +10,8 @@ Settings (under ``sources.equity``):
                    holder's share of all shares) or ownership_percent (as recorded; may not add to 100).
                    Not set: no cap table on record, which the CEO brief flags as a risk.
     on_bad_row     fail (default) | skip
+    max_age_days   a balance sheet dated more than this many days before the period end is out of date
+                   (default 120): its figures are still shown, marked as out of date
 
 Equity here is book equity: total assets minus total liabilities. When the sheet lists equity lines,
 their sum is compared with that, and the difference is reported (a sheet that does not balance).
@@ -28,7 +30,9 @@ from sources.tabular import BadRowPolicy, MissingFile, RowProblem, parse_amount,
 
 SECTIONS = ("cash", "asset", "liability", "equity")
 
-BALANCE_METRICS = ("equity.as_of", "equity.balance_sheet", "equity.cash", "equity.total_assets",
+DEFAULT_MAX_AGE_DAYS = 120
+
+BALANCE_METRICS = ("equity.as_of", "equity.age_days", "equity.out_of_date", "equity.balance_sheet", "equity.cash", "equity.total_assets",
                    "equity.total_liabilities", "equity.book_equity", "equity.balance_difference",
                    "equity.liabilities_percent_of_assets")
 CAP_TABLE_METRICS = ("equity.cap_table", "equity.cap_table_holders", "equity.ownership_total_percent",
@@ -37,6 +41,9 @@ CAP_TABLE_METRICS = ("equity.cap_table", "equity.cap_table_holders", "equity.own
 METRICS = [
     MetricSpec("equity.as_of", "Date of the balance sheet used: the latest as_of on or before the period end.",
                "date"),
+    MetricSpec("equity.age_days", "Days from the balance sheet's date to the period end.", "number"),
+    MetricSpec("equity.out_of_date", "Whether the balance sheet is older than max_age_days (default 120) at the "
+               "period end: its figures may no longer describe the business.", "boolean"),
     MetricSpec("equity.balance_sheet", "The balance sheet lines as of that date (rows: section, item, amount; "
                "section: cash, asset, liability, equity).", "table"),
     MetricSpec("equity.cash", "Cash on the balance sheet (its cash lines) as of its date; the ledger's cash on "
@@ -66,11 +73,15 @@ METRICS = [
 def gather_equity(settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
     if "balance_sheet" not in settings and "cap_table" not in settings:
         raise SourceError(f"tenant '{context.tenant_id}': sources.equity needs balance_sheet and/or cap_table")
+    max_age = settings.get("max_age_days", DEFAULT_MAX_AGE_DAYS)
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 1:
+        raise SourceError(f"tenant '{context.tenant_id}': sources.equity.max_age_days: expected a whole number of "
+                          f"days, at least 1, got {max_age!r}")
     policy = BadRowPolicy(settings, "equity", context.tenant_id, context.base_dir)
     result: dict[str, Any] = {}
     if "balance_sheet" in settings:
         try:
-            result.update(balance_sheet(context.resolve(settings["balance_sheet"]), context, policy))
+            result.update(balance_sheet(context.resolve(settings["balance_sheet"]), context, policy, max_age))
         except MissingFile as exc:
             result.update({name: Unavailable(name, str(exc)) for name in BALANCE_METRICS})
     else:
@@ -87,7 +98,8 @@ def gather_equity(settings: Mapping[str, Any], context: SourceContext) -> dict[s
     return result
 
 
-def balance_sheet(path, context: SourceContext, policy: BadRowPolicy) -> dict[str, Any]:
+def balance_sheet(path, context: SourceContext, policy: BadRowPolicy,
+                  max_age_days: int = DEFAULT_MAX_AGE_DAYS) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     for line, row in read_rows(path, ["as_of", "section", "item", "amount"]):
         problems = []
@@ -124,8 +136,11 @@ def balance_sheet(path, context: SourceContext, policy: BadRowPolicy) -> dict[st
     assets, liabilities = total("cash", "asset"), total("liability")
     book_equity = assets - liabilities
     has_equity_lines = any(entry["section"] == "equity" for entry in current)
+    age_days = (context.period_end - as_of).days
     return {
         "equity.as_of": as_of,
+        "equity.age_days": age_days,
+        "equity.out_of_date": age_days > max_age_days,
         "equity.balance_sheet": [{k: entry[k] for k in ("section", "item", "amount")} for entry in current],
         "equity.cash": total("cash"),
         "equity.total_assets": assets,

@@ -55,7 +55,8 @@ METRICS = [
                "x conversion low/high, rounded down to whole tickets, capped at the capacity, x the ticket price "
                "(keys: event, event_date, ticket_price, capacity, list_size, conversion_low, conversion_high, "
                "wanted_low, wanted_high, tickets_low, tickets_high, revenue_low, revenue_high, filled_low_percent, "
-               "filled_high_percent).", "mapping"),
+               "filled_high_percent, event_past: the event is on or before the period end, so it is not pitched).",
+               "mapping"),
 ]
 
 CHANNEL_METRICS = ("marketing.channels", "marketing.live_channel_count", "marketing.visibility",
@@ -75,7 +76,7 @@ def gather_marketing(settings: Mapping[str, Any], context: SourceContext) -> dic
     result["marketing.problems"] = policy.findings
     result["marketing.case_study_assumptions"] = case_study_assumptions(settings)
     result["marketing.case_study_range"] = case_study_range(result["marketing.case_study_assumptions"],
-                                                            result["marketing.email_list_size"])
+                                                            result["marketing.email_list_size"], context.period_end)
     return result
 
 
@@ -122,9 +123,10 @@ def case_study_assumptions(settings: Mapping[str, Any]) -> Any:
     return values
 
 
-def case_study_range(assumed: Any, list_size: Any) -> Any:
+def case_study_range(assumed: Any, list_size: Any, period_end: dt.date | None = None) -> Any:
     """The case study's event as the booking it is: tickets the list could buy at the low and high conversion
-    (whole tickets, rounded down), capped at the capacity, times the ticket price."""
+    (whole tickets, rounded down), capped at the capacity, times the ticket price. ``event_past``: the event
+    is dated on or before the period end, so the report is read after it: nothing left to sell."""
     name = "marketing.case_study_range"
     if isinstance(assumed, Unavailable):
         return Unavailable(name, assumed.reason, plain=assumed.plain)
@@ -135,6 +137,7 @@ def case_study_range(assumed: Any, list_size: Any) -> Any:
     result: dict[str, Any] = {key: assumed.get(key) for key in ("event", "event_date", "ticket_price", "capacity",
                                                            "conversion_low", "conversion_high")}
     result["list_size"] = list_size
+    result["event_past"] = bool(period_end and result["event_date"] and result["event_date"] <= period_end)
     for end in ("low", "high"):
         # Decimal keeps 3,676 x 0.005 = 18.38 exact; float could land a hair under a whole ticket.
         wanted = int(Decimal(list_size) * Decimal(str(assumed[f"conversion_{end}"])))

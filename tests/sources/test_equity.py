@@ -116,3 +116,19 @@ def test_under_skip_a_bad_line_is_left_out_and_listed(tmp_path):
     figures = gather(tmp_path, SHEET + "2026-09-30,asset,Mystery,lots\n", on_bad_row="skip")
     assert figures["equity.total_assets"] == Decimal("28000.00")
     assert figures["equity.problems"] == ["balance_sheet.csv:13: column 'amount': not a number (value 'lots')"]
+
+
+def test_a_balance_sheet_older_than_max_age_days_is_marked_out_of_date(tmp_path):
+    # Period ends Sep 30, 2026; a sheet whose latest close is Aug 31, 2025 is 395 days old (365 + 30).
+    old = "as_of,section,item,amount\n2025-08-31,cash,Bank,100\n"
+    figures = gather(tmp_path, old)
+    assert figures["equity.age_days"] == 395 and figures["equity.out_of_date"] is True
+    assert figures["equity.cash"] == Decimal("100")  # still shown, marked by the report
+    # The Sep 30 close is 0 days old; Aug 31 with a 20-day limit is 30 days old: out of date.
+    assert gather(tmp_path)["equity.out_of_date"] is False
+    figures = gather(tmp_path, SHEET.replace("2026-09-30", "2026-07-01"), max_age_days=20)
+    assert figures["equity.as_of"] == dt.date(2026, 8, 31) and figures["equity.age_days"] == 30
+    assert figures["equity.out_of_date"] is True
+    with pytest.raises(SourceError, match=r"sources\.equity\.max_age_days: expected a whole number of days, at "
+                                          r"least 1, got 'soon'"):
+        gather(tmp_path, max_age_days="soon")

@@ -100,3 +100,12 @@ def test_without_an_event_the_case_study_range_is_unavailable_and_the_assumption
     figures = gather_marketing({"case_study": {"conversion_low": 0.01, "conversion_high": 0.02}}, context())
     assert isinstance(figures["marketing.case_study_range"], Unavailable)
     assert figures["marketing.case_study_assumptions"] == {"conversion_low": 0.01, "conversion_high": 0.02}
+
+
+@pytest.mark.parametrize(("event_date", "past"), [("2026-09-12", True), ("2026-09-30", True), ("2026-10-10", False)])
+def test_a_case_study_event_on_or_before_the_period_end_is_marked_past(event_date, past):
+    # The period ends Sep 30, 2026: an event that day or earlier is over by the time the report is read.
+    study = {"conversion_low": 0.01, "conversion_high": 0.05, "event": "Harbor concert", "event_date": event_date,
+             "ticket_price": 40, "capacity": 30}
+    figures = gather_marketing({"case_study": study, "subscribers": "subscribers.csv"}, context())
+    assert figures["marketing.case_study_range"]["event_past"] is past

@@ -220,3 +220,145 @@ def test_sample_site_checks_show_the_expiring_certificate_the_missing_redirect_a
         "http:// does not redirect to https://; the home page took 3.5 s to load")
     assert {t: v["site.problem_count"] for t, v in values.items()} == {
         "jada": 0, "queenofsandiego": 1, "quickdumpnow": 1, "dangerouscentaur": 0}
+
+
+# ---- review fixes: overall deadline, no escaping exceptions, plain errors, same-host redirect ----------
+
+
+class DrippingServer:
+    """A raw TCP server (TLS when given a certificate) that answers every connection a byte at a time,
+    ``interval`` seconds apart, for up to ``lasts`` seconds: each byte arrives well within the socket
+    timeout, so only an overall limit stops the check."""
+
+    def __init__(self, answer: bytes, interval: float, lasts: float, tls: ssl.SSLContext | None = None):
+        import socket
+
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stopped = threading.Event()
+
+        def serve_one(connection):
+            try:
+                if tls is not None:
+                    connection = tls.wrap_socket(connection, server_side=True)
+                connection.recv(65536)  # the request
+                ends = time.monotonic() + lasts
+                for byte in answer:
+                    if self.stopped.is_set() or time.monotonic() > ends:
+                        break
+                    connection.sendall(bytes([byte]))
+                    time.sleep(interval)
+            except OSError:
+                pass
+            finally:
+                connection.close()
+
+        def accept():
+            while not self.stopped.is_set():
+                try:
+                    connection, _ = self.listener.accept()
+                except OSError:
+                    return
+                threading.Thread(target=serve_one, args=(connection,), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+
+    def stop(self):
+        self.stopped.set()
+        self.listener.close()
+
+
+def test_a_server_dripping_bytes_is_given_up_on_at_the_domain_deadline(tmp_path):
+    # Headers a byte every 0.2 s (timeout 1 s is never hit) on http://; on https:// a TLS server whose
+    # headers come at once and whose 5,000-byte body drips. Without an overall limit this runs 20 s.
+    ca_file, cert_file, key_file, _ = make_certificates(tmp_path, 200)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert_file, key_file)
+    headers = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
+    plain = DrippingServer(headers + b"x" * 5000, interval=0.2, lasts=20)
+    secure = DrippingServer(headers + b"x" * 5000, interval=0.2, lasts=20, tls=tls)
+    try:
+        settings = {"https_port": secure.port, "http_port": plain.port, "ca_file": str(ca_file),
+                    "timeout_seconds": 1, "domain_deadline_seconds": 2}
+        started = time.monotonic()
+        [row] = gather_site(settings, context(tmp_path, ["localhost"]))["site.checks"]
+        elapsed = time.monotonic() - started
+    finally:
+        plain.stop()
+        secure.stop()
+    assert elapsed < 2 + 1.0, elapsed
+    assert row["tls_days_left"] == 200 and row["status"] is None
+    assert "https:// could not be reached (still no complete answer after 2 s, gave up)" in row["problems"]
+    assert "http:// could not be reached (still no complete answer after 2 s, gave up)" in row["problems"]
+
+
+@pytest.mark.parametrize("bad_name", ["a" * 64 + ".example", ".shop.example", "shop..example"])
+def test_a_malformed_domain_is_a_row_and_the_other_domains_are_still_checked(servers, tmp_path, bad_name):
+    made, ca_file, _ = servers(90, redirect=True)
+    values = gather_site({**made.ports, "ca_file": str(ca_file)}, context(tmp_path, [bad_name, "localhost"]))
+    rows = {row["domain"]: row for row in values["site.checks"]}
+    assert rows["localhost"]["problems"] == ""
+    assert rows[bad_name]["problems"] == "this is not a valid domain name, so it could not be checked"
+    assert values["site.problem_count"] == 1
+
+
+def test_a_value_error_during_a_check_is_a_row_not_a_failed_source(servers, tmp_path, monkeypatch):
+    # cryptography raises ValueError on a certificate it cannot parse: forced here on the untrusted path.
+    from cryptography import x509
+
+    made, _, _ = servers(90, redirect=True)
+
+    def unreadable(_der):
+        raise ValueError("error parsing asn1 value")
+
+    monkeypatch.setattr(x509, "load_der_x509_certificate", unreadable)
+    [row] = gather_site({**made.ports}, context(tmp_path, ["localhost"]))["site.checks"]
+    assert "https:// could not be reached (the site's certificate could not be read)" in row["problems"]
+    assert row["redirects_to_https"] is True
+
+
+def test_ca_file_is_resolved_from_the_config_folder_and_a_wrong_one_is_a_settings_error(servers, tmp_path):
+    made, ca_file, _ = servers(90, redirect=True)
+    # Relative to the config's folder (context.base_dir), like every other path in the config.
+    [row] = gather_site({**made.ports, "ca_file": ca_file.name}, context(tmp_path, ["localhost"]))["site.checks"]
+    assert row["problems"] == ""
+    with pytest.raises(SourceError, match=r"tenant 'solo': sources\.site\.ca_file: no such file 'missing\.pem'"):
+        gather_site({**made.ports, "ca_file": "missing.pem"}, context(tmp_path, ["localhost"]))
+    (tmp_path / "junk.pem").write_text("not a certificate", encoding="utf-8")
+    with pytest.raises(SourceError, match=r"sources\.site\.ca_file: 'junk\.pem' .* holds no readable PEM"):
+        gather_site({**made.ports, "ca_file": "junk.pem"}, context(tmp_path, ["localhost"]))
+
+
+def test_connection_failures_are_said_in_plain_words(tmp_path):
+    # http:// port: a server that closes without answering; https:// port: plain HTTP where TLS is expected.
+    closes = DrippingServer(b"", interval=0, lasts=1)
+    speaks_plain = DrippingServer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", interval=0, lasts=1)
+    try:
+        [row] = gather_site({"https_port": speaks_plain.port, "http_port": closes.port},
+                            context(tmp_path, ["localhost"]))["site.checks"]
+    finally:
+        closes.stop()
+        speaks_plain.stop()
+    assert row["problems"] == ("https:// could not be reached (the secure connection failed); "
+                               "http:// could not be reached (the site closed the connection)")
+
+
+def test_a_redirect_to_another_host_is_not_a_redirect_to_https(tmp_path):
+    def redirecting_to(location: str) -> DrippingServer:
+        answer = f"HTTP/1.1 301 Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+        return DrippingServer(answer, interval=0, lasts=1)
+
+    elsewhere, www = redirecting_to("https://parked-ads.other/"), redirecting_to("https://www.localhost/")
+    try:
+        [away] = gather_site({"http_port": elsewhere.port, "https_port": 1}, context(tmp_path, ["localhost"]))[
+            "site.checks"]
+        [same] = gather_site({"http_port": www.port, "https_port": 1}, context(tmp_path, ["localhost"]))[
+            "site.checks"]
+    finally:
+        elsewhere.stop()
+        www.stop()
+    assert away["redirects_to_https"] is False
+    assert "http:// does not redirect to https://" in away["problems"]
+    assert "http:// sends visitors to another site (parked-ads.other)" in away["problems"]
+    # Adding www. is the same site.
+    assert same["redirects_to_https"] is True and "redirect" not in same["problems"]
