@@ -621,6 +621,9 @@ def clean_log_line(message: str) -> str:
 
 
 _ERROR_NAME = re.compile(r"^(?:[\w.]+\.)?(?P<name>[A-Z]\w*(?:Error|Exception|Fault|Timeout))\b")
+_SECRET_WORD = re.compile(r"pass(?:word|wd)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
+                          r"|auth|credential|session|cookie|signature|card", re.IGNORECASE)
+_WRITTEN_WORD = re.compile(r"^(?:[A-Z]?[a-z'-]+(?:[A-Z][a-z'-]+)*|[A-Z]+)$")
 _PLAIN_WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*[,;]?$|^\d+(?:\.\d+)?$")
 
 
@@ -640,17 +643,31 @@ def _error_events(client, group: str, start: dt.datetime, end: dt.datetime) -> l
 
 def error_summary(line: str) -> str:
     """What went wrong, in words fit for an email: the error's name (KeyError), or the line's opening
-    words up to the first detail (a colon, an identifier, a path), which stay in the full line."""
+    words up to the first detail (a colon, an identifier, a path), which stay in the full line.
+
+    The summary is the one part of a log line that reaches the email, so it is guarded twice: the line
+    is redacted again, and the words stop right after a secret's name (a password follows it) and at
+    any long token mixing cases or digits (an encoded credential, a card number)."""
+    from sources.aws.redact import redact
+
+    line = redact(line)
     if match := _ERROR_NAME.match(line):
         return match["name"]
     words = []
     for word in line.split(":", 1)[0].split():
-        if not _PLAIN_WORD.match(word):
+        if not _PLAIN_WORD.match(word) or _looks_like_token(word):
             break
         words.append(word)
-        if len(words) == 8:
+        if len(words) == 8 or _SECRET_WORD.search(word):
             break
     return " ".join(words).rstrip(",;") or "an error without a readable description"
+
+
+def _looks_like_token(word: str) -> bool:
+    """8+ characters with a digit, or with capitals that are not a CamelCase name (AccessDenied):
+    not a word a person wrote but an encoded credential (dXNlcjpwYXNz) or a number (a card)."""
+    core = word.rstrip(",;")
+    return len(core) >= 8 and (any(c.isdigit() for c in core) or not _WRITTEN_WORD.match(core))
 
 
 def collect_error_lines(clients: Clients, functions: list[dict[str, Any]], start: dt.datetime,
