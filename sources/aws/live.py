@@ -496,7 +496,10 @@ def _next_month(day: dt.date) -> dt.date:
 
 def collect_domain_registrations(clients: Clients) -> list[dict[str, Any]]:
     """Registered domains with expiry, auto-renew and the TLD's renewal price (Route 53 Domains lives in
-    us-east-1 only). One ListPrices call per TLD, not per domain."""
+    us-east-1 only). One ListPrices call per TLD, not per domain.
+
+    When the tenant is picked out by tags, only domains carrying those tags are its own: tenants sharing
+    one account must not each see (and pay a share of) every domain in it."""
     client = clients.client("route53domains", "us-east-1")
     names, marker = [], None
     while True:
@@ -505,6 +508,10 @@ def collect_domain_registrations(clients: Clients) -> list[dict[str, Any]]:
         marker = page.get("NextPageMarker")
         if not marker:
             break
+    if clients.settings.tags:
+        names = [name for name in names
+                 if matches_tags(_tag_list(client.list_tags_for_domain(DomainName=name).get("TagList")),
+                                 clients.settings.tags)]
     prices: dict[str, float | None] = {}
     rows = []
     for name in names:
