@@ -634,7 +634,9 @@ def clean_log_line(message: str) -> str:
 _ERROR_NAME = re.compile(r"^(?:[\w.]+\.)?(?P<name>[A-Z]\w*(?:Error|Exception|Fault|Timeout))\b")
 _SECRET_WORD = re.compile(r"pass(?:word|wd)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
                           r"|auth|credential|session|cookie|signature|card", re.IGNORECASE)
-_WRITTEN_WORD = re.compile(r"^(?:[A-Z]?[a-z'-]+(?:[A-Z][a-z'-]+)*|[A-Z]+)$")
+# How people write words and names: lower case, Capitalised, CamelCase with an acronym at the end
+# (DynamoDB), or all capitals. Encoded credentials switch case at random (dXNlcjpwYXNz, QWxhZGRpbjpvcGVu).
+_WRITTEN_WORD = re.compile(r"^(?:[A-Z]?[a-z'-]+(?:[A-Z][a-z'-]+)*(?:[A-Z]{2,4})?|[A-Z]+)$")
 _PLAIN_WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*[,;]?$|^\d+(?:\.\d+)?$")
 
 

@@ -1134,3 +1134,27 @@ def test_empty_pages_that_keep_a_continuation_token_are_a_cut_short_scan_not_a_c
                                                     start + dt.timedelta(days=1), keep=3)
     stubber.assert_no_pending_responses()
     assert found == [] and cut_short is True
+
+
+def test_secrets_in_every_leaking_shape_stay_out_of_the_metrics_snapshot_and_log(aws, tmp_path, caplog):
+    from tests.sources.test_aws_redact import LEAKS
+
+    today = dt.datetime.now(dt.UTC).date()
+    recent = SourceContext(tenant_id="solo", tenant_name="Solo", period_start=today - dt.timedelta(days=6),
+                           period_end=today, base_dir=tmp_path, tenant_settings={})
+    add_function(aws, SHARED_ACCOUNT, "solo-api", {})
+    logs = client(aws, "logs")
+    logs.create_log_group(logGroupName="/aws/lambda/solo-api")
+    logs.create_log_stream(logGroupName="/aws/lambda/solo-api", logStreamName="leaks")
+    base = dt.datetime.combine(today - dt.timedelta(days=3), dt.time(9), dt.UTC)
+    logs.put_log_events(logGroupName="/aws/lambda/solo-api", logStreamName="leaks", logEvents=[
+        {"timestamp": int((base + dt.timedelta(minutes=n)).timestamp() * 1000), "message": line}
+        for n, (line, _) in enumerate(LEAKS)])
+    values = gather_aws({"endpoint_url": aws, "log_lines_per_function": 50}, recent)
+    assert len(values["aws.lambda_error_lines"]) == len(LEAKS)
+    write_snapshot(tmp_path / "solo.json", values, "solo", today)
+    everything = (json.dumps(values, default=str), (tmp_path / "solo.json").read_text(), caplog.text)
+    for _, parts in LEAKS:
+        for part in parts:
+            for text in everything:
+                assert part not in text, part

@@ -52,6 +52,9 @@ def test_error_names_and_plain_words_still_summarise():
     assert error_summary("AccessDenied: s3 GetObject with token [redacted]") == "AccessDenied"
     assert error_summary("Task timed out after 30.03 seconds") == "Task timed out after 30.03 seconds"
     assert error_summary("Rate exceeded calling CalculateRoute") == "Rate exceeded calling CalculateRoute"
+    assert error_summary("DynamoDB table missing: bookings") == "DynamoDB table missing"
+    # An encoded credential is not a word, whatever case it starts with.
+    assert error_summary("login refused QWxhZGRpbjpvcGVu") == "login refused"
     # "signatures" names no secret value: an error's name before a colon is not a key either.
     assert clean_log_line("[ERROR] StripeSignatureVerificationError: No signatures found matching the expected "
                           "signature") == \
