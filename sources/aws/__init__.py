@@ -79,6 +79,10 @@ METRICS = [
                "the report period, at most log_lines_per_function each, secrets redacted (rows: function, "
                "region, time, message = the line, summary = the error's name or opening words, without identifiers or "
                "paths).", "list"),
+    MetricSpec("aws.lambda_error_scan_cut_short", "Lambda functions whose error-line scan stopped at its page "
+               "budget before the newest lines of the period were certain (rows: function, region): their "
+               "aws.lambda_error_lines may leave out newer errors, and none listed does not mean none logged.",
+               "list"),
     MetricSpec("aws.code_repositories", "The tenant's code repositories the source is set to read (rows: name, "
                "path, pipeline = the CI/CD system configured in the repository or empty when none, "
                "secrets = potential hardcoded secrets found).", "table"),
@@ -108,6 +112,7 @@ DEPENDS_ON = {
     "aws.lambda_performance": ("Lambda", "CloudWatch"),
     "aws.api_performance": ("API Gateway", "CloudWatch"),
     "aws.lambda_error_lines": ("Lambda", "CloudWatch Logs"),
+    "aws.lambda_error_scan_cut_short": ("Lambda", "CloudWatch Logs"),
     "aws.code_repositories": ("code repositories",),
 }
 DEPENDS_ON["aws.security_finding_counts"] = DEPENDS_ON["aws.security_findings"]
@@ -223,7 +228,8 @@ def build_metrics(inventory: dict[str, Any], errors: dict[str, str], context: So
     put("aws.domain_registrations", lambda: list(inv["Route 53 Domains"]))
     put("aws.lambda_performance", lambda: list(inv["CloudWatch"]["functions"]))
     put("aws.api_performance", lambda: list(inv["CloudWatch"]["apis"]))
-    put("aws.lambda_error_lines", lambda: list(inv["CloudWatch Logs"]))
+    put("aws.lambda_error_lines", lambda: list(inv["CloudWatch Logs"]["lines"]))
+    put("aws.lambda_error_scan_cut_short", lambda: list(inv["CloudWatch Logs"]["cut_short"]))
     put("aws.code_repositories", lambda: [
         {"name": Path(r["path"]).name, "path": r["path"], "pipeline": r["pipeline"], "secrets": len(r["secrets"])}
         for r in inv["code repositories"]])

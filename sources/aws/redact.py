@@ -12,13 +12,36 @@ import re
 
 REDACTED = "[redacted]"
 
-# key = value / "key": "value" / key: value, where the key names a secret. The value ends at
-# whitespace, a quote, a comma or a closing bracket.
+# key = value / "key": "value" / key: value / key value, where the key names a secret. A quoted
+# value runs to its closing quote (a passphrase has spaces); a bare value ends at whitespace, a quote,
+# a comma or a closing bracket. With no separator at all ("with password hunter2", "DB_PASSWORD
+# hunter2secret") the next word is taken as the value: over-redacting "password reset" costs a reader
+# a word, leaking the password costs far more.
 _SECRET_KEY = (r"(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
                r"|client[_-]?secret|auth(?:orization)?|credentials?|session[_-]?id|cookie|signature)")
+_QUOTED_VALUE = r"""(?P<quoted>"(?:[^"\\]|\\.)*(?:"|$)|'(?:[^'\\]|\\.)*(?:'|$))"""
+# A bare value does not start with "[": that is an earlier "[redacted]", not a value to redact again.
+_BARE_VALUE = r"""(?P<value>(?:Bearer\s+|Basic\s+)?[^\s"',;}\][][^\s"',;}\]]*)"""
 _KEY_VALUE = re.compile(
-    rf"""(?P<key>["']?[\w.-]*{_SECRET_KEY}[\w.-]*["']?\s*[:=]\s*)(?P<quote>["']?)(?P<value>(?:Bearer\s+|Basic\s+)?[^\s"',;}}\]]+)""",
+    rf"""(?P<key>["']?[\w.-]*{_SECRET_KEY}[\w.-]*["']?\s*[:=]\s*)(?:{_QUOTED_VALUE}|{_BARE_VALUE})""",
     re.IGNORECASE)
+# The same pair with only words between: the key must end with the secret word ("DB_PASSWORD", not
+# "passwords" or "tokens"), optionally followed by "is", "was", "set to".
+_KEY_SPACE_VALUE = re.compile(
+    rf"""(?P<key>(?<![\w.-])[\w.-]*{_SECRET_KEY}\b["']?\s+(?:(?:is|was|equals|set\s+to)\s+)?)"""
+    rf"""(?:{_QUOTED_VALUE}|{_BARE_VALUE})""",
+    re.IGNORECASE)
+# "KeyError: ...", "StripeSignatureVerificationError: No signatures ...": an error's name, not a key.
+_ERROR_NAME_KEY = re.compile(r"(?:Error|Exception)[\"']?\s*[:=]?\s*$")
+# "Basic auth header dXNlcjpwYXNz", "Bearer: abc.def": the credential after the scheme, even when a few
+# plain words sit between them. The credential is 8+ characters of token alphabet.
+_AUTH_SCHEME = re.compile(
+    r"\b(?P<scheme>Bearer|Basic)(?P<between>(?:\s+[a-z]{1,15}){0,3}?)(?P<gap>\s*[:=]?\s+)"
+    r"[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+# A database client's password flag written against its value: mysql -uadmin -phunter2.
+_PASSWORD_FLAG = re.compile(r"(?<![\w-])-p(?=[^\s-])\S+")
+# Card-like numbers: 13 to 19 digits, optionally grouped by single spaces or dashes.
+_CARD_NUMBER = re.compile(r"(?<!\w)(?<!\d[.,])\d(?:[ -]?\d){12,18}(?!\w|[.,]\d|[ -]\d)")
 _PATTERNS = [
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL),
     re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b"),             # AWS access key ids
@@ -28,7 +51,6 @@ _PATTERNS = [
     re.compile(r"\bxox[abposr]-[0-9A-Za-z-]{10,}"),                           # Slack tokens
     re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),                                 # Google API keys
     re.compile(r"\bSG\.[\w-]{16,}\.[\w-]{16,}"),                              # SendGrid keys
-    re.compile(r"\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
     re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),                            # user:password@host
     re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),                          # email addresses
 ]
@@ -42,9 +64,24 @@ def _looks_random(token: str) -> bool:
             and token.count("-") < 4)  # UUID-like request ids have four dashes and are not secrets
 
 
+def _redact_value(match: re.Match) -> str:
+    if match["quoted"] is not None:
+        quote = match["quoted"][0]
+        return f"{match['key']}{quote}{REDACTED}{quote}"
+    if _ERROR_NAME_KEY.search(match["key"]):
+        return match.group()
+    if match["value"].lower() in ("bearer", "basic"):
+        return match.group()  # the scheme word before an already redacted credential
+    return f"{match['key']}{REDACTED}"
+
+
 def redact(text: str) -> str:
     """The text with every secret-looking part replaced by ``[redacted]``."""
-    text = _KEY_VALUE.sub(lambda m: f"{m['key']}{m['quote']}{REDACTED}", text)
+    text = _AUTH_SCHEME.sub(lambda m: f"{m['scheme']}{m['between']}{m['gap']}{REDACTED}", text)
+    text = _KEY_VALUE.sub(_redact_value, text)
+    text = _KEY_SPACE_VALUE.sub(_redact_value, text)
+    text = _PASSWORD_FLAG.sub(f"-p{REDACTED}", text)
+    text = _CARD_NUMBER.sub(REDACTED, text)
     for pattern in _PATTERNS:
         text = pattern.sub(REDACTED, text)
     return _LONG_TOKEN.sub(lambda m: REDACTED if _looks_random(m.group()) else m.group(), text)

@@ -22,7 +22,7 @@ import pytest
 
 from flows.errors import SourceError
 from sources import REGISTRY
-from sources.aws import gather_aws, read_snapshot, write_snapshot
+from sources.aws import gather_aws, live, read_snapshot, write_snapshot
 from sources.aws.findings import FINDING_KINDS
 from sources.registry import SourceContext, Unavailable, is_available
 
@@ -1069,3 +1069,92 @@ def test_s3s_policy_status_calls_a_star_grant_narrowed_by_a_condition_not_public
     buckets = {b["name"]: (b["public_policy"], b["policy_public"]) for b in values["aws.s3_buckets"]}
     # As written, both grant "*"; S3's GetBucketPolicyStatus calls only the unconditional one public.
     assert buckets == {"narrowed": ("conditional", False), "wide-open": ("unconditional", True)}
+
+
+# ---- error lines of a busy log ------------------------------------------------------------------------
+
+
+def busy_log(aws, today: dt.date, lines: int) -> dt.datetime:
+    """solo-api logs ``lines`` error lines, one every 10 s from 09:00 two days ago; returns the first's time."""
+    add_function(aws, SHARED_ACCOUNT, "solo-api", {})
+    logs = client(aws, "logs")
+    logs.create_log_group(logGroupName="/aws/lambda/solo-api")
+    logs.create_log_stream(logGroupName="/aws/lambda/solo-api", logStreamName="busy")
+    first = dt.datetime.combine(today - dt.timedelta(days=2), dt.time(9), dt.UTC)
+    logs.put_log_events(logGroupName="/aws/lambda/solo-api", logStreamName="busy", logEvents=[
+        {"timestamp": int((first + dt.timedelta(seconds=10 * n)).timestamp() * 1000),
+         "message": f"[ERROR] ValueError: booking {n} has no charter date"} for n in range(lines)])
+    return first
+
+
+def test_a_busy_day_keeps_its_newest_error_lines_not_its_oldest(aws, tmp_path, monkeypatch):
+    # One page per read (100 events): the busy day's 250 lines take three pages, more than one read allows.
+    monkeypatch.setattr(live, "LOG_PAGES", 1)
+    today = dt.datetime.now(dt.UTC).date()
+    first = busy_log(aws, today, 250)
+    recent = SourceContext(tenant_id="solo", tenant_name="Solo", period_start=today - dt.timedelta(days=6),
+                           period_end=today, base_dir=tmp_path, tenant_settings={})
+    values = gather_aws({"endpoint_url": aws, "log_lines_per_function": 3}, recent)
+    lines = values["aws.lambda_error_lines"]
+    # Lines 0..249: the newest three are 249, 248, 247, the last at 09:00 + 249 x 10 s = 09:41:30.
+    assert [line["message"] for line in lines] == [f"ValueError: booking {n} has no charter date"
+                                                   for n in (249, 248, 247)]
+    assert lines[0]["time"] == (first + dt.timedelta(seconds=2490)).isoformat(timespec="seconds")
+    assert values["aws.lambda_error_scan_cut_short"] == []
+
+
+def test_a_scan_that_runs_out_of_pages_is_marked_cut_short(aws, tmp_path, monkeypatch):
+    # One page a read and no pages beyond one a day: the busy day cannot be narrowed down to its end.
+    monkeypatch.setattr(live, "LOG_PAGES", 1)
+    monkeypatch.setattr(live, "LOG_EXTRA_PAGES", 0)
+    today = dt.datetime.now(dt.UTC).date()
+    busy_log(aws, today, 250)
+    busy_day_last = SourceContext(tenant_id="solo", tenant_name="Solo", period_start=today - dt.timedelta(days=8),
+                                  period_end=today - dt.timedelta(days=2), base_dir=tmp_path, tenant_settings={})
+    values = gather_aws({"endpoint_url": aws, "log_lines_per_function": 3}, busy_day_last)
+    assert values["aws.lambda_error_scan_cut_short"] == [{"function": "solo-api", "region": "us-east-1"}]
+    # What was read is still shown, marked as possibly not the newest.
+    assert len(values["aws.lambda_error_lines"]) == 3
+
+
+def test_empty_pages_that_keep_a_continuation_token_are_a_cut_short_scan_not_a_clean_log(monkeypatch):
+    """CloudWatch Logs may answer empty pages that still carry a nextToken while it searches many streams.
+    moto always finishes in one answer, so botocore's Stubber plays the service here."""
+    from botocore.stub import Stubber
+
+    monkeypatch.setattr(live, "LOG_EXTRA_PAGES", 4)
+    logs = boto3.client("logs", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    stubber = Stubber(logs)
+    # One day: a budget of 1 + 4 pages, all empty with a token.
+    for page in range(5):
+        stubber.add_response("filter_log_events", {"events": [], "nextToken": f"token-{page}"})
+    start = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
+    with stubber:
+        found, cut_short = live.newest_error_events(logs, "/aws/lambda/solo-api", start,
+                                                    start + dt.timedelta(days=1), keep=3)
+    stubber.assert_no_pending_responses()
+    assert found == [] and cut_short is True
+
+
+def test_secrets_in_every_leaking_shape_stay_out_of_the_metrics_snapshot_and_log(aws, tmp_path, caplog):
+    from tests.sources.test_aws_redact import LEAKS
+
+    today = dt.datetime.now(dt.UTC).date()
+    recent = SourceContext(tenant_id="solo", tenant_name="Solo", period_start=today - dt.timedelta(days=6),
+                           period_end=today, base_dir=tmp_path, tenant_settings={})
+    add_function(aws, SHARED_ACCOUNT, "solo-api", {})
+    logs = client(aws, "logs")
+    logs.create_log_group(logGroupName="/aws/lambda/solo-api")
+    logs.create_log_stream(logGroupName="/aws/lambda/solo-api", logStreamName="leaks")
+    base = dt.datetime.combine(today - dt.timedelta(days=3), dt.time(9), dt.UTC)
+    logs.put_log_events(logGroupName="/aws/lambda/solo-api", logStreamName="leaks", logEvents=[
+        {"timestamp": int((base + dt.timedelta(minutes=n)).timestamp() * 1000), "message": line}
+        for n, (line, _) in enumerate(LEAKS)])
+    values = gather_aws({"endpoint_url": aws, "log_lines_per_function": 50}, recent)
+    assert len(values["aws.lambda_error_lines"]) == len(LEAKS)
+    write_snapshot(tmp_path / "solo.json", values, "solo", today)
+    everything = (json.dumps(values, default=str), (tmp_path / "solo.json").read_text(), caplog.text)
+    for _, parts in LEAKS:
+        for part in parts:
+            for text in everything:
+                assert part not in text, part

@@ -1,7 +1,9 @@
-"""aws.domain_registrations: Route 53 Domains through moto's server, ListPrices through botocore's Stubber.
+"""aws.domain_registrations: Route 53 Domains through moto's server; ListPrices and ListTagsForDomain
+through botocore's Stubber.
 
-moto serves ListDomains and GetDomainDetail (and RegisterDomain, to seed them) but has no ListPrices, so
-that one call comes from a Stubber on a second client; everything else is real HTTP to moto.
+moto (5.2) serves ListDomains and GetDomainDetail (and RegisterDomain, to seed them) but has neither
+ListPrices nor ListTagsForDomain, so those two calls come from a Stubber on a second client; everything else
+is real HTTP to moto.
 """
 
 from __future__ import annotations
@@ -43,13 +45,16 @@ def register(endpoint: str, name: str, years: int, auto_renew: bool) -> None:
 
 
 class PricesFromStubber:
-    """The moto client for every call but ListPrices, which moto lacks: that goes to a stubbed client whose
-    answer for a TLD is queued when asked (the source asks in the order ListDomains returns the names)."""
+    """The moto client for every call but ListPrices and ListTagsForDomain, which moto lacks: those go to a
+    stubbed client whose answer is queued when asked (the source asks in the order ListDomains returns the
+    names). ``domain_tags`` holds each domain's tags as the account owner set them."""
 
-    def __init__(self, real, prices: dict[str, str]):
+    def __init__(self, real, prices: dict[str, str], domain_tags: dict[str, dict[str, str]] | None = None):
         self.real = real
         self.prices = dict(prices)
+        self.domain_tags = domain_tags or {}
         self.asked: list[str] = []
+        self.tags_asked: list[str] = []
         self.priced = boto3.client("route53domains", region_name="us-east-1")
         self.stubber = Stubber(self.priced)
         self.stubber.activate()
@@ -62,12 +67,21 @@ class PricesFromStubber:
              "RegistrationPrice": {"Price": float(self.prices[tld]), "Currency": "USD"}}]}, {"Tld": tld})
         return self.priced.list_prices(**params)
 
+    def list_tags_for_domain(self, **params):
+        name = params["DomainName"]
+        self.tags_asked.append(name)
+        tag_list = [{"Key": k, "Value": v} for k, v in self.domain_tags.get(name, {}).items()]
+        self.stubber.add_response("list_tags_for_domain", {"TagList": tag_list}, {"DomainName": name})
+        return self.priced.list_tags_for_domain(**params)
+
     def __getattr__(self, name):
         return getattr(self.real, name)
 
 
-def gather(endpoint, tmp_path, monkeypatch, prices, calls: set[str] | None = None):
-    """The source's values; ``calls`` collects the Route 53 Domains operations it made."""
+def gather(endpoint, tmp_path, monkeypatch, prices, calls: set[str] | None = None,
+           domain_tags: dict[str, dict[str, str]] | None = None, tags: dict[str, str] | None = None):
+    """The source's values; ``calls`` collects the Route 53 Domains operations it made. ``tags`` picks the
+    tenant out of a shared account, ``domain_tags`` are the domains' tags in that account."""
     real_client = live.Clients.client
     stubs = []
     calls = set() if calls is None else calls
@@ -79,7 +93,7 @@ def gather(endpoint, tmp_path, monkeypatch, prices, calls: set[str] | None = Non
         made = real_client(self, service, region)
         if service == "route53domains":
             made.meta.events.register("before-parameter-build", record)
-            stubs.append(PricesFromStubber(made, prices))
+            stubs.append(PricesFromStubber(made, prices, domain_tags))
             stubs[-1].priced.meta.events.register("before-parameter-build", record)
             return stubs[-1]
         return made
@@ -87,7 +101,8 @@ def gather(endpoint, tmp_path, monkeypatch, prices, calls: set[str] | None = Non
     monkeypatch.setattr(live.Clients, "client", client)
     context = SourceContext("alpha", "Alpha", dt.date(2026, 11, 16), dt.date(2026, 11, 22), tmp_path,
                             tenant_settings={"domains": ["alpha.example"]})
-    values = gather_aws({"regions": ["us-east-1"], "endpoint_url": endpoint}, context)
+    values = gather_aws({"regions": ["us-east-1"], "endpoint_url": endpoint, **({"tags": tags} if tags else {})},
+                        context)
     for stub in stubs:
         assert sorted(stub.asked) == sorted(set(stub.asked)) == sorted(prices)  # one ListPrices per TLD
     return values
@@ -135,10 +150,33 @@ def test_the_iam_policy_grants_exactly_the_route53domains_calls_the_source_makes
     register(endpoint, "example.com", 2, auto_renew=True)
     calls: set[str] = set()
     gather(endpoint, tmp_path, monkeypatch, {"com": "15.00"}, calls)
-    assert calls == {"ListDomains", "GetDomainDetail", "ListPrices"}
+    gather(endpoint, tmp_path, monkeypatch, {"com": "15.00"}, calls, domain_tags={"example.com": {"tenant": "alpha"}},
+           tags={"tenant": "alpha"})  # a tenant picked out by tags also reads each domain's tags
+    assert calls == {"ListDomains", "GetDomainDetail", "ListPrices", "ListTagsForDomain"}
     policy = json.loads((Path(__file__).resolve().parents[2] / "deploy/iam/aws-source-policy.json").read_text())
     actions = set()
     for statement in policy["Statement"]:
         found = statement["Action"]
         actions.update([found] if isinstance(found, str) else found)
     assert {a for a in actions if a.startswith("route53domains:")} == {f"route53domains:{c}" for c in calls}
+
+
+def test_tenants_sharing_an_account_each_see_only_the_domains_carrying_their_tags(endpoint, tmp_path, monkeypatch):
+    register(endpoint, "alpha.example.com", 2, auto_renew=True)
+    register(endpoint, "alpha-shop.example.net", 3, auto_renew=False)
+    register(endpoint, "beta.example.org", 2, auto_renew=True)
+    register(endpoint, "untagged.example.com", 2, auto_renew=True)  # nobody's: neither tenant sees it
+    domain_tags = {"alpha.example.com": {"tenant": "alpha", "env": "prod"},
+                   "alpha-shop.example.net": {"tenant": "alpha"},
+                   "beta.example.org": {"tenant": "beta"}}
+    alpha = gather(endpoint, tmp_path, monkeypatch, {"com": "15.00", "net": "17.00"}, domain_tags=domain_tags,
+                   tags={"tenant": "alpha"})
+    assert [r["domain"] for r in alpha["aws.domain_registrations"]] == ["alpha.example.com", "alpha-shop.example.net"]
+    # 15 (.com) + 17 (.net) a year: the beta and untagged names are not alpha's to pay for
+    assert sum(r["renewal_price"] for r in alpha["aws.domain_registrations"]) == 32.0
+    beta = gather(endpoint, tmp_path, monkeypatch, {"org": "13.00"}, domain_tags=domain_tags, tags={"tenant": "beta"})
+    assert [r["domain"] for r in beta["aws.domain_registrations"]] == ["beta.example.org"]
+    # Every tag asked for must match: alpha's production domain only.
+    production = gather(endpoint, tmp_path, monkeypatch, {"com": "15.00"}, domain_tags=domain_tags,
+                        tags={"tenant": "alpha", "env": "prod"})
+    assert [r["domain"] for r in production["aws.domain_registrations"]] == ["alpha.example.com"]
