@@ -181,7 +181,9 @@ def _socket_classes() -> tuple[type, type]:
     import socket
     import ssl
 
-    class DeadlineSocket(socket.socket):
+    class DeadlineMixin:
+        """Sets the socket's timeout to the time the deadline leaves before every read and write."""
+
         deadline: _Deadline | None = None
 
         def _tick(self) -> None:
@@ -200,21 +202,11 @@ def _socket_classes() -> tuple[type, type]:
             self._tick()
             return super().sendall(*args, **kwargs)
 
-    class DeadlineSSLSocket(ssl.SSLSocket):
-        deadline: _Deadline | None = None
-        _tick = DeadlineSocket._tick
+    class DeadlineSocket(DeadlineMixin, socket.socket):
+        pass
 
-        def recv(self, *args, **kwargs):
-            self._tick()
-            return super().recv(*args, **kwargs)
-
-        def recv_into(self, *args, **kwargs):
-            self._tick()
-            return super().recv_into(*args, **kwargs)
-
-        def sendall(self, *args, **kwargs):
-            self._tick()
-            return super().sendall(*args, **kwargs)
+    class DeadlineSSLSocket(DeadlineMixin, ssl.SSLSocket):
+        pass
 
     return DeadlineSocket, DeadlineSSLSocket
 
