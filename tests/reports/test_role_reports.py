@@ -521,20 +521,43 @@ def test_accounting_expense_totals_equal_the_ledger_worked_by_hand(rendered, met
     assert money(october, cents=True) == money(metrics["jada"]["finance.expenses_last_month"], cents=True)
 
 
-def test_accounting_roadmap_milestones_glide_quickdumpnows_burn_to_break_even_by_march(rendered):
-    roadmap = section(rendered["portfolio-accounting"].markdown, "## Profitability roadmap to the end of next Q1")
+def quickdumpnow_roadmap_by_hand() -> tuple[Decimal, list[tuple[str, Decimal, Decimal]]]:
+    """QuickDumpNow's burn and its four milestones (date, revenue target, burn ceiling), from the files."""
     # Burn by hand from ledger.csv: Aug-Oct expenses (owner draws on 3100 excluded) minus revenue, / 3.
     rows = [r for r in ledger_rows("quickdumpnow") if r["date"][:7] in ("2026-08", "2026-09", "2026-10")
             and r["account"] not in ("3100 Owner Draws", "6260 Truck Repairs")]  # 6260: left out, not in the chart
     burn = (-sum(Decimal(r["amount"]) for r in rows)) / 3
     with open(EXAMPLES / "data" / "quickdumpnow" / "targets.csv", encoding="utf-8") as handle:
         targets = {r["month"]: Decimal(r["target"]) for r in csv.DictReader(handle)}
-    for k, (month, day) in enumerate((("2026-12", "Dec 31, 2026"), ("2027-01", "Jan 31, 2027"),
-                                      ("2027-02", "Feb 28, 2027"), ("2027-03", "Mar 31, 2027")), start=1):
-        ceiling = burn * (4 - k) / 4
-        assert (f"| {k} | {day} | {money(targets[month])} | {money(ceiling)} | {money(targets[month] + ceiling)} "
+    # The ceiling on net burn steps down a quarter of today's burn per milestone, to none by March.
+    milestones = [(day, targets[month], burn * (4 - k) / 4) for k, (month, day) in enumerate(
+        (("2026-12", "Dec 31, 2026"), ("2027-01", "Jan 31, 2027"), ("2027-02", "Feb 28, 2027"),
+         ("2027-03", "Mar 31, 2027")), start=1)]
+    return burn, milestones
+
+
+def test_accounting_roadmap_milestones_glide_quickdumpnows_burn_to_break_even_by_march(rendered):
+    roadmap = section(rendered["portfolio-accounting"].markdown, "## Profitability roadmap to the end of next Q1")
+    burn, milestones = quickdumpnow_roadmap_by_hand()
+    for k, (day, target, ceiling) in enumerate(milestones, start=1):
+        assert (f"| {k} | {day} | {money(target)} | {money(ceiling)} | {money(target + ceiling)} "
                 f"| upcoming |") in roadmap
     assert money(burn) == "$946"  # $1,346 before owner draws were taken out of expenses
+
+
+def test_the_gm_brief_shows_its_own_road_to_profit_and_margin(rendered):
+    road = section(rendered["quickdumpnow-gm"].markdown, "## Road to profit by March 2027")
+    burn, milestones = quickdumpnow_roadmap_by_hand()
+    for day, target, ceiling in milestones:
+        assert f"| {day} | {money(target)} | {money(ceiling)} | {money(target + ceiling)} |" in road
+    assert f"from today's {money(burn)} a month to none by Mar 31, 2027" in road
+    # Net margin by hand over Aug-Oct: revenue less every expense (draws and the unread row left out).
+    rows = [r for r in ledger_rows("quickdumpnow") if r["date"][:7] in ("2026-08", "2026-09", "2026-10")
+            and r["account"] not in ("3100 Owner Draws", "6260 Truck Repairs")]
+    revenue = sum(Decimal(r["amount"]) for r in rows if Decimal(r["amount"]) > 0)
+    net = sum(Decimal(r["amount"]) for r in rows) / revenue * 100
+    assert net < 0 and f"expenses ran **{number(-net, 1)}%** above revenue" in road
+    assert "quickdumpnow" not in section(rendered["jada-gm"].markdown, "## Road to profit by March 2027").lower()
 
 
 def test_accounting_gap_analysis_reflects_the_known_bookkeeping_problems(rendered):
