@@ -1074,16 +1074,21 @@ def test_s3s_policy_status_calls_a_star_grant_narrowed_by_a_condition_not_public
 # ---- error lines of a busy log ------------------------------------------------------------------------
 
 
-def busy_log(aws, today: dt.date, lines: int) -> dt.datetime:
-    """solo-api logs ``lines`` error lines, one every 10 s from 09:00 two days ago; returns the first's time."""
+def solo_api_logs(aws, stream: str, events: list[tuple[dt.datetime, str]]) -> None:
+    """A function solo-api whose log group holds ``events`` (time, message) in one stream."""
     add_function(aws, SHARED_ACCOUNT, "solo-api", {})
     logs = client(aws, "logs")
     logs.create_log_group(logGroupName="/aws/lambda/solo-api")
-    logs.create_log_stream(logGroupName="/aws/lambda/solo-api", logStreamName="busy")
+    logs.create_log_stream(logGroupName="/aws/lambda/solo-api", logStreamName=stream)
+    logs.put_log_events(logGroupName="/aws/lambda/solo-api", logStreamName=stream, logEvents=[
+        {"timestamp": int(at.timestamp() * 1000), "message": message} for at, message in events])
+
+
+def busy_log(aws, today: dt.date, lines: int) -> dt.datetime:
+    """solo-api logs ``lines`` error lines, one every 10 s from 09:00 two days ago; returns the first's time."""
     first = dt.datetime.combine(today - dt.timedelta(days=2), dt.time(9), dt.UTC)
-    logs.put_log_events(logGroupName="/aws/lambda/solo-api", logStreamName="busy", logEvents=[
-        {"timestamp": int((first + dt.timedelta(seconds=10 * n)).timestamp() * 1000),
-         "message": f"[ERROR] ValueError: booking {n} has no charter date"} for n in range(lines)])
+    solo_api_logs(aws, "busy", [(first + dt.timedelta(seconds=10 * n), f"[ERROR] ValueError: booking {n} has no "
+                                "charter date") for n in range(lines)])
     return first
 
 
@@ -1142,14 +1147,8 @@ def test_secrets_in_every_leaking_shape_stay_out_of_the_metrics_snapshot_and_log
     today = dt.datetime.now(dt.UTC).date()
     recent = SourceContext(tenant_id="solo", tenant_name="Solo", period_start=today - dt.timedelta(days=6),
                            period_end=today, base_dir=tmp_path, tenant_settings={})
-    add_function(aws, SHARED_ACCOUNT, "solo-api", {})
-    logs = client(aws, "logs")
-    logs.create_log_group(logGroupName="/aws/lambda/solo-api")
-    logs.create_log_stream(logGroupName="/aws/lambda/solo-api", logStreamName="leaks")
     base = dt.datetime.combine(today - dt.timedelta(days=3), dt.time(9), dt.UTC)
-    logs.put_log_events(logGroupName="/aws/lambda/solo-api", logStreamName="leaks", logEvents=[
-        {"timestamp": int((base + dt.timedelta(minutes=n)).timestamp() * 1000), "message": line}
-        for n, (line, _) in enumerate(LEAKS)])
+    solo_api_logs(aws, "leaks", [(base + dt.timedelta(minutes=n), line) for n, (line, _) in enumerate(LEAKS)])
     values = gather_aws({"endpoint_url": aws, "log_lines_per_function": 50}, recent)
     assert len(values["aws.lambda_error_lines"]) == len(LEAKS)
     write_snapshot(tmp_path / "solo.json", values, "solo", today)
