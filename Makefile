@@ -8,7 +8,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 CONFIG ?= examples/portfolio.yaml
 
-.PHONY: run test check lint install clean lambda-package bench server server-stop
+.PHONY: run test check lint install clean lambda-package bench server server-stop docs docs-build
 
 $(BIN)/exec-reports: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -20,7 +20,7 @@ $(BIN)/exec-reports: pyproject.toml
 install: $(BIN)/exec-reports
 
 # make run DELIVERY=ses|smtp sends through that backend for this run (or set EXEC_REPORTS_DELIVERY);
-# RESEND=1 sends again what this period already sent. See README "Delivery: SES and SMTP".
+# RESEND=1 sends again what this period already sent. See docs/delivery.md.
 DELIVERY ?=
 RESEND ?=
 
@@ -43,6 +43,14 @@ ONLY ?=
 bench: install
 	$(BIN)/python -m bench.run_bench$(if $(ONLY), --only $(ONLY))
 
+# The documentation site: `make docs` serves it at http://127.0.0.1:8000 while you edit docs/;
+# `make docs-build` builds it into site/ and fails on any warning (CI runs it).
+docs: install
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+docs-build: install
+	$(BIN)/mkdocs build --strict --site-dir site
+
 check: install
 	$(BIN)/exec-reports check --config $(CONFIG)
 
@@ -50,9 +58,9 @@ lint: install
 	$(BIN)/ruff check flows sources tests bench
 
 # The Lambda trigger's zip (deployment mode): the handler's modules + PyJWT/cryptography for Lambda's
-# Python 3.11 on x86_64. See README "Triggering runs from AWS"; inline mode is deploy/lambda/Dockerfile.
+# Python 3.11 on x86_64. See docs/operations.md; inline mode is deploy/lambda/Dockerfile.
 lambda-package: install
 	$(BIN)/python deploy/lambda/build_package.py --output build/exec-reports-trigger.zip --work-dir build/lambda --measure
 
 clean:
-	rm -rf outbox preview .pytest_cache
+	rm -rf outbox preview site .pytest_cache

@@ -25,11 +25,12 @@ def main() -> None:
         print(json.dumps({"elapsed": elapsed, "sent": messages, "failed": 0}))
         return
     if mode == "plain":
-        from flows.config import load_config
+        from flows.core.config import load_config
+        from flows.core.period import parse_period
         from flows.delivery import get_backend
         from flows.delivery.records import open_record_store
-        from flows.period import parse_period
-        from flows.pipeline import run_folder_name, run_plain
+        from flows.orchestrator.run import run_plain
+        from flows.orchestrator.summary import run_folder_name
 
         started = time.perf_counter()  # like the flow's figure, which loads the config inside the run
         config = load_config(config_path)

@@ -48,7 +48,7 @@ def chart_import_ms() -> float:
 
 @contextmanager
 def _temporary_cache(folder: Path) -> Iterator[None]:
-    from flows.cache import CACHE_ENV
+    from flows.core.cache import CACHE_ENV
 
     saved = os.environ.get(CACHE_ENV)
     os.environ[CACHE_ENV] = str(folder)
@@ -62,10 +62,12 @@ def _temporary_cache(folder: Path) -> Iterator[None]:
 
 
 def bench_email(workdir: Path, tenants: int = 100, repeats: int = 3) -> dict:
-    from flows.config import load_config
-    from flows.definitions import load_definitions
-    from flows.period import parse_period
-    from flows.pipeline import build_report, gather_all, plan_run
+    from flows.core.config import load_config
+    from flows.core.period import parse_period
+    from flows.gather.gather import gather_all
+    from flows.plan.definitions import load_definitions
+    from flows.plan.plan import plan_run
+    from flows.render.report import build_report
 
     config = load_config(make_portfolio(tenants, workdir / f"email-{tenants}", with_tenant_report=False))
     period = parse_period(PERIOD)
@@ -86,7 +88,7 @@ def bench_email(workdir: Path, tenants: int = 100, repeats: int = 3) -> dict:
         for instance in instances:
             timings: dict[str, float] = {}
             cpu, wall, result = _cpu_and_wall(lambda instance=instance, timings=timings: build_report(
-                instance, values, config, period, timings=timings))
+                instance, values, config, period, timings=timings, draw_charts=False))
             rendered, _ = result
             render_ms.setdefault(instance.label, []).append(wall)
             render_cpu_ms.append(cpu)
@@ -97,34 +99,34 @@ def bench_email(workdir: Path, tenants: int = 100, repeats: int = 3) -> dict:
 
     # Charts: drawn once per report (the PNG is kept on the message), so one draw each is the cost.
     # The first draw in the process also pays matplotlib's font setup; it is reported apart. Drawing is
-    # measured with render_png (never the cache); a chart already in the on-disk cache (flows/cache.py:
+    # measured with render_png (never the cache); a chart already in the on-disk cache (flows/core/cache.py:
     # the same figures drawn by an earlier run) costs the cached figure.
-    from flows.charts import cached_png, render_png
+    from flows.render.charts import cached_png, render_png
 
-    first_images = [image for rendered in last.values() for image in rendered.images]
+    first_images = [spec for rendered in last.values() for spec in rendered.charts]
     first_ms = None
     if first_images:
-        _, first_ms, _ = _cpu_and_wall(lambda: render_png(first_images[0].spec))
+        _, first_ms, _ = _cpu_and_wall(lambda: render_png(first_images[0]))
     chart_wall: list[float] = []
     chart_cpu: list[float] = []
     per_report_charts: dict[str, float] = {}
     png_bytes: list[int] = []
     for label, rendered in last.items():
         total = 0.0
-        for image in rendered.images:
+        for spec in rendered.charts:
             for _ in range(repeats):
-                cpu, wall, png = _cpu_and_wall(lambda image=image: render_png(image.spec))
+                cpu, wall, png = _cpu_and_wall(lambda spec=spec: render_png(spec))
                 chart_wall.append(wall)
                 chart_cpu.append(cpu)
             png_bytes.append(len(png))
             total += statistics.median(chart_wall[-repeats:])
-        if rendered.images:
+        if rendered.charts:
             per_report_charts[label] = total
     cached_ms: list[float] = []
     with _temporary_cache(workdir / "email-chart-cache"):
-        for image in first_images:
-            cached_png(image.spec)  # fills the cache
-            cached_ms.append(_cpu_and_wall(lambda image=image: cached_png(image.spec))[1])
+        for spec in first_images:
+            cached_png(spec)  # fills the cache
+            cached_ms.append(_cpu_and_wall(lambda spec=spec: cached_png(spec))[1])
     largest = max(portfolio, key=lambda i: sizes[i.label])
     all_render = [ms for label, values in render_ms.items() for ms in values]
     return {

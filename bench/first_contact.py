@@ -4,7 +4,7 @@ commands, wall clock, against the plain pipeline on the same data in its own pro
 - cold: a fresh PREFECT_HOME and no server: the run starts the local Prefect server (first start
   migrates its database) and then runs. Every cold run must succeed; failures are counted.
 - warm: the server is already running (the daily loop); the compiled templates and charts come from
-  the cache the earlier runs filled; warm uncached: the same with the cache off (flows/cache.py).
+  the cache the earlier runs filled; warm uncached: the same with the cache off (flows/core/cache.py).
 - plain: ``python -m bench.child plain`` on the same config and period, interpreter start included.
 """
 
@@ -39,7 +39,7 @@ def _timed(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> tup
 
 
 def measure(workdir: Path, period: str, cold_runs: int = 2, warm_runs: int = 3) -> dict:
-    from flows.local_server import stop_server
+    from flows.operate.local_server import stop_server
 
     config = _sample_copy(workdir)
     base_env = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_API_URL")}
@@ -62,7 +62,7 @@ def measure(workdir: Path, period: str, cold_runs: int = 2, warm_runs: int = 3) 
                     seconds, code = _timed([sys.executable, "-m", "bench.child", "plain", str(config), period], env,
                                            PROJECT_ROOT, workdir / f"plain-{index}.log")
                     plain.append(seconds)
-                    # The same warm run without the compiled-template and chart cache (flows/cache.py):
+                    # The same warm run without the compiled-template and chart cache (flows/core/cache.py):
                     # what a run of a new period pays for charts whose figures changed.
                     seconds, code = _timed(run, {**env, "EXEC_REPORTS_CACHE_DIR": "off"}, config.parent.parent,
                                            workdir / f"warm-uncached-{index}.log")

@@ -29,10 +29,12 @@ def read_every_input_file(data_folder: Path) -> int:
 
 def measure_floor(config_path: str, period_label: str) -> tuple[float, int]:
     """Seconds of (reading every input file + rendering each message once), and the message count."""
-    from flows.config import load_config
-    from flows.definitions import load_definitions
-    from flows.period import parse_period
-    from flows.pipeline import ReportSkipped, build_report, gather_all, plan_run
+    from flows.core.config import load_config
+    from flows.core.period import parse_period
+    from flows.gather.gather import gather_all
+    from flows.plan.definitions import load_definitions
+    from flows.plan.plan import plan_run
+    from flows.render.report import ReportSkipped, build_report
 
     config = load_config(config_path)
     period = parse_period(period_label)
@@ -47,7 +49,7 @@ def measure_floor(config_path: str, period_label: str) -> tuple[float, int]:
     for instance in plan.instances:
         for definition in instance.all_definitions:
             try:
-                build_report(instance, values, config, period, definition=definition)
+                build_report(instance, values, config, period, definition=definition, draw_charts=False)
             except ReportSkipped:
                 continue
             messages += 1

@@ -41,10 +41,12 @@ def machine() -> str:
 
 
 def bench_render(workdir: Path, tenants: int = 12, repeats: int = 5) -> dict:
-    from flows.config import load_config
-    from flows.definitions import load_definitions
-    from flows.period import parse_period
-    from flows.pipeline import build_report, gather_all, plan_run
+    from flows.core.config import load_config
+    from flows.core.period import parse_period
+    from flows.gather.gather import gather_all
+    from flows.plan.definitions import load_definitions
+    from flows.plan.plan import plan_run
+    from flows.render.report import build_report
 
     config = load_config(make_portfolio(tenants, workdir / "render"))
     period = parse_period(PERIOD)
@@ -59,7 +61,7 @@ def bench_render(workdir: Path, tenants: int = 12, repeats: int = 5) -> dict:
         for instance in plan.instances:
             timings: dict[str, float] = {}
             started = time.perf_counter()
-            rendered, _ = build_report(instance, values, config, period, timings=timings)
+            rendered, _ = build_report(instance, values, config, period, timings=timings, draw_charts=False)
             per_report.append((time.perf_counter() - started) * 1000)
             sizes.append(rendered.html_bytes)
             for name, seconds in timings.items():
@@ -115,7 +117,7 @@ def bench_orchestration(workdir: Path, sizes: list[int], repeats: int) -> dict:
         base_env = {**server.client_env(), "PREFECT_LOGGING_LEVEL": "WARNING"}
         for size in sizes:
             config = make_portfolio(size, workdir / f"orchestration-{size}")
-            # Every timed run sees the same warm template and chart cache (flows/cache.py): one untimed plain
+            # Every timed run sees the same warm template and chart cache (flows/core/cache.py): one untimed plain
             # run fills it first, so neither column pays for drawing what the other drew. A new week's data
             # draws every chart again: the plain run with the cache off is reported beside it.
             env = {**base_env, "EXEC_REPORTS_CACHE_DIR": str(workdir / f"cache-{size}")}
@@ -168,7 +170,7 @@ def bench_ses(messages: int, rate: float) -> dict | None:
 def bench_check(repeats: int) -> dict:
     """Whole `exec-reports check` commands: wall and CPU time (user + system, from the kernel, so a busy
     machine shows in the wall figure but hardly in the CPU one). The first run starts from an empty
-    compiled-template cache (flows/cache.py); the median is over the runs after it (an author's loop)."""
+    compiled-template cache (flows/core/cache.py); the median is over the runs after it (an author's loop)."""
     exe = str(Path(sys.executable).parent / "exec-reports")
     cache = tempfile.TemporaryDirectory(prefix="exec-reports-check-cache-")
     env = {**os.environ, "EXEC_REPORTS_CACHE_DIR": cache.name}

@@ -24,8 +24,8 @@ def measure(messages: int = 1000, rate: float = 50, workers: int = 8) -> dict:
     import moto.ses.models as ses_models
     from moto.server import ThreadedMotoServer
 
-    from flows.config import SesConfig
-    from flows.delivery.base import Email
+    from flows.core.config import SesConfig
+    from flows.delivery.message import Email
     from flows.delivery.records import LocalRecordStore, deliver_once
     from flows.delivery.ses import SesBackend
 

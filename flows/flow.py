@@ -1,6 +1,9 @@
-"""The Prefect flow: thin orchestration over the plain functions in ``flows.pipeline``.
+"""The Prefect flow, the only module that imports Prefect: the flow, its tasks, run naming and the
+alert hook. The run itself is ``flows.orchestrator.run.run_reports``; this module only says how its
+heavy steps execute (as tasks) and what the run leaves in Prefect (artifacts, the status board, the
+final state).
 
-Task granularity: gathering runs as a few tasks over batches of tenants (GATHER_BATCHES), with
+Task granularity: gathering runs as a few tasks over batches of tenants (``GATHER_BATCHES``), with
 retries of transient I/O per (tenant, source) inside them, and one task per report role renders and
 delivers. Per-(tenant, source) or per-message tasks multiplied orchestration overhead (bench/) without
 adding anything the per-source retries and the backends' own retries don't give.
@@ -9,12 +12,10 @@ adding anything the per-source retries and the backends' own retries don't give.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
 import uuid
-from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -29,64 +30,53 @@ from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed
 from prefect.utilities.annotations import quote
 
-from flows.actions import HandOff, hand_off_actions
-from flows.alerts import build_alert_email
-from flows.config import PortfolioConfig, default_config_path, load_config
-from flows.definitions import load_definitions
-from flows.delivery import DeliveryBackend, get_backend, with_backend
-from flows.delivery.base import slug
-from flows.delivery.feedback import report_new_suppressions
-from flows.delivery.records import RecordStore, open_record_store
-from flows.delivery.selection import Selection
-from flows.errors import DeliveryError, ReportError, RunFailures
-from flows.history import DELIVERY_TABLE_KEY, DeliveryTable, update_status_board
-from flows.local_server import LOCAL_RUN_MARKERS_ENV, LocalRunMarkers
-from flows.period import Period, resolve_period
-from flows.pipeline import (
-    CheckResult,
-    Outcome,
-    ProducedReport,
-    ReportInstance,
-    RunPlan,
-    add_delivery_feedback,
-    gather_tenants,
-    plan_run,
-    produce_report,
-    report_key,
-    run_folder_name,
-    summarise,
-    tenant_batches,
-    unavailable_after_error,
+from flows.core.config import PortfolioConfig, default_config_path, load_config_once
+from flows.core.errors import ReportError, RunFailures
+from flows.core.period import Period, resolve_period
+from flows.delivery import with_backend
+from flows.delivery.message import slug
+from flows.delivery.tasks import HandOff
+from flows.gather.gather import gather_tenants
+from flows.orchestrator.alerts import build_alert_email, send_to_operations
+from flows.orchestrator.history import DELIVERY_TABLE_KEY, DeliveryTable, update_status_board
+from flows.orchestrator.local_runs import LOCAL_RUN_MARKERS_ENV, LocalRunMarkers
+from flows.orchestrator.produce import ProducedReport
+from flows.orchestrator.run import (
+    GATHER_BATCHES,
+    Delivery,
+    GatherResult,
+    InProcessSteps,
+    ProduceResult,
+    RunJob,
+    RunResult,
+    produce_instance,
+    run_reports,
 )
+from flows.plan.plan import MetricValues, ReportInstance, RunPlan, report_key
+from flows.plan.selection import Selection
+
+__all__ = ["GATHER_BATCHES", "send_exec_reports", "run_inline", "run_summary", "run_url", "trigger_deployment",
+           "fetch_delivery_tables", "mark_killed_local_runs_crashed", "prefect_run_is_over"]
 
 # The status board: one artifact key, a new version per run (Prefect UI: Artifacts -> exec-reports-status).
 STATUS_BOARD_KEY = "exec-reports-status"
-# Gathering runs as a few tasks, each over a batch of tenants, not one task per (tenant, source):
-# at 100 tenants that is 8 task runs instead of ~700, which is what keeps orchestration overhead
-# near the plain loop's cost (bench/results.md). Retries of transient I/O happen per (tenant, source)
-# inside the batch (pipeline.gather_with_retries), so one flaky call does not redo a whole batch.
-GATHER_BATCHES = 8
 
 
 # persist_result=False on every task, said explicitly: only the flow's result (the run summary) is kept;
 # a task's result (every tenant's metrics, the outcomes) is read once by the flow and never again
 # (NO_CACHE), so it must never be written to result storage.
 @task(name="gather-metrics", task_run_name="gather metrics: {label}", cache_policy=NO_CACHE, persist_result=False)
-def gather_metrics(config: PortfolioConfig, plan: RunPlan, tenant_ids: list[str], label: str) -> dict[str, Any]:
+def gather_metrics(config: PortfolioConfig, plan: RunPlan, tenant_ids: list[str], label: str) -> MetricValues:
     return gather_tenants(config, plan, tenant_ids)
 
 
 @task(name="produce-reports", task_run_name="render and deliver {role}", cache_policy=NO_CACHE, persist_result=False)
-def produce_reports(role: str, instances: list[ReportInstance], values: dict, config: PortfolioConfig,
-                    period: Period, backend: DeliveryBackend, dry_run: bool, records: RecordStore | None = None,
-                    run: str = "", resend: bool = False, run_name: str = "", only: Selection | None = None,
-                    ) -> list[ProducedReport]:
+def produce_reports(role: str, instances: list[ReportInstance], values: MetricValues, job: RunJob,
+                    delivery: Delivery) -> list[ProducedReport]:
     results, sections = [], []
     for instance in instances:
-        produced = produce_report(instance, values, config, period, backend, dry_run=dry_run, records=records,
-                                  run=run, resend=resend, run_name=run_name, only=only,
-                                  run_is_over=prefect_run_is_over)
-        sections.extend(report_sections(instance, produced, period))
+        produced = produce_instance(job, delivery, instance, values)
+        sections.extend(report_sections(instance, produced, job.period))
         # The flow needs outcomes, checks and agenda items back, not the rendered messages (HTML, charts):
         # dropping them here keeps one message at a time in memory instead of every message of the run.
         results.append(replace(produced, rendered={variant: replace(rendered, markdown="", html="", text="", images=[])
@@ -94,11 +84,52 @@ def produce_reports(role: str, instances: list[ReportInstance], values: dict, co
     # Artifacts are history, not delivery: failing to record one is logged and never turns a delivered
     # report into a failure.
     try:
-        record_role_reports(role, sections, period)
+        record_role_reports(role, sections, job.period)
     except Exception as error:
         logging.getLogger("exec_reports").error("report artifact for %s not recorded: %s: %s", role,
                                                 type(error).__name__, error)
     return results
+
+
+@task(name="hand-off-actions", task_run_name="hand off agenda items", cache_policy=NO_CACHE, persist_result=False)
+def hand_off_agenda(actions: list[dict[str, str]], job: RunJob, delivery: Delivery) -> HandOff:
+    return InProcessSteps().hand_off(job, delivery, actions)
+
+
+class TaskSteps:
+    """The orchestrator's heavy steps as Prefect tasks. quote(): large arguments (metric values, plans,
+    config) pass through untouched; otherwise Prefect walks every element looking for futures, which
+    costs seconds at a hundred tenants."""
+
+    def gather(self, job: RunJob, plan: RunPlan, batches: list[list[str]]) -> GatherResult:
+        futures = [gather_metrics.submit(quote(job.config), quote(plan), batch, batch[0] if len(batch) == 1 else
+                                         f"{batch[0]} .. {batch[-1]} ({len(batch)} tenants)") for batch in batches]
+        return [(batch, _result_or_error(future)) for batch, future in zip(batches, futures, strict=True)]
+
+    def produce(self, job: RunJob, delivery: Delivery, by_role: dict[str, list[ReportInstance]],
+                values: MetricValues) -> ProduceResult:
+        # Rendering is CPU-bound Python under one GIL. Delivering through SES or SMTP mostly waits on the
+        # provider, so roles overlap there; with the local outbox (or a dry run) nothing waits, and parallel
+        # roles only contend for the GIL: one after another costs ~13% less CPU at 100 tenants (bench/).
+        overlap_roles = not job.dry_run and delivery.backend is not None and delivery.backend.name != "outbox"
+        futures = {}
+        for role, instances in by_role.items():
+            futures[role] = produce_reports.submit(role, quote(instances), quote(values), quote(job), quote(delivery))
+            if not overlap_roles:
+                futures[role].wait()
+        return {role: _result_or_error(future) for role, future in futures.items()}
+
+    def hand_off(self, job: RunJob, delivery: Delivery, actions: list[dict[str, str]]) -> HandOff | BaseException:
+        return _result_or_error(hand_off_agenda.submit(quote(actions), quote(job), quote(delivery)))
+
+
+def _result_or_error(future) -> Any:
+    """A task's result, or the exception that crashed it (the orchestrator decides what that means)."""
+    future.wait()
+    if future.state.is_completed():
+        return future.result()
+    error = future.state.result(raise_on_failure=False)
+    return error if isinstance(error, BaseException) else RuntimeError(str(error))
 
 
 def report_sections(instance: ReportInstance, produced: ProducedReport, period: Period) -> list[str]:
@@ -116,12 +147,6 @@ def record_role_reports(role: str, sections: list[str], period: Period) -> None:
         MarkdownArtifact(key=slug(f"reports-{role}"), markdown="\n---\n\n".join([heading, *sections]),
                          description=f"The {len(sections)} {role} report(s) this run rendered ({period.label})"
                          ).create()
-
-
-@task(name="hand-off-actions", task_run_name="hand off agenda items", cache_policy=NO_CACHE, persist_result=False)
-def hand_off_agenda(actions: list[dict[str, str]], period: str, config: PortfolioConfig, records: RecordStore,
-                    run: str, resend: bool) -> HandOff:
-    return hand_off_actions(actions, period, config, records, run=run, resend=resend)
 
 
 _FINISHED_RUNS: set[str] = set()
@@ -150,46 +175,32 @@ def prefect_run_is_over(run_id: str) -> bool | None:
     return False
 
 
-_LOADED_CONFIGS: dict[tuple, PortfolioConfig] = {}
+# ---- run naming: the period a run reports on, resolved once per run ----------------------------------
+
+_RESOLVED_PERIODS: dict[tuple, Period] = {}
 
 
-def load_config_once(path: str) -> PortfolioConfig:
-    """The run name, the flow body and the failure hook all need the config: parse it once per
-    process and file version (a large portfolio's YAML takes a noticeable time to parse and check)."""
-
-    resolved = Path(path).resolve()
-    try:
-        stat = resolved.stat()
-    except OSError:
-        return load_config(path)  # raises the clear "not found" error
-    # The config's defaults come from these environment variables too, so they are part of the key.
-    # A digest, so no secret value (SMTP_PASSWORD, a token) is kept in memory as a cache key.
-    settings_env = hashlib.sha256(repr(sorted((name, value) for name, value in os.environ.items()
-                                              if name.startswith(("SES_", "SMTP_", "EXEC_REPORTS_")))).encode())
-    key = (str(resolved), stat.st_mtime_ns, stat.st_size, settings_env.hexdigest())
-    if key not in _LOADED_CONFIGS:
-        _LOADED_CONFIGS.clear()
-        _LOADED_CONFIGS[key] = load_config(path)
-    return _LOADED_CONFIGS[key]
-
-
-def _scheduled_reference(config: PortfolioConfig) -> dt.date:
-    """The scheduled time (in the portfolio's timezone) decides the period, so late runs stay correct."""
+def run_period(config: PortfolioConfig, parameters: dict[str, Any]) -> Period:
+    """The period this run reports on. The scheduled time (in the portfolio's timezone) decides it, so a
+    late or retried run still reports the intended period. Resolved once per run: the run's name, its
+    body and its failure hook ask for the same parameters and scheduled time."""
     scheduled = current_flow_run.scheduled_start_time
-    return scheduled.astimezone(ZoneInfo(config.portfolio.timezone)).date()
-
-
-def _run_period(config: PortfolioConfig, period: str | None, period_kind: str | None) -> Period:
-    return resolve_period(period or config.portfolio.default_period, period_kind or config.portfolio.period_kind,
-                          _scheduled_reference(config))
+    reference = scheduled.astimezone(ZoneInfo(config.portfolio.timezone)).date()
+    key = (str(config.path), parameters.get("period"), parameters.get("period_kind"), reference)
+    if key not in _RESOLVED_PERIODS:
+        if len(_RESOLVED_PERIODS) > 64:
+            _RESOLVED_PERIODS.clear()
+        _RESOLVED_PERIODS[key] = resolve_period(parameters.get("period") or config.portfolio.default_period,
+                                                parameters.get("period_kind") or config.portfolio.period_kind,
+                                                reference)
+    return _RESOLVED_PERIODS[key]
 
 
 def readable_run_name(parameters: dict[str, Any]) -> str:
     """e.g. ``2026-W47 cfo,accounting (dry run)``: the period reported on, visible in the run list."""
     roles = ",".join(parameters.get("roles") or []) or "all roles"
     try:
-        config = load_config_once(parameters.get("config") or default_config_path())
-        period = _run_period(config, parameters.get("period"), parameters.get("period_kind")).label
+        period = run_period(load_config_once(parameters.get("config") or default_config_path()), parameters).label
     except ReportError:
         period = parameters.get("period") or "period unknown"  # the flow itself will fail with the reason
     tenants = parameters.get("tenants")
@@ -235,25 +246,6 @@ def _alert_operations(flow, flow_run, state) -> None:
                   flow_run.name, state.name, type(exc).__name__, exc)
 
 
-def send_to_operations(config: PortfolioConfig, alert, folder: str | None, run_name: str) -> str:
-    """Send an operations email through the run's backend; where that fails, keep it in the local outbox."""
-    log = logging.getLogger("exec_reports")
-    folder = folder or f"alerts_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
-    try:
-        result = get_backend(config, folder).send(alert)
-        if result.status != "sent":
-            raise DeliveryError(result.error or result.status)
-    except Exception as exc:
-        # The backend that failed the run (an unverified sender, a paused account) may fail the
-        # alert too: keep it in the local outbox so it exists somewhere, and say where.
-        from flows.delivery.outbox import OutboxBackend
-
-        result = OutboxBackend(config.outbox_path / folder).send(alert)
-        log.error("run %s: the alert could not go through %s (%s: %s); written to %s instead", run_name,
-                  config.delivery.backend, type(exc).__name__, exc, result.location)
-    return result.location
-
-
 # persist_result: a deployment run's summary stays readable after the run (in PREFECT_HOME/storage).
 @flow(name="send-exec-reports", flow_run_name=_flow_run_name, log_prints=False, persist_result=True,
       on_failure=[_alert_operations], on_crashed=[_alert_operations])
@@ -279,120 +271,42 @@ def send_exec_reports(
     logger = get_run_logger()
     if markers_folder := os.environ.get(LOCAL_RUN_MARKERS_ENV):
         # Run by this machine's CLI: if the process is killed, the next command finds this marker and
-        # marks the run Crashed (see flows/local_server.py).
+        # marks the run Crashed (see flows/orchestrator/local_runs.py).
         LocalRunMarkers(Path(markers_folder)).mark(str(current_flow_run.id))
     portfolio = with_backend(load_config_once(config or default_config_path()), delivery)
-    selection = Selection.parse(only)
-    if selection is not None and not roles:
-        roles = selection.roles
-    chosen_period = _run_period(portfolio, period, period_kind)
-    definitions, problems = load_definitions(portfolio.reports_path)
-    for problem in problems:
-        logger.error("report definition problem: %s", problem)
-    plan = plan_run(portfolio, definitions, chosen_period, roles, tenants, problems)
-    run_folder = run_folder_name(chosen_period)
-    logger.info("period %s: %d report(s), %d gather(s)", chosen_period.label, len(plan.instances), len(plan.gathers))
-    # Before any work: a backend that cannot send (unverified sender, paused account) fails the run once.
-    backend = get_backend(portfolio, run_folder)
-    records = None
-    if not dry_run:
-        backend.preflight()
-        records = open_record_store(portfolio)
-        logger.info("delivery through %s; records in %r%s", backend.name, records, " (resend)" if resend else "")
+    name = readable_run_name(current_flow_run.parameters)
+    job = RunJob(portfolio, run_period(portfolio, current_flow_run.parameters), roles=roles, tenants=tenants,
+                 dry_run=dry_run, resend=resend, only=Selection.parse(only), run_name=name)
+    # Claims name the flow run: its id is unique, and Prefect can say whether it is over.
+    job.run_id = str(current_flow_run.id or job.run_id)
+    run_delivery = Delivery.open(job, prefect_run_is_over)
+    if run_delivery.records is not None:
+        logger.info("delivery through %s; records in %r%s", run_delivery.backend.name, run_delivery.records,
+                    " (resend)" if resend else "")
+    result = run_reports(job, run_delivery, TaskSteps())
+    return finish_run(job, result, portfolio)
 
-    # Claims name the flow run (its id is unique; Prefect can say whether it is over), records show the folder.
-    run_id = str(current_flow_run.id or run_folder)
-    tenant_ids = list(dict.fromkeys(tenant_id for tenant_id, _ in plan.gathers))
-    batches = tenant_batches(tenant_ids, GATHER_BATCHES)
-    futures = [gather_metrics.submit(quote(portfolio), quote(plan), batch, batch[0] if len(batch) == 1 else
-                                     f"{batch[0]} .. {batch[-1]} ({len(batch)} tenants)") for batch in batches]
-    values: dict[str, dict[str, Any]] = {}
-    for batch, future in zip(batches, futures, strict=True):
-        future.wait()
-        if future.state.is_completed():
-            values.update(future.result())
-        else:  # gather_tenants never raises for a source's failure; this is a crash of the task itself
-            error = future.state.result(raise_on_failure=False)
-            logger.error("gathering for %s failed: %s", ", ".join(batch), error)
-            for tenant_id in batch:
-                values[tenant_id] = {}
-                for (t, source_name), metrics in plan.gathers.items():
-                    if t == tenant_id:
-                        values[tenant_id].update(unavailable_after_error(
-                            source_name, metrics, error if isinstance(error, BaseException) else RuntimeError(str(error))))
 
-    by_role: dict[str, list[ReportInstance]] = defaultdict(list)
-    for instance in plan.instances:
-        by_role[instance.role].append(instance)
-    # quote(): large arguments (metric values, plans, config) pass through untouched; otherwise Prefect
-    # walks every element looking for futures, which costs seconds at a hundred tenants.
-    # Rendering is CPU-bound Python under one GIL. Delivering through SES or SMTP mostly waits on the
-    # provider, so roles overlap there; with the local outbox (or a dry run) nothing waits, and parallel
-    # roles only contend for the GIL: one after another costs ~13% less CPU at 100 tenants (bench/).
-    overlap_roles = not dry_run and backend.name != "outbox"
-    report_futures = []
-    for role, instances in by_role.items():
-        future = produce_reports.submit(role, quote(instances), quote(dict(values)), quote(portfolio), chosen_period,
-                                        quote(backend), dry_run, quote(records), run_id, resend, run_folder,
-                                        quote(selection))
-        if not overlap_roles:
-            future.wait()
-        report_futures.append(future)
-    outcomes: list[Outcome] = []
-    checks: list[tuple[str, CheckResult]] = []
-    actions: list[dict[str, str]] = []
-    for role, future in zip(by_role, report_futures, strict=True):
-        future.wait()
-        if not future.state.is_completed():  # a crash of the task itself; the other roles still count
-            error = future.state.result(raise_on_failure=False)
-            logger.error("render and deliver %s crashed: %s", role, error)
-            outcomes.extend(Outcome(role, instance.key, [], "failed", reason=f"task crashed: {error}")
-                            for instance in by_role[role])
-            continue
-        for produced in future.result():
-            outcomes.extend(produced.outcomes)
-            checks.extend((role, c) for c in produced.checks)
-            actions.extend(task for rendered in produced.rendered.values() for task in rendered.tasks)
-
-    summary = summarise(chosen_period, outcomes, checks, plan.definition_problems, run_folder, actions)
-    if records is not None:
-        add_delivery_feedback(summary, report_new_suppressions(records, readable_run_name(current_flow_run.parameters)))
-    if portfolio.tasks is not None and not dry_run:
-        # The agenda hand-off never fails delivered reports: its failures become warnings.
-        hand_off_future = hand_off_agenda.submit(quote(actions), chosen_period.label, quote(portfolio),
-                                                 quote(records), run_folder, resend)
-        hand_off_future.wait()
-        if hand_off_future.state.is_completed():
-            hand_off = hand_off_future.result()
-            summary["action_hand_off"] = hand_off.as_json()
-            for failure in hand_off.failed:
-                summary["warnings"].append(f"action not handed off: {failure['text']}: {failure['reason']}")
-        else:
-            error = hand_off_future.state.result(raise_on_failure=False)
-            summary["action_hand_off"] = {"posted": 0, "already_posted": 0,
-                                          "failed": [{"id": "", "text": "(all)", "reason": str(error)}]}
-            summary["warnings"].append(f"agenda hand-off crashed: {error}")
-    delivery_rows = [{"period": chosen_period.label, "report": o.report, "tenant": o.tenant, "variant": o.variant,
+def finish_run(job: RunJob, result: RunResult, portfolio: PortfolioConfig):
+    """What the run leaves in Prefect: the deliveries table, the status board, the checks table, a
+    notice of new suppressions, and its final state (Failed with the reasons when anything failed)."""
+    summary, period = result.summary, job.period
+    delivery_rows = [{"period": period.label, "report": o.report, "tenant": o.tenant, "variant": o.variant,
                       "recipients": ", ".join(o.recipients), "status": o.status, "location": o.location,
-                      "reason": o.reason} for o in outcomes] \
-        + [{"period": chosen_period.label, "report": p.path, "tenant": "", "variant": "", "recipients": "",
-            "status": "failed", "location": "",
-            "reason": str(p)} for p in plan.definition_problems]
+                      "reason": o.reason} for o in result.outcomes] \
+        + [{"period": period.label, "report": p.path, "tenant": "", "variant": "", "recipients": "",
+            "status": "failed", "location": "", "reason": str(p)} for p in result.plan.definition_problems]
     create_table_artifact(key=DELIVERY_TABLE_KEY, table=delivery_rows,
-                          description=f"Every message of this run and its outcome ({chosen_period.label})")
-    if not dry_run:
-        publish_status_board(delivery_rows, readable_run_name(current_flow_run.parameters))
+                          description=f"Every message of this run and its outcome ({period.label})")
+    if not job.dry_run:
+        publish_status_board(delivery_rows, job.run_name)
     if summary["checks"]:
-        create_table_artifact(
-            key="exec-reports-checks",
-            table=summary["checks"],
-            description=f"Checks that fired or could not be evaluated ({chosen_period.label})",
-        )
+        create_table_artifact(key="exec-reports-checks", table=summary["checks"],
+                              description=f"Checks that fired or could not be evaluated ({period.label})")
     if summary.get("delivery_feedback") and not summary["failed"]:  # a failed run's alert lists them instead
-        notice = build_alert_email(portfolio, run_name=readable_run_name(current_flow_run.parameters),
-                                   state_name="Completed", state_message="", run_url=run_url(current_flow_run.id),
-                                   summary=summary)
-        send_to_operations(portfolio, notice, run_folder, notice.subject)
+        notice = build_alert_email(portfolio, run_name=job.run_name, state_name="Completed", state_message="",
+                                   run_url=run_url(current_flow_run.id), summary=summary)
+        send_to_operations(portfolio, notice, job.run_folder, notice.subject)
     if summary["failed"]:
         reasons = "; ".join(f"{f['report']}/{f['tenant']}: {f['reason']}" for f in summary["failed"][:5])
         message = f"{len(summary['failed'])} failure(s): {reasons}"

@@ -1,17 +1,5 @@
-"""Metric sources. Each module registers one source and the metrics it provides.
-
-Importing this package must stay cheap (``exec-reports check`` imports it): heavy clients such as
-boto3 are imported inside the gather functions, never at module level.
+"""Metric sources: one module (or package) per system, each registering the metrics it provides in
+``sources.registry.REGISTRY``. ``sources.catalogue`` imports them all; this package itself imports
+nothing, so the engine's lowest layer (``sources.errors``, ``sources.registry``) stays cheap to import
+(the Lambda trigger imports the errors without any source).
 """
-
-from sources.registry import REGISTRY, MetricSpec, Source, SourceContext, Unavailable, is_available
-
-# Importing a source module registers it.
-from sources import handoffs, ledger, marketing  # noqa: E402, F401  isort: skip
-from sources import kpis, sales  # noqa: E402, F401  isort: skip
-from sources import aws  # noqa: E402, F401  isort: skip
-from sources import sitecheck  # noqa: E402, F401  isort: skip
-from sources import customers, equity  # noqa: E402, F401  isort: skip
-from sources import cost_share  # noqa: E402, F401  isort: skip
-
-__all__ = ["REGISTRY", "MetricSpec", "Source", "SourceContext", "Unavailable", "is_available"]

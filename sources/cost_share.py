@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from flows.errors import SourceError
+from sources.errors import SourceError
 from sources.registry import REGISTRY, MetricSpec, SourceContext, Unavailable, is_available
 
 DEFAULT_SERVICES = {"Email sending (SES)": ["Amazon Simple Email Service"], "Lambda execution": ["AWS Lambda"],
@@ -80,7 +80,7 @@ def gather_cost_share(settings: Mapping[str, Any], context: SourceContext) -> di
 
 def cost_share(settings: Mapping[str, Any], values: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
     services, window_days = _settings(settings, context)
-    from sources.ledger import full_months_before
+    from sources.ledger.books import full_months_before
 
     result: dict[str, Any] = {"costs.renewal_window_days": window_days}
     domains = values.get("aws.domain_registrations")

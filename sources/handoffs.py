@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flows.errors import SourceError
+from sources.errors import SourceError
 from sources.registry import REGISTRY, MetricSpec, SourceContext
 
 METRICS = [

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flows.errors import SourceError
+from sources.errors import SourceError
 from sources.registry import REGISTRY, MetricSpec, SourceContext, Unavailable
 
 METRICS = [

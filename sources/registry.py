@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flows.errors import ReportError, SourceError
+from sources.errors import ReportError, SourceError
 
 METRIC_TYPES = ("money", "number", "percent", "months", "date", "text", "table", "list", "mapping", "boolean")
 
@@ -125,6 +125,12 @@ class SourceRegistry:
         self._sources: dict[str, Source] = {}
         self._metrics: dict[str, MetricSpec] = {}
         self._suggestions: dict[tuple[str, int], str | None] = {}
+        # Plain words for ids a source's values carry (a rule id -> "cash reserve"): the templates'
+        # ``rule_name`` reads them here, so the engine never imports a specific source.
+        self.labels: dict[str, str] = {}
+        # Sources that can save a tenant's live data as a file (``exec-reports snapshot NAME``):
+        # name -> function(settings, context, output path) -> list of warnings.
+        self.snapshotters: dict[str, Callable[..., list[str]]] = {}
 
     def register(self, name: str, description: str, metrics: list[MetricSpec]):
         """Decorator: ``@REGISTRY.register("ledger", "...", [MetricSpec(...), ...])``."""
@@ -147,6 +153,20 @@ class SourceRegistry:
             return function
 
         return decorator
+
+    def add_labels(self, labels: Mapping[str, str]) -> None:
+        """Plain words for ids that appear in a source's values (``rule_name`` in templates shows them)."""
+        for key, words in labels.items():
+            if self.labels.get(key, words) != words:
+                raise ValueError(f"label {key!r} is registered twice with different words")
+            self.labels[key] = words
+
+    def add_snapshotter(self, name: str, snapshot: Callable[..., list[str]]) -> None:
+        """``exec-reports snapshot NAME``: ``snapshot(settings, context, output)`` writes the tenant's live
+        data to ``output`` and returns warnings (services that failed)."""
+        if name in self.snapshotters:
+            raise ValueError(f"snapshotter {name!r} is registered twice")
+        self.snapshotters[name] = snapshot
 
     def derive_from(self, name: str, inputs, compute) -> None:
         """Mark source ``name`` as derived (see Derivation); its gather function stays for use outside a run."""

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from flows.errors import SourceError
+from sources.errors import SourceError
 from sources.registry import REGISTRY, MetricSpec, SourceContext
 from sources.tabular import BadRowPolicy, RowProblem, parse_amount, parse_date, read_rows
 

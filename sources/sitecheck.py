@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flows.errors import SourceError
+from sources.errors import SourceError
 from sources.registry import REGISTRY, MetricSpec, SourceContext, reject_unknown_keys
 from sources.tabular import read_csv_rows
 

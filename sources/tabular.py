@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from flows.errors import SourceError
+from sources.errors import SourceError
 
 
 class MissingFile(SourceError):

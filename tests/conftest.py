@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import load_config
-from flows.period import parse_period
+from flows.core.config import load_config
+from flows.core.period import parse_period
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = PROJECT_ROOT / "examples"
@@ -72,7 +72,7 @@ def moto_endpoint():
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_cache_dir(tmp_path_factory):
-    """The compiled-template and chart cache (flows/cache.py) lives in a folder of this test session,
+    """The compiled-template and chart cache (flows/core/cache.py) lives in a folder of this test session,
     not in the user's home: tests see the cache's real behaviour without sharing it with anything else."""
     import os
 

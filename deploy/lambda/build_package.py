@@ -1,6 +1,6 @@
 """Build the Lambda trigger's zip (``make lambda-package``).
 
-The zip holds only what ``flows.handler`` needs in deployment mode: its modules (TRIGGER_MODULES)
+The zip holds only what ``flows.trigger.handler`` needs in deployment mode: its modules (TRIGGER_MODULES)
 and PyJWT with cryptography, as manylinux wheels for Lambda's Python 3.11 on x86_64. boto3 is not
 packaged: Lambda's Python runtime provides it. Prefect, pydantic and the report code are not in it;
 inline mode, which runs the flow itself, is the container image (deploy/lambda/Dockerfile).
@@ -32,22 +32,34 @@ import zipfile
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-HANDLER = "flows.handler.handler"
+HANDLER = "flows.trigger.handler.handler"
 TRIGGER_MODULES = (
     "flows/__init__.py",
-    "flows/addresses.py",
+    "flows/core/__init__.py",
+    "flows/core/addresses.py",
+    "flows/core/aws_secrets.py",
+    "flows/core/errors.py",
+    "flows/core/identifiers.py",
+    "flows/core/period.py",
     "flows/delivery/__init__.py",  # SES delivery feedback: records and the suppression list
-    "flows/delivery/base.py",
+    "flows/delivery/message.py",
     "flows/delivery/feedback.py",
-    "flows/delivery/records.py",
-    "flows/handler.py",
-    "flows/auth.py",
-    "flows/aws_secrets.py",
-    "flows/errors.py",
-    "flows/history.py",
-    "flows/identifiers.py",
-    "flows/period.py",
-    "flows/prefect_api.py",
+    "flows/delivery/records/__init__.py",
+    "flows/delivery/records/claims.py",
+    "flows/delivery/records/local.py",
+    "flows/delivery/records/model.py",
+    "flows/delivery/records/postgres.py",
+    "flows/delivery/records/s3.py",
+    "flows/orchestrator/__init__.py",
+    "flows/orchestrator/history.py",
+    "flows/trigger/__init__.py",
+    "flows/trigger/auth.py",
+    "flows/trigger/handler.py",
+    "flows/trigger/prefect_api.py",
+    "flows/trigger/requests.py",
+    "flows/trigger/scope.py",
+    "sources/__init__.py",  # the error base class lives at the bottom of the tree, in sources.errors
+    "sources/errors.py",
 )
 PACKAGED_DISTRIBUTIONS = ("PyJWT", "cryptography")  # with cryptography's own dependencies (cffi)
 PACKAGED_IMPORTS = ("jwt", "cryptography")
@@ -108,7 +120,7 @@ def check_imports(root: Path) -> None:
     for module in TRIGGER_MODULES:
         for name in sorted(module_level_imports(root / module)):
             top = name.split(".")[0]
-            if top == "flows":
+            if top in ("flows", "sources"):  # the project's own packages: packaged module by module
                 # "from flows.x import y" names flows.x and flows.x.y, an attribute of a packaged module;
                 # "from flows import x" names flows.x, a module, which must be packaged itself.
                 parent = name.rpartition(".")[0]
@@ -219,14 +231,14 @@ def fresh_interpreter(unpacked: Path, runtime: Path, code: str, *, env: dict[str
 COLD_IMPORT = """
 import json, sys, time
 started = time.perf_counter()
-import flows.handler
+import flows.trigger.handler
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "modules": sorted(sys.modules)}))
 """
 
 
 def measure_cold_import(zip_path: Path, runs: int = 7) -> dict[str, object]:
-    """Median time of ``import flows.handler`` from the unpacked zip, each in a new interpreter."""
+    """Median time of ``import flows.trigger.handler`` from the unpacked zip, each in a new interpreter."""
     with tempfile.TemporaryDirectory(prefix="exec-reports-lambda-") as scratch:
         unpacked = Path(scratch) / "task"
         with zipfile.ZipFile(zip_path) as archive:

@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flows.delivery.base import DeliveryBackend, DeliveryResult, Email
-from flows.errors import ConfigurationError
+from flows.core.errors import ConfigurationError
+from flows.delivery.message import DeliveryBackend, DeliveryResult, Email
 
 if TYPE_CHECKING:  # the config (pydantic) is imported where a backend is built, not with the package:
-    from flows.config import PortfolioConfig  # the Lambda trigger imports flows.delivery.feedback without it
+    from flows.core.config import (
+        PortfolioConfig,  # the Lambda trigger imports flows.delivery.feedback without it
+    )
 
 __all__ = ["DeliveryBackend", "DeliveryResult", "Email", "get_backend", "with_backend"]
 
@@ -32,7 +34,7 @@ def get_backend(config: PortfolioConfig, run_folder: str, *, outbox_dir: Path | 
         from flows.delivery.smtp import SmtpBackend
 
         return SmtpBackend(config.delivery.smtp, config.delivery.from_address)
-    from flows.config import BACKENDS
+    from flows.core.config import BACKENDS
 
     raise ConfigurationError(f"{config.path}: delivery.backend: unknown backend {name!r} "
                              f"(available: {', '.join(BACKENDS)})")
@@ -40,7 +42,7 @@ def get_backend(config: PortfolioConfig, run_folder: str, *, outbox_dir: Path | 
 
 def with_backend(config: PortfolioConfig, name: str | None) -> PortfolioConfig:
     """The config with ``delivery.backend`` replaced for this run (``run --delivery``), checked by name."""
-    from flows.config import BACKENDS
+    from flows.core.config import BACKENDS
 
     if not name or name == config.delivery.backend:
         return config

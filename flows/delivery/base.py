@@ -1,178 +1,107 @@
-"""The message model every backend sends, and the result every backend returns."""
+"""The send pipeline every backend shares, so each provider module implements only its provider call.
+
+``BaseBackend.send`` is: preflight (once per run; a failure is remembered and every later send fails
+the same way), the MIME message built once, then per attempt the rate limiter, the provider's
+connection, **the delivery claim right before the provider call**, and the call; provider errors are
+classified (transient, quota, permanent) and retried by ``RetryPolicy``, releasing the claim before
+each wait so that a crash while waiting leaves nothing claimed.
+
+A provider module (outbox, ses, smtp) overrides the hooks: ``check_can_send`` (preflight),
+``connection`` (what must exist before the claim: a logged-in SMTP session), ``provider_send`` (the call
+that sends), ``classify_error`` (its error mapping), ``delivered`` (its answer as a ``DeliveryResult``),
+and where needed ``flatten`` and ``redact``.
+"""
 
 from __future__ import annotations
 
-import base64
-import html as html_lib
-import re
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING, Protocol
+from typing import Any
 
-from flows.addresses import Mailbox, header_text
-from flows.errors import DeliveryError
+from flows.core.errors import DeliveryError
+from flows.delivery.message import DeliveryResult, Email, SendClaim
+from flows.delivery.ratelimit import RateLimiter, Unlimited
+from flows.delivery.retry import Failure, GaveUp, RetryPolicy
 
-if TYPE_CHECKING:
-    from flows.charts import InlineImage
-
-
-@dataclass(frozen=True)
-class Email:
-    subject: str
-    html: str
-    text: str
-    from_address: str
-    to: tuple[str, ...]
-    role: str
-    tenant: str  # tenant id, or "portfolio" for portfolio-scope reports
-    period: str
-    variant: str = ""  # A/B variant name, "" for the default report
-    # Envelope-only recipients (an archive copy): never written into a header anyone receives.
-    bcc: tuple[str, ...] = ()
-    tags: dict[str, str] = field(default_factory=dict)
-    configuration_set: str | None = None
-    # Charts referenced from the HTML as cid:<content_id>; sent as related parts of the HTML.
-    images: tuple[InlineImage, ...] = field(default=(), compare=False, hash=False)
-
-    def __post_init__(self) -> None:
-        # Every address is one strictly parsed mailbox, so the envelope address below is exactly
-        # the one the header shows (a plain string is parsed here and refused if it is not one).
-        object.__setattr__(self, "from_address", Mailbox(self.from_address))
-        object.__setattr__(self, "to", tuple(Mailbox(address) for address in self.to))
-        object.__setattr__(self, "bcc", tuple(Mailbox(address) for address in self.bcc))
-
-    @property
-    def envelope_sender(self) -> str:
-        return self.from_address.address
-
-    @property
-    def envelope_recipients(self) -> tuple[str, ...]:
-        """The bare addresses for RCPT TO / SES Destinations: the To addresses, then the archive copy."""
-        return tuple(dict.fromkeys(mailbox.address for mailbox in self.to + self.bcc))
-
-    @property
-    def report_key(self) -> str:
-        """Stable, file- and artifact-safe name: ``portfolio-cfo``, ``jada-cto``, ``portfolio-cfo-b``."""
-        return slug("-".join(part for part in (self.tenant, self.role, self.variant) if part))
-
-    def to_mime(self) -> EmailMessage:
-        """RFC 5322 message, multipart/alternative: text/plain first, then text/html, both UTF-8.
-
-        With charts, the HTML part is multipart/related: the HTML, then one image/png part per chart
-        with its Content-ID (RFC 2387), so mail clients show them inline without fetching anything."""
-        message = EmailMessage()
-        # Data never adds a header line or a control/bidi character to a header.
-        message["Subject"] = header_text(self.subject)
-        message["From"] = self.from_address
-        message["To"] = ", ".join(self.to)
-        message["Date"] = formatdate(localtime=False, usegmt=True)
-        domain = self.from_address.address.rsplit("@", 1)[-1]
-        message["Message-ID"] = make_msgid(idstring=self.report_key, domain=domain)
-        message["X-Exec-Reports-Report"] = header_text(f"{self.role}; tenant={self.tenant}; period={self.period}")
-        # An automated report (RFC 3834): vacation responders and auto-forwarders must not answer it,
-        # and Exchange/Outlook suppresses its out-of-office and read-receipt replies.
-        message["Auto-Submitted"] = "auto-generated"
-        message["X-Auto-Response-Suppress"] = "All"
-        # SES reads (and strips) these two headers on raw sends, through the API and its SMTP interface.
-        if self.configuration_set:
-            message["X-SES-CONFIGURATION-SET"] = ses_tag_value(self.configuration_set)
-        if self.tags:
-            message["X-SES-MESSAGE-TAGS"] = ", ".join(
-                f"{ses_tag_value(name)}={ses_tag_value(value)}" for name, value in self.tags.items())
-        message.set_content(self.text, subtype="plain", charset="utf-8")
-        message.add_alternative(self.html, subtype="html", charset="utf-8")
-        if self.images:
-            html_part = message.get_payload()[1]
-            for image in self.images:
-                html_part.add_related(image.png, maintype="image", subtype="png", cid=f"<{image.content_id}>",
-                                      disposition="inline", filename=image.filename)
-        return message
-
-    def preview_html(self) -> str:
-        """The HTML with its charts embedded as data: URIs, to open in a browser from disk."""
-        return embed_images(self.html, self.images)
+# A backend with nothing to retry or limit (the outbox): one attempt, no rate.
+SINGLE_ATTEMPT = RetryPolicy(max_attempts=1, quota_attempts=1)
 
 
-def embed_images(html: str, images) -> str:
-    for image in images:
-        data = base64.b64encode(image.png).decode("ascii")
-        html = html.replace(f'src="cid:{html_lib.escape(image.content_id)}"', f'src="data:image/png;base64,{data}"')
-    return html
+class BaseBackend:
+    name = "base"
 
-
-@dataclass
-class DeliveryResult:
-    recipients: tuple[str, ...]
-    status: str  # "sent" | "failed" | "skipped" | "dry-run"
-    location: str = ""  # outbox path, or provider message id
-    error: str = ""
-
-
-class PreflightOnce:
-    """Network backends check once per run that they can send at all (sender verified, login
-    works). A failure is remembered, so every later send raises the same error and nothing goes out.
-    Subclasses implement ``_check_can_send`` and call ``_init_preflight`` in their ``__init__``."""
-
-    def _init_preflight(self) -> None:
+    def __init__(self, *, policy: RetryPolicy | None = None, limiter: RateLimiter | Unlimited | None = None):
+        self.policy = policy or SINGLE_ATTEMPT
+        # None until preflight sets it, for a provider whose rate comes from the account (SES).
+        self.limiter = limiter
         self._preflight_lock = threading.Lock()
         self._preflight_done = False
         self._preflight_error: Exception | None = None
 
+    # ---- the pipeline ------------------------------------------------------------------------------
+
     def preflight(self) -> None:
+        """Raise DeliveryError, before anything is sent, when this backend cannot send at all. Checked
+        once; a failure is remembered, so every later send raises the same error and nothing goes out."""
         with self._preflight_lock:
             if self._preflight_error is not None:
                 raise self._preflight_error
             if self._preflight_done:
                 return
             try:
-                self._check_can_send()
+                self.check_can_send()
             except DeliveryError as exc:
                 self._preflight_error = exc
                 raise
             self._preflight_done = True
 
-    def _check_can_send(self) -> None:
+    def send(self, email: Email, claim: SendClaim | None = None) -> DeliveryResult:
+        self.preflight()
+        message = email.to_mime()
+        raw = self.flatten(message)
+        recipients = email.envelope_recipients
+        limiter = self.limiter or Unlimited()
+
+        def attempt() -> Any:
+            limiter.acquire(len(recipients))
+            with self.connection() as connection:
+                if claim is not None:
+                    claim.acquire()  # right before the call that sends: the only window a crash leaves unknown
+                return self.provider_send(connection, email, raw)
+
+        release = (lambda failure: claim.release(self.redact(failure.reason))) if claim is not None else None
+        try:
+            answer = self.policy.call(attempt, self.classify_error, before_wait=release)
+        except GaveUp as exc:
+            return DeliveryResult(recipients=email.to, status="failed", error=self.redact(str(exc)))
+        return self.delivered(email, message, answer)
+
+    # ---- what a provider module implements ---------------------------------------------------------
+
+    def check_can_send(self) -> None:
+        """Preflight: raise DeliveryError (or ConfigurationError) when nothing can be sent."""
+
+    def flatten(self, message: EmailMessage) -> bytes:
+        return message.as_bytes()
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """What must be ready before the claim is taken (built or opened per attempt)."""
+        yield None
+
+    def provider_send(self, connection: Any, email: Email, raw: bytes) -> Any:
+        """The one call that sends ``raw``; its answer goes to ``delivered``."""
         raise NotImplementedError
 
+    def classify_error(self, exc: BaseException) -> Failure | None:
+        """transient / quota / permanent, or None for an error no rule knows (it propagates, unretried)."""
+        return None
 
-class ClaimLost(Exception):
-    """Another run holds (or just took) this message: this run must not send it. The text says who."""
+    def delivered(self, email: Email, message: EmailMessage, answer: Any) -> DeliveryResult:
+        return DeliveryResult(recipients=email.to, status="sent", location=str(answer or ""))
 
-
-class SendClaim(Protocol):
-    """The delivery record's claim on one message (``flows.delivery.records.MessageClaim``).
-
-    A backend calls ``acquire()`` immediately before each provider call that may send the message
-    (after rate limiting and any backoff, so a crash while waiting leaves nothing claimed) and
-    ``release(reason)`` after a failed call that it will retry. ``acquire`` raises ``ClaimLost``, which
-    the backend lets propagate unchanged."""
-
-    def acquire(self) -> None: ...
-
-    def release(self, reason: str) -> None: ...
-
-
-class DeliveryBackend(Protocol):
-    name: str
-
-    def preflight(self) -> None:
-        """Raise DeliveryError, before anything is sent, when this backend cannot send at all."""
-
-    def send(self, email: Email, claim: SendClaim | None = None) -> DeliveryResult: ...
-
-
-_UNSAFE = re.compile(r"[^a-z0-9]+")
-
-
-def slug(text: str) -> str:
-    return _UNSAFE.sub("-", text.lower()).strip("-")
-
-
-_SES_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def ses_tag_value(text: str) -> str:
-    """SES tag names and values allow only ASCII letters, digits, '_' and '-'."""
-    return _SES_TAG_UNSAFE.sub("_", text)[:255] or "_"
+    def redact(self, text: str) -> str:
+        """Remove a secret the provider may echo (a password) from text this backend reports."""
+        return text

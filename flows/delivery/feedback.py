@@ -260,8 +260,8 @@ def feedback_store_from_env(environ: Mapping[str, str]):
     handler (a Lambda function has no portfolio config): EXEC_REPORTS_RECORDS (s3, postgres or local) and
     EXEC_REPORTS_RECORDS_BUCKET / _PREFIX / _REGION / _ENDPOINT_URL, EXEC_REPORTS_RECORDS_DSN or
     EXEC_REPORTS_RECORDS_PATH. They must name the same store as the config's ``delivery.records``."""
+    from flows.core.errors import ConfigurationError
     from flows.delivery.records import LocalRecordStore, PostgresRecordStore, S3RecordStore
-    from flows.errors import ConfigurationError
 
     kind = environ.get("EXEC_REPORTS_RECORDS", "local")
     if kind == "s3":

@@ -9,14 +9,19 @@ shared rate limiter on every attempt.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from typing import Any
 
-from flows.addresses import Mailbox
-from flows.config import SesConfig
-from flows.delivery.base import DeliveryResult, Email, PreflightOnce, SendClaim
+from flows.core.addresses import Mailbox
+from flows.core.config import SesConfig
+from flows.core.errors import ConfigurationError, DeliveryError
+from flows.core.secrets import boto3_session
+from flows.delivery.base import BaseBackend
+from flows.delivery.message import DeliveryResult, Email
 from flows.delivery.ratelimit import RateLimiter
-from flows.delivery.retry import Failure, GaveUp, RetryPolicy
-from flows.delivery.secrets import boto3_session
-from flows.errors import ConfigurationError, DeliveryError
+from flows.delivery.retry import Failure, RetryPolicy
 
 log = logging.getLogger("exec_reports")
 
@@ -64,17 +69,15 @@ def classify_ses_error(exc: BaseException) -> Failure | None:
     return None
 
 
-class SesBackend(PreflightOnce):
+class SesBackend(BaseBackend):
     name = "ses"
 
     def __init__(self, settings: SesConfig, from_address: str, *, client=None, policy: RetryPolicy | None = None,
                  limiter: RateLimiter | None = None):
+        super().__init__(policy=policy or RetryPolicy.from_settings(settings), limiter=limiter)
         self.settings = settings
         self.from_address = from_address
-        self.policy = policy or RetryPolicy.from_settings(settings)
         self._client = client
-        self.limiter = limiter
-        self._init_preflight()
 
     @property
     def region(self) -> str:
@@ -100,7 +103,7 @@ class SesBackend(PreflightOnce):
 
     # ---- preflight ---------------------------------------------------------------------------------
 
-    def _check_can_send(self) -> None:
+    def check_can_send(self) -> None:
         """Check once per run that the sender is verified and the account can send; else raise and send nothing."""
         address = Mailbox(self.from_address).address
         domain = address.rsplit("@", 1)[-1]
@@ -147,22 +150,16 @@ class SesBackend(PreflightOnce):
 
     # ---- send --------------------------------------------------------------------------------------
 
-    def send(self, email: Email, claim: SendClaim | None = None) -> DeliveryResult:
-        self.preflight()
-        raw = email.to_mime().as_bytes()
-        destinations = list(email.envelope_recipients)
-        client = self.client  # built before the claim: building it is not a provider call
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        yield self.client  # built before the claim: building it is not a provider call
 
-        def attempt():
-            self.limiter.acquire(len(destinations))
-            if claim is not None:
-                claim.acquire()  # right before the call that sends: the only window a crash leaves unknown
-            return client.send_raw_email(Source=email.envelope_sender, Destinations=destinations,
-                                         RawMessage={"Data": raw})
+    def provider_send(self, client: Any, email: Email, raw: bytes) -> dict:
+        return client.send_raw_email(Source=email.envelope_sender, Destinations=list(email.envelope_recipients),
+                                     RawMessage={"Data": raw})
 
-        release = (lambda failure: claim.release(failure.reason)) if claim is not None else None
-        try:
-            response = self.policy.call(attempt, classify_ses_error, before_wait=release)
-        except GaveUp as exc:
-            return DeliveryResult(recipients=email.to, status="failed", error=str(exc))
-        return DeliveryResult(recipients=email.to, status="sent", location=f"ses:{response['MessageId']}")
+    def classify_error(self, exc: BaseException) -> Failure | None:
+        return classify_ses_error(exc)
+
+    def delivered(self, email: Email, message: EmailMessage, answer: dict) -> DeliveryResult:
+        return DeliveryResult(recipients=email.to, status="sent", location=f"ses:{answer['MessageId']}")

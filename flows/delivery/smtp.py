@@ -11,14 +11,18 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
 
-from flows.addresses import Mailbox
-from flows.config import SmtpConfig
-from flows.delivery.base import DeliveryResult, Email, PreflightOnce, SendClaim
+from flows.core.addresses import Mailbox
+from flows.core.config import SmtpConfig
+from flows.core.errors import ConfigurationError, DeliveryError
+from flows.core.secrets import Secret, smtp_password
+from flows.delivery.base import BaseBackend
+from flows.delivery.message import DeliveryResult, Email
 from flows.delivery.ratelimit import RateLimiter, Unlimited
-from flows.delivery.retry import Failure, GaveUp, RetryPolicy
-from flows.delivery.secrets import Secret, smtp_password
-from flows.errors import ConfigurationError, DeliveryError
+from flows.delivery.retry import Failure, RetryPolicy
 
 log = logging.getLogger("exec_reports")
 
@@ -54,23 +58,22 @@ def classify_smtp_error(exc: BaseException) -> Failure | None:
     return None
 
 
-class SmtpBackend(PreflightOnce):
+class SmtpBackend(BaseBackend):
     name = "smtp"
 
     def __init__(self, settings: SmtpConfig, from_address: str, *, policy: RetryPolicy | None = None,
                  limiter: RateLimiter | None = None):
+        super().__init__(policy=policy or RetryPolicy.from_settings(settings), limiter=limiter or (
+            RateLimiter(settings.max_send_rate) if settings.max_send_rate else Unlimited()))
         self.settings = settings
         self.from_address = from_address
-        self.policy = policy or RetryPolicy.from_settings(settings)
-        self.limiter = limiter or (RateLimiter(settings.max_send_rate) if settings.max_send_rate else Unlimited())
         self._password: Secret | None = None
-        self._init_preflight()
 
     @property
     def where(self) -> str:
         return f"{self.settings.host}:{self.settings.port}"
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
         return self._password.redact(text) if self._password else text
 
     def _connect(self) -> smtplib.SMTP:
@@ -89,7 +92,7 @@ class SmtpBackend(PreflightOnce):
             raise
         return connection
 
-    def _check_can_send(self) -> None:
+    def check_can_send(self) -> None:
         """Log in once and offer the sender (MAIL FROM, then RSET): a wrong host, password or sender
         fails the run here with one error instead of once per message."""
         settings = self.settings
@@ -119,46 +122,43 @@ class SmtpBackend(PreflightOnce):
             if failure is None:
                 raise
             who = f" as {settings.username}" if settings.username else ""
-            raise DeliveryError(self._redact(f"SMTP preflight against {self.where}{who} failed, nothing was sent: "
+            raise DeliveryError(self.redact(f"SMTP preflight against {self.where}{who} failed, nothing was sent: "
                                              f"{failure.reason}")) from None
         log.info("SMTP preflight ok: %s accepts %s", self.where, sender)
 
-    def send(self, email: Email, claim: SendClaim | None = None) -> DeliveryResult:
-        self.preflight()
-        message = email.to_mime()
+    def flatten(self, message: EmailMessage) -> bytes:
         # Flattened here, not by smtplib.send_message: that one mangles body lines starting with
         # "From " into ">From " (mbox quoting), so the recipient would not get what the outbox shows.
-        raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # SMTP lines end in CRLF
-        # The envelope is exactly the header's addresses: each Mailbox was parsed strictly.
-        recipients = list(email.envelope_recipients)
-        sender = email.envelope_sender
+        return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # SMTP lines end in CRLF
 
-        def attempt() -> dict:
-            self.limiter.acquire(len(recipients))
-            connection = self._connect()
-            try:
-                if claim is not None:
-                    claim.acquire()  # connected and logged in: the next command sends the message
-                refused = connection.sendmail(sender, recipients, raw)
-                try:
-                    connection.quit()
-                except (smtplib.SMTPException, OSError):
-                    pass  # accepted already: retrying now would send it twice
-            finally:
-                connection.close()
-            return refused
-
+    @contextmanager
+    def connection(self) -> Iterator[smtplib.SMTP]:
+        """Connected and logged in before the claim: the next command sends the message."""
+        connection = self._connect()
         try:
-            refused = self.policy.call(attempt, classify_smtp_error, before_wait=(
-                (lambda failure: claim.release(self._redact(failure.reason))) if claim is not None else None))
-        except GaveUp as exc:
-            return DeliveryResult(recipients=email.to, status="failed", error=self._redact(str(exc)))
+            yield connection
+        finally:
+            connection.close()
+
+    def provider_send(self, connection: smtplib.SMTP, email: Email, raw: bytes) -> dict:
+        # The envelope is exactly the header's addresses: each Mailbox was parsed strictly.
+        refused = connection.sendmail(email.envelope_sender, list(email.envelope_recipients), raw)
+        try:
+            connection.quit()
+        except (smtplib.SMTPException, OSError):
+            pass  # accepted already: retrying now would send it twice
+        return refused
+
+    def classify_error(self, exc: BaseException) -> Failure | None:
+        return classify_smtp_error(exc)
+
+    def delivered(self, email: Email, message: EmailMessage, refused: dict) -> DeliveryResult:
         refused_to = [mailbox.address for mailbox in email.to if mailbox.address in refused]
         if refused_to:
             return DeliveryResult(recipients=email.to, status="failed",
-                                  error=self._redact(f"recipient refused: {', '.join(refused_to)}"))
+                                  error=self.redact(f"recipient refused: {', '.join(refused_to)}"))
         location = f"smtp:{message['Message-ID']}"
         if refused:  # only the archive copy bounced: the recipient has the report
             return DeliveryResult(recipients=email.to, status="sent", location=location,
-                                  error=self._redact(f"archive copy refused: {', '.join(refused)}"))
+                                  error=self.redact(f"archive copy refused: {', '.join(refused)}"))
         return DeliveryResult(recipients=email.to, status="sent", location=location)

@@ -1,7 +1,7 @@
 """AWS source: what each tenant runs on AWS, what is exposed, and what it costs.
 
 Settings live under ``tenants[i].sources.aws`` (see ``sources.aws.settings.KNOWN_KEYS`` and the
-README's "AWS source" section). A tenant either reads live AWS through boto3 or points ``snapshot``
+docs/sources.md, "AWS source"). A tenant either reads live AWS through boto3 or points ``snapshot``
 at a JSON file written by ``exec-reports snapshot aws``; both paths yield the same metric values
 because live values are passed through the same JSON encoding the snapshot uses.
 
@@ -17,7 +17,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from flows.errors import SourceError
 from sources.aws.findings import (
     api_findings,
     cloudfront_findings,
@@ -30,7 +29,8 @@ from sources.aws.findings import (
     sort_findings,
 )
 from sources.aws.settings import AwsSettings, parse_settings
-from sources.ledger import full_months_before
+from sources.errors import SourceError
+from sources.ledger.books import full_months_before
 from sources.registry import REGISTRY, MetricSpec, SourceContext, Unavailable
 
 SNAPSHOT_FORMAT = "exec-reports/aws-snapshot/1"
@@ -136,10 +136,11 @@ def gather_aws(raw_settings: Mapping[str, Any], context: SourceContext) -> dict[
 
 
 def gather_live(settings: AwsSettings, context: SourceContext, now: dt.datetime | None = None) -> dict[str, Any]:
-    from sources.aws import live
+    from sources.aws import cloudwatch, live
+    from sources.aws.clients import Clients, guarded
     from sources.aws.repositories import pipeline_of, scan_repository
 
-    clients = live.Clients(settings)
+    clients = Clients(settings)
     errors: dict[str, str] = {}
     months = full_months_before(context.period_end, settings.cost_months)
     readers = {
@@ -159,17 +160,17 @@ def gather_live(settings: AwsSettings, context: SourceContext, now: dt.datetime 
              "pipeline": pipeline_of(context.resolve(path))} for path in settings.repositories
         ],
     }
-    inventory = {service: live.guarded(service, read, errors, settings.tenant_id)
+    inventory = {service: guarded(service, read, errors, settings.tenant_id)
                  for service, read in readers.items()}
     # Activity is read for the functions and APIs just listed; when a list failed, its metrics are
     # unavailable through DEPENDS_ON and the other list is still read.
-    start, end = live.period_window(context.period_start, context.period_end)
+    start, end = cloudwatch.period_window(context.period_start, context.period_end)
     functions, apis = inventory["Lambda"] or [], inventory["API Gateway"] or []
-    inventory["CloudWatch"] = live.guarded(
-        "CloudWatch", lambda: live.collect_performance(clients, functions, apis, start, end), errors,
+    inventory["CloudWatch"] = guarded(
+        "CloudWatch", lambda: cloudwatch.collect_performance(clients, functions, apis, start, end), errors,
         settings.tenant_id)
-    inventory["CloudWatch Logs"] = live.guarded(
-        "CloudWatch Logs", lambda: live.collect_error_lines(clients, functions, start, end), errors,
+    inventory["CloudWatch Logs"] = guarded(
+        "CloudWatch Logs", lambda: cloudwatch.collect_error_lines(clients, functions, start, end), errors,
         settings.tenant_id)
     gathered_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat(timespec="seconds")
     metrics = build_metrics(inventory, errors, context, gathered_at)
@@ -342,3 +343,16 @@ def read_snapshot(path: Path, tenant_id: str) -> dict[str, Any]:
     if unknown:
         raise SourceError(f"{path}: unknown metric(s) {', '.join(unknown)}")
     return decode_metrics(metrics)
+
+
+def snapshot_live(raw_settings: Mapping[str, Any], context: SourceContext, output: Path) -> list[str]:
+    """``exec-reports snapshot aws``: the tenant's live AWS figures written as a snapshot file, always
+    from live AWS even for a tenant that currently reads a snapshot. Returns one warning per service
+    that failed (its figures are unavailable in the file)."""
+    settings = parse_settings({k: v for k, v in raw_settings.items() if k != "snapshot"}, context.tenant_id)
+    values = gather_live(settings, context)
+    write_snapshot(output, values, context.tenant_id, context.period_end)
+    return [f"{error['service']}: {error['reason']}" for error in values["aws.service_errors"]]
+
+
+REGISTRY.add_snapshotter("aws", snapshot_live)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flows.errors import SourceError
+from sources.errors import SourceError
 from sources.registry import reject_unknown_keys
 
 KNOWN_KEYS = {

@@ -35,14 +35,14 @@ def test_the_handler_and_what_it_imports_fit_the_package(packager):
 
 
 @pytest.mark.parametrize(("line", "named"), [
-    ("from flows.config import SLUG", "flows/handler.py: imports flows.config, which is not in the trigger package"),
-    ("from flows import flow", "flows/handler.py: imports flows.flow, which is not in the trigger package"),
-    ("import pydantic", "flows/handler.py: imports pydantic, which is neither the standard library"),
+    ("from flows.core.config import SLUG", "flows/trigger/handler.py: imports flows.core.config, which is not in the trigger package"),
+    ("from flows import flow", "flows/trigger/handler.py: imports flows.flow, which is not in the trigger package"),
+    ("import pydantic", "flows/trigger/handler.py: imports pydantic, which is neither the standard library"),
     ("try:\n    import prefect\nexcept ImportError:\n    prefect = None",
-     "flows/handler.py: imports prefect, which is neither"),
+     "flows/trigger/handler.py: imports prefect, which is neither"),
 ])
 def test_a_module_level_import_the_zip_lacks_fails_the_build(packager, project_copy, line, named):
-    handler = project_copy / "flows" / "handler.py"
+    handler = project_copy / "flows" / "trigger" / "handler.py"
     handler.write_text(handler.read_text() + f"\n{line}\n")
     with pytest.raises(packager.PackageError) as refusal:
         packager.check_imports(project_copy)
@@ -50,9 +50,9 @@ def test_a_module_level_import_the_zip_lacks_fails_the_build(packager, project_c
 
 
 def test_imports_inside_functions_and_for_type_checkers_only_are_allowed(packager, project_copy):
-    handler = project_copy / "flows" / "handler.py"
+    handler = project_copy / "flows" / "trigger" / "handler.py"
     handler.write_text(handler.read_text() + "\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                       "    from flows.config import PortfolioConfig\n\n\ndef later():\n    import prefect\n")
+                       "    from flows.core.config import PortfolioConfig\n\n\ndef later():\n    import prefect\n")
     packager.check_imports(project_copy)
 
 
@@ -67,5 +67,5 @@ def test_the_inline_image_copies_what_the_repository_has_and_runs_the_handler():
             assert (PROJECT_ROOT / source).exists(), f"Dockerfile copies {source}, which the repository lacks"
     [command] = [rest for keyword, rest in instructions if keyword == "CMD"]
     module, _, function = shlex.split(command.strip("[]").replace(",", " "))[0].rpartition(".")
-    assert module == "flows.handler" and function == "handler"
+    assert module == "flows.trigger.handler" and function == "handler"
     assert "EXEC_REPORTS_HANDLER_MODE=inline" in dockerfile

@@ -163,8 +163,8 @@ CALL_HANDLER = """
 import importlib.util, json, sys
 given = json.load(sys.stdin)
 importable = [name for name in given["heavy"] if importlib.util.find_spec(name) is not None]
-import flows.handler
-responses = [flows.handler.handler(event, None) for event in given["events"]]
+import flows.trigger.handler
+responses = [flows.trigger.handler.handler(event, None) for event in given["events"]]
 print(json.dumps({"importable": importable, "responses": responses,
                   "loaded": sorted({name.split(".")[0] for name in sys.modules})}))
 """
@@ -197,9 +197,9 @@ def test_the_lambda_zip_is_small_imports_without_prefect_and_starts_a_deployment
         names = archive.namelist()
         archive.extractall(tmp_path / "task")
     tops = {name.split("/")[0] for name in names}
-    assert {"flows", "jwt", "cryptography"} <= tops and not tops & {*HEAVY_PACKAGES, "boto3", "botocore"}
+    assert {"flows", "sources", "jwt", "cryptography"} <= tops and not tops & {*HEAVY_PACKAGES, "boto3", "botocore"}
     packager = load_build_script()
-    assert {name for name in names if name.startswith("flows/") and name.endswith(".py")} == set(
+    assert {name for name in names if name.startswith(("flows/", "sources/")) and name.endswith(".py")} == set(
         packager.TRIGGER_MODULES)
 
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

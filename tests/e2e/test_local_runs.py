@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from flows.local_server import LOCAL_RUNS_FOLDER, server_status, stop_server
+from flows.operate.local_server import LOCAL_RUNS_FOLDER, server_status, stop_server
 
 EXEC_REPORTS = str(Path(sys.executable).parent / "exec-reports")
 

@@ -8,9 +8,9 @@ import logging
 import pytest
 from werkzeug import Response
 
-from flows.actions import action_id, hand_off_actions
-from flows.config import load_config
+from flows.core.config import load_config
 from flows.delivery.records import LocalRecordStore
+from flows.delivery.tasks import action_id, hand_off_actions
 
 TOKEN = "tasks-token-3f9c2b7d1e"
 ACTIONS = [
@@ -91,7 +91,7 @@ def test_a_refused_action_fails_at_once_is_listed_and_is_tried_again_next_run(ta
 
 
 def test_an_unreachable_endpoint_gives_up_after_the_configured_attempts(tasks_config, tmp_path):
-    from flows.config import TasksConfig
+    from flows.core.config import TasksConfig
 
     dead = tasks_config.model_copy(update={"tasks": TasksConfig(url="http://127.0.0.1:9/tasks", attempts=2,
                                                                 timeout_seconds=1)})
@@ -102,7 +102,7 @@ def test_an_unreachable_endpoint_gives_up_after_the_configured_attempts(tasks_co
 
 
 def test_the_token_never_goes_in_the_config_file(portfolio_copy):
-    from flows.errors import ConfigurationError
+    from flows.core.errors import ConfigurationError
 
     portfolio_copy.write_text(portfolio_copy.read_text() + "\ntasks:\n  url: https://tasks.example/api\n  token: x\n")
     with pytest.raises(ConfigurationError, match="a token never goes in the config file"):

@@ -13,11 +13,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.addresses import AddressError, Mailbox, header_text, parse_mailbox
-from flows.config import load_config
-from flows.definitions import load_definitions
-from flows.delivery.base import Email
-from flows.errors import ConfigurationError
+from flows.core.addresses import AddressError, Mailbox, header_text, parse_mailbox
+from flows.core.config import load_config
+from flows.core.errors import ConfigurationError
+from flows.delivery.message import Email
+from flows.plan.definitions import load_definitions
 
 # The payloads from issue 15, and more of the same classes.
 HIDDEN_RECIPIENTS = [
@@ -204,7 +204,7 @@ def test_subject_header_has_no_control_or_bidi_characters():
 
 
 def test_a_subject_built_from_a_report_keeps_no_bidi_or_control_characters(portfolio_copy, sample_period):
-    from flows.pipeline import run_plain
+    from flows.orchestrator.run import run_plain
 
     gm = portfolio_copy.parent.parent / "reports" / "gm.md"
     text = gm.read_text()

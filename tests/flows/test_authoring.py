@@ -7,12 +7,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-from flows.cli import main
-from flows.config import load_config
-from flows.definitions import load_definitions
+from flows.core.config import load_config
+from flows.core.period import parse_period as parse
 from flows.delivery.outbox import OutboxBackend
-from flows.period import parse_period as parse
-from flows.pipeline import run_plain
+from flows.operate.cli import main
+from flows.orchestrator.run import run_plain
+from flows.plan.definitions import load_definitions
 from tests.conftest import PROJECT_ROOT, SAMPLE_PERIOD
 
 COO = """\
@@ -172,7 +172,7 @@ def test_check_prints_a_run_time_error_once(portfolio_copy):
     # A real process: pytest's log capture would hide the second copy Python's last-resort handler prints.
     cfo = reports_of(portfolio_copy) / "cfo.md"
     cfo.write_text(cfo.read_text().replace("\n## ", "\n{{ no_such_name }}\n\n## ", 1))
-    result = subprocess.run([sys.executable, "-m", "flows.cli", "check", "--config", str(portfolio_copy),
+    result = subprocess.run([sys.executable, "-m", "flows.operate.cli", "check", "--config", str(portfolio_copy),
                              "--period", SAMPLE_PERIOD], capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert result.returncode == 1
     assert result.stderr.count("'no_such_name' is undefined") == 1

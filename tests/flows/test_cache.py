@@ -1,4 +1,4 @@
-"""The on-disk cache (flows/cache.py) of compiled report templates and chart PNGs: an unchanged input is
+"""The on-disk cache (flows/core/cache.py) of compiled report templates and chart PNGs: an unchanged input is
 a hit, any change that could change the result is a miss; a damaged, unreadable or unwritable cache
 is a miss, never an error. Hits and misses are counted, not timed."""
 
@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from flows import cache, charts, templating
-from flows.definitions import error_line, load_definitions
+from flows.core import cache
+from flows.plan.definitions import error_line, load_definitions
+from flows.render import charts
+from flows.templating import compiled, environments, tables
+from flows.templating.charts import make_spec
 from tests.conftest import PROJECT_ROOT
 
 REPORT = textwrap.dedent("""\
@@ -51,10 +54,10 @@ def reports(tmp_path) -> Path:
 
 
 def load_counting(folder: Path) -> tuple[list, dict[str, int]]:
-    before = dict(templating.COMPILATIONS)
+    before = dict(compiled.COMPILATIONS)
     definitions, problems = load_definitions(folder)
     assert problems == []
-    return definitions, {name: templating.COMPILATIONS[name] - before[name] for name in before}
+    return definitions, {name: compiled.COMPILATIONS[name] - before[name] for name in before}
 
 
 def test_a_second_load_of_unchanged_reports_compiles_nothing(cache_dir, reports):
@@ -76,7 +79,7 @@ def test_a_changed_body_compiles_only_the_body_again_and_renders_the_new_text(ca
     (reports / "ops.md").write_text(REPORT.replace("Open items:", "Items still open:"))
     [definition], counts = load_counting(reports)
     assert counts == {"compiled": 1, "cached": TEMPLATES_PER_REPORT - 1}
-    text = definition.template.render(tenant={"handoffs": {"open_items": [1, 2]}}, plural=templating.plural)
+    text = definition.template.render(tenant={"handoffs": {"open_items": [1, 2]}}, plural=tables.plural)
     assert "Items still open: 2 items" in text
 
 
@@ -103,15 +106,15 @@ def test_a_different_sandbox_or_jinja_version_misses_everything(cache_dir, repor
 
     load_counting(reports)
     with monkeypatch.context() as patch:
-        patch.setattr(templating, "_sandbox_fingerprint", lambda: "another sandbox")
+        patch.setattr(compiled, "_sandbox_fingerprint", lambda: "another sandbox")
         _, counts = load_counting(reports)
     assert counts == {"compiled": TEMPLATES_PER_REPORT, "cached": 0}
     with monkeypatch.context() as patch:
-        templating._sandbox_fingerprint.cache_clear()
+        compiled._sandbox_fingerprint.cache_clear()
         patch.setattr(jinja2, "__version__", "0.0-not-this-one")
         _, counts = load_counting(reports)
     assert counts == {"compiled": TEMPLATES_PER_REPORT, "cached": 0}
-    templating._sandbox_fingerprint.cache_clear()
+    compiled._sandbox_fingerprint.cache_clear()
     _, counts = load_counting(reports)
     assert counts == {"compiled": 0, "cached": TEMPLATES_PER_REPORT}
 
@@ -119,7 +122,7 @@ def test_a_different_sandbox_or_jinja_version_misses_everything(cache_dir, repor
 def test_a_filter_added_to_the_environment_misses(cache_dir, reports, monkeypatch):
     # Jinja checks filter names when it compiles, so code compiled with another set of filters is not reused.
     load_counting(reports)
-    monkeypatch.setitem(templating.environment().filters, "shout", str.upper)
+    monkeypatch.setitem(environments.environment().filters, "shout", str.upper)
     _, counts = load_counting(reports)
     assert counts == {"compiled": 1, "cached": TEMPLATES_PER_REPORT - 1}  # only the body uses environment()
 
@@ -146,7 +149,7 @@ def test_a_damaged_entry_is_a_miss_and_is_rewritten(cache_dir, reports):
     [definition], counts = load_counting(reports)
     assert counts == {"compiled": TEMPLATES_PER_REPORT, "cached": 0}
     assert "Open items: 1 item" in definition.template.render(tenant={"handoffs": {"open_items": [1]}},
-                                                              plural=templating.plural)
+                                                              plural=tables.plural)
     _, counts = load_counting(reports)
     assert counts == {"compiled": 0, "cached": TEMPLATES_PER_REPORT}
 
@@ -159,7 +162,7 @@ def test_a_run_time_error_names_the_same_line_from_a_cached_template(cache_dir, 
         [definition], counts = load_counting(reports)
         assert counts == expected
         with pytest.raises(ZeroDivisionError) as raised:
-            definition.template.render(tenant={"handoffs": {"open_items": []}}, plural=templating.plural)
+            definition.template.render(tenant={"handoffs": {"open_items": []}}, plural=tables.plural)
         lines.append(error_line(raised.value, definition))
     assert lines == [line, line]
 
@@ -208,34 +211,34 @@ def test_entries_unused_for_a_month_are_pruned_and_a_read_keeps_an_entry(cache_d
 
 
 def spec(values=(1.0, 2.0, 3.0), title="Revenue"):
-    return charts.make_spec("column", title, labels=["Sep", "Oct", "Nov"], series={"Revenue": list(values)},
+    return make_spec("column", title, labels=["Sep", "Oct", "Nov"], series={"Revenue": list(values)},
                             format="money")
 
 
 def test_a_chart_drawn_once_is_not_drawn_again_and_gives_the_same_bytes(cache_dir):
     drawn = len(charts.draw_timings)
-    first = charts.InlineImage(spec()).png
-    second = charts.InlineImage(spec()).png
+    first = charts.InlineImage.draw(spec()).png
+    second = charts.InlineImage.draw(spec()).png
     assert len(charts.draw_timings) == drawn + 1
     assert first == second and first.startswith(b"\x89PNG")
 
 
 def test_a_chart_with_other_data_title_or_renderer_is_drawn_again(cache_dir, monkeypatch):
-    first = charts.InlineImage(spec()).png
+    first = charts.InlineImage.draw(spec()).png
     drawn = len(charts.draw_timings)
-    other_data = charts.InlineImage(spec(values=(1.0, 2.0, 4.0))).png
-    other_title = charts.InlineImage(spec(title="Revenue by month")).png
+    other_data = charts.InlineImage.draw(spec(values=(1.0, 2.0, 4.0))).png
+    other_title = charts.InlineImage.draw(spec(title="Revenue by month")).png
     assert len(charts.draw_timings) == drawn + 2
     assert len({first, other_data, other_title}) == 3
     monkeypatch.setattr(charts, "_renderer_fingerprint", lambda: "another renderer")
-    assert charts.InlineImage(spec()).png == first  # drawn again: same code, same bytes
+    assert charts.InlineImage.draw(spec()).png == first  # drawn again: same code, same bytes
     assert len(charts.draw_timings) == drawn + 3
 
 
 def test_a_damaged_chart_entry_is_drawn_again(cache_dir):
-    good = charts.InlineImage(spec()).png
+    good = charts.InlineImage.draw(spec()).png
     for entry in (cache_dir / "charts").iterdir():
         entry.write_bytes(entry.read_bytes()[:100])
     drawn = len(charts.draw_timings)
-    assert charts.InlineImage(spec()).png == good
+    assert charts.InlineImage.draw(spec()).png == good
     assert len(charts.draw_timings) == drawn + 1

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from flows.cli import main
+from flows.operate.cli import main
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 
@@ -68,7 +68,7 @@ def test_metrics_lists_the_catalog(capsys):
 
 
 def test_check_preview_and_metrics_do_not_import_prefect(tmp_path):
-    code = ("import sys; from flows.cli import main; "
+    code = ("import sys; from flows.operate.cli import main; "
             f"main(['check', '--config', {str(SAMPLE_CONFIG)!r}, '--period', {SAMPLE_PERIOD!r}]); "
             f"main(['preview', 'cfo', '--config', {str(SAMPLE_CONFIG)!r}, '-o', {str(tmp_path)!r}]); "
             "main(['metrics']); "

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from flows.config import load_config
-from flows.errors import ConfigurationError
-from flows.period import parse_period, previous_period
+from flows.core.config import load_config
+from flows.core.errors import ConfigurationError
+from flows.core.period import parse_period, previous_period
 
 
 def test_unknown_config_key_names_file_line_and_key(portfolio_copy):
@@ -61,22 +61,22 @@ def test_a_portfolio_default_period_pins_runs_without_a_period_and_a_bad_one_is_
 
     import yaml
 
-    from flows.cli import _config_and_period
-    from flows.errors import ConfigurationError
-    from flows.period import previous_period, today_in
+    from flows.core.errors import ConfigurationError
+    from flows.core.period import previous_period, today_in
+    from flows.operate.cli import config_and_period
 
     args = argparse.Namespace(config=str(portfolio_copy), period=None)
-    config, period = _config_and_period(args)
+    config, period = config_and_period(args)
     assert config.portfolio.default_period == "2026-W47" and period.label == "2026-W47"
-    assert _config_and_period(argparse.Namespace(config=str(portfolio_copy), period="2026-10"))[1].label == "2026-10"
+    assert config_and_period(argparse.Namespace(config=str(portfolio_copy), period="2026-10"))[1].label == "2026-10"
 
     data = yaml.safe_load(portfolio_copy.read_text())
     del data["portfolio"]["default_period"]
     portfolio_copy.write_text(yaml.safe_dump(data, sort_keys=False))
-    _, live = _config_and_period(args)
+    _, live = config_and_period(args)
     assert live == previous_period("week", today_in("America/Los_Angeles"))
 
     data["portfolio"]["default_period"] = "2026-W99"
     portfolio_copy.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(ConfigurationError, match=r"portfolio.default_period: period '2026-W99'"):
-        _config_and_period(args)
+        config_and_period(args)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.definitions import load_definitions, load_definitions_or_raise
-from flows.errors import DefinitionError
+from flows.core.errors import DefinitionError
+from flows.plan.definitions import load_definitions, load_definitions_or_raise
 from tests.conftest import PROJECT_ROOT
 
 

@@ -52,7 +52,7 @@ def test_the_flow_delivers_every_role_to_the_outbox_and_records_artifacts(portfo
 
 
 def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
-    from flows.errors import RunFailures
+    from flows.core.errors import RunFailures
     from flows.flow import run_summary, send_exec_reports
 
     (portfolio_copy.parent / "data" / "jada" / "ledger.csv").unlink()
@@ -86,7 +86,7 @@ def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
 
 def test_delivery_history_shows_the_last_send_per_report_and_the_failures(portfolio_copy):
     from flows.flow import fetch_delivery_tables, send_exec_reports
-    from flows.history import summarise_history
+    from flows.orchestrator.history import summarise_history
 
     send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], return_state=True)
     (portfolio_copy.parent / "data" / "jada" / "ledger.csv").unlink()
@@ -137,7 +137,7 @@ def test_the_flow_reports_on_the_period_given_and_dry_run_sends_nothing(portfoli
 
 
 def test_a_run_after_a_permanent_bounce_skips_the_address_and_tells_operations_once(portfolio_copy):
-    from flows.config import load_config
+    from flows.core.config import load_config
     from flows.delivery.feedback import SuppressionList
     from flows.delivery.records import open_record_store
     from flows.flow import run_summary, send_exec_reports
@@ -167,7 +167,7 @@ def test_exec_reports_run_uses_the_api_prefect_already_has_in_this_process_and_s
     long-lived local server: the configured API is the one Prefect's settings name."""
     from prefect.settings import PREFECT_API_URL
 
-    from flows.local_server import configured_api_url
+    from flows.operate.local_server import configured_api_url
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     assert PREFECT_API_URL.value()

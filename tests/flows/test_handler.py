@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from flows import handler as handler_module
-from flows.handler import BadRequest, _json_body, handler, parse_event_time, parse_trigger
+from flows.trigger import handler as handler_module
+from flows.trigger.handler import BadRequest, _json_body, handler, parse_event_time, parse_trigger
 
 ISSUER = "https://auth.holdings.example/"
 AUDIENCE = "exec-reports"
@@ -338,7 +338,7 @@ def test_a_malformed_api_event_gets_a_400_naming_the_problem(rs256_env, rsa_keys
 
 
 def test_the_clock_leeway_is_a_setting(rs256_env, rsa_keys, monkeypatch):
-    from flows import handler as handler_module
+    from flows.trigger import handler as handler_module
 
     expired_a_minute_ago = sign(rsa_keys["private"], exp=int(time.time()) - 60, tenants=["jada"])
     request = rest_request("POST", "/reports/run", expired_a_minute_ago, {"roles": ["cfo"], "tenants": ["quickdumpnow"]})
@@ -496,7 +496,7 @@ def test_inline_mode_shows_a_tenant_scoped_token_no_addresses_and_only_its_rows(
 @given(claims_value=JSON, roles=st.none() | st.lists(st.sampled_from(["cfo", "gm", "*"]), max_size=2),
        tenants=st.none() | st.lists(st.sampled_from(["jada", "*"]), max_size=2))
 def test_any_scope_claim_authorises_refuses_or_is_an_invalid_token(claims_value, roles, tenants):
-    from flows.auth import AuthenticationError, PermissionDenied, authorise, scope_of
+    from flows.trigger.auth import AuthenticationError, PermissionDenied, authorise, scope_of
 
     token_claims = {"roles": claims_value, "tenants": ["*"]}
     try:
@@ -534,7 +534,7 @@ def test_an_unreachable_prefect_api_is_a_502_for_callers_a_retry_for_sqs_and_eve
                                                                                         monkeypatch):
     import socket
 
-    from flows import prefect_api
+    from flows.trigger import prefect_api
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -556,7 +556,7 @@ def test_an_unreachable_prefect_api_is_a_502_for_callers_a_retry_for_sqs_and_eve
      "https://app.prefect.cloud/account/a1/workspace/w1"),
 ])
 def test_the_watch_link_is_the_ui_url_prefect_derives_from_the_api_url(api_url, ui_url):
-    from flows.prefect_api import PrefectApi
+    from flows.trigger.prefect_api import PrefectApi
 
     api = PrefectApi.from_environment({"PREFECT_API_URL": api_url})
     assert api.run_url("0b1c") == f"{ui_url}/runs/flow-run/0b1c"

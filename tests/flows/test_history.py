@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flows.history import DeliveryTable, summarise_history
+from flows.orchestrator.history import DeliveryTable, summarise_history
 
 T0 = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)
 

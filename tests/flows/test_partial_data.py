@@ -10,11 +10,11 @@ import datetime as dt
 
 import yaml
 
-from flows.cli import main
-from flows.config import load_config
+from flows.core.config import load_config
+from flows.core.period import parse_period
 from flows.delivery.outbox import OutboxBackend
-from flows.period import parse_period
-from flows.templating import money
+from flows.operate.cli import main
+from flows.templating.formatters import money
 from sources.ledger import gather_ledger
 from sources.registry import SourceContext
 from tests.conftest import SAMPLE_PERIOD
@@ -44,7 +44,7 @@ def truncated_cash(portfolio_copy) -> str:
 
 def test_portfolio_briefs_leave_out_tenants_without_data_and_say_why_and_never_show_truncated_figures(
         portfolio_copy, tmp_path, capsys):
-    from flows.pipeline import run_plain
+    from flows.orchestrator.run import run_plain
 
     break_the_data(portfolio_copy)
     wrong_cash = truncated_cash(portfolio_copy)
@@ -84,7 +84,7 @@ def test_portfolio_briefs_leave_out_tenants_without_data_and_say_why_and_never_s
 
 
 def test_a_report_may_choose_to_fail_rather_than_leave_tenants_out(portfolio_copy, tmp_path):
-    from flows.pipeline import run_plain
+    from flows.orchestrator.run import run_plain
 
     break_the_data(portfolio_copy)
     cfo = portfolio_copy.parent.parent / "reports" / "cfo.md"

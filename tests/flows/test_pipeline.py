@@ -11,11 +11,12 @@ import textwrap
 from email import policy
 from pathlib import Path
 
-from flows.config import load_config
-from flows.definitions import load_definitions
+from flows.core.config import load_config
+from flows.core.period import parse_period as parse
 from flows.delivery.outbox import OutboxBackend
-from flows.period import parse_period as parse
-from flows.pipeline import plan_run, run_plain
+from flows.orchestrator.run import run_plain
+from flows.plan.definitions import load_definitions
+from flows.plan.plan import plan_run
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 TENANT_REPORT = """
@@ -210,7 +211,7 @@ def flaky_registry(failures: list[BaseException]):
 
 
 def test_a_transient_error_is_retried_and_then_the_value_is_used(portfolio_copy, sample_period):
-    from flows.pipeline import gather_with_retries
+    from flows.gather.gather import gather_with_retries
 
     portfolio_copy.write_text(portfolio_copy.read_text().replace("    sources:\n", "    sources:\n      flaky: {}\n", 1))
     registry, calls = flaky_registry([ConnectionResetError("peer reset"), TimeoutError("slow disk")])
@@ -223,7 +224,7 @@ def test_a_transient_error_is_retried_and_then_the_value_is_used(portfolio_copy,
 
 
 def test_a_permanent_error_is_not_retried_and_makes_the_metric_unavailable(portfolio_copy, sample_period):
-    from flows.pipeline import gather_with_retries
+    from flows.gather.gather import gather_with_retries
 
     portfolio_copy.write_text(portfolio_copy.read_text().replace("    sources:\n", "    sources:\n      flaky: {}\n", 1))
     registry, calls = flaky_registry([KeyError("column")])
@@ -234,7 +235,7 @@ def test_a_permanent_error_is_not_retried_and_makes_the_metric_unavailable(portf
 
 
 def test_tenants_are_split_into_near_equal_batches():
-    from flows.pipeline import tenant_batches
+    from flows.gather.gather import tenant_batches
 
     batches = tenant_batches([f"t{i}" for i in range(10)], 4)
     assert [len(b) for b in batches] == [3, 3, 2, 2]
@@ -272,16 +273,16 @@ def test_a_tenants_own_recipients_win_over_a_definitions_list_for_tenant_scope(p
 
 def test_an_unexpected_error_in_one_report_is_a_failed_outcome_and_the_others_go_out(portfolio_copy, monkeypatch,
                                                                                       tmp_path):
-    import flows.pipeline as pipeline
+    import flows.render.report as report_module
 
-    real_render = pipeline.render_email
+    real_render = report_module.render_email
 
     def render_or_break(markdown, subject, **kwargs):
         if subject.startswith("CMO"):
             raise RuntimeError("lxml exploded")
         return real_render(markdown, subject, **kwargs)
 
-    monkeypatch.setattr(pipeline, "render_email", render_or_break)
+    monkeypatch.setattr(report_module, "render_email", render_or_break)
     summary, _ = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["cfo", "cmo"],
                            backend=OutboxBackend(tmp_path))
     assert [item["report"] for item in summary["sent"]] == ["cfo"]
@@ -294,9 +295,9 @@ def test_every_source_file_is_read_once_per_run(tmp_path):
     script = textwrap.dedent(f"""
         import collections, json, sys
         from pathlib import Path
-        from flows.config import load_config
-        from flows.period import parse_period
-        from flows.pipeline import run_plain
+        from flows.core.config import load_config
+        from flows.core.period import parse_period
+        from flows.orchestrator.run import run_plain
 
         config = load_config({str(SAMPLE_CONFIG)!r})
         data = str(Path(config.base_dir).resolve() / "data")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flows.templating import environment, rank_checks
+from flows.templating.agenda import rank_checks
+from flows.templating.environments import environment
 
 
 def check(check_id: str, severity: str, tenant: str) -> dict[str, str]:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from flows.render import GMAIL_CLIP_BYTES, render_email
+from flows.render.email import GMAIL_CLIP_BYTES, render_email
 
 
 def test_task_list_items_become_boxes_not_form_inputs():
     rendered = render_email("## Agenda\n\n- [ ] call the marina\n- [x] file taxes\n", "s", title="t", footer="f")
     assert "<input" not in rendered.html
     assert "☐ call the marina" in rendered.html and "☑ file taxes" in rendered.html
-    assert rendered.tasks == [
-        {"text": "call the marina", "status": "open", "heading": "Agenda"},
-        {"text": "file taxes", "status": "done", "heading": "Agenda"},
-    ]
     assert "- ☐ call the marina" in rendered.text
+    assert rendered.action_headings == {}  # a task line typed by hand is text, not a recorded action
+
+
+def test_a_recorded_action_is_kept_as_data_with_its_heading_and_leaves_no_trace_in_the_email():
+    from flows.templating.agenda import ActionCollector
+
+    actions = ActionCollector()
+    markdown = (f"## Money\n\n{actions.action('Call the bank', 'high', '2026-12-06', 'cfo', tenant='jada')}\n\n"
+                f"## Later\n\n{actions.action('File taxes', owner='accounting')}\n")
+    actions.action("Built but never written into the report")
+    rendered = render_email(markdown, "s", title="t", footer="f")
+    assert [(a.text, a.priority, a.due, a.owner, a.tenant) for a in actions.actions[:2]] == [
+        ("Call the bank", "high", "2026-12-06", "cfo", "jada"), ("File taxes", "medium", "", "accounting", "")]
+    assert rendered.action_headings == {0: "Money", 1: "Later"}  # the third never reached the document
+    assert "action:" not in rendered.html and "action:" not in rendered.text and "action:" not in rendered.markdown
+    assert "☐ Call the bank — high priority, due 2026-12-06, owner cfo" in rendered.text
 
 
 def test_raw_html_written_in_a_template_is_shown_as_text():
@@ -86,10 +98,11 @@ def test_the_faster_css_inlining_gives_premailers_own_output():
     from markupsafe import Markup
     from premailer import Premailer
 
-    from flows.charts import InlineImage, make_spec
-    from flows.render import DEFAULT_THEME_DIR, _layout_environment, _theme_css, inline_css, markdown_to_html
+    from flows.render.email import DEFAULT_THEME_DIR, _layout_environment, _theme_css, inline_css
+    from flows.render.markdown import markdown_to_html
+    from flows.templating.charts import make_spec
 
-    chart = InlineImage(make_spec("column", "Revenue", labels=["Oct", "Nov"], series={"Revenue": [1.0, 2.0]}))
+    chart = make_spec("column", "Revenue", labels=["Oct", "Nov"], series={"Revenue": [1.0, 2.0]})
     body, _ = markdown_to_html("| name | amount |\n|:---|---:|\n| a | 1 |\n\n![Revenue](chart:0)\n", [chart])
     page = _layout_environment(DEFAULT_THEME_DIR).get_template("layout.html").render(
         subject="s", title="t", preheader="", footer="f", notes=["a note"], body=Markup(body),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.cli import main
+from flows.operate.cli import main
 from tests.conftest import EXAMPLES, PROJECT_ROOT, SAMPLE_PERIOD
 
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "reports-pr.yml"

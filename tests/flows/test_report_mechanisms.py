@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import textwrap
 
-from flows.config import load_config
-from flows.definitions import load_definitions
+from flows.core.config import load_config
+from flows.core.period import parse_period
 from flows.delivery.outbox import OutboxBackend
-from flows.period import parse_period
-from flows.pipeline import run_plain
+from flows.orchestrator.run import run_plain
+from flows.plan.definitions import load_definitions
 from tests.conftest import SAMPLE_PERIOD
 
 PERIOD = parse_period(SAMPLE_PERIOD)
@@ -84,7 +84,7 @@ def test_send_if_false_records_the_report_as_skipped_and_sends_nothing(portfolio
     assert len(list(tmp_path.glob("*.eml"))) == len(sent)
 
 
-def test_task_items_become_structured_actions_with_owner_tenant_priority_and_due(portfolio_copy):
+def test_agenda_items_written_with_the_helpers_are_actions_with_owner_tenant_priority_and_due(portfolio_copy):
     write_report(portfolio_copy, "agenda.md", """
         ---
         role: agenda
@@ -97,24 +97,29 @@ def test_task_items_become_structured_actions_with_owner_tenant_priority_and_due
         {% for t in tenants %}
         ## {{ t.name }}
 
-        {{ action("Rotate the **deploy** key of " ~ t.name, priority="high", due=days_after(period.end, 30), owner="cto") }}
-        - [ ] Plain item for {{ t.name }}
+        {{ action("Rotate the **deploy** key of " ~ t.name, priority="high", due=days_after(period.end, 30), owner="cto", tenant=t.id) }}
+        {{ action("Plain item for " ~ t.name, tenant=t.id) }}
+        {% set _ = action("Built for " ~ t.name ~ " but never written") %}
+        - [ ] Typed by hand for {{ t.name }}
         - [x] Done item
         {% endfor %}
 
         ## Portfolio
 
-        - [ ] Review insurance across entities
+        {{ action("Review insurance across entities") }}
         """)
-    summary, _ = run_plain(load_config(portfolio_copy), PERIOD, roles=["agenda"], dry_run=True)
+    summary, rendered = run_plain(load_config(portfolio_copy), PERIOD, roles=["agenda"], dry_run=True)
     actions = summary["actions"]
     jada = [a for a in actions if a["tenant"] == "jada"]
     assert jada[0] == {"text": "Rotate the **deploy** key of JADA", "owner": "cto", "tenant": "jada",
                        "priority": "high", "due": "2026-12-22", "heading": "JADA", "report": "agenda"}
     assert jada[1]["text"] == "Plain item for JADA" and jada[1]["owner"] == "agenda"
     assert jada[1]["priority"] == "medium" and jada[1]["due"] == ""
-    assert not any(a["text"] == "Done item" for a in actions)
+    # Only what the helpers recorded and the email shows: not typed task lines, not a dropped action.
+    assert not any(a["text"].startswith(("Done item", "Typed by hand", "Built for")) for a in actions)
+    assert "☐ Typed by hand for JADA" in rendered["portfolio-agenda"].text
     assert [a["tenant"] for a in actions if a["text"].startswith("Review insurance")] == ["portfolio"]
+    assert [a["heading"] for a in actions if a["text"].startswith("Review insurance")] == ["Portfolio"]
 
 
 def test_a_tenant_override_replaces_the_default_for_that_tenant_only(portfolio_copy):

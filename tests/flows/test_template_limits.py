@@ -10,9 +10,10 @@ from email import policy
 
 import pytest
 
-from flows.config import load_config
-from flows.errors import TemplateLimitError
-from flows.templating import MAX_RANGE, environment, plain_environment, render_budget, render_within_limits
+from flows.core.config import load_config
+from flows.core.errors import TemplateLimitError
+from flows.templating.environments import environment, plain_environment
+from flows.templating.limits import MAX_RANGE, render_budget, render_within_limits
 from tests.conftest import SAMPLE_PERIOD
 
 TRIPLE_LOOP = ("{% for a in range(10000) %}{% for b in range(10000) %}{% for c in range(10000) %}"

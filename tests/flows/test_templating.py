@@ -9,8 +9,11 @@ import pytest
 from jinja2 import UndefinedError
 from jinja2.exceptions import SecurityError
 
-from flows.render import render_email
-from flows.templating import environment, escape_markdown, money, months, number, percent, table
+from flows.render.email import render_email
+from flows.templating.environments import environment
+from flows.templating.escape import escape_markdown
+from flows.templating.formatters import money, months, number, percent
+from flows.templating.tables import table
 from sources.registry import Unavailable
 
 INJECTIONS = [
@@ -110,7 +113,7 @@ def test_escaping_keeps_ordinary_text_readable():
 
 
 def test_top_ranks_by_a_dotted_path_and_remembers_how_many_were_left_out():
-    from flows.templating import more, top
+    from flows.templating.tables import more, top
 
     rows = [{"name": n, "finance": {"runway": r}} for n, r in
             (("A", 9.0), ("B", Unavailable("finance.runway", "x")), ("C", 2.5), ("D", 4.0), ("E", None))]
@@ -126,7 +129,7 @@ def test_top_ranks_by_a_dotted_path_and_remembers_how_many_were_left_out():
 
 
 def test_table_ends_with_an_and_n_more_row_when_rows_were_left_out():
-    from flows.templating import top
+    from flows.templating.tables import top
 
     rows = [{"entity": f"E{i}", "burn": i * 100} for i in range(25)]
     markdown = table(top(rows, 3, by="burn"), columns={"entity": "Entity", "burn": "Burn"}, formats={"burn": "money"},
@@ -139,7 +142,7 @@ def test_table_ends_with_an_and_n_more_row_when_rows_were_left_out():
 
 
 def test_plural_never_writes_s_in_brackets():
-    from flows.templating import plural
+    from flows.templating.tables import plural
 
     assert plural(1, "issue") == "1 issue"
     assert plural(3, "issue") == "3 issues"

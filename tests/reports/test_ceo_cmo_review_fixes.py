@@ -8,10 +8,10 @@ import math
 from decimal import Decimal
 from pathlib import Path
 
-from flows.config import load_config
-from flows.period import parse_period
-from flows.pipeline import run_plain
-from flows.templating import money
+from flows.core.config import load_config
+from flows.core.period import parse_period
+from flows.orchestrator.run import run_plain
+from flows.templating.formatters import money
 from tests.conftest import SAMPLE_PERIOD
 from tests.reports.test_role_reports import section
 

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from flows.config import load_config
-from flows.period import parse_period
-from flows.pipeline import run_plain
-from flows.templating import money, number
+from flows.core.config import load_config
+from flows.core.period import parse_period
+from flows.orchestrator.run import run_plain
+from flows.templating.formatters import money, number
 from tests.conftest import EXAMPLES, SAMPLE_CONFIG, SAMPLE_PERIOD
 
 WINDOW = ("2026-08", "2026-09", "2026-10")

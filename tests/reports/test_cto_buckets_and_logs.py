@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
-from flows.config import load_config
-from flows.period import parse_period
-from flows.pipeline import run_plain
+from flows.core.config import load_config
+from flows.core.period import parse_period
+from flows.orchestrator.run import run_plain
 from tests.conftest import SAMPLE_PERIOD
 from tests.reports.test_role_reports import section
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import load_config
+from flows.core.config import load_config
+from flows.core.period import parse_period
 from flows.delivery.outbox import OutboxBackend
 from flows.devtools.email_layout import browser, chromium_path, measure
-from flows.period import parse_period
-from flows.pipeline import run_plain
+from flows.orchestrator.run import run_plain
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 if chromium_path() is None:

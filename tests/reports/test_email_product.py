@@ -12,12 +12,12 @@ import pytest
 from lxml import html as lxml_html
 
 from bench.synthetic import make_portfolio
-from flows.config import load_config
+from flows.core.config import load_config
+from flows.core.period import parse_period
 from flows.delivery.outbox import OutboxBackend
-from flows.period import parse_period
-from flows.pipeline import run_plain
-from flows.render import GMAIL_CLIP_BYTES
-from sources.registry import REGISTRY
+from flows.orchestrator.run import run_plain
+from flows.render.email import GMAIL_CLIP_BYTES
+from sources.catalogue import REGISTRY
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 PORTFOLIO_ROLES = ("ceo", "cfo", "cto", "cmo", "accounting")
@@ -179,8 +179,8 @@ def test_rendering_without_sending_never_imports_the_chart_library():
     import sys
 
     code = ("import sys\n"
-            "from flows.config import load_config\nfrom flows.period import parse_period\n"
-            "from flows.pipeline import run_plain\n"
+            "from flows.core.config import load_config\nfrom flows.core.period import parse_period\n"
+            "from flows.orchestrator.run import run_plain\n"
             f"summary, rendered = run_plain(load_config({str(SAMPLE_CONFIG)!r}), parse_period({SAMPLE_PERIOD!r}), "
             "dry_run=True)\n"
             "assert sum(len(r.images) for r in rendered.values()) >= 8\n"

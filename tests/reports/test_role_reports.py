@@ -14,12 +14,13 @@ from decimal import Decimal
 
 import pytest
 
-from flows.cli import main
-from flows.config import load_config
-from flows.period import parse_period
-from flows.pipeline import gather_source, run_plain
-from flows.templating import money, months, number, percent
-from sources.registry import REGISTRY
+from flows.core.config import load_config
+from flows.core.period import parse_period
+from flows.gather.gather import gather_source
+from flows.operate.cli import main
+from flows.orchestrator.run import run_plain
+from flows.templating.formatters import money, months, number, percent
+from sources.catalogue import REGISTRY
 from tests.conftest import EXAMPLES, SAMPLE_CONFIG, SAMPLE_PERIOD
 
 TENANTS = ("jada", "queenofsandiego", "quickdumpnow", "dangerouscentaur")
@@ -588,7 +589,7 @@ def test_each_gm_brief_goes_to_its_own_manager_with_only_its_own_figures(run, me
 
 
 def test_the_money_cents_table_format_keeps_cents_and_right_aligns():
-    from flows.templating import table
+    from flows.templating.tables import table
 
     markdown = table([{"service": "AWS WAF", "amount": 6.0}, {"service": "Amazon SES", "amount": 0.27}],
                      columns={"service": "Service", "amount": "Cost"}, formats={"amount": "money_cents"})

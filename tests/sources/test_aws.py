@@ -20,10 +20,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from flows.errors import SourceError
-from sources import REGISTRY
-from sources.aws import gather_aws, live, read_snapshot, write_snapshot
+from flows.core.errors import SourceError
+from sources.aws import clients as aws_clients
+from sources.aws import cloudwatch, gather_aws, read_snapshot, write_snapshot
 from sources.aws.findings import FINDING_KINDS
+from sources.catalogue import REGISTRY
 from sources.registry import SourceContext, Unavailable, is_available
 
 ALPHA_ACCOUNT = "111111111111"
@@ -446,9 +447,8 @@ def dynamodb_denied(monkeypatch):
     """
     from botocore.stub import Stubber
 
-    from sources.aws import live
 
-    real_client = live.Clients.client
+    real_client = aws_clients.Clients.client
 
     def client_with_denied_dynamodb(self, service, region="us-east-1"):
         made = real_client(self, service, region)
@@ -461,7 +461,7 @@ def dynamodb_denied(monkeypatch):
             stubber.activate()
         return made
 
-    monkeypatch.setattr(live.Clients, "client", client_with_denied_dynamodb)
+    monkeypatch.setattr(aws_clients.Clients, "client", client_with_denied_dynamodb)
 
 
 def test_access_denied_on_one_service_makes_only_its_metrics_unavailable(aws, dynamodb_denied, tmp_path, caplog):
@@ -602,7 +602,7 @@ def test_gather_through_the_registry_returns_every_declared_metric(world, tmp_pa
 
 
 def test_snapshot_command_writes_what_live_gathering_reads(world, tmp_path, capsys):
-    from flows.cli import main
+    from flows.operate.cli import main
 
     config = tmp_path / "portfolio.yaml"
     config.write_text(
@@ -632,7 +632,7 @@ def _generator():
 
 
 def _sample_values(sample_config, sample_period):
-    from flows.pipeline import gather_source
+    from flows.gather.gather import gather_source
 
     wanted = sorted(REGISTRY.sources["aws"].metrics)
     return {t.id: gather_source(sample_config, t.id, "aws", wanted, sample_period) for t in sample_config.tenants}
@@ -727,17 +727,16 @@ IAM_PREFIX["route53domains"] = "route53domains"  # aws.domain_registrations
 
 
 def test_the_iam_policy_in_the_repo_allows_every_call_the_source_makes(world, tmp_path, monkeypatch):
-    from sources.aws import live
 
     calls: set[tuple[str, str]] = set()
-    real_client = live.Clients.client
+    real_client = aws_clients.Clients.client
 
     def recording_client(self, service, region="us-east-1"):
         made = real_client(self, service, region)
         made.meta.events.register("before-call", lambda model, **_: calls.add((service, model.name)))
         return made
 
-    monkeypatch.setattr(live.Clients, "client", recording_client)
+    monkeypatch.setattr(aws_clients.Clients, "client", recording_client)
     post_costs(world["endpoint"], SHARED_ACCOUNT, cost_result({"2026-08": {}, "2026-09": {}, "2026-10": {}}),
                mtd_result("0"))
     values = gather("beta", world, tmp_path)
@@ -886,8 +885,8 @@ def test_environment_variables_are_judged_by_name_and_value_without_keeping_valu
 def test_sample_cost_explorer_months_agree_with_each_ledgers_aws_line(sample_config, sample_period):
     from decimal import Decimal
 
-    from flows.period import parse_period
-    from flows.pipeline import gather_source
+    from flows.core.period import parse_period
+    from flows.gather.gather import gather_source
 
     aws_values = _sample_values(sample_config, sample_period)
     for month in ("2026-08", "2026-09", "2026-10"):
@@ -922,13 +921,12 @@ def p95_answers(monkeypatch):
     the sums, goes to the moto server. Answers are queued in the order the source asks."""
     from botocore.stub import Stubber
 
-    from sources.aws import live
 
     queued: list[tuple[str, str, str, float | None]] = []
     stubbed: dict[str, Stubber] = {}
 
     def percentile_client(clients, region):
-        made = live.Clients.client(clients, "cloudwatch", region)
+        made = aws_clients.Clients.client(clients, "cloudwatch", region)
         stubber = Stubber(made)
         namespace, name, value, p95 = queued.pop(0)
         dimension = {"AWS/Lambda": "FunctionName"}.get(namespace) or ("ApiName" if name.startswith("rest:") else "ApiId")
@@ -943,7 +941,7 @@ def p95_answers(monkeypatch):
         stubbed[value] = stubber
         return made
 
-    monkeypatch.setattr(live, "percentile_client", percentile_client)
+    monkeypatch.setattr(cloudwatch, "percentile_client", percentile_client)
     yield queued
     assert queued == [], "every queued p95 answer was asked for"
     for stubber in stubbed.values():
@@ -1094,7 +1092,7 @@ def busy_log(aws, today: dt.date, lines: int) -> dt.datetime:
 
 def test_a_busy_day_keeps_its_newest_error_lines_not_its_oldest(aws, tmp_path, monkeypatch):
     # One page per read (100 events): the busy day's 250 lines take three pages, more than one read allows.
-    monkeypatch.setattr(live, "LOG_PAGES", 1)
+    monkeypatch.setattr(cloudwatch, "LOG_PAGES", 1)
     today = dt.datetime.now(dt.UTC).date()
     first = busy_log(aws, today, 250)
     recent = SourceContext(tenant_id="solo", tenant_name="Solo", period_start=today - dt.timedelta(days=6),
@@ -1110,8 +1108,8 @@ def test_a_busy_day_keeps_its_newest_error_lines_not_its_oldest(aws, tmp_path, m
 
 def test_a_scan_that_runs_out_of_pages_is_marked_cut_short(aws, tmp_path, monkeypatch):
     # One page a read and no pages beyond one a day: the busy day cannot be narrowed down to its end.
-    monkeypatch.setattr(live, "LOG_PAGES", 1)
-    monkeypatch.setattr(live, "LOG_EXTRA_PAGES", 0)
+    monkeypatch.setattr(cloudwatch, "LOG_PAGES", 1)
+    monkeypatch.setattr(cloudwatch, "LOG_EXTRA_PAGES", 0)
     today = dt.datetime.now(dt.UTC).date()
     busy_log(aws, today, 250)
     busy_day_last = SourceContext(tenant_id="solo", tenant_name="Solo", period_start=today - dt.timedelta(days=8),
@@ -1127,7 +1125,7 @@ def test_empty_pages_that_keep_a_continuation_token_are_a_cut_short_scan_not_a_c
     moto always finishes in one answer, so botocore's Stubber plays the service here."""
     from botocore.stub import Stubber
 
-    monkeypatch.setattr(live, "LOG_EXTRA_PAGES", 4)
+    monkeypatch.setattr(cloudwatch, "LOG_EXTRA_PAGES", 4)
     logs = boto3.client("logs", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
     stubber = Stubber(logs)
     # One day: a budget of 1 + 4 pages, all empty with a token.
@@ -1135,7 +1133,7 @@ def test_empty_pages_that_keep_a_continuation_token_are_a_cut_short_scan_not_a_c
         stubber.add_response("filter_log_events", {"events": [], "nextToken": f"token-{page}"})
     start = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
     with stubber:
-        found, cut_short = live.newest_error_events(logs, "/aws/lambda/solo-api", start,
+        found, cut_short = cloudwatch.newest_error_events(logs, "/aws/lambda/solo-api", start,
                                                     start + dt.timedelta(days=1), keep=3)
     stubber.assert_no_pending_responses()
     assert found == [] and cut_short is True

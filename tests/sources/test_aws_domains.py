@@ -17,7 +17,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from sources.aws import gather_aws, live
+from sources.aws import clients as aws_clients
+from sources.aws import gather_aws
 from sources.registry import SourceContext
 
 CONTACT = {"FirstName": "Sample", "LastName": "Owner", "ContactType": "PERSON", "AddressLine1": "1 Example Way",
@@ -82,7 +83,7 @@ def gather(endpoint, tmp_path, monkeypatch, prices, calls: set[str] | None = Non
            domain_tags: dict[str, dict[str, str]] | None = None, tags: dict[str, str] | None = None):
     """The source's values; ``calls`` collects the Route 53 Domains operations it made. ``tags`` picks the
     tenant out of a shared account, ``domain_tags`` are the domains' tags in that account."""
-    real_client = live.Clients.client
+    real_client = aws_clients.Clients.client
     stubs = []
     calls = set() if calls is None else calls
 
@@ -98,7 +99,7 @@ def gather(endpoint, tmp_path, monkeypatch, prices, calls: set[str] | None = Non
             return stubs[-1]
         return made
 
-    monkeypatch.setattr(live.Clients, "client", client)
+    monkeypatch.setattr(aws_clients.Clients, "client", client)
     context = SourceContext("alpha", "Alpha", dt.date(2026, 11, 16), dt.date(2026, 11, 22), tmp_path,
                             tenant_settings={"domains": ["alpha.example"]})
     values = gather_aws({"regions": ["us-east-1"], "endpoint_url": endpoint, **({"tags": tags} if tags else {})},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sources.aws.live import clean_log_line, error_summary
+from sources.aws.cloudwatch import clean_log_line, error_summary
 
 # (log line, the secret's parts that must not survive)
 LEAKS = [

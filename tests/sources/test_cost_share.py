@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.errors import SourceError
+from flows.core.errors import SourceError
+from sources.catalogue import REGISTRY, SourceContext, Unavailable
 from sources.cost_share import cost_share, derived_inputs
-from sources.registry import REGISTRY, SourceContext, Unavailable
 
 CONTEXT = SourceContext("acme", "Acme", dt.date(2026, 11, 16), dt.date(2026, 11, 22), Path("."))
 COSTS = [

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from flows.errors import SourceError
-from sources import REGISTRY, SourceContext, Unavailable
+from flows.core.errors import SourceError
+from sources.catalogue import REGISTRY, SourceContext, Unavailable
 from sources.customers import gather_customers
 
 HEADER = "customer_id,signup_date,acquisition_channel,acquisition_cost,first_purchase_date,churn_date,monthly_value\n"

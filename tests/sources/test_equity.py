@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from flows.errors import SourceError
-from sources import SourceContext, Unavailable
+from flows.core.errors import SourceError
+from sources.catalogue import SourceContext, Unavailable
 from sources.equity import gather_equity
 
 SHEET = """\

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.errors import SourceError
-from sources import REGISTRY, SourceContext, Unavailable
+from flows.core.errors import SourceError
+from sources.catalogue import REGISTRY, SourceContext, Unavailable
 from sources.handoffs import gather_handoffs
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "business" / "handoffs"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.errors import SourceError
-from sources import SourceContext
+from flows.core.errors import SourceError
+from sources.catalogue import SourceContext
 from sources.kpis import gather_kpis
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "business"
@@ -58,8 +58,9 @@ def test_a_malformed_expectation_is_named(expected):
 def test_a_run_derives_the_same_coverage_as_gathering_each_source_again(sample_config, sample_period):
     """In a run, KPI coverage comes from the values already gathered; on the sample portfolio it equals what
     gathering every expected KPI's source again (the standalone path) gives, for every tenant."""
-    from flows.definitions import load_definitions
-    from flows.pipeline import gather_all, plan_run, source_context
+    from flows.gather.gather import gather_all
+    from flows.plan.definitions import load_definitions
+    from flows.plan.plan import plan_run, source_context
 
     definitions, _ = load_definitions(sample_config.reports_path)
     plan = plan_run(sample_config, definitions, sample_period)

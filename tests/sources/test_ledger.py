@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.errors import SourceError
-from sources import REGISTRY, SourceContext, Unavailable
+from flows.core.errors import SourceError
+from sources.catalogue import REGISTRY, SourceContext, Unavailable
 from sources.ledger import gather_ledger
 from sources.registry import is_available
 

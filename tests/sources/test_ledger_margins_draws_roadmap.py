@@ -7,8 +7,8 @@ import datetime as dt
 from decimal import Decimal
 
 from sources.ledger import gather_ledger
+from sources.ledger.roadmap import milestone_months, months_ahead
 from sources.registry import SourceContext, Unavailable
-from sources.roadmap import milestone_months, months_ahead
 
 CHART = """account,name,type
 1000 Bank,Operating bank account,asset

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.errors import SourceError
-from sources import SourceContext, Unavailable
+from flows.core.errors import SourceError
+from sources.catalogue import SourceContext, Unavailable
 from sources.marketing import gather_marketing
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "business"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sources import SourceContext, Unavailable
+from sources.catalogue import SourceContext, Unavailable
 from sources.marketing import gather_marketing
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "business"

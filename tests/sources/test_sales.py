@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.errors import SourceError
-from sources import REGISTRY, SourceContext, Unavailable
+from flows.core.errors import SourceError
+from sources.catalogue import REGISTRY, SourceContext, Unavailable
 from sources.sales import gather_sales
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "business"

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.pipeline import run_plain, source_context
-from sources import REGISTRY, is_available
+from flows.orchestrator.run import run_plain
+from flows.plan.plan import source_context
+from sources.catalogue import REGISTRY, is_available
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.errors import SourceError
-from sources import REGISTRY
+from flows.core.errors import SourceError
+from sources.catalogue import REGISTRY
 from sources.registry import SourceContext
 from sources.sitecheck import gather_site
 
@@ -209,7 +209,7 @@ def test_the_site_metrics_are_catalogued():
 
 def test_sample_site_checks_show_the_expiring_certificate_the_missing_redirect_and_the_slow_page(
         sample_config, sample_period):
-    from flows.pipeline import gather_source
+    from flows.gather.gather import gather_source
 
     values = {t.id: gather_source(sample_config, t.id, "site", ["site.checks", "site.problem_count"], sample_period)
               for t in sample_config.tenants}

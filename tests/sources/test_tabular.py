@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from flows.errors import SourceError
+from flows.core.errors import SourceError
 from sources.tabular import BadRowPolicy, RowProblem, cell_text, parse_amount, parse_date, read_rows
 
 

@@ -21,7 +21,7 @@ import boto3
 import pytest
 import yaml
 
-from flows.config import load_config
+from flows.core.config import load_config
 
 REGION = "us-east-1"
 SENDER = "reports@holdings.example"

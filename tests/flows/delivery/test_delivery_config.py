@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from flows.core.errors import ConfigurationError
 from flows.delivery import get_backend, with_backend
 from flows.delivery.ses import SesBackend
-from flows.errors import ConfigurationError
 
 from .conftest import load, write_config
 
@@ -69,7 +69,7 @@ def test_a_run_time_backend_choice_replaces_the_files_and_unknown_names_are_refu
 def test_grouped_recipients_share_one_message_and_one_delivery_record(portfolio_copy, sample_period, tmp_path):
     from flows.delivery.outbox import OutboxBackend
     from flows.delivery.records import LocalRecordStore
-    from flows.pipeline import run_plain
+    from flows.orchestrator.run import run_plain
 
     config = load(write_config(portfolio_copy, {"backend": "outbox", "group_recipients": True},
                                {"cfo": ["finance.lead@holdings.example", "controller@holdings.example"]}))

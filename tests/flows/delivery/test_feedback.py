@@ -12,7 +12,7 @@ import pytest
 from flows.delivery import get_backend
 from flows.delivery.feedback import NotFeedback, SuppressionList, is_ses_feedback, parse_feedback
 from flows.delivery.records import LocalRecordStore
-from flows.pipeline import run_plain
+from flows.orchestrator.run import run_plain
 
 from .conftest import REGION, SENDER, aws_client, load, write_config
 
@@ -45,9 +45,9 @@ def test_ses_notifications_become_per_recipient_events_and_anything_else_is_not_
 
 def test_bounces_complaints_and_deliveries_reach_the_records_suppression_history_and_next_run(
         prefect_harness, moto_url, portfolio_copy, sample_period, tmp_path, monkeypatch, capsys):
-    from flows.cli import main
     from flows.flow import run_summary, send_exec_reports
-    from flows.handler import handler
+    from flows.operate.cli import main
+    from flows.trigger.handler import handler
 
     aws_client("ses", moto_url).verify_email_identity(EmailAddress=SENDER)
     records_path = tmp_path / "records"

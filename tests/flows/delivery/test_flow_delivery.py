@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from flows.cli import main
+from flows.operate.cli import main
 from tests.conftest import SAMPLE_PERIOD
 
 from .conftest import REGION, load, write_config
@@ -98,7 +98,7 @@ def test_smtp_password_and_ses_credentials_can_come_from_prefect_aws_blocks(
 
     from flows.delivery import get_backend
     from flows.delivery.ses import SesBackend
-    from flows.pipeline import run_plain
+    from flows.orchestrator.run import run_plain
 
     from .conftest import aws_client
 

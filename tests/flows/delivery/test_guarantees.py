@@ -91,7 +91,7 @@ def child_env(tmp_path: Path, moto_url: str, **extra: str) -> dict[str, str]:
 
 
 def run_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=PROJECT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "flows.operate.cli", *args], cwd=PROJECT, env=env, capture_output=True,
                           text=True, timeout=600)
 
 
@@ -129,7 +129,7 @@ def test_sigkill_at_random_points_then_rerun_sends_nothing_twice_and_leaves_only
     # One kill in each third of the run: early, middle, late.
     kill_points = [rng.randrange(5, 35), rng.randrange(35, 70), rng.randrange(70, expected_messages - 5)]
     for kill_at in kill_points:
-        process = subprocess.Popen([sys.executable, "-m", "flows.cli", *run], cwd=PROJECT, env=env,
+        process = subprocess.Popen([sys.executable, "-m", "flows.operate.cli", *run], cwd=PROJECT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 300
         while sent_count() < kill_at and process.poll() is None and time.monotonic() < deadline:
@@ -181,11 +181,11 @@ def test_sigkill_at_random_points_then_rerun_sends_nothing_twice_and_leaves_only
 CONCURRENT_RUN = """
 import json, os, sys, time
 from pathlib import Path
-from flows.config import load_config
+from flows.core.config import load_config
 from flows.delivery import get_backend
 from flows.delivery.records import open_record_store
-from flows.period import parse_period
-from flows.pipeline import run_plain
+from flows.core.period import parse_period
+from flows.orchestrator.run import run_plain
 
 config = load_config(sys.argv[1])
 backend = get_backend(config, "run")

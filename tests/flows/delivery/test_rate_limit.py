@@ -101,8 +101,8 @@ def test_a_fractional_rate_rounds_down_never_up():
 
 
 def test_smtp_sends_from_several_threads_share_one_low_rate(smtp_server, monkeypatch):
-    from flows.config import SmtpConfig
-    from flows.delivery.base import Email
+    from flows.core.config import SmtpConfig
+    from flows.delivery.message import Email
     from flows.delivery.smtp import SmtpBackend
 
     from .test_smtp import smtp_settings

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.delivery.base import Email
+from flows.delivery.message import Email
 from flows.delivery.outbox import OutboxBackend
 from flows.delivery.records import (
     DeliveryKey,
@@ -21,7 +21,7 @@ from flows.delivery.records import (
     deliver_once,
     open_record_store,
 )
-from flows.pipeline import run_plain
+from flows.orchestrator.run import run_plain
 
 from .conftest import aws_client, load, write_config
 
@@ -145,7 +145,7 @@ def test_concurrent_workers_on_the_same_message_send_it_exactly_once(tmp_path):
 CRASH_AFTER_ACCEPT = textwrap.dedent("""
     import os, sys
     from pathlib import Path
-    from flows.delivery.base import Email
+    from flows.delivery.message import Email
     from flows.delivery.outbox import OutboxBackend
     from flows.delivery.records import LocalRecordStore, deliver_once
 
@@ -195,7 +195,7 @@ def test_a_crash_between_accept_and_record_is_reported_as_unknown_and_not_resent
 KILLED_MID_CALL = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from flows.delivery.base import Email
+    from flows.delivery.message import Email
     from flows.delivery.outbox import OutboxBackend
     from flows.delivery.records import LocalRecordStore, deliver_once
 
@@ -312,8 +312,8 @@ def test_an_error_before_the_provider_call_records_nothing_so_the_next_run_sends
 
 
 def test_only_selectors_pick_messages_by_report_tenant_and_recipient():
-    from flows.delivery.selection import Selection
-    from flows.errors import ConfigurationError
+    from flows.core.errors import ConfigurationError
+    from flows.plan.selection import Selection
 
     key = DeliveryKey.for_email(email("CFO <CFO@Holdings.example>"))
     other = DeliveryKey.for_email(email("controller@holdings.example"))
@@ -336,7 +336,7 @@ def test_deliveries_unknown_lists_each_unknown_message_with_the_command_that_res
         portfolio_copy, monkeypatch, capsys, tmp_path):
     import datetime as dt
 
-    from flows.cli import main
+    from flows.operate.cli import main
 
     monkeypatch.delenv("EXEC_REPORTS_RECORDS", raising=False)
     monkeypatch.delenv("EXEC_REPORTS_RECORDS_PATH", raising=False)

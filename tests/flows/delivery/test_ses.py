@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from flows.core.errors import DeliveryError
 from flows.delivery import get_backend
 from flows.delivery.records import LocalRecordStore
-from flows.errors import DeliveryError
-from flows.pipeline import run_plain
+from flows.orchestrator.run import run_plain
 
 from .conftest import REGION, SENDER, aws_client, load, moto_sent_raw_messages, parse_mime, write_config
 
@@ -137,7 +137,7 @@ def test_a_lower_configured_rate_wins_over_the_account_rate(moto_url, portfolio_
 def test_lost_connection_mid_run_is_retried_with_backoff_then_fails_that_message(portfolio_copy, monkeypatch):
     from moto.server import ThreadedMotoServer
 
-    from flows.delivery.base import Email
+    from flows.delivery.message import Email
     from flows.delivery.retry import RetryPolicy
     from flows.delivery.ses import SesBackend
 

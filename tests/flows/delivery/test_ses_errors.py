@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from botocore.stub import ANY, Stubber
 
-from flows.config import SesConfig
-from flows.delivery.base import Email
+from flows.core.config import SesConfig
+from flows.core.errors import DeliveryError
+from flows.delivery.message import Email
 from flows.delivery.ratelimit import RateLimiter
 from flows.delivery.retry import RetryPolicy
 from flows.delivery.ses import SesBackend
-from flows.errors import DeliveryError
-from flows.pipeline import run_plain
+from flows.orchestrator.run import run_plain
 
 from .conftest import REGION, SENDER, load, write_config
 

@@ -7,14 +7,14 @@ import logging
 
 import pytest
 
-from flows.config import SmtpConfig
+from flows.core.config import SmtpConfig
+from flows.core.errors import ConfigurationError, DeliveryError, ReportError
 from flows.delivery import get_backend
-from flows.delivery.base import Email
+from flows.delivery.message import Email
 from flows.delivery.records import LocalRecordStore
 from flows.delivery.retry import RetryPolicy
 from flows.delivery.smtp import SmtpBackend
-from flows.errors import ConfigurationError, DeliveryError, ReportError
-from flows.pipeline import run_plain
+from flows.orchestrator.run import run_plain
 
 from .conftest import REGION, aws_client, load, parse_mime, write_config
 
@@ -179,7 +179,7 @@ def test_an_untrusted_certificate_fails_preflight_instead_of_sending(smtp_server
 def test_a_secret_never_shows_its_value_in_repr_str_or_a_pickle():
     import pickle
 
-    from flows.delivery.secrets import Secret
+    from flows.core.secrets import Secret
 
     secret = Secret("correct-horse-battery")
 

@@ -1,0 +1,72 @@
+"""The period a run reports on: an ISO week (2026-W47) or a calendar month (2026-11).
+
+A scheduled run derives its period from its scheduled time, not from "now", so a late or retried
+run still reports the intended week.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from flows.core.errors import ConfigurationError
+
+_WEEK = re.compile(r"^(?P<year>\d{4})-W(?P<week>\d{2})$")
+_MONTH = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{2})$")
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str  # "week" | "month"
+    start: dt.date
+    end: dt.date  # inclusive
+    label: str
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def parse_period(text: str) -> Period:
+    text = text.strip()
+    if match := _WEEK.match(text):
+        year, week = int(match["year"]), int(match["week"])
+        try:
+            start = dt.date.fromisocalendar(year, week, 1)
+        except ValueError:
+            raise ConfigurationError(f"period {text!r}: {year} has no ISO week {week}") from None
+        return Period("week", start, start + dt.timedelta(days=6), f"{year}-W{week:02d}")
+    if match := _MONTH.match(text):
+        year, month = int(match["year"]), int(match["month"])
+        if not 1 <= month <= 12:
+            raise ConfigurationError(f"period {text!r}: month must be 01..12")
+        start = dt.date(year, month, 1)
+        end = dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)
+        return Period("month", start, end, f"{year}-{month:02d}")
+    raise ConfigurationError(f"period {text!r}: expected an ISO week like 2026-W47 or a month like 2026-11")
+
+
+def previous_period(kind: str, reference: dt.date) -> Period:
+    """The last complete week (Mon-Sun) or month before ``reference``."""
+    if kind == "week":
+        this_monday = reference - dt.timedelta(days=reference.weekday())
+        year, week, _ = (this_monday - dt.timedelta(days=7)).isocalendar()
+        return parse_period(f"{year}-W{week:02d}")
+    if kind == "month":
+        last_month_end = reference.replace(day=1) - dt.timedelta(days=1)
+        return parse_period(f"{last_month_end.year}-{last_month_end.month:02d}")
+    raise ConfigurationError(f"period kind must be 'week' or 'month', got {kind!r}")
+
+
+def today_in(timezone: str) -> dt.date:
+    """Today's date where the portfolio is: the default period is the last complete one *there*, so
+    `check`, `preview` and `run` agree whatever the machine's own timezone."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(timezone)).date()
+
+
+def resolve_period(period: str | None, kind: str = "week", reference: dt.date | None = None) -> Period:
+    if period:
+        return parse_period(period)
+    return previous_period(kind, reference or dt.date.today())

@@ -1,0 +1,237 @@
+"""The one orchestrator: plan -> gather -> render and deliver -> summarise -> hand off the agenda.
+
+``run_reports`` is the run. How its two heavy steps execute is the caller's: ``InProcessSteps`` calls
+them in this process, one after another (``check``, ``preview``, the benchmarks, most tests); the Prefect
+flow (``flows.flow``) passes steps that submit them as tasks. Either way the plan, the handling of a step
+that crashed, the summary and the hand-off are this module's, so the flow and the plain path cannot
+drift apart. Nothing here imports Prefect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from flows.core.config import PortfolioConfig
+from flows.core.errors import Problem
+from flows.core.period import Period
+from flows.delivery import get_backend
+from flows.delivery.feedback import report_new_suppressions
+from flows.delivery.message import DeliveryBackend
+from flows.delivery.records import RecordStore, RunLiveness, open_record_store
+from flows.delivery.tasks import HandOff, hand_off_actions
+from flows.gather.gather import gather_tenants, tenant_batches, unavailable_after_error
+from flows.orchestrator.produce import ProducedReport, produce_report
+from flows.orchestrator.summary import Outcome, add_delivery_feedback, run_folder_name, summarise
+from flows.plan.definitions import ReportDefinition, load_definitions
+from flows.plan.plan import MetricValues, ReportInstance, RunPlan, plan_run, report_key
+from flows.plan.selection import Selection
+from flows.render.checks import CheckResult
+from flows.render.email import RenderedEmail
+
+log = logging.getLogger("exec_reports")
+
+
+@dataclass
+class RunJob:
+    """One run, resolved once: the config and period, what to render and how to deliver it.
+
+    ``run_id`` names the run in delivery claims (unique: a flow run id, or the folder plus a random
+    suffix); ``run_folder`` is the outbox folder and the readable name in records; ``run_name`` is what
+    the run's notices call it (the flow run's readable name)."""
+
+    config: PortfolioConfig
+    period: Period
+    roles: list[str] | None = None
+    tenants: list[str] | None = None
+    dry_run: bool = False
+    resend: bool = False
+    only: Selection | None = None
+    # check and preview: render the default report and every variant even if no recipient gets them.
+    every_variant: bool = False
+    draw_charts: bool = True
+    generated_at: dt.datetime | None = None
+    run_folder: str = ""
+    run_id: str = ""
+    run_name: str = ""
+
+    def __post_init__(self) -> None:
+        self.run_folder = self.run_folder or run_folder_name(self.period)
+        self.run_id = self.run_id or f"{self.run_folder}-{uuid.uuid4().hex[:8]}"
+        self.run_name = self.run_name or self.run_folder
+        if self.only is not None and not self.roles:
+            self.roles = self.only.roles
+
+
+@dataclass
+class Delivery:
+    """Where a run's messages go: the backend (None: render only), the records that make each message
+    go out once (None: send without records), and how to tell whether another run is over."""
+
+    backend: DeliveryBackend | None = None
+    records: RecordStore | None = None
+    run_is_over: RunLiveness | None = None
+
+    @classmethod
+    def open(cls, job: RunJob, run_is_over: RunLiveness | None = None) -> Delivery:
+        """The config's backend for this run, and its record store unless the run is a dry run."""
+        backend = get_backend(job.config, job.run_folder)
+        return cls(backend, None if job.dry_run else open_record_store(job.config), run_is_over)
+
+
+# A step that crashed as a whole (a Prefect task that died) comes back as the exception instead.
+GatherResult = list[tuple[list[str], MetricValues | BaseException]]
+ProduceResult = Mapping[str, list[ProducedReport] | BaseException]
+
+
+class RunSteps(Protocol):
+    """How the heavy steps execute: in this process, or as Prefect tasks."""
+
+    def gather(self, job: RunJob, plan: RunPlan, batches: list[list[str]]) -> GatherResult: ...
+
+    def produce(self, job: RunJob, delivery: Delivery, by_role: dict[str, list[ReportInstance]],
+                values: MetricValues) -> ProduceResult: ...
+
+    def hand_off(self, job: RunJob, delivery: Delivery, actions: list[dict[str, str]]) -> HandOff | BaseException: ...
+
+
+class InProcessSteps:
+    """Every step called directly, one after another, in this process."""
+
+    def gather(self, job: RunJob, plan: RunPlan, batches: list[list[str]]) -> GatherResult:
+        return [(batch, gather_tenants(job.config, plan, batch)) for batch in batches]
+
+    def produce(self, job: RunJob, delivery: Delivery, by_role: dict[str, list[ReportInstance]],
+                values: MetricValues) -> ProduceResult:
+        return {role: [produce_instance(job, delivery, instance, values) for instance in instances]
+                for role, instances in by_role.items()}
+
+    def hand_off(self, job: RunJob, delivery: Delivery, actions: list[dict[str, str]]) -> HandOff:
+        return hand_off_actions(actions, job.period.label, job.config, delivery.records, run=job.run_folder,
+                                resend=job.resend)
+
+
+def produce_instance(job: RunJob, delivery: Delivery, instance: ReportInstance, values: MetricValues) -> ProducedReport:
+    """Render and deliver one report instance as this job says (the produce step's unit of work)."""
+    return produce_report(instance, values, job.config, job.period, delivery.backend, dry_run=job.dry_run,
+                          records=delivery.records, run=job.run_id, resend=job.resend, run_name=job.run_folder,
+                          only=job.only, run_is_over=delivery.run_is_over, every_variant=job.every_variant,
+                          generated_at=job.generated_at, draw_charts=job.draw_charts)
+
+
+@dataclass
+class RunResult:
+    summary: dict[str, Any]
+    plan: RunPlan
+    outcomes: list[Outcome]
+    # Report key (``jada-cto``, ``portfolio-cfo-b``) -> its rendered email, as the produce step returned it.
+    rendered: dict[str, RenderedEmail] = field(default_factory=dict)
+
+
+# Gathering runs over a few batches of tenants, not one step per (tenant, source): at 100 tenants
+# that is 8 Prefect task runs instead of ~700, which keeps orchestration overhead near the plain
+# loop's (bench/results.md). Transient I/O is retried per (tenant, source) inside a batch.
+GATHER_BATCHES = 8
+
+
+def run_reports(job: RunJob, delivery: Delivery, steps: RunSteps | None = None, *,
+                loaded: tuple[list[ReportDefinition], list[Problem]] | None = None,
+                gathered: MetricValues | None = None) -> RunResult:
+    """The whole run. Never raises for a report, tenant or source that fails: the summary says which and
+    why. A backend that cannot send at all fails the run first, before anything is rendered.
+
+    ``loaded``: definitions (and their problems) the caller already loaded, so they are not compiled
+    twice. ``gathered``: filled with the metric values the run gathered (check and preview say which
+    were unavailable)."""
+    steps = steps or InProcessSteps()
+    config, period = job.config, job.period
+    if delivery.backend is not None and not job.dry_run:
+        delivery.backend.preflight()  # nothing is rendered or sent when the backend cannot send at all
+    definitions, problems = loaded or load_definitions(config.reports_path)
+    for problem in problems:
+        log.error("report definition problem: %s", problem)
+    plan = plan_run(config, definitions, period, job.roles, job.tenants, problems)
+    log.info("period %s: %d report(s), %d gather(s)", period.label, len(plan.instances), len(plan.gathers))
+
+    tenant_ids = list(dict.fromkeys(tenant_id for tenant_id, _ in plan.gathers))
+    values = gather_values(plan, steps.gather(job, plan, tenant_batches(tenant_ids, GATHER_BATCHES)))
+    if gathered is not None:
+        gathered.update(values)
+
+    by_role: dict[str, list[ReportInstance]] = defaultdict(list)
+    for instance in plan.instances:
+        by_role[instance.role].append(instance)
+    produced = steps.produce(job, delivery, dict(by_role), values)
+    outcomes: list[Outcome] = []
+    checks: list[tuple[str, CheckResult]] = []
+    actions: list[dict[str, str]] = []
+    rendered: dict[str, RenderedEmail] = {}
+    for role, instances in by_role.items():
+        result = produced[role]
+        if isinstance(result, BaseException):  # the step itself crashed; the other roles still count
+            log.error("render and deliver %s crashed: %s", role, result)
+            outcomes.extend(Outcome(role, instance.key, [], "failed", reason=f"task crashed: {result}")
+                            for instance in instances)
+            continue
+        for instance, report in zip(instances, result, strict=True):
+            outcomes.extend(report.outcomes)
+            checks.extend((role, check) for check in report.checks)
+            for variant, email in report.rendered.items():
+                rendered[report_key(instance, variant)] = email
+                actions.extend(email.actions)
+
+    summary = summarise(period, outcomes, checks, plan.definition_problems, job.run_folder, actions)
+    if delivery.records is not None and not job.dry_run:
+        add_delivery_feedback(summary, report_new_suppressions(delivery.records, job.run_name))
+        if config.tasks is not None:
+            add_hand_off(summary, steps.hand_off(job, delivery, actions))
+    return RunResult(summary, plan, outcomes, rendered)
+
+
+def gather_values(plan: RunPlan, batches: GatherResult) -> MetricValues:
+    """The gathered values of every batch; a batch whose step crashed leaves its tenants' metrics
+    unavailable with the crash as the reason (gathering itself never raises for a source's failure)."""
+    values: MetricValues = {}
+    for batch, result in batches:
+        if not isinstance(result, BaseException):
+            values.update(result)
+            continue
+        log.error("gathering for %s failed: %s", ", ".join(batch), result)
+        for tenant_id in batch:
+            values[tenant_id] = {}
+            for (tenant, source_name), metrics in plan.gathers.items():
+                if tenant == tenant_id:
+                    values[tenant_id].update(unavailable_after_error(source_name, metrics, result))
+    return values
+
+
+def add_hand_off(summary: dict[str, Any], hand_off: HandOff | BaseException) -> None:
+    """The agenda hand-off never fails delivered reports: its failures become warnings."""
+    if isinstance(hand_off, BaseException):
+        summary["action_hand_off"] = {"posted": 0, "already_posted": 0,
+                                      "failed": [{"id": "", "text": "(all)", "reason": str(hand_off)}]}
+        summary["warnings"].append(f"agenda hand-off crashed: {hand_off}")
+        return
+    summary["action_hand_off"] = hand_off.as_json()
+    for failure in hand_off.failed:
+        summary["warnings"].append(f"action not handed off: {failure['text']}: {failure['reason']}")
+
+
+def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=None, dry_run: bool = False,
+              backend: DeliveryBackend | None = None, records: RecordStore | None = None, resend: bool = False,
+              run: str = "", loaded: tuple[list[ReportDefinition], list[Problem]] | None = None,
+              only: Selection | None = None, every_variant: bool = False, gathered: MetricValues | None = None,
+              generated_at: dt.datetime | None = None, draw_charts: bool = True,
+              ) -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
+    """``run_reports`` in this process with a backend and records the caller chose: the summary and the
+    rendered email per report key. Without ``records`` every message is sent; with them, only those not
+    yet sent for the period. ``run`` names this run in the records (default: a fresh unique id)."""
+    job = RunJob(config, period, roles=roles, tenants=tenants, dry_run=dry_run, resend=resend, only=only,
+                 every_variant=every_variant, generated_at=generated_at, draw_charts=draw_charts, run_id=run)
+    result = run_reports(job, Delivery(backend, records), loaded=loaded, gathered=gathered)
+    return result.summary, result.rendered

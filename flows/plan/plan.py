@@ -1,0 +1,154 @@
+"""Which reports a run renders and which metrics it gathers: ``plan_run`` turns the loaded definitions,
+the config and the chosen roles and tenants into report instances (a role for the whole portfolio, or
+one per tenant, with overrides and A/B variants) and the (tenant, source) gathers they need, each once."""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+from flows.core.config import PortfolioConfig, TenantConfig
+from flows.core.errors import ConfigurationError, Problem
+from flows.core.period import Period
+from flows.plan.definitions import ReportDefinition, group_by_role
+from sources.catalogue import REGISTRY
+from sources.registry import SourceContext, SourceRegistry
+
+PORTFOLIO = "portfolio"
+MetricValues = dict[str, dict[str, Any]]  # tenant id -> metric name -> value
+
+
+@dataclass(frozen=True)
+class ReportInstance:
+    """One report's content: a role for the whole portfolio, or a role for one tenant.
+
+    ``definition`` is the default report (or the tenant's override); ``variants`` are A/B variants,
+    each rendered only if some recipient is assigned to it.
+    """
+
+    definition: ReportDefinition
+    tenant_ids: tuple[str, ...]
+    key: str  # "portfolio" or the tenant id
+    variants: tuple[ReportDefinition, ...] = ()
+
+    @property
+    def role(self) -> str:
+        return self.definition.role
+
+    @property
+    def label(self) -> str:
+        return f"{self.definition.role}/{self.key}"
+
+    @property
+    def all_definitions(self) -> tuple[ReportDefinition, ...]:
+        return (self.definition, *self.variants)
+
+
+@dataclass
+class RunPlan:
+    period: Period
+    definitions: list[ReportDefinition]
+    instances: list[ReportInstance]
+    # (tenant id, source name) -> metric names, each gathered exactly once per run.
+    gathers: dict[tuple[str, str], list[str]]
+    definition_problems: list[Problem] = field(default_factory=list)
+
+
+def select(names: Iterable[str] | None, available: list[str], what: str) -> list[str]:
+    if not names:
+        return list(available)
+    chosen = []
+    for name in names:
+        if name not in available:
+            hint = difflib.get_close_matches(name, available, n=1)
+            suffix = f" (did you mean '{hint[0]}'?)" if hint else f" (available: {', '.join(available)})"
+            raise ConfigurationError(f"unknown {what} '{name}'{suffix}")
+        chosen.append(name)
+    return chosen
+
+
+def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], period: Period,
+             roles: Iterable[str] | None = None, tenants: Iterable[str] | None = None,
+             definition_problems: list[Problem] | None = None,
+             registry: SourceRegistry = REGISTRY) -> RunPlan:
+    """What a run does. A broken definition fails only its own role: a role whose default report did not
+    load is still a known role (``--roles coo,ceo`` runs ceo and fails coo with coo.md's problems), and
+    with ``roles`` chosen, problems of the other roles' files are not this run's failures."""
+    by_role = group_by_role(definitions)
+    all_problems = list(definition_problems or [])
+    broken_roles = [p.role for p in all_problems if p.role and p.role not in by_role]
+    chosen_roles = select(roles, list(dict.fromkeys([*by_role, *broken_roles])), "role")
+    tenant_ids = [t.id for t in config.tenants]
+    chosen_tenants = select(tenants, tenant_ids, "tenant")
+    if roles:
+        problems = [p for p in all_problems if p.role is None or p.role in chosen_roles]
+    else:
+        problems = all_problems
+    chosen_roles = [role for role in chosen_roles if role in by_role]
+    # A tenant whose override (reports/tenants/<tenant>/<role>.md) is broken gets no report of that role
+    # rather than the default one in its place: the failure is the override's problem.
+    broken_overrides = {(p.role, PurePath(p.path).parent.name) for p in all_problems
+                        if p.role and PurePath(p.path).parent.parent.name == "tenants"}
+    instances: list[ReportInstance] = []
+    needed: dict[str, set[str]] = defaultdict(set)
+    for role in chosen_roles:
+        group = by_role[role]
+        for tenant_id, override in group.overrides.items():
+            if tenant_id not in tenant_ids:
+                hint = difflib.get_close_matches(tenant_id, tenant_ids, n=1)
+                problems.append(Problem(
+                    override.shown_path, 1, None,
+                    f"override for unknown tenant '{tenant_id}' (the name of its folder): no tenant '{tenant_id}' "
+                    f"in {config.path}" + (f" (did you mean '{hint[0]}'?)" if hint else
+                                           f" (configured: {', '.join(tenant_ids)})"), role))
+        if group.default.scope == "portfolio":
+            instances.append(ReportInstance(group.default, tuple(chosen_tenants), PORTFOLIO, tuple(group.variants)))
+        else:
+            for tenant_id in chosen_tenants:
+                if (role, tenant_id) in broken_overrides:
+                    continue
+                override = group.overrides.get(tenant_id)
+                instances.append(ReportInstance(override, (tenant_id,), tenant_id) if override
+                                 else ReportInstance(group.default, (tenant_id,), tenant_id, tuple(group.variants)))
+        for instance in instances:
+            if instance.role == role:
+                for tenant_id in instance.tenant_ids:
+                    for definition in instance.all_definitions:
+                        needed[tenant_id].update(definition.all_metrics)
+    gathers: dict[tuple[str, str], list[str]] = {}
+    for tenant_id in chosen_tenants:
+        tenant = config.tenant(tenant_id)
+        wanted = set(needed[tenant_id])
+        # A derived source (KPI coverage) reads other sources' metrics: they are gathered with the rest.
+        for source_name in {registry.metrics[metric].source for metric in needed[tenant_id]}:
+            if registry.is_derived(source_name):
+                wanted.update(registry.derived_inputs(source_name, tenant.sources.get(source_name),
+                                                      source_context(config, tenant, period)))
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for metric in sorted(wanted):
+            by_source[registry.metrics[metric].source].append(metric)
+        # Derived sources last: they are computed from the values gathered before them.
+        for source_name, metrics in sorted(by_source.items(), key=lambda item: registry.is_derived(item[0])):
+            gathers[(tenant_id, source_name)] = metrics
+    return RunPlan(period, [by_role[r].default for r in chosen_roles], instances, gathers, problems)
+
+
+def source_context(config: PortfolioConfig, tenant: TenantConfig, period: Period) -> SourceContext:
+    return SourceContext(
+        tenant_id=tenant.id,
+        tenant_name=tenant.name,
+        period_start=period.start,
+        period_end=period.end,
+        base_dir=config.base_dir,
+        # Every source's settings, for sources that summarise the others (KPI coverage).
+        tenant_settings={"domains": list(tenant.domains), "sources": dict(tenant.sources)},
+    )
+
+
+def report_key(instance: ReportInstance, variant: str = "") -> str:
+    """``jada-cto``, ``portfolio-cfo``, ``portfolio-cfo-b`` for variant b."""
+    return "-".join(part for part in (instance.key, instance.role, variant) if part)

@@ -1,0 +1,180 @@
+"""The agenda: ``action`` (one task-list line with priority, due date and owner role), ``agenda`` (fired
+checks and ``todos(...)`` most urgent first), ``rank_checks`` (the n most critical shortfalls) and
+``days_after``. Severities and priorities are defined here, once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flows.templating.escape import MarkdownSafe, escape_markdown, escape_plain, plain_text
+from flows.templating.tables import TopRows
+from sources.registry import is_available
+
+# What report templates call (the helper reference in the docs lists these).
+__all__ = ["action", "agenda", "rank_checks", "days_after", "ActionCollector", "Action", "SEVERITIES",
+           "ACTION_PRIORITIES"]
+
+# A check's severity, most severe first (front matter ``checks[].severity``).
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+ACTION_PRIORITIES = ("critical", "high", "medium", "low")
+
+
+# ``![](action:N)``: the reference an agenda line carries to its recorded action (see ActionCollector). The
+# image syntax cannot come from data: escape_markdown escapes "!" and "[" in every value.
+ACTION_SRC_PREFIX = "action:"
+_ROLE_SLUG = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One agenda item as data: what to do, how urgent, by when (ISO date or ""), which role owns it, and
+    for which tenant ("" when the template did not say: the report's own tenant, or the portfolio)."""
+
+    text: str
+    priority: str
+    due: str
+    owner: str
+    tenant: str = ""
+
+
+def make_action(text: Any, priority: str = "medium", due: Any = None, owner: str | None = None,
+                tenant: Any = None) -> Action:
+    """Check an agenda item's fields and return it as data (the errors name the helper and the value)."""
+    if priority not in ACTION_PRIORITIES:
+        raise ValueError(f"action(): priority must be one of {', '.join(ACTION_PRIORITIES)}, got {priority!r}")
+    due_text = f"{as_date(due, 'action(): due'):%Y-%m-%d}" if due is not None and is_available(due) else ""
+    if owner and not _ROLE_SLUG.fullmatch(owner):
+        raise ValueError(f"action(): owner must be a role slug like 'cto', got {owner!r}")
+    return Action(plain_text(text), priority, due_text, owner or "", str(tenant) if tenant else "")
+
+
+def action_line(item: Action) -> str:
+    """The task-list line an executive reads: text, then priority, due date and owner."""
+    suffix = f" — {item.priority} priority"
+    if item.due:
+        suffix += f", due {item.due}"
+    if item.owner:
+        suffix += f", owner {item.owner}"
+    return f"- [ ] {escape_plain(item.text)}{suffix}"
+
+
+def action(text: Any, priority: str = "medium", due: Any = None, owner: str | None = None,
+           tenant: Any = None) -> MarkdownSafe:
+    """An agenda item: ``- [ ] text — high priority, due 2026-12-06, owner cto``. In a report the run
+    keeps it as a structured action (see ActionCollector); ``tenant`` says whose it is in a portfolio report."""
+    return MarkdownSafe(action_line(make_action(text, priority, due, owner, tenant)))
+
+
+class ActionCollector:
+    """The agenda items one report writes, kept as data for the task system: ``action()`` and ``agenda()``
+    of a report's context record each item and end its line with ``![](action:N)``, which the Markdown
+    renderer resolves to nothing visible while noting the heading the line sits under. Nothing is ever
+    read back out of the rendered text."""
+
+    def __init__(self) -> None:
+        self.actions: list[Action] = []
+
+    def action(self, text: Any, priority: str = "medium", due: Any = None, owner: str | None = None,
+               tenant: Any = None) -> MarkdownSafe:
+        item = make_action(text, priority, due, owner, tenant)
+        self.actions.append(item)
+        return MarkdownSafe(f"{action_line(item)}![]({ACTION_SRC_PREFIX}{len(self.actions) - 1})")
+
+    def agenda(self, checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | None = None) -> MarkdownSafe:
+        return agenda(checks, *more, empty=empty, limit=limit, write=self.action)
+
+
+def as_date(value: Any, what: str) -> dt.date:
+    """A date, or an ISO date text (a timestamp's date part counts); anything else is an error quoting the
+    value whole, so the author sees what they wrote."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            try:
+                return dt.datetime.fromisoformat(value).date()
+            except ValueError:
+                pass
+    raise ValueError(f"{what} must be a date like 2026-11-30 or days_after(period.end, 14), got {value!r}")
+
+
+def agenda_items(rows: Any, text: str, priority: str, due: dt.date, owner: str,
+                 tenant: Any = None) -> list[dict[str, Any]]:
+    """Rows (handoff items, ...) as agenda items for ``agenda()``."""
+    if priority not in ACTION_PRIORITIES:
+        raise ValueError(f"todos(): priority must be one of {', '.join(ACTION_PRIORITIES)}, got {priority!r}")
+    items = []
+    for row in rows if is_available(rows) else []:
+        fields = row if isinstance(row, Mapping) else {"text": row}
+        try:
+            filled = text.format_map({k: v for k, v in fields.items() if isinstance(k, str)})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"todos(): cannot fill {text!r} from {sorted(fields)}: {exc}") from None
+        items.append({"fix": filled, "priority": priority, "due": due.isoformat(), "owner": owner,
+                      "tenant": str(tenant) if tenant else ""})
+    return items
+
+
+def agenda(checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | None = None,
+           write: Any = action) -> MarkdownSafe:
+    """The agenda of fired checks (their ``fix``, ``owner`` and due date from the front matter) plus any
+    ``todos(...)``, most urgent first (critical, high, medium, low; checks before other items of the same
+    priority), as task-list lines the run turns into structured actions."""
+    items = []
+    for check in checks if is_available(checks) else []:
+        priority = "low" if check["severity"] == "info" else check["severity"]
+        items.append((ACTION_PRIORITIES.index(priority), 0, check.get("fix") or check["message"], priority,
+                      check.get("due") or None, check.get("owner") or None, check.get("tenant") or None))
+    for rank, extra in enumerate(more, start=1):
+        for item in extra or []:
+            items.append((ACTION_PRIORITIES.index(item["priority"]), rank, item["fix"], item["priority"],
+                          item["due"], item["owner"], item.get("tenant") or None))
+    items.sort(key=lambda item: item[:2])  # stable: the order within a group is kept
+    if limit is not None:
+        items = items[:limit]
+    if not items:
+        return MarkdownSafe(escape_markdown(empty)) if empty else MarkdownSafe("")
+    return MarkdownSafe("\n".join(write(text, priority, due, owner, tenant)
+                                  for _, _, text, priority, due, owner, tenant in items))
+
+
+def rank_checks(checks: Any, n: int = 8, impact: Iterable[str] = (), entities: Any = None) -> TopRows:
+    """The ``n`` most critical fired checks: by severity (critical first), then by where the check's id
+    stands in ``impact`` (the report's own order of business impact; ids it does not list come after), then,
+    given ``entities`` (the report's tenants), the entity needing the most attention first, then in the
+    order given. Like ``top()`` the result has ``.more``; ``.rest`` summarises the checks left out,
+    one row per check id in the same ranking: {id, severity, fix, entities (tenant names), count}, so a
+    report can say "and 14 more" with a compact list under it."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"rank_checks(): n must be a whole number >= 0, got {n!r}")
+    order = {check_id: index for index, check_id in enumerate(impact or [])}
+    attention = {entity["id"]: entity.get("attention", 0) for entity in entities or []}
+    rows = list(checks or []) if is_available(checks) else []
+    rows.sort(key=lambda c: (SEVERITIES.index(c["severity"]), order.get(c["id"], len(order)),
+                             -attention.get(c.get("tenant"), 0)))  # stable: ties keep their order
+    shown = TopRows(rows[:n])
+    shown.total, shown.more = len(rows), max(0, len(rows) - n)
+    groups: dict[str, dict[str, Any]] = {}
+    for check in rows[n:]:
+        group = groups.setdefault(check["id"], {"id": check["id"], "severity": check["severity"],
+                                                "fix": check.get("fix") or check["message"], "entities": [],
+                                                "count": 0})
+        group["count"] += 1
+        if check["tenant_name"] not in group["entities"]:
+            group["entities"].append(check["tenant_name"])
+    shown.rest = list(groups.values())
+    return shown
+
+
+def days_after(day: Any, days: int) -> dt.date:
+    if not isinstance(days, int) or isinstance(days, bool):
+        raise ValueError(f"days_after(): the number of days must be a whole number, got {days!r}")
+    return as_date(day, "days_after(): the day") + dt.timedelta(days=days)

@@ -1,0 +1,67 @@
+"""The two template environments: ``environment()`` for report bodies (Markdown; every value escaped by
+``finalize``) and ``plain_environment()`` for subjects and check messages (plain text). Both are the
+limited sandbox with the same helpers."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from flows.templating.agenda import action, days_after, rank_checks
+from flows.templating.escape import escape_markdown
+from flows.templating.formatters import date, money, months, number, percent
+from flows.templating.sandbox import LimitedSandbox
+from flows.templating.tables import (
+    bullet_list,
+    count,
+    label,
+    more,
+    names,
+    plural,
+    rule_name,
+    table,
+    top,
+    total,
+    totals_by,
+    unavailable_in,
+)
+from sources.registry import is_available
+
+
+def _finalize(value: Any) -> str:
+    return escape_markdown(value)
+
+
+@lru_cache(maxsize=1)
+def environment() -> SandboxedEnvironment:
+    env = LimitedSandbox(
+        undefined=StrictUndefined,
+        finalize=_finalize,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(money=money, number=number, percent=percent, months=months, date=date,
+                       table=table, bullet_list=bullet_list, action=action, days_after=days_after,
+                       top=top, more=more, plural=plural, label=label, totals_by=totals_by,
+                       rule_name=rule_name, names=names, total=total, count=count, unavailable_in=unavailable_in)
+    env.filters.update(money=money, number=number, percent=percent, months=months, date=date, top=top,
+                       rule_name=rule_name, label=label)
+    env.tests["available"] = is_available
+    env.globals["rank_checks"] = rank_checks  # kept apart from the update() above to keep merges clean
+    return env
+
+
+@lru_cache(maxsize=1)
+def plain_environment() -> SandboxedEnvironment:
+    """For subjects and check messages: plain text, same helpers, no Markdown escaping."""
+    env = LimitedSandbox(undefined=StrictUndefined, autoescape=False)
+    env.globals.update(environment().globals)
+    env.filters.update(money=money, number=number, percent=percent, months=months, date=date,
+                       rule_name=rule_name, label=label)
+    env.tests["available"] = is_available
+    return env

@@ -1,0 +1,239 @@
+"""Helpers that lay out rows: ``table``, ``bullet_list``, ``top`` (the n that matter most, remembering how
+many were left out), ``more``, ``names``, ``plural``, ``label``, ``rule_name``, and the portfolio
+aggregates ``total``, ``count``, ``totals_by`` and ``unavailable_in``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from flows.templating.escape import MarkdownSafe, escape_markdown
+from flows.templating.formatters import FORMATTERS, number, unavailable_text
+from sources.registry import REGISTRY, is_available
+
+# What report templates call (the helper reference in the docs lists these).
+__all__ = ["table", "bullet_list", "top", "more", "names", "plural", "label", "rule_name", "total", "count",
+           "totals_by", "unavailable_in", "TopRows"]
+
+
+class TopRows(list):
+    """The first ``n`` rows of a ranking, remembering how many were left out (``more``) and of how
+    many (``total``), so ``table()`` and templates can say "and 12 more"."""
+
+    more: int = 0
+    total: int = 0
+
+
+def lookup(row: Any, path: str) -> Any:
+    value = row
+    for part in path.split("."):
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        else:
+            value = getattr(value, part, None)
+        if value is None or not is_available(value):
+            return value
+    return value
+
+
+def top(rows: Any, n: int = 10, by: str | None = None, reverse: bool = True) -> TopRows:
+    """Summary-first lists: the ``n`` rows that matter most, ranked by ``by`` (a key or dotted path
+    such as ``"finance.burn_rate"``; highest first, ``reverse=False`` for lowest first). Rows whose
+    value is missing or unavailable rank last. Without ``by`` the order is kept.
+
+    The result is a list with ``.more`` (rows left out) and ``.total``; ``table()`` adds an
+    "and N more" row by itself, and ``{{ more(shown) }}`` writes the sentence elsewhere."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"top(): n must be a whole number >= 0, got {n!r}")
+    rows = list(rows or []) if is_available(rows) else []
+    if by is not None:
+        present = [r for r in rows if lookup(r, by) is not None and is_available(lookup(r, by))]
+        missing = [r for r in rows if not (lookup(r, by) is not None and is_available(lookup(r, by)))]
+        present.sort(key=lambda r: lookup(r, by), reverse=reverse)  # stable: ties keep their order
+        rows = present + missing
+    shown = TopRows(rows[:n])
+    shown.total = len(rows)
+    shown.more = max(0, len(rows) - n)
+    return shown
+
+
+def plural(count: Any, singular: str, plural_form: str | None = None) -> str:
+    """``plural(3, "issue")`` -> "3 issues", ``plural(1, "entry", "entries")`` -> "1 entry": never "(s)"."""
+    if not is_available(count):
+        return unavailable_text(count)
+    if not isinstance(count, int) and hasattr(count, "__len__"):
+        count = len(count)
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{number(count)} {word}"
+
+
+def totals_by(tenants: Any, metric: str, by: str, fields: Iterable[str]) -> list[dict[str, Any]]:
+    """Portfolio totals of a per-tenant table metric: ``totals_by(tenants, "finance.monthly", "month",
+    ["revenue", "expenses"])`` sums each field per month across the tenants whose metric is available,
+    sorted by ``by``; each row also has ``entities`` (how many tenants contributed)."""
+    fields = list(fields)
+    grouped: dict[Any, dict[str, Any]] = {}
+    for tenant in tenants or []:
+        rows = lookup(tenant, metric)
+        if rows is None or not is_available(rows):
+            continue
+        for row in rows:
+            key = row[by]
+            total = grouped.setdefault(key, {by: key, "entities": 0, **{f: 0 for f in fields}})
+            total["entities"] += 1
+            for name in fields:
+                value = row.get(name)
+                if value is not None and is_available(value):
+                    total[name] += value
+    return [grouped[key] for key in sorted(grouped)]
+
+
+def rule_name(rule: Any) -> str:
+    """A rule's plain name as its source registered it (``min_reserve_months`` -> "cash reserve"), else its
+    id in words."""
+    return REGISTRY.labels.get(str(rule), str(rule).replace("_", " "))
+
+
+def label(metric: Any) -> str:
+    """A metric id as words for an executive: ``finance.break_even_units`` -> "Break even units"."""
+    short = str(metric).rsplit(".", 1)[-1].replace("_", " ").strip()
+    return short[:1].upper() + short[1:]
+
+
+def names(items: Any, limit: int = 5, attribute: str = "name") -> str:
+    """"A, B and C", or "A, B, C, D, E and 20 more" past ``limit``: a list of entities in a sentence
+    that stays short however large the portfolio."""
+    values = [str(lookup(item, attribute) if isinstance(item, Mapping) else item) for item in (items or [])]
+    if len(values) > limit:
+        return ", ".join(values[:limit]) + f" and {len(values) - limit:,} more"
+    if len(values) > 1:
+        return ", ".join(values[:-1]) + " and " + values[-1]
+    return values[0] if values else ""
+
+
+def more_words(count: int, what: str) -> str:
+    """``what`` may be "more entity|more entities": the singular is used for one."""
+    singular, _, plural_form = what.partition("|")
+    return singular if count == 1 or not plural_form else plural_form
+
+
+def more(rows: Any, what: str = "more", where: str = "") -> str:
+    """"and 12 more" (plus ``where`` to find them, e.g. "in each entity's GM brief"), or "" if none.
+    ``what`` may give both forms: "more entity|more entities"."""
+    count = getattr(rows, "more", 0)
+    if not count:
+        return ""
+    return f"and {count:,} {more_words(count, what)}" + (f" {where}" if where else "")
+
+
+def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = None,
+          empty: str = "Nothing to show.", limit: int | None = None, more_text: str = "more") -> MarkdownSafe:
+    """A Markdown table from a list of mappings. ``columns``: keys, or a mapping key -> header.
+
+    ``formats`` maps a key to a helper name (money, money_cents, number, percent, months, date).
+    ``limit``: show at most that many rows; like rows from ``top()``, the table then ends with an
+    "and N more" row (``more_text`` names what: "more months", "more entities").
+    """
+    if not is_available(rows):
+        return MarkdownSafe(f"*{escape_markdown(unavailable_text(rows))}*")
+    left_out = getattr(rows, "more", 0)
+    rows = list(rows or [])
+    if limit is not None:
+        left_out += max(0, len(rows) - limit)
+        rows = rows[:limit]
+    if not rows:
+        return MarkdownSafe(f"*{escape_markdown(empty)}*")
+    if columns is None:
+        keys = list(rows[0].keys())
+        headers = [key.replace("_", " ").capitalize() for key in keys]
+    elif isinstance(columns, Mapping):
+        keys, headers = list(columns.keys()), list(columns.values())
+    else:
+        keys = list(columns)
+        headers = [key.replace("_", " ").capitalize() for key in keys]
+    formats = dict(formats or {})
+    for key, name in formats.items():
+        if name not in FORMATTERS:
+            raise ValueError(f"table(): unknown format {name!r} for column {key!r}; use one of {', '.join(FORMATTERS)}")
+    numeric = {key for key, name in formats.items() if name in ("money", "money_cents", "number", "percent", "months")}
+    lines = ["| " + " | ".join(escape_markdown(h) for h in headers) + " |",
+             "|" + "|".join("---:" if key in numeric else "---" for key in keys) + "|"]
+    for row in rows:
+        cells = []
+        for key in keys:
+            if key not in row:
+                raise KeyError(f"table(): a row has no column {key!r} (it has {', '.join(map(str, row))})")
+            value = row[key]
+            cells.append(escape_markdown(FORMATTERS[formats[key]](value) if key in formats else value))
+        lines.append("| " + " | ".join(cells) + " |")
+    if left_out:
+        words = escape_markdown(more_words(left_out, more_text))
+        lines.append("| " + " | ".join([f"*and {left_out:,} {words}*"] + [""] * (len(keys) - 1)) + " |")
+    return MarkdownSafe("\n".join(lines))
+
+
+def bullet_list(items: Iterable[Any], empty: str = "None.", limit: int | None = None,
+                more_text: str = "more") -> MarkdownSafe:
+    left_out = getattr(items, "more", 0)
+    items = list(items or [])
+    if limit is not None:
+        left_out += max(0, len(items) - limit)
+        items = items[:limit]
+    if not items:
+        return MarkdownSafe(f"*{escape_markdown(empty)}*")
+    lines = [f"- {escape_markdown(item)}" for item in items]
+    if left_out:
+        lines.append(f"- *and {left_out:,} {escape_markdown(more_words(left_out, more_text))}*")
+    return MarkdownSafe("\n".join(lines))
+
+
+def strict_lookup(row: Any, path: str, helper: str) -> Any:
+    """``_lookup`` for aggregate helpers: a path the row does not have is an author's mistake (an
+    undeclared metric or a typo), never a silent zero."""
+    value = row
+    for part in path.split("."):
+        if isinstance(value, Mapping):
+            if part not in value:
+                name = row.get("name", "") if isinstance(row, Mapping) else ""
+                raise ValueError(f"{helper}(): no {path!r} on {name or 'a row'}: a metric path like "
+                                 f"'finance.burn_rate' that the report declares")
+            value = value[part]
+        else:
+            value = getattr(value, part)
+        if not is_available(value):
+            return value
+    return value
+
+
+def total(rows: Any, path: str) -> Any:
+    """``total(tenants, "finance.burn_rate")``: the sum over the rows whose value is available (say which
+    are left out with ``unavailable_in``)."""
+    result = 0
+    for row in rows or []:
+        value = strict_lookup(row, path, "total")
+        if value is None or not is_available(value):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise ValueError(f"total(): {path!r} is not a number (got {value!r}); count(rows, path) counts list items")
+        result += value
+    return result
+
+
+def count(rows: Any, path: str) -> int:
+    """``count(tenants, "aws.s3_buckets")``: how many items the rows' lists hold in all (unavailable left out)."""
+    result = 0
+    for row in rows or []:
+        value = strict_lookup(row, path, "count")
+        if value is None or not is_available(value):
+            continue
+        if isinstance(value, str) or not hasattr(value, "__len__"):
+            raise ValueError(f"count(): {path!r} is not a list (got {value!r}); total(rows, path) adds numbers")
+        result += len(value)
+    return result
+
+
+def unavailable_in(rows: Any, *paths: str) -> list[Any]:
+    """The rows for which any of ``paths`` is unavailable, e.g. for "the totals leave out ..."."""
+    return [row for row in rows or []
+            if any(not is_available(strict_lookup(row, path, "unavailable_in")) for path in paths)]
