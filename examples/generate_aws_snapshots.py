@@ -438,7 +438,7 @@ def main() -> int:
     import moto.logs.models
     from moto.server import ThreadedMotoServer
 
-    from flows.cli import main as exec_reports
+    from flows.operate.cli import main as exec_reports
 
     # CloudWatch Logs (and moto) accept events of the last 14 days only; the sample week is fixed, so
     # this server lives on the Monday after it.
