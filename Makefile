@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 # No network here or on CI: don't let Prefect try to send usage telemetry.
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# MkDocs plugins print a banner about a future MkDocs 2 on every build; the site pins mkdocs<2.
+export DISABLE_MKDOCS_2_WARNING ?= true
 CONFIG ?= examples/portfolio.yaml
 
 .PHONY: run test check lint install clean lambda-package bench server server-stop docs docs-build
