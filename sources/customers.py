@@ -36,7 +36,7 @@ _WINDOW = "the trailing window (window_days, default 90 days) ending at the peri
 METRICS = [
     MetricSpec("customers.window_days", "Length in days of " + _WINDOW + ".", "number"),
     MetricSpec("customers.window_start", "First day of " + _WINDOW + ".", "date"),
-    MetricSpec("customers.signups", "Sign-ups (leads) whose signup_date falls in " + _WINDOW + ".", "number"),
+    MetricSpec("customers.signups", "Sign-ups (leads) whose signup_date falls in " + _WINDOW + ".", "number", better='up', total=True),
     MetricSpec("customers.funnel", "The window's sign-up cohort through the funnel (rows: stage, count, "
                "percent_of_previous): signed up in the window, became customers by the period end (first "
                "purchase), still customers at the period end (not churned).", "table"),
@@ -45,25 +45,25 @@ METRICS = [
     MetricSpec("customers.signups_retained", "How many of the window's sign-ups are customers at the period end "
                "(bought and not churned): the funnel's last stage.", "number"),
     MetricSpec("customers.conversion_percent", "Share of the window's sign-ups that became customers by the "
-               "period end, in percent.", "percent"),
+               "period end, in percent.", "percent", better='up'),
     MetricSpec("customers.acquisition_spend", "Acquisition cost of the window's sign-ups (sum of "
-               "acquisition_cost).", "money"),
+               "acquisition_cost).", "money", better='down', total=True),
     MetricSpec("customers.cac", "Customer acquisition cost: acquisition spend on the window's sign-ups divided "
-               "by how many of them became customers by the period end.", "money"),
+               "by how many of them became customers by the period end.", "money", better='down'),
     MetricSpec("customers.cac_by_channel", "CAC per acquisition channel for the window's sign-ups, most spend "
                "first (rows: channel, signups, customers, spend, cac; cac is empty when no sign-up of the channel "
                "became a customer).", "table"),
     MetricSpec("customers.new_customers", "Customers whose first purchase falls in " + _WINDOW
-               + " (whenever they signed up).", "number"),
+               + " (whenever they signed up).", "number", better='up', total=True),
     MetricSpec("customers.active_at_start", "Customers at the start of the window: first purchase before it, "
                "not churned before it.", "number"),
     MetricSpec("customers.churned", "Customers lost in the window: churn_date in " + _WINDOW + ".", "number"),
     MetricSpec("customers.churn_rate", "Churn over the window, in percent: customers at the start of the window "
-               "who churned during it, divided by the customers at the start.", "percent"),
+               "who churned during it, divided by the customers at the start.", "percent", better='down'),
     MetricSpec("customers.active_customers", "Customers at the period end: first purchase on or before it, not "
                "churned on or before it.", "number"),
     MetricSpec("customers.net_new_customers", "New customers minus customers lost in the window (equals active "
-               "customers at the end minus at the start).", "number"),
+               "customers at the end minus at the start).", "number", better='up', total=True),
     MetricSpec("customers.average_monthly_value", "Average monthly_value of the customers at the period end "
                "(rows with a blank monthly_value left out).", "money"),
     MetricSpec("customers.cac_payback_months", "Months for a customer's monthly value to pay back the CAC "
@@ -148,7 +148,7 @@ def _percent(part: int, whole: int) -> float | None:
 
 
 @REGISTRY.register("customers", "Customer sign-ups with channel, cost, first purchase and churn, kept as CSV.",
-                   METRICS)
+                   METRICS, looks_back=True)
 def gather_customers(settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
     if "path" not in settings:
         raise SourceError(f"tenant '{context.tenant_id}': sources.customers.path is not set")

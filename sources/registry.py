@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,21 @@ from sources.errors import ReportError, SourceError
 METRIC_TYPES = ("money", "number", "percent", "months", "date", "text", "table", "list", "mapping", "boolean")
 
 
+# Whether a rise of a metric is good news ("up"), bad news ("down"), or neither (None).
+BETTER = ("up", "down")
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
     description: str
     type: str
     source: str = ""
+    # Declared once per metric, for comparisons: is up good? Is the portfolio figure the sum of the
+    # tenants' figures? Which metric holds its target (in the same tenant's values)?
+    better: str | None = None
+    total: bool = False
+    target: str | None = None
 
     @property
     def namespace(self) -> str:
@@ -118,6 +127,7 @@ class Source:
     metrics: dict[str, MetricSpec]
     gather: GatherFunction
     derivation: Derivation | None = None
+    looks_back: bool = False  # can be gathered for an earlier period (see SourceRegistry.register)
 
 
 class SourceRegistry:
@@ -132,8 +142,11 @@ class SourceRegistry:
         # name -> function(settings, context, output path) -> list of warnings.
         self.snapshotters: dict[str, Callable[..., list[str]]] = {}
 
-    def register(self, name: str, description: str, metrics: list[MetricSpec]):
-        """Decorator: ``@REGISTRY.register("ledger", "...", [MetricSpec(...), ...])``."""
+    def register(self, name: str, description: str, metrics: list[MetricSpec], *, looks_back: bool = False):
+        """Decorator: ``@REGISTRY.register("ledger", "...", [MetricSpec(...), ...])``.
+
+        ``looks_back``: the source can be gathered for an earlier period from the same data (a ledger, a
+        dated export), so the engine can ask it for the prior period's values to compare with."""
 
         def decorator(function: GatherFunction) -> GatherFunction:
             if name in self._sources:
@@ -146,10 +159,12 @@ class SourceRegistry:
                     raise ValueError(f"metric {spec.name!r} has unknown type {spec.type!r}")
                 if spec.name in self._metrics:
                     raise ValueError(f"metric {spec.name!r} is provided by two sources")
-                full = MetricSpec(spec.name, spec.description, spec.type, name)
+                if spec.better not in (None, *BETTER):
+                    raise ValueError(f"metric {spec.name!r}: better must be 'up', 'down' or None")
+                full = replace(spec, source=name)
                 specs[spec.name] = full
             self._metrics.update(specs)
-            self._sources[name] = Source(name, description, specs, function)
+            self._sources[name] = Source(name, description, specs, function, looks_back=looks_back)
             return function
 
         return decorator

@@ -26,6 +26,27 @@ class Period:
     def __str__(self) -> str:
         return self.label
 
+    def previous(self) -> Period:
+        """The period of the same kind just before this one (last week, last month)."""
+        if self.kind == "week":
+            year, week, _ = (self.start - dt.timedelta(days=7)).isocalendar()
+            return parse_period(f"{year}-W{week:02d}")
+        last = self.start - dt.timedelta(days=1)
+        return parse_period(f"{last.year}-{last.month:02d}")
+
+    def year_before(self) -> Period:
+        """The same ISO week (the last week of that year when it has no week 53) or month a year earlier."""
+        if self.kind == "week":
+            year, week, _ = self.start.isocalendar()
+            weeks_then = dt.date(year - 1, 12, 28).isocalendar()[1]
+            return parse_period(f"{year - 1}-W{min(week, weeks_then):02d}")
+        return parse_period(f"{self.start.year - 1}-{self.start.month:02d}")
+
+    @property
+    def words(self) -> str:
+        """How the comparison reads: "last week", "last month"."""
+        return f"last {self.kind}"
+
 
 def parse_period(text: str) -> Period:
     text = text.strip()

@@ -13,7 +13,7 @@ from typing import Any
 
 from flows.core.config import PortfolioConfig
 from flows.core.period import Period
-from flows.plan.plan import MetricValues, RunPlan, source_context
+from flows.plan.plan import LOOKBACKS, MetricValues, RunPlan, lookback_key, source_context
 from sources.catalogue import REGISTRY
 from sources.registry import SourceRegistry, Unavailable
 
@@ -62,7 +62,8 @@ def gather_with_retries(config: PortfolioConfig, tenant_id: str, source_name: st
 
 def gather_tenants(config: PortfolioConfig, plan: RunPlan, tenant_ids: Iterable[str],
                    registry: SourceRegistry = REGISTRY) -> MetricValues:
-    """Every planned (tenant, source) of these tenants, each exactly once."""
+    """Every planned (tenant, source) of these tenants, each exactly once; then the metrics reports compare
+    with earlier periods, gathered for those periods and kept as ``metric@previous`` / ``metric@year_ago``."""
     wanted = set(tenant_ids)
     values: MetricValues = defaultdict(dict)
     for (tenant_id, source_name), metrics in plan.gathers.items():
@@ -74,6 +75,12 @@ def gather_tenants(config: PortfolioConfig, plan: RunPlan, tenant_ids: Iterable[
         else:
             values[tenant_id].update(gather_with_retries(config, tenant_id, source_name, metrics, plan.period,
                                                          registry))
+    for (tenant_id, source_name), metrics in plan.lookbacks.items():
+        if tenant_id not in wanted:
+            continue
+        for lookback, earlier in LOOKBACKS.items():
+            gathered = gather_with_retries(config, tenant_id, source_name, metrics, earlier(plan.period), registry)
+            values[tenant_id].update({lookback_key(name, lookback): value for name, value in gathered.items()})
     return dict(values)
 
 

@@ -38,9 +38,31 @@ def cmd_check(args) -> int:
         return 1
     print(f"ok: {len(definitions)} report definition(s) valid; {len(rendered)} report(s) rendered for "
           f"{period.label} against {config.path}")
+    for line in statement_counts(definitions):
+        print(line)
     for line in metric_usage(definitions, gathered):
         print(line)
     return 0
+
+
+# A report body is a document with a few components: past this many {% %} tags it has become a program
+# whose logic belongs in a metric or a component.
+STATEMENT_TAG_LIMIT = 40
+
+
+def statement_counts(definitions) -> list[str]:
+    """Per report file: its {% %} tags (end tags included), {{ }} expressions and the share of its lines
+    that are only statements, so authors and reviewers see how much program a report holds."""
+    lines = []
+    for definition in sorted(definitions, key=lambda d: d.shown_path):
+        count = definition.statements
+        over = f" (over {STATEMENT_TAG_LIMIT}: move the logic into a metric or a component)" \
+            if count.tags > STATEMENT_TAG_LIMIT else ""
+        lines.append(f"{definition.shown_path}: {count.tags} tags, {count.expressions} expressions, "
+                     f"{count.statement_share:.0%} of lines only statements{over}")
+    total = sum(d.statements.tags for d in definitions)
+    lines.append(f"all reports: {total} tags")
+    return lines
 
 
 def cmd_preview(args) -> int:

@@ -8,6 +8,7 @@ without declaring them) and reports each with ``file:line``.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -88,6 +89,9 @@ class ReportDefinition:
     # Set for reports/tenants/<tenant>/<role>.md: replaces the default report for that tenant.
     tenant_override: str | None = None
     send_if_line: int = 1
+    # Metrics the body compares with the prior period (kpi_strip, compare, what_changed): gathered for it too.
+    compared: tuple[str, ...] = ()
+    statements: StatementCount | None = None
 
     @property
     def variant(self) -> str:
@@ -104,6 +108,31 @@ class ReportDefinition:
     @property
     def all_metrics(self) -> list[str]:
         return list(dict.fromkeys([*self.front.metrics, *self.front.optional_metrics]))
+
+
+@dataclass(frozen=True)
+class StatementCount:
+    """How much program a report body holds, for its authors and reviewers (``exec-reports check`` prints
+    it): ``{% ... %}`` tags (end tags included), ``{{ ... }}`` expressions, and the share of non-blank lines
+    that are nothing but tags."""
+
+    tags: int
+    expressions: int
+    statement_only_lines: int
+    lines: int
+
+    @property
+    def statement_share(self) -> float:
+        return self.statement_only_lines / self.lines if self.lines else 0.0
+
+
+_TAG = re.compile(r"\{%.*?%\}", re.S)
+
+
+def count_statements(body: str) -> StatementCount:
+    lines = [line for line in body.splitlines() if line.strip()]
+    only = sum(1 for line in lines if not _TAG.sub("", line).strip())
+    return StatementCount(len(_TAG.findall(body)), body.count("{{"), only, len(lines))
 
 
 def display_path(path: Path) -> str:
@@ -186,8 +215,8 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
                                                      expression=expression)
         except TemplateSyntaxError as exc:
             problems.append(Problem(shown, line_base + (exc.lineno or 1) - 1, key, f"template syntax error: {exc.message}"))
-            return None, []
-        for metric, lineno in used:
+            return None, [], []
+        for metric, lineno, _compared in used:
             if metric not in declared:
                 if metric in registry.metrics:
                     message = f"uses metric '{metric}' but does not declare it: add it to metrics"
@@ -195,10 +224,10 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
                     hint = registry.suggest(metric)
                     message = f"uses unknown metric '{metric}'" + (f" (did you mean '{hint}'?)" if hint else "")
                 problems.append(Problem(shown, line_base + lineno - 1, key, message))
-        return compiled, [m for m, _ in used]
+        return compiled, [m for m, _, _ in used], [m for m, _, compared in used if compared]
 
-    template, _ = compile_template(body, None, body_line)
-    subject, _ = compile_template(front.subject, "subject", located.line_of(("subject",)) or 1, plain_text=True)
+    template, _, compared = compile_template(body, None, body_line)
+    subject, _, _ = compile_template(front.subject, "subject", located.line_of(("subject",)) or 1, plain_text=True)
 
     compiled_checks: list[CompiledCheck] = []
     seen_ids: dict[str, int] = {}
@@ -209,9 +238,9 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
                                     f"check id '{check.id}' is used twice (first in checks[{seen_ids[check.id]}])"))
         seen_ids.setdefault(check.id, index)
         when_line = located.line_of(("checks", index, "when")) or check_line
-        condition, used = compile_template(check.when, f"checks[{index}].when", when_line,
+        condition, used, _ = compile_template(check.when, f"checks[{index}].when", when_line,
                                            plain_text=True, expression=True)
-        message, used_in_message = compile_template(check.message, f"checks[{index}].message",
+        message, used_in_message, _ = compile_template(check.message, f"checks[{index}].message",
                                                     located.line_of(("checks", index, "message")) or check_line,
                                                     plain_text=True)
         if condition is not None and message is not None:
@@ -221,12 +250,13 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
     send_if = None
     send_if_line = located.line_of(("send_if",)) or 1
     if front.send_if is not None:
-        send_if, _ = compile_template(front.send_if, "send_if", send_if_line, plain_text=True, expression=True)
+        send_if, _, _ = compile_template(front.send_if, "send_if", send_if_line, plain_text=True, expression=True)
 
     if problems or template is None or subject is None:
         return None, problems
     return ReportDefinition(path, shown, front, template, subject, compiled_checks,
-                            located.line_of(("role",)) or 2, send_if, send_if_line=send_if_line), []
+                            located.line_of(("role",)) or 2, send_if, send_if_line=send_if_line,
+                            compared=tuple(dict.fromkeys(compared)), statements=count_statements(body)), []
 
 
 def line_padding(line: int) -> str:

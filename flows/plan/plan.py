@@ -56,6 +56,18 @@ class RunPlan:
     # (tenant id, source name) -> metric names, each gathered exactly once per run.
     gathers: dict[tuple[str, str], list[str]]
     definition_problems: list[Problem] = field(default_factory=list)
+    # (tenant id, source name) -> metrics a report compares with earlier periods, gathered again for the
+    # prior period and a year before (sources that can look back only; see LOOKBACKS).
+    lookbacks: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+
+# The earlier periods a compared metric is gathered for, and the key suffix its value is kept under in
+# the tenant's values ("finance.cash_on_hand@previous").
+LOOKBACKS = {"previous": Period.previous, "year_ago": Period.year_before}
+
+
+def lookback_key(metric: str, lookback: str) -> str:
+    return f"{metric}@{lookback}"
 
 
 def select(names: Iterable[str] | None, available: list[str], what: str) -> list[str]:
@@ -134,7 +146,17 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
         # Derived sources last: they are computed from the values gathered before them.
         for source_name, metrics in sorted(by_source.items(), key=lambda item: registry.is_derived(item[0])):
             gathers[(tenant_id, source_name)] = metrics
-    return RunPlan(period, [by_role[r].default for r in chosen_roles], instances, gathers, problems)
+    lookbacks: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for instance in instances:
+        for definition in instance.all_definitions:
+            for metric in definition.compared:
+                spec = registry.metrics.get(metric)
+                if spec is None or not registry.sources[spec.source].looks_back:
+                    continue
+                for tenant_id in instance.tenant_ids:
+                    lookbacks[(tenant_id, spec.source)].add(metric)
+    return RunPlan(period, [by_role[r].default for r in chosen_roles], instances, gathers, problems,
+                   {key: sorted(metrics) for key, metrics in lookbacks.items()})
 
 
 def source_context(config: PortfolioConfig, tenant: TenantConfig, period: Period) -> SourceContext:

@@ -19,11 +19,12 @@ from flows.render.charts import InlineImage
 from flows.render.markdown import (
     action_headings,
     markdown_to_html,
+    readable_markdown,
     tokens_to_text,
-    without_action_references,
     wrap_line,
 )
 from flows.templating.charts import ChartSpec
+from flows.templating.components import KpiStrip
 
 GMAIL_CLIP_BYTES = 102 * 1024
 DEFAULT_THEME_DIR = Path(__file__).resolve().parents[2] / "reports" / "theme"
@@ -76,14 +77,14 @@ def stage(timings: dict[str, float] | None, name: str) -> Iterator[None]:
 def render_email(markdown: str, subject: str, *, title: str, footer: str, preheader: str = "",
                  notes: list[str] | tuple[str, ...] = (), charts: list[ChartSpec] | tuple[ChartSpec, ...] = (),
                  theme_dir: Path = DEFAULT_THEME_DIR, timings: dict[str, float] | None = None,
-                 draw_charts: bool = True) -> RenderedEmail:
+                 draw_charts: bool = True, components: list[KpiStrip] | tuple[KpiStrip, ...] = ()) -> RenderedEmail:
     """``notes``: plain sentences shown in the notes box under the title (what a figure leaves out,
     which entities are missing). ``charts``: the specs behind ``![..](chart:N)`` images, drawn to PNG
     here unless ``draw_charts`` is false (``check`` renders every report but sends none)."""
     charts = list(charts)
     notes = [" ".join(str(note).split()) for note in notes if str(note).strip()]
     with stage(timings, "markdown"):
-        body_html, tokens = markdown_to_html(markdown, charts)
+        body_html, tokens = markdown_to_html(markdown, charts, list(components))
     with stage(timings, "layout"):
         layout = _layout_environment(theme_dir).get_template("layout.html")
         page = layout.render(subject=subject, title=title, preheader=preheader, footer=footer, notes=notes,
@@ -91,14 +92,14 @@ def render_email(markdown: str, subject: str, *, title: str, footer: str, prehea
     with stage(timings, "premailer"):
         html = inline_css(page)
     with stage(timings, "text"):
-        text = tokens_to_text(tokens, charts)
+        text = tokens_to_text(tokens, charts, list(components))
         if notes:
             text = "\n".join(wrap_line("Note: " + note) for note in notes) + "\n\n" + text
         if footer:
             text += "\n\n-- \n" + wrap_line(footer) + "\n"
     with stage(timings, "charts"):
         images = [InlineImage.draw(spec) for spec in charts] if draw_charts else []
-    rendered = RenderedEmail(subject=subject, markdown=without_action_references(markdown), html=html, text=text,
+    rendered = RenderedEmail(subject=subject, markdown=readable_markdown(markdown, list(components)), html=html, text=text,
                              images=images, charts=charts, notes=notes,
                              action_headings=action_headings(tokens))
     if rendered.html_bytes > GMAIL_CLIP_BYTES:

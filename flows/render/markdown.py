@@ -15,6 +15,8 @@ from markdown_it.token import Token
 
 from flows.templating.agenda import ACTION_SRC_PREFIX
 from flows.templating.charts import CHART_HEIGHT_PX, CHART_WIDTH_PX, ChartSpec
+from flows.templating.components import COMPONENT_SRC_PREFIX, KpiStrip
+from flows.templating.escape import escape_markdown
 
 OPEN_BOX, DONE_BOX = "☐", "☑"
 # Plain-text paragraphs are wrapped to this width (RFC 5322 recommends lines under 78 characters).
@@ -51,10 +53,40 @@ def markdown_parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     md.use(task_items_plugin)
+    md.use(components_plugin)
     md.add_render_rule("table_open", _render_table_open)
     md.add_render_rule("table_close", _render_table_close)
     md.add_render_rule("image", _render_image)
     return md
+
+
+def components_plugin(md: MarkdownIt) -> None:
+    """A paragraph that is nothing but ``![](component:N)`` becomes one ``exec_component`` block token, so
+    the component's HTML (a table) is never wrapped in a paragraph."""
+
+    def rule(state) -> None:
+        tokens = state.tokens
+        index = 0
+        while index + 2 < len(tokens):
+            opening, inline, closing = tokens[index:index + 3]
+            if opening.type == "paragraph_open" and inline.type == "inline" and closing.type == "paragraph_close":
+                children = [c for c in inline.children or [] if not (c.type == "text" and not c.content.strip())]
+                if len(children) == 1 and children[0].type == "image":
+                    number = _reference(str(children[0].attrGet("src") or ""), COMPONENT_SRC_PREFIX)
+                    if number is not None:
+                        block = Token("exec_component", "", 0, block=True, map=opening.map)
+                        block.meta = {"index": number}
+                        tokens[index:index + 3] = [block]
+            index += 1
+
+    md.core.ruler.push("exec_reports_components", rule)
+    md.add_render_rule("exec_component", _render_component)
+
+
+def _render_component(self, tokens, index, options, env) -> str:
+    components = (env or {}).get("components", [])
+    number = tokens[index].meta["index"]
+    return components[number].html() if number < len(components) else ""
 
 
 def _render_table_open(self, tokens, index, options, env) -> str:
@@ -78,8 +110,8 @@ def _render_image(self, tokens, index, options, env) -> str:
     from the network)."""
     token = tokens[index]
     src = str(token.attrGet("src") or "")
-    if _reference(src, ACTION_SRC_PREFIX) is not None:
-        return ""
+    if _reference(src, ACTION_SRC_PREFIX) is not None or _reference(src, COMPONENT_SRC_PREFIX) is not None:
+        return ""  # a component reference inside other text has no place to go: nothing is drawn
     alt = self.renderInlineAsText(token.children or [], options, env)
     charts: list[ChartSpec] = (env or {}).get("charts", [])
     number = _reference(src, CHART_SRC_PREFIX)
@@ -95,15 +127,27 @@ def _render_image(self, tokens, index, options, env) -> str:
 _ACTION_REFERENCE = re.compile(r"!\[\]\(" + re.escape(ACTION_SRC_PREFIX) + r"\d+\)")
 
 
-def without_action_references(markdown: str) -> str:
-    """The Markdown as a reader sees it (the report artifact, the preview's .md), without the references."""
-    return _ACTION_REFERENCE.sub("", markdown)
+_COMPONENT_REFERENCE = re.compile(r"!\[\]\(" + re.escape(COMPONENT_SRC_PREFIX) + r"(\d+)\)")
 
 
-def markdown_to_html(markdown: str, charts: list[ChartSpec] | None = None) -> tuple[str, list[Token]]:
+def readable_markdown(markdown: str, components: list[KpiStrip] | None = None) -> str:
+    """The Markdown as a reader sees it (the report artifact, the preview's .md): without action
+    references, and each component as its text lines."""
+    components = components or []
+
+    def component_text(match: re.Match) -> str:
+        number = int(match.group(1))
+        lines = components[number].text() if number < len(components) else []
+        return "\n\n".join(escape_markdown(line) for line in lines)
+
+    return _COMPONENT_REFERENCE.sub(component_text, _ACTION_REFERENCE.sub("", markdown))
+
+
+def markdown_to_html(markdown: str, charts: list[ChartSpec] | None = None,
+                     components: list[KpiStrip] | None = None) -> tuple[str, list[Token]]:
     md = markdown_parser()
     tokens = md.parse(markdown)
-    return md.renderer.render(tokens, md.options, {"charts": charts or []}), tokens
+    return md.renderer.render(tokens, md.options, {"charts": charts or [], "components": components or []}), tokens
 
 
 def action_headings(tokens: list[Token]) -> dict[int, str]:
@@ -169,10 +213,12 @@ def _chart_of(token: Token, charts: list[ChartSpec]) -> ChartSpec | None:
     return None
 
 
-def tokens_to_text(tokens: list[Token], charts: list[ChartSpec] | None = None) -> str:
+def tokens_to_text(tokens: list[Token], charts: list[ChartSpec] | None = None,
+                   components: list[KpiStrip] | None = None) -> str:
     """A readable plain-text rendering: headings underlined, lists bulleted, tables aligned, charts as
     small tables of their figures, paragraphs wrapped to TEXT_WIDTH."""
     charts = charts or []
+    components = components or []
     out: list[str] = []
     list_stack: list[list] = []  # [kind, counter]
     table_rows: list[list[str]] = []
@@ -217,6 +263,9 @@ def tokens_to_text(tokens: list[Token], charts: list[ChartSpec] | None = None) -
         elif kind in ("fence", "code_block"):
             out.extend(["    " + line for line in token.content.rstrip("\n").splitlines()])
             out.append("")
+        elif kind == "exec_component":
+            if token.meta["index"] < len(components):
+                out.extend([*components[token.meta["index"]].text(), ""])
         elif kind == "inline":
             chart = _chart_of(token, charts)
             if chart is not None and not in_table and not heading_level:

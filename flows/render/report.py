@@ -25,11 +25,14 @@ from flows.render.checks import (
     severity_order,
     unavailable_warnings,
 )
+from flows.render.comparisons import FigureHelpers
 from flows.render.email import RenderedEmail, render_email, stage
 from flows.render.left_out import left_out_notice, left_out_tenant, missing_required, value_reason
 from flows.templating.agenda import ActionCollector, agenda_items, days_after
 from flows.templating.charts import ChartCollector
+from flows.templating.components import ComponentCollector
 from flows.templating.limits import render_budget, render_within_limits
+from sources.catalogue import REGISTRY
 
 
 class ReportSkipped(Exception):
@@ -125,6 +128,9 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
                             tenant)
 
     actions = ActionCollector()
+    components = ComponentCollector()
+    figures = FigureHelpers(REGISTRY.metrics, values, [(view["id"], view["name"]) for view in views], period,
+                            definition.scope == "portfolio", components)
 
     context: dict[str, Any] = {
         "agenda": actions.agenda,
@@ -137,6 +143,10 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         "checks": [check_view(c) for c in all_checks if c.status == "fired"],
         "unknown_checks": [check_view(c) for c in all_checks if c.status == "unknown"],
         "chart": charts.chart,
+        "compare": figures.compare,
+        "kpi_strip": figures.kpi_strip,
+        "what_changed": figures.what_changed,
+        "decisions": actions.decisions,
         "note": note,
         "operator_note": operator_note,
         # Tenants left out of a portfolio report (required figures unavailable): id, name, reason (plain).
@@ -178,7 +188,7 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
               f"{generated_at:%Y-%m-%d %H:%M} UTC by exec-reports")
     rendered = render_email(markdown, subject, title=definition.front.title, footer=footer,
                             preheader=f"{scope_name}, {period.label}", notes=notes, charts=charts.specs,
-                            timings=timings, draw_charts=draw_charts)
+                            timings=timings, draw_charts=draw_charts, components=components.components)
     rendered.warnings.extend(unavailable_warnings(definition, instance.tenant_ids, values, config))
     rendered.warnings.extend(operator_details)
     rendered.actions = structure_actions(actions.actions, rendered.action_headings, instance, definition)

@@ -87,6 +87,19 @@ class ActionCollector:
     def agenda(self, checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | None = None) -> MarkdownSafe:
         return agenda(checks, *more, empty=empty, limit=limit, write=self.action)
 
+    def decisions(self, checks: Any, *more: Any, n: int = 3, empty: str = "No decision needed this week.",
+                  rest: str = "") -> MarkdownSafe:
+        """The few decisions needed: the ``n`` most urgent agenda items (fired checks, then ``todos``), each
+        with its owner role and due date, then "and K more" (``rest`` says where they are)."""
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10:
+            raise ValueError(f"decisions(): n must be a whole number from 1 to 10, got {n!r}")
+        lines = agenda(checks, *more, empty=empty, write=self.action).split("\n")
+        if len(lines) <= n:
+            return MarkdownSafe("\n".join(lines))
+        left = len(lines) - n
+        more_line = f"- *and {left:,} more{(' ' + escape_markdown(rest)) if rest else ''}*"
+        return MarkdownSafe("\n".join([*lines[:n], more_line]))
+
 
 def as_date(value: Any, what: str) -> dt.date:
     """A date, or an ISO date text (a timestamp's date part counts); anything else is an error quoting the

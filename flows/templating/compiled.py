@@ -62,7 +62,7 @@ def compile_report_template(kind: str, source: str, filename: str | None, namesp
     if payload is not None:
         try:
             references, code = marshal.loads(payload)
-            references = [(str(metric), int(line)) for metric, line in references]
+            references = [(str(metric), int(line), bool(compared)) for metric, line, compared in references]
         except (ValueError, TypeError, EOFError):
             code = None
     if code is None:

@@ -21,6 +21,7 @@ from flows.templating.tables import (
     more,
     names,
     plural,
+    ranked_table,
     rule_name,
     table,
     top,
@@ -46,7 +47,7 @@ def environment() -> SandboxedEnvironment:
         lstrip_blocks=True,
     )
     env.globals.update(money=money, number=number, percent=percent, months=months, date=date,
-                       table=table, bullet_list=bullet_list, action=action, days_after=days_after,
+                       table=table, ranked_table=ranked_table, bullet_list=bullet_list, action=action, days_after=days_after,
                        top=top, more=more, plural=plural, label=label, totals_by=totals_by,
                        rule_name=rule_name, names=names, total=total, count=count, unavailable_in=unavailable_in)
     env.filters.update(money=money, number=number, percent=percent, months=months, date=date, top=top,

@@ -13,7 +13,7 @@ from flows.templating.formatters import FORMATTERS, number, unavailable_text
 from sources.registry import REGISTRY, is_available
 
 # What report templates call (the helper reference in the docs lists these).
-__all__ = ["table", "bullet_list", "top", "more", "names", "plural", "label", "rule_name", "total", "count",
+__all__ = ["table", "ranked_table", "bullet_list", "top", "more", "names", "plural", "label", "rule_name", "total", "count",
            "totals_by", "unavailable_in", "TopRows"]
 
 
@@ -23,6 +23,7 @@ class TopRows(list):
 
     more: int = 0
     total: int = 0
+    rest_totals: dict = {}  # ranked_table: the left-out rows' totals per money/number column
 
 
 def lookup(row: Any, path: str) -> Any:
@@ -169,8 +170,34 @@ def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = No
         lines.append("| " + " | ".join(cells) + " |")
     if left_out:
         words = escape_markdown(more_words(left_out, more_text))
-        lines.append("| " + " | ".join([f"*and {left_out:,} {words}*"] + [""] * (len(keys) - 1)) + " |")
+        rest = getattr(rows, "rest_totals", {}) if limit is None else {}
+        cells = [escape_markdown(FORMATTERS[formats[key]](rest[key])) if key in rest else "" for key in keys[1:]]
+        lines.append("| " + " | ".join([f"*and {left_out:,} {words}*", *cells]) + " |")
     return MarkdownSafe("\n".join(lines))
+
+
+def ranked_table(rows: Any, by: str, columns: Any, formats: Mapping[str, str] | None = None, n: int = 5,
+                 reverse: bool = True, more_text: str = "more", empty: str = "Nothing to show.") -> MarkdownSafe:
+    """The ``n`` rows that matter most by ``by`` (highest first; ``reverse=False`` for lowest first), then
+    one row for the rest: "and 12 more" with the rest's totals in the money and number columns, so the
+    table's columns still add up to the whole.
+
+    ``{{ ranked_table(tenants, "finance.runway_months", {"name": "Entity", "finance.cash_on_hand": "Cash"},
+    formats={"finance.cash_on_hand": "money"}, reverse=false) }}``: a column key may be a metric path."""
+    formats = dict(formats or {})
+    keys = list(columns.keys()) if isinstance(columns, Mapping) else list(columns)
+    ranked = top(rows, len(list(rows or [])) if is_available(rows) else 0, by, reverse)
+    flat = [{key: lookup(row, key) for key in keys} for row in ranked]
+    shown = TopRows(flat[:n])
+    shown.total, shown.more = len(flat), max(0, len(flat) - n)
+    totals: dict[str, Any] = {}
+    for key, name in formats.items():
+        if name in ("money", "money_cents", "number") and shown.more:
+            present = [row[key] for row in flat[n:] if row[key] is not None and is_available(row[key])]
+            totals[key] = sum(present) if present else None
+    shown.rest_totals = {key: value for key, value in totals.items() if value is not None}
+    headers = dict(columns) if isinstance(columns, Mapping) else {key: key for key in keys}
+    return table(shown, headers, formats, empty=empty, more_text=more_text)
 
 
 def bullet_list(items: Iterable[Any], empty: str = "None.", limit: int | None = None,

@@ -55,14 +55,14 @@ METRICS = [
     MetricSpec("finance.monthly", "Revenue, expenses and net per calendar month up to the period end, and the "
                "owner draws of the month, which are not expenses (rows: month, revenue, expenses, net, draws).",
                "table"),
-    MetricSpec("finance.revenue_last_month", "Revenue in the last full month before the period end.", "money"),
-    MetricSpec("finance.expenses_last_month", "Expenses in the last full month before the period end.", "money"),
+    MetricSpec("finance.revenue_last_month", "Revenue in the last full month before the period end.", "money", better='up', total=True, target='finance.revenue_target_last_month'),
+    MetricSpec("finance.expenses_last_month", "Expenses in the last full month before the period end.", "money", better='down', total=True),
     MetricSpec("finance.burn_rate", f"Average monthly net burn (expenses minus revenue) over the last "
-               f"{BURN_WINDOW_MONTHS} full months; negative means the business made money.", "money"),
-    MetricSpec("finance.cash_on_hand", "Opening balance plus every ledger entry up to the period end.", "money"),
+               f"{BURN_WINDOW_MONTHS} full months; negative means the business made money.", "money", better='down', total=True),
+    MetricSpec("finance.cash_on_hand", "Opening balance plus every ledger entry up to the period end.", "money", better='up', total=True),
     MetricSpec("finance.runway_months", "Cash on hand divided by what leaves the bank each month: the burn rate "
                f"plus the average owner draws of the same {BURN_WINDOW_MONTHS} full months (draws are not expenses, "
-               "but they lower cash); infinite when cash is not falling, 0 when overdrawn.", "months"),
+               "but they lower cash); infinite when cash is not falling, 0 when overdrawn.", "months", better='up'),
     MetricSpec("finance.expenses_by_category", "Expenses of the last full month by category, largest first "
                "(rows: category, amount).", "table"),
     MetricSpec("finance.ledger_problems", "Ledger, chart and target rows left out under on_bad_row: skip, each "
@@ -79,26 +79,29 @@ METRICS = [
                "(rows: account, name, type, amount).", "table"),
     MetricSpec("finance.revenue_targets", "Revenue against the monthly target from January of the period's year "
                "through March of the next (rows: month, target, actual, difference, status).", "table"),
+    MetricSpec("finance.revenue_target_last_month", "The revenue target of the last full month before the period "
+               "end (from the targets file): the target finance.revenue_last_month is compared with.", "money",
+               total=True),
     MetricSpec("finance.revenue_target_attainment", "Revenue of the last full month as a percentage of its "
-               "target.", "percent"),
+               "target.", "percent", better='up'),
     MetricSpec("finance.unit_economics", "Units sold, price, variable cost and contribution margin per unit, "
                "and fixed monthly costs, over the last full months.", "mapping"),
     MetricSpec("finance.break_even_units", "Units per month needed to cover fixed monthly costs "
                "(fixed costs / contribution margin per unit).", "number"),
     MetricSpec("finance.rules", "Each financial rule from the config, evaluated "
                "(rows: rule, status, actual, limit, detail).", "table"),
-    MetricSpec("finance.rules_failed", "Number of financial rules that failed.", "number"),
+    MetricSpec("finance.rules_failed", "Number of financial rules that failed.", "number", better='down', total=True),
     MetricSpec("finance.owner_draws_last_month", "Owner draws (entries on the chart's equity accounts) in the last "
-               "full month: cash the owner took out, left out of expenses and burn.", "money"),
+               "full month: cash the owner took out, left out of expenses and burn.", "money", better='down', total=True),
     MetricSpec("finance.margins", "Gross and net margin per calendar month up to the period end (rows: month, "
                "revenue, cost_of_revenue, gross_profit, gross_margin_percent, expenses, net, net_margin_percent). "
                "Cost of revenue = expenses in cost_of_revenue_categories (default: the unit_economics "
                "variable_categories); net = revenue - all expenses (owner draws are not expenses). Percentages "
                "are of revenue, empty for a month without revenue.", "table"),
     MetricSpec("finance.gross_margin_percent", f"Gross margin over the last {BURN_WINDOW_MONTHS} full months: "
-               "(revenue - cost of revenue) / revenue.", "percent"),
+               "(revenue - cost of revenue) / revenue.", "percent", better='up'),
     MetricSpec("finance.net_margin_percent", f"Net margin over the last {BURN_WINDOW_MONTHS} full months: "
-               "(revenue - expenses) / revenue.", "percent"),
+               "(revenue - expenses) / revenue.", "percent", better='up'),
     MetricSpec("finance.operating_account", "The bank (operating) account of single-entry books: its balance "
                "derived as opening balance plus every entry to the period end, against what is posted to it "
                "directly (keys: account, name, opening, posted, posted_entries, balance, implied_entries).",
@@ -119,7 +122,8 @@ METRICS = [
 # Books may lag a little (receipts entered weekly); beyond this many days before the period end the
 
 
-@REGISTRY.register("ledger", "Bookkeeping ledger exported as CSV or kept in an XLSX workbook.", METRICS)
+@REGISTRY.register("ledger", "Bookkeeping ledger exported as CSV or kept in an XLSX workbook.", METRICS,
+                   looks_back=True)
 def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
     if "path" not in settings:
         raise SourceError(f"tenant '{context.tenant_id}': sources.ledger.path is not set")

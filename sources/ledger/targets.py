@@ -16,7 +16,7 @@ from sources.registry import SourceContext, Unavailable
 from sources.tabular import BadRowPolicy, MissingFile, RowProblem, parse_amount, read_rows
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-TARGET_METRICS = ("finance.revenue_targets", "finance.revenue_target_attainment")
+TARGET_METRICS = ("finance.revenue_targets", "finance.revenue_target_attainment", "finance.revenue_target_last_month")
 ALL_TARGETS = "_all_targets"  # not a metric: handed from revenue_targets() to the roadmap, then dropped
 
 
@@ -79,5 +79,7 @@ def revenue_targets(entries, settings: Mapping[str, Any], context: SourceContext
     else:
         attainment = round(float(revenue.get(last_full, Decimal(0)) / last_target * 100), 1)
     # Every month of the file, not only the report window: the profitability roadmap may reach further.
+    last_target_value: Any = last_target if last_target is not None else Unavailable(
+        "finance.revenue_target_last_month", f"{path} has no target for {last_full}")
     return {"finance.revenue_targets": rows, "finance.revenue_target_attainment": attainment,
-            ALL_TARGETS: targets}
+            "finance.revenue_target_last_month": last_target_value, ALL_TARGETS: targets}

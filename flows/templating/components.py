@@ -1,0 +1,87 @@
+"""Components: the parts of a brief that a template writes with one call and that read as parts of a
+document. A component that needs more than Markdown can say (colour, a stacked layout that holds on a
+phone without media queries) is recorded here and referenced from the Markdown as
+``![](component:N)``, which the Markdown renderer turns into email-safe HTML (inline styles, tables)
+and the plain-text part into lines; data inside it is escaped like any other value.
+
+The comparisons a KPI shows are computed by the render stage (``flows.render.comparisons``); this
+module only lays out what it is given."""
+
+from __future__ import annotations
+
+import html as html_lib
+from dataclasses import dataclass, field
+
+from flows.templating.escape import MarkdownSafe
+
+__all__ = ["Kpi", "KpiStrip", "ComponentCollector", "COMPONENT_SRC_PREFIX", "MAX_KPIS"]
+
+# ``![](component:N)``: like chart references, data cannot write one (escape_markdown escapes "!" and "[").
+COMPONENT_SRC_PREFIX = "component:"
+MAX_KPIS = 5
+MAX_COMPONENTS_PER_REPORT = 20
+GOOD_COLOUR, BAD_COLOUR, NEUTRAL_COLOUR = "#047857", "#b91c1c", "#4b5563"
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One figure of a KPI strip, already in words: "Cash on hand", "$54,246", "▲ $1,200 vs last week"."""
+
+    label: str
+    value: str
+    change: str = ""  # against the prior period, with its arrow; "" when there is nothing to compare
+    good: bool | None = None  # colours the change: True good, False bad, None neither
+    target: str = ""  # against target: "92% of the $13,000 target"
+    note: str = ""  # what the figure leaves out, said next to it
+
+
+@dataclass(frozen=True)
+class KpiStrip:
+    """The role's 3-5 headline figures, one per row (label, value, change and target under it): rows, not
+    columns, so nothing is hidden or squeezed at phone width."""
+
+    items: tuple[Kpi, ...]
+
+    def html(self) -> str:
+        rows = []
+        for kpi in self.items:
+            detail = []
+            if kpi.change:
+                colour = NEUTRAL_COLOUR if kpi.good is None else GOOD_COLOUR if kpi.good else BAD_COLOUR
+                detail.append(f'<span style="color:{colour};font-weight:bold">{_text(kpi.change)}</span>')
+            for extra in (kpi.target, kpi.note):
+                if extra:
+                    detail.append(_text(extra))
+            rows.append(
+                '<tr><td style="padding:8px 0;border-bottom:1px solid #e5e7eb">'
+                f'<div style="font-size:13px;color:{NEUTRAL_COLOUR}">{_text(kpi.label)}</div>'
+                f'<div style="font-size:22px;font-weight:bold;color:#111827;line-height:1.3">{_text(kpi.value)}</div>'
+                + (f'<div style="font-size:13px;color:{NEUTRAL_COLOUR}">{" · ".join(detail)}</div>' if detail else "")
+                + "</td></tr>")
+        return ('<table class="kpi-strip" role="presentation" width="100%" cellpadding="0" cellspacing="0" '
+                'style="border-collapse:collapse;margin:0 0 16px 0">' + "".join(rows) + "</table>\n")
+
+    def text(self) -> list[str]:
+        lines = []
+        for kpi in self.items:
+            detail = "; ".join(part for part in (kpi.change, kpi.target, kpi.note) if part)
+            lines.append(f"{kpi.label}: {kpi.value}" + (f" ({detail})" if detail else ""))
+        return lines
+
+
+def _text(value: str) -> str:
+    return html_lib.escape(" ".join(str(value).split()))
+
+
+@dataclass
+class ComponentCollector:
+    """The components one report writes; the Markdown carries a reference to each."""
+
+    components: list[KpiStrip] = field(default_factory=list)
+
+    def add(self, component: KpiStrip) -> MarkdownSafe:
+        if len(self.components) >= MAX_COMPONENTS_PER_REPORT:
+            raise ValueError(f"at most {MAX_COMPONENTS_PER_REPORT} components per report")
+        self.components.append(component)
+        # A block of its own, so it is never glued to a paragraph.
+        return MarkdownSafe(f"\n\n![]({COMPONENT_SRC_PREFIX}{len(self.components) - 1})\n\n")
