@@ -8,6 +8,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 # MkDocs plugins print a banner about a future MkDocs 2 on every build; the site pins mkdocs<2.
 export DISABLE_MKDOCS_2_WARNING ?= true
+export NO_MKDOCS_2_WARNING ?= 1
 CONFIG ?= examples/portfolio.yaml
 
 .PHONY: run test check lint install clean lambda-package bench server server-stop docs docs-build

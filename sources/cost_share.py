@@ -30,17 +30,22 @@ from sources.registry import REGISTRY, MetricSpec, SourceContext, Unavailable, i
 DEFAULT_SERVICES = {"Email sending (SES)": ["Amazon Simple Email Service"], "Lambda execution": ["AWS Lambda"],
                     "Data transfer": ["AWS Data Transfer"]}
 DOMAINS_LABEL = "Domain registrations"
+SERVICE_METRICS = ("costs.report_services", "costs.report_services_total", "costs.report_services_percent")
 INPUTS = ["aws.monthly_cost_by_service", "aws.domain_registrations", "finance.monthly"]
 
 METRICS = [
     MetricSpec("costs.report_services", "The AWS services the reports depend on (SES, Lambda, data transfer) and "
                "domain registrations (a twelfth of the yearly renewal), in the last full month, against that "
                "month's revenue (rows: item, month, cost, revenue, percent_of_revenue).", "table"),
+    MetricSpec("costs.report_services_total", "The costs.report_services items added up (last full month).",
+               "money", better="down", total=True),
     MetricSpec("costs.report_services_percent", "Those costs together as a percentage of the last full month's "
-               "revenue.", "percent"),
+               "revenue.", "percent", better="down",
+               portfolio_ratio=("costs.report_services_total", "finance.revenue_last_month", 100)),
     MetricSpec("costs.domain_renewals", "Registered domains expiring within renewal_window_days (default 90) of "
                "the period end or already expired, soonest first (rows: domain, expires, days_left, expired, "
-               "auto_renew, renewal_price; days_left is negative for an expired domain).", "table"),
+               "auto_renew, renewal_price, when (\"in 17 days\", \"expired 3 days ago\"), renews (\"yes\" or \"no: "
+               "renew by hand\"); days_left is negative for an expired domain).", "table"),
     MetricSpec("costs.renewal_window_days", "How many days after the period end costs.domain_renewals looks "
                "(the renewal_window_days setting, default 90).", "number"),
     MetricSpec("costs.domains_unpriced", "Registered domains whose renewal price is not listed in USD, left out "
@@ -99,7 +104,10 @@ def cost_share(settings: Mapping[str, Any], values: Mapping[str, Any], context: 
                 days_left = (expires - context.period_end).days
                 upcoming.append({"domain": row["domain"], "expires": expires, "days_left": days_left,
                                  "expired": days_left < 0, "auto_renew": row["auto_renew"],
-                                 "renewal_price": row["renewal_price"]})
+                                 "renewal_price": row["renewal_price"],
+                                 "when": (f"expired {-days_left} day{'s' if days_left != -1 else ''} ago"
+                                          if days_left < 0 else f"in {days_left} day{'s' if days_left != 1 else ''}"),
+                                 "renews": "yes" if row["auto_renew"] else "no: renew by hand"})
         result["costs.domain_renewals"] = sorted(upcoming, key=lambda r: (r["expires"], r["domain"]))
         result["costs.domains_annual_cost"] = sum(
             (Decimal(str(r["renewal_price"])) for r in domains if r["renewal_price"] is not None), Decimal(0))
@@ -109,17 +117,15 @@ def cost_share(settings: Mapping[str, Any], values: Mapping[str, Any], context: 
     for needed, value in (("AWS costs", costs), ("ledger months", monthly)):
         if value is None or not is_available(value):
             reason = f"{needed} unavailable: {value.reason if value is not None else 'not gathered'}"
-            return result | {n: Unavailable(n, reason) for n in ("costs.report_services",
-                                                                 "costs.report_services_percent")}
+            return result | {n: Unavailable(n, reason) for n in SERVICE_METRICS}
     if not costs:
         reason = "Cost Explorer returned no months"
-        return result | {n: Unavailable(n, reason) for n in ("costs.report_services", "costs.report_services_percent")}
+        return result | {n: Unavailable(n, reason) for n in SERVICE_METRICS}
     month = full_months_before(context.period_end, 1)[0]
     if not any(row["month"] == month for row in costs):
         reason = f"no Cost Explorer figures for {month}"
         plain = f"no AWS cost figures for {dt.date(int(month[:4]), int(month[5:7]), 1):%B %Y}"
-        return result | {n: Unavailable(n, reason, plain=plain) for n in ("costs.report_services",
-                                                                          "costs.report_services_percent")}
+        return result | {n: Unavailable(n, reason, plain=plain) for n in SERVICE_METRICS}
     revenue = next((row["revenue"] for row in monthly if row["month"] == month), Decimal(0))
 
     def share(cost: Decimal) -> float | None:
@@ -137,6 +143,7 @@ def cost_share(settings: Mapping[str, Any], values: Mapping[str, Any], context: 
                      "percent_of_revenue": share(cost)})
     total = sum((r["cost"] for r in rows), Decimal(0))
     result["costs.report_services"] = rows
+    result["costs.report_services_total"] = total
     result["costs.report_services_percent"] = (
         share(total) if revenue > 0 else
         Unavailable("costs.report_services_percent", f"no revenue in {month}", plain=f"no revenue in {month}"))

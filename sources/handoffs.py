@@ -26,6 +26,10 @@ METRICS = [
     MetricSpec("handoffs.done_items", "Checked task-list items (rows: text, file, heading, tags).", "list"),
     MetricSpec("handoffs.open_count", "Number of open action items.", "number"),
     MetricSpec("handoffs.blockers", "Open blockers (rows: text, file, heading, line).", "list"),
+    MetricSpec("handoffs.agenda", "The handoff notes as agenda items, one definition for every brief that lists "
+               "them: each blocker (\"Unblock: ...\", high priority, due in 14 days), then every other open item "
+               "(\"text (heading)\", medium priority, due in 30 days), each owned by the entity's general manager "
+               "(rows: fix, priority, due_in_days, owner).", "list"),
     MetricSpec("handoffs.notes", "Each note with its last update and age "
                "(rows: file, last_updated, age_days, dated_by, open, done).", "table"),
     MetricSpec("handoffs.stale_notes", "Notes not updated for more than stale_after_days at the period end "
@@ -106,6 +110,7 @@ def gather_handoffs(settings: Mapping[str, Any], context: SourceContext) -> dict
                       "age_days": (context.period_end - last_updated).days, "dated_by": dated_by,
                       "open": counts["open"], "done": counts["done"]})
     return {
+        "handoffs.agenda": handoff_agenda(open_items, blockers),
         "handoffs.open_items": open_items,
         "handoffs.done_items": done_items,
         "handoffs.open_count": len(open_items),
@@ -115,3 +120,20 @@ def gather_handoffs(settings: Mapping[str, Any], context: SourceContext) -> dict
                                  for n in notes if n["age_days"] > stale_after],
         "handoffs.problems": problems,
     }
+
+
+# Who owns an entity's handoff items, how urgent a blocker and any other open item are, and by when:
+# defined here once, so the CEO brief and the entity's own brief give the same item the same terms.
+HANDOFF_OWNER = "gm"
+BLOCKER_TERMS = ("high", 14)
+OPEN_ITEM_TERMS = ("medium", 30)
+
+
+def handoff_agenda(open_items: list[dict[str, Any]], blockers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    blocked = {blocker["text"] for blocker in blockers}
+    items = [{"fix": f"Unblock: {blocker['text']}", "priority": BLOCKER_TERMS[0], "due_in_days": BLOCKER_TERMS[1],
+              "owner": HANDOFF_OWNER} for blocker in blockers]
+    items.extend({"fix": f"{item['text']} ({item['heading']})", "priority": OPEN_ITEM_TERMS[0],
+                  "due_in_days": OPEN_ITEM_TERMS[1], "owner": HANDOFF_OWNER}
+                 for item in open_items if item["text"] not in blocked)
+    return items

@@ -34,6 +34,9 @@ class MetricSpec:
     better: str | None = None
     total: bool = False
     target: str | None = None
+    # A portfolio figure that is a ratio of two totals (numerator, denominator, scale): the portfolio's
+    # runway is its total cash over its total monthly outflow, not a sum of runways.
+    portfolio_ratio: tuple[str, str, float] | None = None
 
     @property
     def namespace(self) -> str:

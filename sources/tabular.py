@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
@@ -106,9 +107,30 @@ def read_rows(path: Path, required_columns: list[str], *, sheet: str | None = No
 
     For a workbook the line number is the spreadsheet row number, which is what a person sees.
     """
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(required_columns), sheet) if stat else None
+    if key is not None and key in _READ:
+        _READ.move_to_end(key)
+        return iter([(line, dict(row)) for line, row in _READ[key]])
     if path.suffix.lower() in SPREADSHEET_SUFFIXES:
-        return read_xlsx_rows(path, required_columns, sheet=sheet)
-    return read_csv_rows(path, required_columns)
+        rows = list(read_xlsx_rows(path, required_columns, sheet=sheet))
+    else:
+        rows = list(read_csv_rows(path, required_columns))
+    if key is not None:
+        _READ[key] = rows
+        while len(_READ) > _READ_LIMIT:
+            _READ.popitem(last=False)
+    return iter([(line, dict(row)) for line, row in rows])
+
+
+# The rows of files read lately, by path, version and columns: a run that compares with earlier periods
+# gathers a ledger for each period, and the same unchanged file is read from disk once. Bounded, and
+# keyed by modification time and size, so an edited file is read again.
+_READ: OrderedDict[tuple, list[tuple[int, dict[str, str]]]] = OrderedDict()
+_READ_LIMIT = 64
 
 
 def read_xlsx_rows(path: Path, required_columns: list[str], *, sheet: str | None = None

@@ -1,6 +1,6 @@
 """Open an email's HTML in headless Chromium the way a phone or a webmail shows it, and measure it.
 
-Used by the browser test (tests/flows/test_email_layout.py) and by hand for screenshots:
+Used by the browser test (tests/reports/test_email_layout_browser.py) and by hand for screenshots:
 
     .venv/bin/python -m flows.devtools.email_layout outbox/<run>/*.html --width 375 --strip-style --shots /tmp/shots
 

@@ -131,6 +131,7 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
                 for tenant_id in instance.tenant_ids:
                     for definition in instance.all_definitions:
                         needed[tenant_id].update(definition.all_metrics)
+                        needed[tenant_id].update(comparison_inputs(definition.compared, registry))
     gathers: dict[tuple[str, str], list[str]] = {}
     for tenant_id in chosen_tenants:
         tenant = config.tenant(tenant_id)
@@ -149,7 +150,7 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
     lookbacks: dict[tuple[str, str], set[str]] = defaultdict(set)
     for instance in instances:
         for definition in instance.all_definitions:
-            for metric in definition.compared:
+            for metric in comparison_inputs(definition.compared, registry):
                 spec = registry.metrics.get(metric)
                 if spec is None or not registry.sources[spec.source].looks_back:
                     continue
@@ -157,6 +158,22 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
                     lookbacks[(tenant_id, spec.source)].add(metric)
     return RunPlan(period, [by_role[r].default for r in chosen_roles], instances, gathers, problems,
                    {key: sorted(metrics) for key, metrics in lookbacks.items()})
+
+
+def comparison_inputs(compared: Iterable[str], registry: SourceRegistry = REGISTRY) -> list[str]:
+    """What comparing these metrics reads: each metric, its target, and the two totals a portfolio ratio
+    (runway: cash over outflow) divides."""
+    inputs: list[str] = []
+    for metric in compared:
+        spec = registry.metrics.get(metric)
+        if spec is None:
+            continue
+        inputs.append(metric)
+        if spec.target:
+            inputs.append(spec.target)
+        if spec.portfolio_ratio:
+            inputs.extend(spec.portfolio_ratio[:2])
+    return list(dict.fromkeys(inputs))
 
 
 def source_context(config: PortfolioConfig, tenant: TenantConfig, period: Period) -> SourceContext:

@@ -143,6 +143,37 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def as_shown(value: float | None, metric_type: str) -> float | None:
+    """A figure as an email shows it: money to the dollar. Portfolio totals add figures as shown, so a
+    total always equals the sum of the rows it totals."""
+    if value is None:
+        return None
+    return float(round(Decimal(str(value)))) if metric_type == "money" else value
+
+
+def summed(key: str | None, among: list[tuple[str, dict[str, Any]]], metric_type: str = "money") -> Any:
+    """The sum over ``among`` of each tenant's ``key`` as shown; None if any of them lacks it."""
+    if key is None or not among:
+        return None
+    numbers = [as_shown(_number(values.get(key)), metric_type) for _, values in among]
+    return None if any(n is None for n in numbers) else sum(numbers)
+
+
+def _portfolio_ratio(spec: MetricSpec, tenants: list[tuple[str, dict[str, Any]]], period: Period) -> Comparison:
+    numerator, denominator, scale = spec.portfolio_ratio
+    counted = [(name, values) for name, values in tenants
+               if _number(values.get(numerator)) is not None and _number(values.get(denominator)) is not None]
+    left_out = tuple(name for name, _ in tenants if name not in {n for n, _ in counted})
+
+    def ratio(suffix: str) -> float | None:
+        top = summed(numerator + suffix, counted, "exact")
+        bottom = summed(denominator + suffix, counted, "exact")
+        return None if top is None or not bottom else top / bottom * scale
+
+    return Comparison(spec.name, metric_words(spec.name), spec.type, spec.better, ratio(""),
+                      ratio("@previous"), ratio("@year_ago"), None, period, left_out)
+
+
 def compare_tenant(spec: MetricSpec, values: dict[str, Any], period: Period) -> Comparison:
     """One tenant's metric against its own prior values and target."""
     target = values.get(spec.target) if spec.target else None
@@ -154,22 +185,18 @@ def compare_tenant(spec: MetricSpec, values: dict[str, Any], period: Period) -> 
 def compare_portfolio(spec: MetricSpec, tenants: list[tuple[str, dict[str, Any]]], period: Period) -> Comparison:
     """The portfolio's figure: the sum over the tenants whose value is available, for a metric that
     totals; its prior value sums the same tenants, so the change compares like with like."""
+    if spec.portfolio_ratio is not None:
+        return _portfolio_ratio(spec, tenants, period)
     if not spec.total:
         raise ValueError(f"{spec.name} has no portfolio figure: it does not add up across entities "
                          "(compare it per entity, e.g. compare(\"" + spec.name + "\", t))")
     counted = [(name, values) for name, values in tenants if _number(values.get(spec.name)) is not None]
     left_out = tuple(name for name, values in tenants if _number(values.get(spec.name)) is None)
 
-    def summed(key: str | None, among: list[tuple[str, dict[str, Any]]]) -> Any:
-        if key is None or not among:
-            return None
-        numbers = [_number(values.get(key)) for _, values in among]
-        return None if any(n is None for n in numbers) else sum(numbers)
-
-    value = summed(spec.name, counted)
-    previous = summed(lookback_key(spec.name, "previous"), counted)
-    year_ago = summed(lookback_key(spec.name, "year_ago"), counted)
-    target = summed(spec.target, counted)
+    value = summed(spec.name, counted, spec.type)
+    previous = summed(lookback_key(spec.name, "previous"), counted, spec.type)
+    year_ago = summed(lookback_key(spec.name, "year_ago"), counted, spec.type)
+    target = summed(spec.target, counted, spec.type)
     return Comparison(spec.name, metric_words(spec.name), spec.type, spec.better, value, previous, year_ago, target,
                       period, left_out)
 
@@ -201,6 +228,12 @@ class FigureHelpers:
             raise ValueError(f"compare(): no tenant {tenant_id!r} in this report")
         return compare_tenant(spec, self._values[tenant_id], self._period)
 
+    @staticmethod
+    def _labelled(comparison: Comparison, label: str | None) -> Comparison:
+        from dataclasses import replace
+
+        return replace(comparison, label=label) if label else comparison
+
     def kpi_strip(self, metrics: Any, tenant: Any = None) -> Any:
         """``{{ kpi_strip({"finance.cash_on_hand": "Cash", "finance.burn_rate": "Net burn"}) }}``: 1 to
         MAX_KPIS figures, each with its change against the prior period and its target where it has one."""
@@ -213,8 +246,10 @@ class FigureHelpers:
         return self._components.add(KpiStrip(items))
 
     def what_changed(self, metrics: Any, tenant: Any = None, empty: str = "") -> str:
-        """One sentence: the figures that moved notably since the prior period, largest share first."""
-        compared = [self.compare(metric, tenant) for metric in metrics]
+        """One sentence: the figures that moved notably since the prior period, largest share first.
+        ``metrics``: a list of metric paths, or a mapping of path to the words for it."""
+        labels = dict(metrics) if isinstance(metrics, dict) else {metric: None for metric in metrics}
+        compared = [self._labelled(self.compare(metric, tenant), label) for metric, label in labels.items()]
         moved = sorted((c for c in compared if c.sentence()), key=lambda c: -abs(c.change_percent or 0))
         if not moved:
             return empty

@@ -265,7 +265,7 @@ def tokens_to_text(tokens: list[Token], charts: list[ChartSpec] | None = None,
             out.append("")
         elif kind == "exec_component":
             if token.meta["index"] < len(components):
-                out.extend([*components[token.meta["index"]].text(), ""])
+                out.extend([*(wrap_line(line, "", TEXT_WIDTH) for line in components[token.meta["index"]].text()), ""])
         elif kind == "inline":
             chart = _chart_of(token, charts)
             if chart is not None and not in_table and not heading_level:

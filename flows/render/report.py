@@ -28,11 +28,12 @@ from flows.render.checks import (
 from flows.render.comparisons import FigureHelpers
 from flows.render.email import RenderedEmail, render_email, stage
 from flows.render.left_out import left_out_notice, left_out_tenant, missing_required, value_reason
-from flows.templating.agenda import ActionCollector, agenda_items, days_after
+from flows.templating.agenda import ActionCollector, agenda_items
 from flows.templating.charts import ChartCollector
 from flows.templating.components import ComponentCollector
 from flows.templating.limits import render_budget, render_within_limits
 from sources.catalogue import REGISTRY
+from sources.registry import is_available
 
 
 class ReportSkipped(Exception):
@@ -114,7 +115,12 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
 
     def operator_note(text: Any) -> str:
         """``{{ operator_note("...") }}``: a technical detail (file:line, an id) for the run summary and the
-        log, never the email; prints nothing."""
+        log, never the email; prints nothing. A list gives one detail per item (lists inside it too)."""
+        if isinstance(text, list | tuple):  # a list of details, or a list of each tenant's list
+            for item in text:
+                if is_available(item):
+                    operator_note(item)
+            return ""
         text = " ".join(str(text).split())
         if text and text not in operator_details:
             operator_details.append(text)
@@ -124,8 +130,7 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
               owner: str | None = None, tenant: Any = None) -> list[dict[str, Any]]:
         """``{{ agenda(t.checks, todos(t.handoffs.blockers, "Unblock: {text}", priority="high", tenant=t.id)) }}``:
         rows (dicts) as agenda items; ``text`` is filled from each row's fields."""
-        return agenda_items(items, text, priority, days_after(period.end, due_in_days), owner or definition.role,
-                            tenant)
+        return agenda_items(items, text, priority, due_in_days, owner or definition.role, period.end, tenant)
 
     actions = ActionCollector()
     components = ComponentCollector()

@@ -119,11 +119,11 @@ def as_date(value: Any, what: str) -> dt.date:
     raise ValueError(f"{what} must be a date like 2026-11-30 or days_after(period.end, 14), got {value!r}")
 
 
-def agenda_items(rows: Any, text: str, priority: str, due: dt.date, owner: str,
+def agenda_items(rows: Any, text: str, priority: str, due_in_days: int, owner: str, period_end: dt.date,
                  tenant: Any = None) -> list[dict[str, Any]]:
-    """Rows (handoff items, ...) as agenda items for ``agenda()``."""
-    if priority not in ACTION_PRIORITIES:
-        raise ValueError(f"todos(): priority must be one of {', '.join(ACTION_PRIORITIES)}, got {priority!r}")
+    """Rows (handoff items, ...) as agenda items for ``agenda()``. A row that carries its own terms
+    (``priority``, ``due_in_days``, ``owner``: a source's single definition, e.g. ``handoffs.agenda``) keeps
+    them; the arguments are the terms of rows that do not."""
     items = []
     for row in rows if is_available(rows) else []:
         fields = row if isinstance(row, Mapping) else {"text": row}
@@ -131,8 +131,11 @@ def agenda_items(rows: Any, text: str, priority: str, due: dt.date, owner: str,
             filled = text.format_map({k: v for k, v in fields.items() if isinstance(k, str)})
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"todos(): cannot fill {text!r} from {sorted(fields)}: {exc}") from None
-        items.append({"fix": filled, "priority": priority, "due": due.isoformat(), "owner": owner,
-                      "tenant": str(tenant) if tenant else ""})
+        terms = (fields.get("priority", priority), fields.get("due_in_days", due_in_days), fields.get("owner") or owner)
+        if terms[0] not in ACTION_PRIORITIES:
+            raise ValueError(f"todos(): priority must be one of {', '.join(ACTION_PRIORITIES)}, got {terms[0]!r}")
+        items.append({"fix": filled, "priority": terms[0], "due": days_after(period_end, terms[1]).isoformat(),
+                      "owner": terms[2], "tenant": str(tenant) if tenant else ""})
     return items
 
 

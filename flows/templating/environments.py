@@ -12,7 +12,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from flows.templating.agenda import action, days_after, rank_checks
 from flows.templating.escape import escape_markdown
-from flows.templating.formatters import date, money, months, number, percent
+from flows.templating.formatters import date, money, months, number, percent, percent_number
 from flows.templating.sandbox import LimitedSandbox
 from flows.templating.tables import (
     bullet_list,
@@ -22,6 +22,7 @@ from flows.templating.tables import (
     names,
     plural,
     ranked_table,
+    rows_of,
     rule_name,
     table,
     top,
@@ -46,8 +47,8 @@ def environment() -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(money=money, number=number, percent=percent, months=months, date=date,
-                       table=table, ranked_table=ranked_table, bullet_list=bullet_list, action=action, days_after=days_after,
+    env.globals.update(percent_number=percent_number, money=money, number=number, percent=percent, months=months, date=date,
+                       table=table, ranked_table=ranked_table, rows_of=rows_of, bullet_list=bullet_list, action=action, days_after=days_after,
                        top=top, more=more, plural=plural, label=label, totals_by=totals_by,
                        rule_name=rule_name, names=names, total=total, count=count, unavailable_in=unavailable_in)
     env.filters.update(money=money, number=number, percent=percent, months=months, date=date, top=top,

@@ -14,7 +14,7 @@ from flows.templating.limits import short_repr
 from sources.registry import Unavailable, is_available
 
 # What report templates call (the helper reference in the docs lists these).
-__all__ = ["money", "money_cents", "number", "percent", "months", "date"]
+__all__ = ["money", "money_cents", "number", "percent", "percent_number", "months", "date"]
 
 
 def _decimal(value: Any, digits: int = 0) -> Decimal:
@@ -131,5 +131,14 @@ def money_cents(value: Any) -> str:
     return money(value, cents=True)
 
 
+def percent_number(value: Any, digits: int = 1) -> str:
+    """A figure already in percent: ``percent_number(25.34)`` -> "25.3%" (``percent`` takes a fraction)."""
+    if not is_available(value):
+        return unavailable_text(value)
+    if value is None:
+        return "—"
+    return number(value, digits) + "%"
+
+
 FORMATTERS = {"money": money, "money_cents": money_cents, "number": number, "percent": percent, "months": months,
-              "date": date}
+              "date": date, "percent_number": percent_number}

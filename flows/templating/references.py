@@ -52,6 +52,6 @@ def metric_references(tree: nodes.Node, namespaces: set[str]) -> list[tuple[str,
 
 
 # Helpers that take a metric path as text; the compile step checks those paths like any other reference.
-PATH_HELPERS = frozenset({"total", "count", "unavailable_in", "totals_by", "top", "ranked_table"})
+PATH_HELPERS = frozenset({"total", "count", "unavailable_in", "totals_by", "top", "ranked_table", "rows_of"})
 # Helpers that compare a metric with the prior period: the run gathers those metrics' prior values.
 COMPARISON_HELPERS = frozenset({"compare", "kpi_strip", "what_changed"})

@@ -13,7 +13,7 @@ from flows.templating.formatters import FORMATTERS, number, unavailable_text
 from sources.registry import REGISTRY, is_available
 
 # What report templates call (the helper reference in the docs lists these).
-__all__ = ["table", "ranked_table", "bullet_list", "top", "more", "names", "plural", "label", "rule_name", "total", "count",
+__all__ = ["table", "ranked_table", "rows_of", "bullet_list", "top", "more", "names", "plural", "label", "rule_name", "total", "count",
            "totals_by", "unavailable_in", "TopRows"]
 
 
@@ -177,27 +177,58 @@ def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = No
 
 
 def ranked_table(rows: Any, by: str, columns: Any, formats: Mapping[str, str] | None = None, n: int = 5,
-                 reverse: bool = True, more_text: str = "more", empty: str = "Nothing to show.") -> MarkdownSafe:
+                 reverse: bool = True, more_text: str = "more", empty: str = "Nothing to show.",
+                 total: bool = False, marked: Any = ()) -> MarkdownSafe:
     """The ``n`` rows that matter most by ``by`` (highest first; ``reverse=False`` for lowest first), then
-    one row for the rest: "and 12 more" with the rest's totals in the money and number columns, so the
-    table's columns still add up to the whole.
+    one row for the rest: "and 12 more" with the rest's totals in the money and number columns; with
+    ``total=true`` a last "Total" row. Totals add the figures as shown (money to the dollar), so every
+    total equals the sum of the rows above it. Rows in ``marked`` (e.g. the entities whose figures leave
+    something out) get a "*" after their first cell, for a footnote that says what.
 
     ``{{ ranked_table(tenants, "finance.runway_months", {"name": "Entity", "finance.cash_on_hand": "Cash"},
-    formats={"finance.cash_on_hand": "money"}, reverse=false) }}``: a column key may be a metric path."""
+    formats={"finance.cash_on_hand": "money"}, reverse=false, total=true) }}``: a column key may be a
+    metric path."""
     formats = dict(formats or {})
     keys = list(columns.keys()) if isinstance(columns, Mapping) else list(columns)
     ranked = top(rows, len(list(rows or [])) if is_available(rows) else 0, by, reverse)
+    marked_ids = [id(row) for row in marked or []]
     flat = [{key: lookup(row, key) for key in keys} for row in ranked]
+    for row, original in zip(flat, ranked, strict=True):
+        if id(original) in marked_ids:
+            row[keys[0]] = MarkdownSafe(escape_markdown(row[keys[0]]) + " \\*")
+    summable = [key for key, name in formats.items() if name in ("money", "money_cents", "number")]
     shown = TopRows(flat[:n])
     shown.total, shown.more = len(flat), max(0, len(flat) - n)
-    totals: dict[str, Any] = {}
-    for key, name in formats.items():
-        if name in ("money", "money_cents", "number") and shown.more:
-            present = [row[key] for row in flat[n:] if row[key] is not None and is_available(row[key])]
-            totals[key] = sum(present) if present else None
-    shown.rest_totals = {key: value for key, value in totals.items() if value is not None}
+    shown.rest_totals = {key: value for key in summable
+                         if (value := _shown_sum(flat[n:], key, formats[key])) is not None} if shown.more else {}
     headers = dict(columns) if isinstance(columns, Mapping) else {key: key for key in keys}
-    return table(shown, headers, formats, empty=empty, more_text=more_text)
+    text = table(shown, headers, formats, empty=empty, more_text=more_text)
+    if total and flat:
+        cells = [escape_markdown(FORMATTERS[formats[key]](_shown_sum(flat, key, formats[key])))
+                 if key in summable and _shown_sum(flat, key, formats[key]) is not None else "" for key in keys[1:]]
+        text = MarkdownSafe(text + "\n| " + " | ".join(["Total", *cells]) + " |")
+    return text
+
+
+def _shown_sum(rows: list[dict[str, Any]], key: str, format_name: str) -> Any:
+    """The column's sum as an email shows it: each available figure rounded as its format shows it."""
+    present = [row[key] for row in rows if row[key] is not None and is_available(row[key])]
+    if not present:
+        return None
+    digits = 2 if format_name == "money_cents" else 0
+    return sum(round(Decimal(str(value)), digits) for value in present)
+
+
+def rows_of(tenants: Any, metric: str) -> list[dict[str, Any]]:
+    """Every row of a per-entity table metric, across the entities whose metric is available, each with
+    its ``entity`` (name) added: ``rows_of(tenants, "costs.domain_renewals")``."""
+    rows = []
+    for tenant in tenants or []:
+        value = strict_lookup(tenant, metric, "rows_of")
+        if value is None or not is_available(value):
+            continue
+        rows.extend({"entity": tenant.get("name", ""), **row} for row in value)
+    return rows
 
 
 def bullet_list(items: Iterable[Any], empty: str = "None.", limit: int | None = None,

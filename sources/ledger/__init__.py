@@ -35,7 +35,9 @@ from typing import Any
 
 from sources.accounts import read_chart
 from sources.errors import SourceError
+from sources.ledger import briefing
 from sources.ledger.books import BURN_WINDOW_MONTHS, GROSS_MARGIN_EXACT, read_ledger
+from sources.ledger.briefing import briefing_figures
 from sources.ledger.figures import (
     account_totals,
     expense_audit,
@@ -62,7 +64,8 @@ METRICS = [
     MetricSpec("finance.cash_on_hand", "Opening balance plus every ledger entry up to the period end.", "money", better='up', total=True),
     MetricSpec("finance.runway_months", "Cash on hand divided by what leaves the bank each month: the burn rate "
                f"plus the average owner draws of the same {BURN_WINDOW_MONTHS} full months (draws are not expenses, "
-               "but they lower cash); infinite when cash is not falling, 0 when overdrawn.", "months", better='up'),
+               "but they lower cash); infinite when cash is not falling, 0 when overdrawn.", "months", better="up",
+               portfolio_ratio=("finance.cash_on_hand", "finance.monthly_outflow", 1)),
     MetricSpec("finance.expenses_by_category", "Expenses of the last full month by category, largest first "
                "(rows: category, amount).", "table"),
     MetricSpec("finance.ledger_problems", "Ledger, chart and target rows left out under on_bad_row: skip, each "
@@ -117,6 +120,7 @@ METRICS = [
     MetricSpec("finance.data_through", "Date of the ledger's last entry: how far the books reach. When it is "
                "more than max_data_age_days (default 14) before the period end, every other ledger figure is "
                "unavailable with that date as the reason, since cash, burn and runway would be wrong.", "date"),
+    *briefing.METRICS,
 ]
 
 # Books may lag a little (receipts entered weekly); beyond this many days before the period end the
@@ -180,4 +184,5 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
     result.update(evaluate_rules(settings.get("rules"), entries, result, context))
     result.pop(GROSS_MARGIN_EXACT, None)
     result["finance.ledger_problems"] = policy.findings
+    result.update(briefing_figures(result, context.period_end, REGISTRY.labels, context.tenant_id))
     return result

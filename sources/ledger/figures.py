@@ -125,7 +125,7 @@ def expense_audit(entries: list[Entry], period_end: dt.date, settings: Mapping[s
         audit.append({"category": category, "this_month": this_month, "average": average.quantize(CENT),
                       "change": change.quantize(CENT),
                       "change_percent": None if change_percent is None else round(change_percent, 1),
-                      "flagged": flagged})
+                      "flagged": flagged, "flag": "check" if flagged else ""})
     audit.sort(key=lambda row: (-row["this_month"], row["category"]))
 
     last_month_expenses = [e for e in entries if e.is_expense and month_key(e.date) == last and e.date <= period_end]

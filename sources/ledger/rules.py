@@ -153,9 +153,10 @@ def _evaluate(rule: Any, where: str, entries, figures: Mapping[str, Any], contex
             return result(None, None, months, "cash on hand or the last months' expenses are unavailable")
         average = sum(spent, Decimal(0)) / len(window)
         reserve = (cash / average).quantize(Decimal("0.1"))
-        return result(reserve >= months, reserve, months,
-                      f"cash {cash:,.2f} covers {reserve} months of average expenses {average:,.2f}; "
-                      f"rule: at least {months}")
+        row = result(reserve >= months, reserve, months,
+                     f"cash {cash:,.2f} covers {reserve} months of average expenses {average:,.2f}; "
+                     f"rule: at least {months}")
+        return {**row, "cash": cash, "average_expenses": average.quantize(CENT)}
     if kind == "max_uncategorised_expense":
         amount = _limit(rule, "amount", where)
         uncategorised = [e for e in entries if e.is_expense and e.category == UNCATEGORISED

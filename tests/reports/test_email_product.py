@@ -105,7 +105,8 @@ def test_subjects_count_what_the_bodies_list(outbox):
         body = text.split(heading + "\n", 1)[1].split("\n\n", 1)[1].split("\n\n", 1)[0]
         if role == "ceo":  # an introduction, the numbered top eight, then "And N more" with a compact list
             body = re.split(r"\n\n[^\n]+\n=+\n", text.split(heading + "\n", 1)[1], maxsplit=1)[0]
-        listed = [line for line in body.splitlines() if re.match(r"(- |\d+\. )(CRITICAL|HIGH|MEDIUM|LOW|INFO)\b", line)]
+        listed = [line for line in body.splitlines()
+                  if re.match(r"(- |\d+\. )(CRITICAL|HIGH|MEDIUM|LOW|INFO)\b|- ☐ ", line)]
         more = sum(int(m) for m in re.findall(r"^(?:- )?and (\d+) more", body, re.MULTILINE | re.IGNORECASE))
         count = re.search(r"(\d+) (?:[a-z]+ )*?(issue|item|gap|decision)s?\b", by_report[(role, "portfolio")])
         assert count and int(count.group(1)) == len(listed) + more, (role, by_report[(role, "portfolio")], body)

@@ -29,8 +29,10 @@ def test_check_lists_every_problem_and_exits_1(portfolio_copy, capsys):
     err = capsys.readouterr().err
     assert "cfo.md:9: metrics[1]: unknown metric 'finance.cash_on_hnd' (did you mean 'finance.cash_on_hand'?)" in err
     assert "broken.md:" in err and "YAML syntax error" in err
-    # the unknown metric, the YAML error, and the three places cfo.md uses the undeclared metric
-    assert "check failed: 5 definition problem(s)" in err
+    # the unknown metric, the YAML error, and the four places cfo.md uses the undeclared metric (the KPI
+    # strip, the what-changed line, and the ranked table's column and format)
+    assert "check failed: 6 definition problem(s)" in err
+    assert err.count("uses metric 'finance.cash_on_hand' but does not declare it") == 4
 
 
 def test_check_fails_when_a_report_cannot_render(portfolio_copy, capsys):

@@ -122,3 +122,39 @@ def test_the_pull_request_workflow_runs_check_and_diff_and_uploads_the_previews(
         os.environ.clear()
         os.environ.update(old_environment)
     assert (repo / "report-diff" / "portfolio-cfo.html").is_file()
+
+
+def test_a_cfo_edits_the_brief_as_a_document_and_the_diff_shows_just_that(repo, tmp_path, capsys):
+    """Four edits a CFO makes by editing Markdown only: reword a paragraph, swap two sections, add a KPI
+    to the strip, remove a table. `check` passes, and `diff` shows exactly those changes in the CFO brief."""
+    cfo = repo / "reports" / "cfo.md"
+    text = cfo.read_text()
+    reworded = text.replace("Shortest runway first.", "The entities with the least runway come first.")
+    margins = reworded[reworded.index("## Margins"):reworded.index("## AWS and domain costs")]
+    break_even = reworded[reworded.index("## Break-even"):reworded.index("## Margins")]
+    swapped = reworded.replace(break_even + margins, margins + break_even)
+    with_kpi = swapped.replace('"finance.revenue_last_month": "Revenue last month"}) }}',
+                               '"finance.revenue_last_month": "Revenue last month", '
+                               '"finance.expenses_last_month": "Expenses last month"}) }}')
+    capital = with_kpi[with_kpi.index("{{ ranked_table(tenants, \"attention\""):]
+    capital = capital[:capital.index("}}\n") + 3]
+    edited = with_kpi.replace(capital, "")
+    assert edited != text and edited.count("{%") == text.count("{%")  # no statement added: Markdown edits only
+    cfo.write_text(edited)
+    git(repo, "commit", "-q", "-am", "cfo: reword, reorder, one more KPI, one table less")
+    config = str(repo / "examples" / "portfolio.yaml")
+    assert main(["check", "--config", config, "--period", SAMPLE_PERIOD]) == 0
+    capsys.readouterr()
+    assert main(["diff", "HEAD~1", "--config", config, "--period", SAMPLE_PERIOD, "-o", str(tmp_path / "d")]) == 0
+    printed = capsys.readouterr().out
+    assert "changed: portfolio-cfo (text, html)" in printed and "1 report(s) changed, 8 unchanged" in printed
+    diff = (tmp_path / "d" / "portfolio-cfo.diff").read_text()
+    added = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    removed = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    assert "The entities with the least runway come first." in added
+    assert "Shortest runway first." in removed
+    assert any(line.startswith("Expenses last month: $21,805") for line in added)  # the new KPI
+    assert any("Next dollar goes to" in line for line in removed)  # the table that went
+    assert not any("Next dollar goes to" in line for line in added)
+    # The sections traded places: the diff moves one of them, heading and all, and nothing else.
+    assert "Break-even" in added and "Break-even" in removed

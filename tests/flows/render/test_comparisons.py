@@ -134,10 +134,33 @@ def test_a_figure_without_a_portfolio_total_says_how_to_compare_it(tmp_path):
         title: KPIs
         subject: KPIs
         scope: portfolio
-        metrics: [finance.runway_months]
+        metrics: [finance.net_margin_percent]
         ---
-        {{ kpi_strip(["finance.runway_months"]) }}
+        {{ kpi_strip(["finance.net_margin_percent"]) }}
         """)
     summary, _ = run_plain(config, PERIOD, dry_run=True)
     [failure] = summary["failed"]
-    assert "finance.runway_months has no portfolio figure" in failure["reason"] and "kpi.md:8" in failure["reason"]
+    assert "finance.net_margin_percent has no portfolio figure" in failure["reason"]
+    assert "kpi.md:8" in failure["reason"]
+
+
+def test_the_portfolio_runway_is_total_cash_over_total_outflow_not_a_sum_of_runways():
+    runway = REGISTRY.metrics["finance.runway_months"]
+    tenants = [("A", {"finance.cash_on_hand": Decimal("100"), "finance.monthly_outflow": Decimal("10"),
+                      "finance.cash_on_hand@previous": Decimal("130"), "finance.monthly_outflow@previous": Decimal("10")}),
+               ("B", {"finance.cash_on_hand": Decimal("50"), "finance.monthly_outflow": Decimal("20"),
+                      "finance.cash_on_hand@previous": Decimal("50"), "finance.monthly_outflow@previous": Decimal("20")})]
+    total = compare_portfolio(runway, tenants, PERIOD)
+    # (100 + 50) / (10 + 20) = 5.0 months; a week before (130 + 50) / 30 = 6.0: a month of runway lost.
+    assert (total.value, total.previous, total.value_text) == (5.0, 6.0, "5.0 months")
+    assert total.change_text == "▼ 1.0 months vs last week" and total.good is False
+
+
+def test_portfolio_money_totals_add_the_figures_as_shown():
+    burn = REGISTRY.metrics["finance.burn_rate"]
+    # $1,674.92 and $2,520.02 show as $1,675 and $2,520: the total shows $4,195, not $4,194.94 -> $4,195.
+    # With three entities at $0.40 each, the shown rows are $0 + $0 + $0 and so is the total (not $1).
+    assert compare_portfolio(burn, [("A", {"finance.burn_rate": Decimal("1674.92")}),
+                                    ("B", {"finance.burn_rate": Decimal("2520.02")})], PERIOD).value == 4195
+    assert compare_portfolio(burn, [(name, {"finance.burn_rate": Decimal("0.40")}) for name in "ABC"],
+                             PERIOD).value == 0
