@@ -50,6 +50,11 @@ def test_the_portfolio_figure_sums_the_tenants_that_have_it_and_names_who_is_lef
     assert total.kpi("Cash").change == "▲ $10 vs last week" and total.kpi().note == "leaves out Gone"
 
 
+def kpi_report(metrics: str, body: str) -> str:
+    """A portfolio report named kpi that declares ``metrics`` (a YAML list) and whose body is ``body``."""
+    return f"---\nrole: kpi\ntitle: KPIs\nsubject: KPIs\nscope: portfolio\nmetrics: {metrics}\n---\n{body}\n"
+
+
 def write_portfolio(tmp_path, report: str):
     """One tenant whose books are worked by hand: opening 1000; W46 (Nov 9-15) +500; W47 (Nov 16-22) -200."""
     data = tmp_path / "data"
@@ -86,18 +91,9 @@ def write_portfolio(tmp_path, report: str):
 
 def test_a_kpi_strip_shows_each_figure_against_last_week_gathered_by_the_run(tmp_path):
     # Cash at Nov 22: 1000 + 300 + 3 x (1000 - 900) + 500 - 200 = 1900; at Nov 15: 2100; at Nov 22, 2025: 1300.
-    config = write_portfolio(tmp_path, """\
-        ---
-        role: kpi
-        title: KPIs
-        subject: KPIs
-        scope: portfolio
-        metrics: [finance.cash_on_hand]
-        ---
-        {{ kpi_strip({"finance.cash_on_hand": "Cash"}) }}
-
-        {{ what_changed(["finance.cash_on_hand"]) }} A year before: {{ compare("finance.cash_on_hand").year_text }}.
-        """)
+    config = write_portfolio(tmp_path, kpi_report("[finance.cash_on_hand]", (
+        '{{ kpi_strip({"finance.cash_on_hand": "Cash"}) }}\n\n{{ what_changed(["finance.cash_on_hand"]) }} '
+        'A year before: {{ compare("finance.cash_on_hand").year_text }}.')))
     summary, rendered = run_plain(config, PERIOD, dry_run=True)
     assert summary["failed"] == [], summary["failed"]
     email = rendered["portfolio-kpi"]
@@ -112,32 +108,16 @@ def test_only_the_compared_metrics_are_gathered_again_for_earlier_periods(tmp_pa
     from flows.plan.definitions import load_definitions
     from flows.plan.plan import plan_run
 
-    config = write_portfolio(tmp_path, """\
-        ---
-        role: kpi
-        title: KPIs
-        subject: KPIs
-        scope: portfolio
-        metrics: [finance.cash_on_hand, finance.burn_rate]
-        ---
-        {{ kpi_strip(["finance.cash_on_hand"]) }} {{ money(total(tenants, "finance.burn_rate")) }}
-        """)
+    config = write_portfolio(tmp_path, kpi_report("[finance.cash_on_hand, finance.burn_rate]", (
+        '{{ kpi_strip(["finance.cash_on_hand"]) }} {{ money(total(tenants, "finance.burn_rate")) }}')))
     definitions, problems = load_definitions(config.reports_path)
     assert problems == [] and definitions[0].compared == ("finance.cash_on_hand",)
     assert plan_run(config, definitions, PERIOD).lookbacks == {("acme", "ledger"): ["finance.cash_on_hand"]}
 
 
 def test_a_figure_without_a_portfolio_total_says_how_to_compare_it(tmp_path):
-    config = write_portfolio(tmp_path, """\
-        ---
-        role: kpi
-        title: KPIs
-        subject: KPIs
-        scope: portfolio
-        metrics: [finance.net_margin_percent]
-        ---
-        {{ kpi_strip(["finance.net_margin_percent"]) }}
-        """)
+    config = write_portfolio(tmp_path, kpi_report("[finance.net_margin_percent]",
+                                                  '{{ kpi_strip(["finance.net_margin_percent"]) }}'))
     summary, _ = run_plain(config, PERIOD, dry_run=True)
     [failure] = summary["failed"]
     assert "finance.net_margin_percent has no portfolio figure" in failure["reason"]
