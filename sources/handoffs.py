@@ -26,6 +26,9 @@ METRICS = [
     MetricSpec("handoffs.done_items", "Checked task-list items (rows: text, file, heading, tags).", "list"),
     MetricSpec("handoffs.open_count", "Number of open action items.", "number"),
     MetricSpec("handoffs.blockers", "Open blockers (rows: text, file, heading, line).", "list"),
+    MetricSpec("handoffs.engineering_items", "Open items under a heading named Engineering (rows: text, file, "
+               "heading, tags).", "list"),
+    MetricSpec("handoffs.ux_items", "Open items tagged #ux (rows: text, file, heading, tags).", "list"),
     MetricSpec("handoffs.agenda", "The handoff notes as agenda items, one definition for every brief that lists "
                "them: each blocker (\"Unblock: ...\", high priority, due in 14 days), then every other open item "
                "(\"text (heading)\", medium priority, due in 30 days), each owned by the entity's general manager "
@@ -111,6 +114,8 @@ def gather_handoffs(settings: Mapping[str, Any], context: SourceContext) -> dict
                       "open": counts["open"], "done": counts["done"]})
     return {
         "handoffs.agenda": handoff_agenda(open_items, blockers),
+        "handoffs.engineering_items": [item for item in open_items if item["heading"] == "Engineering"],
+        "handoffs.ux_items": [item for item in open_items if "ux" in item["tags"]],
         "handoffs.open_items": open_items,
         "handoffs.done_items": done_items,
         "handoffs.open_count": len(open_items),

@@ -12,7 +12,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from flows.templating.agenda import action, days_after, rank_checks
 from flows.templating.escape import escape_markdown
-from flows.templating.formatters import date, money, months, number, percent, percent_number
+from flows.templating.formatters import date, duration_ms, money, months, number, percent, percent_number
 from flows.templating.sandbox import LimitedSandbox
 from flows.templating.tables import (
     bullet_list,
@@ -47,7 +47,7 @@ def environment() -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(percent_number=percent_number, money=money, number=number, percent=percent, months=months, date=date,
+    env.globals.update(duration_ms=duration_ms, percent_number=percent_number, money=money, number=number, percent=percent, months=months, date=date,
                        table=table, ranked_table=ranked_table, rows_of=rows_of, bullet_list=bullet_list, action=action, days_after=days_after,
                        top=top, more=more, plural=plural, label=label, totals_by=totals_by,
                        rule_name=rule_name, names=names, total=total, count=count, unavailable_in=unavailable_in)

@@ -14,7 +14,7 @@ from flows.templating.limits import short_repr
 from sources.registry import Unavailable, is_available
 
 # What report templates call (the helper reference in the docs lists these).
-__all__ = ["money", "money_cents", "number", "percent", "percent_number", "months", "date"]
+__all__ = ["money", "money_cents", "number", "percent", "percent_number", "duration_ms", "months", "date"]
 
 
 def _decimal(value: Any, digits: int = 0) -> Decimal:
@@ -140,5 +140,14 @@ def percent_number(value: Any, digits: int = 1) -> str:
     return number(value, digits) + "%"
 
 
+def duration_ms(value: Any) -> str:
+    """Milliseconds as a reader says them: 850 -> "850 ms", 1234 -> "1.2 s"; nothing -> "no calls"."""
+    if not is_available(value):
+        return unavailable_text(value)
+    if value is None:
+        return "no calls"
+    return f"{number(value)} ms" if value < 1000 else f"{number(value / 1000, 1)} s"
+
+
 FORMATTERS = {"money": money, "money_cents": money_cents, "number": number, "percent": percent, "months": months,
-              "date": date, "percent_number": percent_number}
+              "date": date, "percent_number": percent_number, "duration_ms": duration_ms}

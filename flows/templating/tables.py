@@ -69,11 +69,12 @@ def plural(count: Any, singular: str, plural_form: str | None = None) -> str:
     return f"{number(count)} {word}"
 
 
-def totals_by(tenants: Any, metric: str, by: str, fields: Iterable[str]) -> list[dict[str, Any]]:
+def totals_by(tenants: Any, metric: str, by: str, fields: Iterable[str], keep: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Portfolio totals of a per-tenant table metric: ``totals_by(tenants, "finance.monthly", "month",
     ["revenue", "expenses"])`` sums each field per month across the tenants whose metric is available,
-    sorted by ``by``; each row also has ``entities`` (how many tenants contributed)."""
-    fields = list(fields)
+    sorted by ``by``; each row also has ``entities`` (how many tenants contributed). ``keep``: fields
+    taken as they are from the first row of each group (a label beside a numeric key)."""
+    fields, keep = list(fields), list(keep)
     grouped: dict[Any, dict[str, Any]] = {}
     for tenant in tenants or []:
         rows = lookup(tenant, metric)
@@ -81,7 +82,8 @@ def totals_by(tenants: Any, metric: str, by: str, fields: Iterable[str]) -> list
             continue
         for row in rows:
             key = row[by]
-            total = grouped.setdefault(key, {by: key, "entities": 0, **{f: 0 for f in fields}})
+            total = grouped.setdefault(key, {by: key, **{name: row.get(name) for name in keep}, "entities": 0,
+                                             **{f: 0 for f in fields}})
             total["entities"] += 1
             for name in fields:
                 value = row.get(name)
@@ -102,10 +104,13 @@ def label(metric: Any) -> str:
     return short[:1].upper() + short[1:]
 
 
-def names(items: Any, limit: int = 5, attribute: str = "name") -> str:
+def names(items: Any, limit: int = 5, attribute: str = "name", entity: bool = False) -> str:
     """"A, B and C", or "A, B, C, D, E and 20 more" past ``limit``: a list of entities in a sentence
-    that stays short however large the portfolio."""
-    values = [str(lookup(item, attribute) if isinstance(item, Mapping) else item) for item in (items or [])]
+    that stays short however large the portfolio. ``entity=true`` adds each row's entity (from
+    ``rows_of``): "jada-site (JADA)"."""
+    values = [str(lookup(item, attribute) if isinstance(item, Mapping) else item)
+              + (f" ({item['entity']})" if entity and isinstance(item, Mapping) and item.get("entity") else "")
+              for item in (items or [])]
     if len(values) > limit:
         return ", ".join(values[:limit]) + f" and {len(values) - limit:,} more"
     if len(values) > 1:

@@ -17,6 +17,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+from sources.aws import briefing
+from sources.aws.briefing import briefing_figures
 from sources.aws.findings import (
     api_findings,
     cloudfront_findings,
@@ -88,6 +90,7 @@ METRICS = [
                "secrets = potential hardcoded secrets found).", "table"),
     MetricSpec("aws.service_errors", "AWS services that could not be read, and why (rows: service, reason). "
                "Their metrics are unavailable; the others are complete.", "list"),
+    *briefing.METRICS,
 ]
 
 # Which services each metric is computed from: any of them failing makes the metric unavailable,
@@ -131,8 +134,10 @@ DEPENDS_ON["aws.domain_registrations"] = ("Route 53 Domains",)
 def gather_aws(raw_settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
     settings = parse_settings(raw_settings, context.tenant_id)
     if settings.snapshot:
-        return read_snapshot(context.resolve(settings.snapshot), context.tenant_id)
-    return gather_live(settings, context)
+        values = read_snapshot(context.resolve(settings.snapshot), context.tenant_id)
+    else:
+        values = gather_live(settings, context)
+    return {**values, **briefing_figures(values, context.tenant_id)}
 
 
 def gather_live(settings: AwsSettings, context: SourceContext, now: dt.datetime | None = None) -> dict[str, Any]:

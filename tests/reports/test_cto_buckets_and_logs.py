@@ -46,9 +46,9 @@ def test_a_public_policy_behind_a_full_block_is_not_counted_as_open(portfolio_co
     assert "2 buckets open to the public" in cto
     buckets = section(cto, "## Public buckets")
     assert "2 bucket policies grant public access: anyone on the internet can use what they allow." in buckets
-    assert "- dangerouscentaur-media-uploads (DangerousCentaur), and no public access block stops it" in buckets
-    assert "- dangerouscentaur-drafts (DangerousCentaur), and its public access block is only partly on" in buckets
-    assert "- jada-site" not in buckets
+    assert "| dangerouscentaur-media-uploads | DangerousCentaur | no public access block stops it |" in buckets
+    assert "| dangerouscentaur-drafts | DangerousCentaur | its public access block is only partly on |" in buckets
+    assert "| jada-site |" not in buckets
     assert ("1 bucket has a policy that would let anyone on the internet in, but its public access block is fully "
             "on and overrides it, so it is not open today: jada-site (JADA). Turning the block off would open it."
             ) in buckets
@@ -79,7 +79,7 @@ def test_a_log_scan_cut_short_is_named_under_the_error_lines(portfolio_copy):
     latency = section(cto, "## Latency and errors")
     assert CUT_SHORT_NOTE in latency
     # The lines that were read are still listed.
-    assert "- JADA, jada-booking-webhook, Nov 20: Task timed out after 6.01 seconds" in latency
+    assert "| JADA | jada-booking-webhook | Nov 20, 2026 | Task timed out after 6.01 seconds |" in latency
 
 
 def test_no_errors_is_not_claimed_when_a_scan_was_cut_short(portfolio_copy):

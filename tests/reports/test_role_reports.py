@@ -292,12 +292,12 @@ def test_cto_cost_figures_equal_the_aws_metrics_and_the_ledgers_aws_line(rendere
     cost = section(rendered["portfolio-cto"].markdown, "## AWS cost")
     for tenant in TENANTS:
         amounts = [row["amount"] for row in metrics[tenant]["aws.monthly_cost_total"]]
-        assert f"{money(min(amounts), cents=True)}–{money(max(amounts), cents=True)}" in cost
+        assert f"| {money(min(amounts), cents=True)} | {money(max(amounts), cents=True)} |" in cost
         assert money(metrics[tenant]["aws.last_month_cost"], cents=True) in cost
     # The sample AWS bill for October equals JADA's AWS expense line in the ledger for October.
     october_aws = -sum(Decimal(r["amount"]) for r in ledger_rows("jada")
                        if r["date"].startswith("2026-10") and r["category"] == "AWS")
-    assert f"| JADA | $18.73–$20.07 (3 mo) | {money(october_aws, cents=True)} |" in cost
+    assert f"| JADA | $18.73 | $20.07 | {money(october_aws, cents=True)} |" in cost
 
 
 def aws_snapshot(tenant: str) -> dict:
@@ -311,25 +311,26 @@ def test_cto_summary_counts_slow_functions_and_names_the_api_with_most_server_er
     # (48,200), qosd-checkin (1,150), qdn-quote (2,400) and dc-image-resize (5,400).
     slow = sorted(f["name"] for f in functions if f["p95_duration_ms"] and f["p95_duration_ms"] > 1000)
     assert slow == ["dc-image-resize", "jada-booking-webhook", "jada-nightly-report", "qdn-quote", "qosd-checkin"]
-    assert "This week: **5 functions** took more than 1 s on at least 1 call in 20; " \
-           "API jada-booking (JADA) returned **41 server errors** in 1,580 requests" in cto
+    # Server errors: jada-booking 41, qdn-quotes 15, qosd-tours 2, dc-shop 0: three APIs, 58 in all.
+    assert "This week: **5 functions** took more than 1 s on at least 1 call in 20; 3 APIs returned server " \
+           "errors (58 in all)." in cto
     latency = section(cto, "## Latency and errors")
     # Calls: 1,240 + 310 + 7 + 2,210 + 450 + 520 + 35 + 140 + 3,900 + 260 = 9,072; errors 3 + 12 + 2 + 9 + 6 + 1 + 4 = 37.
     assert sum(f["invocations"] for f in functions) == 9072 and sum(f["errors"] for f in functions) == 37
-    assert "ran **9,072** times and failed **37** times (0.4%); 14 calls were turned away" in latency
+    assert "ran **9,072** times and failed **37** times; 14 calls were turned away" in latency
     rows = [line for line in latency.splitlines() if line.startswith("| ") and "Entity" not in line]
     assert rows[0] == "| JADA | jada-nightly-report | 7 | 0 | 0 | 48.2 s |"
     assert "| JADA | jada-booking | 1,580 | 41 | 63 | 890 ms |" in rows
-    assert "*and 2 more functions.*" in latency
+    assert "| *and 2 more functions* |" in latency
 
 
 def test_cto_shows_the_latest_errors_without_the_secret_the_log_line_carried(run, rendered):
     summary, _ = run
     latency = section(rendered["portfolio-cto"].markdown, "## Latency and errors")
-    assert "- JADA, jada-booking-webhook, Nov 20: Task timed out after 6.01 seconds" in latency
-    assert "- JADA, jada-booking-webhook, Nov 18: Stripe request failed" in latency
+    assert "| JADA | jada-booking-webhook | Nov 20, 2026 | Task timed out after 6.01 seconds |" in latency
+    assert "| JADA | jada-booking-webhook | Nov 18, 2026 | Stripe request failed |" in latency
     # 4 + 2 + 3 + 1 + 2 error lines seeded, jada's webhook cut to its newest 3: 11 kept, 6 shown.
-    assert "- *and 5 more errors*" in latency
+    assert "| *and 5 more errors* |" in latency
     for email_ in rendered.values():
         assert "sk_live_" not in email_.html and "guest7@example.com" not in email_.html
     assert "sk_live_" not in json.dumps(summary, default=str)
@@ -337,11 +338,11 @@ def test_cto_shows_the_latest_errors_without_the_secret_the_log_line_carried(run
 
 def test_cto_lists_the_public_bucket_the_sites_with_problems_and_the_repositories_without_ci(rendered):
     cto = rendered["portfolio-cto"].markdown
-    assert "- dangerouscentaur-media-uploads (DangerousCentaur), and no public access block stops it" in \
+    assert "| dangerouscentaur-media-uploads | DangerousCentaur | no public access block stops it |" in \
         section(cto, "## Public buckets")
     sites = section(cto, "## Sites and user experience")
     # QuickDumpNow's launch note has the one open item tagged #ux.
-    assert "- QuickDumpNow: Make the quote page load faster on phones: the truck photos are served full size" in sites
+    assert "| QuickDumpNow | Make the quote page load faster on phones: the truck photos are served full size |" in sites
     # site-checks.csv: Dec 4, 2026 is 12 days after the Nov 22 check; QuickDumpNow has no redirect and 3,450 ms.
     assert "**2 of 4 domains** have a problem a visitor meets; the next certificate to expire is " \
            "queenofsandiego.example's, in 12 days." in sites
@@ -353,8 +354,8 @@ def test_cto_lists_the_public_bucket_the_sites_with_problems_and_the_repositorie
     without = sorted(r.name for r in repos if not any((r / name).exists() for name in ci_files))
     assert len(repos) == 7 and without == ["checkin-app", "portfolio-site"]
     ci = section(cto, "## CI/CD")
-    assert "**2 of 7 repositories** have no CI/CD pipeline" in ci
-    assert "- checkin-app (QueenofSanDiego)\n- portfolio-site (DangerousCentaur)" in ci
+    assert "**2 of 7 repositories** without a CI/CD pipeline" in ci
+    assert "| checkin-app | QueenofSanDiego |\n| portfolio-site | DangerousCentaur |" in ci
 
 
 # ---- CFO ------------------------------------------------------------------------------------------

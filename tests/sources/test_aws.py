@@ -23,6 +23,7 @@ import pytest
 from flows.core.errors import SourceError
 from sources.aws import clients as aws_clients
 from sources.aws import cloudwatch, gather_aws, read_snapshot, write_snapshot
+from sources.aws.briefing import briefing_figures
 from sources.aws.findings import FINDING_KINDS
 from sources.catalogue import REGISTRY
 from sources.registry import SourceContext, Unavailable, is_available
@@ -491,7 +492,8 @@ def test_unreachable_endpoint_makes_every_service_unavailable_with_the_reason(aw
     # Code repositories are local folders (none set here), not AWS: only they stay readable.
     assert values["aws.code_repositories"] == []
     assert not any(is_available(v) for k, v in values.items()
-                   if k not in ("aws.service_errors", "aws.gathered_at", "aws.code_repositories"))
+                   if k not in ("aws.service_errors", "aws.gathered_at", "aws.code_repositories",
+                                "aws.repositories_without_ci"))
 
 
 def test_unknown_setting_is_named_with_a_suggestion(tmp_path):
@@ -615,7 +617,8 @@ def test_snapshot_command_writes_what_live_gathering_reads(world, tmp_path, caps
     code = main(["snapshot", "aws", "--tenant", "beta", "-o", str(output), "--config", str(config),
                  "--period", "2026-W47"])
     assert code == 1 and "warning: Cost Explorer" in capsys.readouterr().err
-    saved = read_snapshot(output, "beta")
+    # A snapshot keeps what AWS said; the figures worked from it are worked again when it is read.
+    saved = {**read_snapshot(output, "beta"), **briefing_figures(read_snapshot(output, "beta"), "beta")}
     live = gather("beta", world, tmp_path)
     assert {k: v for k, v in saved.items() if k != "aws.gathered_at"} == \
         {k: v for k, v in live.items() if k != "aws.gathered_at"}
