@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import re
 import textwrap
 
 from flows.operate.cli import main
@@ -32,8 +33,8 @@ def test_check_lists_every_problem_and_exits_1(portfolio_copy, capsys):
     # the unknown metric, the YAML error, and the four places cfo.md uses the undeclared metric (the KPI
     # strip, the what-changed line, and the ranked table's column and format)
     assert "check failed: 6 definition problem(s)" in err
-    printed = [line for line in err.splitlines()  # check's own lines, not the run log's copy of them
-               if "uses metric 'finance.cash_on_hand' but does not declare it" in line and "definition problem:" not in line]
+    printed = [line for line in err.splitlines()  # check's own lines (path:line: ...), not the run log's copies
+               if re.match(r"^\S*cfo\.md:\d+: uses metric 'finance.cash_on_hand' but does not declare it", line)]
     assert len(printed) == 4
 
 
