@@ -13,5 +13,6 @@ from sources import aws  # noqa: E402, F401  isort: skip
 from sources import sitecheck  # noqa: E402, F401  isort: skip
 from sources import customers, equity  # noqa: E402, F401  isort: skip
 from sources import cost_share  # noqa: E402, F401  isort: skip
+from sources import marketing_plan  # noqa: E402, F401  isort: skip
 
 __all__ = ["REGISTRY", "MetricSpec", "Source", "SourceContext", "Unavailable", "is_available"]

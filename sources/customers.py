@@ -41,25 +41,30 @@ METRICS = [
                "percent_of_previous): signed up in the window, became customers by the period end (first "
                "purchase), still customers at the period end (not churned).", "table"),
     MetricSpec("customers.signups_converted", "How many of the window's sign-ups became customers by the period "
-               "end (first purchase on or before it).", "number"),
+               "end (first purchase on or before it).", "number", total=True),
     MetricSpec("customers.signups_retained", "How many of the window's sign-ups are customers at the period end "
                "(bought and not churned): the funnel's last stage.", "number"),
     MetricSpec("customers.conversion_percent", "Share of the window's sign-ups that became customers by the "
-               "period end, in percent.", "percent", better='up'),
+               "period end, in percent.", "percent", better='up',
+               portfolio_ratio=("customers.signups_converted", "customers.signups", 100)),
     MetricSpec("customers.acquisition_spend", "Acquisition cost of the window's sign-ups (sum of "
                "acquisition_cost).", "money", better='down', total=True),
     MetricSpec("customers.cac", "Customer acquisition cost: acquisition spend on the window's sign-ups divided "
-               "by how many of them became customers by the period end.", "money", better='down'),
+               "by how many of them became customers by the period end.", "money", better='down',
+               portfolio_ratio=("customers.acquisition_spend", "customers.signups_converted", 1)),
     MetricSpec("customers.cac_by_channel", "CAC per acquisition channel for the window's sign-ups, most spend "
                "first (rows: channel, signups, customers, spend, cac; cac is empty when no sign-up of the channel "
                "became a customer).", "table"),
     MetricSpec("customers.new_customers", "Customers whose first purchase falls in " + _WINDOW
                + " (whenever they signed up).", "number", better='up', total=True),
     MetricSpec("customers.active_at_start", "Customers at the start of the window: first purchase before it, "
-               "not churned before it.", "number"),
+               "not churned before it.", "number", total=True),
     MetricSpec("customers.churned", "Customers lost in the window: churn_date in " + _WINDOW + ".", "number"),
     MetricSpec("customers.churn_rate", "Churn over the window, in percent: customers at the start of the window "
-               "who churned during it, divided by the customers at the start.", "percent", better='down'),
+               "who churned during it, divided by the customers at the start.", "percent", better='down',
+               portfolio_ratio=("customers.lost_of_start", "customers.active_at_start", 100)),
+    MetricSpec("customers.lost_of_start", "Customers at the start of the window who churned during it (what "
+               "customers.churn_rate divides by customers.active_at_start).", "number", total=True),
     MetricSpec("customers.active_customers", "Customers at the period end: first purchase on or before it, not "
                "churned on or before it.", "number"),
     MetricSpec("customers.net_new_customers", "New customers minus customers lost in the window (equals active "
@@ -207,6 +212,7 @@ def gather_customers(settings: Mapping[str, Any], context: SourceContext) -> dic
         "customers.new_customers": new_customers,
         "customers.active_at_start": len(at_start),
         "customers.churned": churned,
+        "customers.lost_of_start": lost_from_start,
         "customers.churn_rate": churn_rate,
         "customers.active_customers": len(at_end),
         "customers.net_new_customers": len(at_end) - len(at_start),

@@ -32,15 +32,17 @@ SECTIONS = ("cash", "asset", "liability", "equity")
 
 DEFAULT_MAX_AGE_DAYS = 120
 
-BALANCE_METRICS = ("equity.as_of", "equity.age_days", "equity.out_of_date", "equity.balance_sheet", "equity.cash", "equity.total_assets",
+BALANCE_METRICS = ("equity.as_of", "equity.as_of_shown", "equity.age_days", "equity.out_of_date", "equity.balance_sheet", "equity.cash", "equity.total_assets",
                    "equity.total_liabilities", "equity.book_equity", "equity.balance_difference",
                    "equity.liabilities_percent_of_assets")
 CAP_TABLE_METRICS = ("equity.cap_table", "equity.cap_table_holders", "equity.ownership_total_percent",
-                     "equity.largest_holder", "equity.largest_holder_percent")
+                     "equity.largest_holder", "equity.largest_holder_percent", "equity.largest_holding")
 
 METRICS = [
     MetricSpec("equity.as_of", "Date of the balance sheet used: the latest as_of on or before the period end.",
                "date"),
+    MetricSpec("equity.as_of_shown", "The balance sheet's date as a table shows it: \"Oct 31\" in the period's "
+               "year, \"Jun 30, 2025\" before it, with \" (out of date)\" after an out-of-date one.", "text"),
     MetricSpec("equity.age_days", "Days from the balance sheet's date to the period end.", "number"),
     MetricSpec("equity.out_of_date", "Whether the balance sheet is older than max_age_days (default 120) at the "
                "period end: its figures may no longer describe the business.", "boolean"),
@@ -65,6 +67,8 @@ METRICS = [
     MetricSpec("equity.largest_holder", "The holder with the largest stake (all classes together).", "text"),
     MetricSpec("equity.largest_holder_percent", "The largest holder's stake, in percent (ownership "
                "concentration).", "percent"),
+    MetricSpec("equity.largest_holding", "The largest holder and its stake in words, for a table cell: "
+               "\"Sample Holdings LLC (75.0%)\".", "text"),
     MetricSpec("equity.problems", "Balance sheet and cap table rows left out under on_bad_row: skip.", "list"),
 ]
 
@@ -139,6 +143,9 @@ def balance_sheet(path, context: SourceContext, policy: BadRowPolicy,
     age_days = (context.period_end - as_of).days
     return {
         "equity.as_of": as_of,
+        "equity.as_of_shown": (f"{as_of:%b} {as_of.day}" + ("" if as_of.year == context.period_end.year
+                                                            else f", {as_of.year}")
+                               + (" (out of date)" if age_days > max_age_days else "")),
         "equity.age_days": age_days,
         "equity.out_of_date": age_days > max_age_days,
         "equity.balance_sheet": [{k: entry[k] for k in ("section", "item", "amount")} for entry in current],
@@ -200,7 +207,8 @@ def cap_table_rows(rows: list[dict[str, Any]], recorded_total: float | None = No
         plain = "no cap table on record"
         return {"equity.cap_table": [], "equity.cap_table_holders": 0, "equity.ownership_total_percent": 0.0,
                 "equity.largest_holder": Unavailable("equity.largest_holder", reason, plain=plain),
-                "equity.largest_holder_percent": Unavailable("equity.largest_holder_percent", reason, plain=plain)}
+                "equity.largest_holder_percent": Unavailable("equity.largest_holder_percent", reason, plain=plain),
+                "equity.largest_holding": Unavailable("equity.largest_holding", reason, plain=plain)}
     stakes: dict[str, float] = {}
     for r in rows:
         stakes[r["holder"]] = stakes.get(r["holder"], 0.0) + r["ownership_percent"]
@@ -211,4 +219,5 @@ def cap_table_rows(rows: list[dict[str, Any]], recorded_total: float | None = No
         "equity.ownership_total_percent": 100.0 if recorded_total is None else round(recorded_total, 2),
         "equity.largest_holder": largest,
         "equity.largest_holder_percent": round(stakes[largest], 2),
+        "equity.largest_holding": f"{largest} ({stakes[largest]:.1f}%)",
     }

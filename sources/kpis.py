@@ -19,12 +19,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from sources.errors import SourceError
-from sources.registry import REGISTRY, MetricSpec, SourceContext, Unavailable
+from sources.registry import REGISTRY, MetricSpec, SourceContext, Unavailable, metric_words
 
 METRICS = [
     MetricSpec("kpis.coverage", "Each expected KPI per role with its status "
                "(rows: role, kpi, status, reason).", "table"),
     MetricSpec("kpis.missing", "Expected KPIs the data does not provide, as 'role: metric (reason)'.", "list"),
+    MetricSpec("kpis.missing_summary", "The missing KPIs in words with the role that expects each, for a brief "
+               "(\"Break even units (CFO); Cac (CEO)\"); empty when none is missing.", "text"),
     MetricSpec("kpis.coverage_percent", "Share of expected KPIs that the data provides.", "percent"),
 ]
 
@@ -106,5 +108,7 @@ def coverage(expected: Mapping[str, list[str]], values: Mapping[str, Any]) -> di
     return {
         "kpis.coverage": rows,
         "kpis.missing": [f"{r['role']}: {r['kpi']} ({r['reason']})" for r in rows if r["status"] == "missing"],
+        "kpis.missing_summary": "; ".join(f"{metric_words(r['kpi'])} ({r['role'].upper()})"
+                                          for r in rows if r["status"] == "missing"),
         "kpis.coverage_percent": round(provided / len(rows) * 100, 1) if rows else 100.0,
     }

@@ -47,7 +47,13 @@ METRICS = [
     MetricSpec("marketing.problems", "Marketing rows left out under on_bad_row: skip.", "list"),
     MetricSpec("marketing.ota_sequence", "The OTA channels in the order of ota_channels, each with its status "
                "from the channels file, 'missing' when the file does not list it (rows: step, channel, status, "
-               "detail).", "table"),
+               "detail, next: the first planned listing not live yet, state: the status with \"next\" added to "
+               "that one).", "table"),
+    MetricSpec("marketing.channel_presence", "Each channel of the channels file as counts for a portfolio table "
+               "(rows: channel, live, partial, not_yet: 1 or 0 each; n/a channels left out): totals_by adds "
+               "them up across entities.", "table"),
+    MetricSpec("marketing.not_live", "The channels not live yet with their status, in words (\"Sailo (planned), "
+               "Viator (missing)\"); \"—\" when every channel is live.", "text"),
     MetricSpec("marketing.case_study_assumptions", "Assumed conversion of the email list into bookings, from "
                "sources.marketing.case_study (keys: conversion_low, conversion_high, as fractions; with an event "
                "also event, event_date, ticket_price, capacity).", "mapping"),
@@ -60,7 +66,8 @@ METRICS = [
 ]
 
 CHANNEL_METRICS = ("marketing.channels", "marketing.live_channel_count", "marketing.visibility",
-                   "marketing.ota_listings", "marketing.ota_sequence")
+                   "marketing.ota_listings", "marketing.ota_sequence", "marketing.channel_presence",
+                   "marketing.not_live")
 SUBSCRIBER_METRICS = ("marketing.email_list_size", "marketing.email_list_new_in_period")
 CAMPAIGN_METRICS = ("marketing.campaigns", "marketing.active_campaign_count")
 
@@ -178,17 +185,26 @@ def read_channels(path, settings, context: SourceContext, policy: BadRowPolicy) 
         "marketing.visibility": {c["channel"]: c["status"] for c in channels},
         "marketing.ota_listings": sum(1 for c in channels if c["ota"] and c["status"] == "live"),
         "marketing.ota_sequence": ota_sequence(ota_order, channels),
+        "marketing.channel_presence": [
+            {"channel": c["channel"], "live": int(c["status"] == "live"), "partial": int(c["status"] == "partial"),
+             "not_yet": int(c["status"] not in ("live", "partial"))} for c in channels if c["status"] != "n/a"],
+        "marketing.not_live": ", ".join(f"{c['channel']} ({c['status']})" for c in channels
+                                        if c["status"] != "live") or "—",
     }
 
 
 def ota_sequence(order: list[str], channels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_name = {c["channel"].lower(): c for c in channels}
     sequence = []
+    next_marked = False
     for step, name in enumerate(order, start=1):
         listed = by_name.get(name.lower())
-        sequence.append({"step": step, "channel": listed["channel"] if listed else name,
-                         "status": listed["status"] if listed else "missing",
-                         "detail": listed["detail"] if listed else "not in the channels file"})
+        status = listed["status"] if listed else "missing"
+        is_next = not next_marked and status not in ("live", "n/a")
+        next_marked = next_marked or is_next
+        sequence.append({"step": step, "channel": listed["channel"] if listed else name, "status": status,
+                         "detail": listed["detail"] if listed else "not in the channels file",
+                         "next": is_next, "state": f"{status} — next" if is_next else status})
     return sequence
 
 

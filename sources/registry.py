@@ -76,6 +76,12 @@ class UnavailableTruthTest(ReportError):
             f"{value.metric} %}}`, and say what the reader should see when it is not")
 
 
+def metric_words(metric: Any) -> str:
+    """A metric id as words for an executive: ``finance.break_even_units`` -> "Break even units"."""
+    short = str(metric).rsplit(".", 1)[-1].replace("_", " ").strip()
+    return short[:1].upper() + short[1:]
+
+
 def is_available(value: Any) -> bool:
     return not isinstance(value, Unavailable)
 
@@ -144,6 +150,9 @@ class SourceRegistry:
         # Sources that can save a tenant's live data as a file (``exec-reports snapshot NAME``):
         # name -> function(settings, context, output path) -> list of warnings.
         self.snapshotters: dict[str, Callable[..., list[str]]] = {}
+        # Template helpers for figures worked from more than one source's metrics (the CMO's 30/60/90-day
+        # milestones read the channels, the revenue targets and the customers): name -> function.
+        self.helpers: dict[str, Callable[..., Any]] = {}
 
     def register(self, name: str, description: str, metrics: list[MetricSpec], *, looks_back: bool = False):
         """Decorator: ``@REGISTRY.register("ledger", "...", [MetricSpec(...), ...])``.
@@ -178,6 +187,14 @@ class SourceRegistry:
             if self.labels.get(key, words) != words:
                 raise ValueError(f"label {key!r} is registered twice with different words")
             self.labels[key] = words
+
+    def add_helper(self, name: str, helper: Callable[..., Any]) -> None:
+        """A function templates call by ``name``, for a figure that needs several sources' metrics: it
+        takes an entity's metrics as the template sees them (``t``) and returns data, never Markdown; the
+        template lays it out. Defined once here, so two briefs that show it show the same thing."""
+        if name in self.helpers:
+            raise ValueError(f"template helper {name!r} is registered twice")
+        self.helpers[name] = helper
 
     def add_snapshotter(self, name: str, snapshot: Callable[..., list[str]]) -> None:
         """``exec-reports snapshot NAME``: ``snapshot(settings, context, output)`` writes the tenant's live

@@ -20,7 +20,7 @@ CLOSED_STAGES = ("won", "lost")
 
 METRICS = [
     MetricSpec("sales.open_deal_count", "Number of deals in an open stage.", "number"),
-    MetricSpec("sales.open_pipeline_value", "Total value of the open deals.", "money"),
+    MetricSpec("sales.open_pipeline_value", "Total value of the open deals.", "money", better="up", total=True),
     MetricSpec("sales.open_deals", "Open deals, soonest expected close first "
                "(rows: deal, stage, value, expected_close, overdue).", "table"),
     MetricSpec("sales.overdue_deals", "Open deals whose expected close date is already past at the period "

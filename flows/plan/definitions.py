@@ -37,6 +37,9 @@ class CheckSpec(BaseModel):
     owner: str | None = Field(default=None, pattern=SLUG)
     fix: str | None = Field(default=None, min_length=1)
     due_in_days: int | None = Field(default=None, ge=0, le=366)
+    # A word that groups checks for a section of the brief ("equity"): the template lists a topic's
+    # checks with ``checks | selectattr("topic", "equalto", "equity")`` instead of a list of ids.
+    topic: str | None = Field(default=None, pattern=SLUG)
 
 
 class FrontMatter(BaseModel):

@@ -35,6 +35,10 @@ class CheckResult:
     fix: str = ""
     owner: str = ""
     due: str = ""
+    topic: str = ""
+    # Where the check stands in its report's front matter: the report lists its checks in the order of
+    # their business impact, and ``rank_checks`` ranks by it within a severity.
+    rank: int = 0
 
 
 # When a check's definition gives no ``due_in_days``: how soon a shortfall of each severity is due.
@@ -54,7 +58,7 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
     results = []
     context = {"tenant": {"id": tenant.id, "name": tenant.name, "domains": list(tenant.domains)},
                **namespaced(values, definition.all_metrics)}
-    for check in definition.checks:
+    for rank, check in enumerate(definition.checks):
         missing = [m for m in check.metrics if not is_available(values.get(m))]
         if missing:
             # Plain words for the email; the metric ids and technical reasons are in the run
@@ -65,7 +69,8 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
                                for m in missing)
             results.append(CheckResult(check.spec.id, check.spec.severity, tenant.id, tenant.name,
                                        "could not be checked: a figure it needs is not available"
-                                       + (f" ({'; '.join(reasons)})" if reasons else ""), "unknown", detail))
+                                       + (f" ({'; '.join(reasons)})" if reasons else ""), "unknown", detail,
+                                       topic=check.spec.topic or "", rank=rank))
             continue
         try:
             fired = bool(check.condition(**context))
@@ -82,7 +87,8 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
             due_days = spec.due_in_days if spec.due_in_days is not None else DUE_DAYS_BY_SEVERITY[spec.severity]
             due = (period_end + dt.timedelta(days=due_days)).isoformat() if period_end else ""
             results.append(CheckResult(spec.id, spec.severity, tenant.id, tenant.name, message, "fired",
-                                       fix=spec.fix or message, owner=spec.owner or definition.role, due=due))
+                                       fix=spec.fix or message, owner=spec.owner or definition.role, due=due,
+                                       topic=spec.topic or "", rank=rank))
     return results
 
 

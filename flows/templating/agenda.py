@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.templating.escape import MarkdownSafe, escape_markdown, escape_plain, plain_text
-from flows.templating.tables import TopRows
+from flows.templating.tables import TopRows, more_words
 from sources.registry import is_available
 
 # What report templates call (the helper reference in the docs lists these).
-__all__ = ["action", "agenda", "rank_checks", "days_after", "ActionCollector", "Action", "SEVERITIES",
+__all__ = ["action", "agenda", "check_list", "rank_checks", "days_after", "ActionCollector", "Action", "SEVERITIES",
            "ACTION_PRIORITIES"]
 
 # A check's severity, most severe first (front matter ``checks[].severity``).
@@ -163,10 +163,11 @@ def agenda(checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | N
 
 
 def rank_checks(checks: Any, n: int = 8, impact: Iterable[str] = (), entities: Any = None) -> TopRows:
-    """The ``n`` most critical fired checks: by severity (critical first), then by where the check's id
-    stands in ``impact`` (the report's own order of business impact; ids it does not list come after), then,
+    """The ``n`` most critical fired checks: by severity (critical first), then by business impact, then,
     given ``entities`` (the report's tenants), the entity needing the most attention first, then in the
-    order given. Like ``top()`` the result has ``.more``; ``.rest`` summarises the checks left out,
+    order given. Impact is the order the report's front matter lists its checks in (a report lists its
+    checks most consequential first), or ``impact``, a list of check ids, where given (ids it does not
+    list come after). Like ``top()`` the result has ``.more``; ``.rest`` summarises the checks left out,
     one row per check id in the same ranking: {id, severity, fix, entities (tenant names), count}, so a
     report can say "and 14 more" with a compact list under it."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
@@ -174,7 +175,11 @@ def rank_checks(checks: Any, n: int = 8, impact: Iterable[str] = (), entities: A
     order = {check_id: index for index, check_id in enumerate(impact or [])}
     attention = {entity["id"]: entity.get("attention", 0) for entity in entities or []}
     rows = list(checks or []) if is_available(checks) else []
-    rows.sort(key=lambda c: (SEVERITIES.index(c["severity"]), order.get(c["id"], len(order)),
+
+    def impact_of(check: Any) -> int:
+        return order.get(check["id"], len(order)) if order else check.get("rank", 0)
+
+    rows.sort(key=lambda c: (SEVERITIES.index(c["severity"]), impact_of(c),
                              -attention.get(c.get("tenant"), 0)))  # stable: ties keep their order
     shown = TopRows(rows[:n])
     shown.total, shown.more = len(rows), max(0, len(rows) - n)
@@ -188,6 +193,22 @@ def rank_checks(checks: Any, n: int = 8, impact: Iterable[str] = (), entities: A
             group["entities"].append(check["tenant_name"])
     shown.rest = list(groups.values())
     return shown
+
+
+def check_list(checks: Any, n: int = 10, empty: str = "None this week.", more_text: str = "more",
+               where: str = "") -> MarkdownSafe:
+    """The ``n`` first fired checks as a bullet list, each with its severity ("- **HIGH** JADA has no
+    live OTA listing."), then "and 4 more gaps" (``more_text`` "more gap|more gaps"; ``where`` says
+    where to find them)."""
+    rows = list(checks or []) if is_available(checks) else []
+    if not rows:
+        return MarkdownSafe(escape_markdown(empty))
+    lines = [f"- **{check['severity'].upper()}** {escape_markdown(check['message'])}" for check in rows[:n]]
+    if len(rows) > n:
+        left = len(rows) - n
+        lines.append(f"- *and {left:,} {escape_markdown(more_words(left, more_text))}"
+                     + (f" {escape_markdown(where)}" if where else "") + "*")
+    return MarkdownSafe("\n".join(lines))
 
 
 def days_after(day: Any, days: int) -> dt.date:

@@ -10,8 +10,8 @@ from typing import Any
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from flows.templating.agenda import action, days_after, rank_checks
-from flows.templating.escape import escape_markdown
+from flows.templating.agenda import action, check_list, days_after, rank_checks
+from flows.templating.escape import aside, escape_markdown, footnote, lead
 from flows.templating.formatters import date, duration_ms, money, months, number, percent, percent_number
 from flows.templating.sandbox import LimitedSandbox
 from flows.templating.tables import (
@@ -30,7 +30,8 @@ from flows.templating.tables import (
     totals_by,
     unavailable_in,
 )
-from sources.registry import is_available
+import sources.catalogue  # noqa: F401  (registers the sources' template helpers)
+from sources.registry import REGISTRY, is_available
 
 
 def _finalize(value: Any) -> str:
@@ -55,6 +56,9 @@ def environment() -> SandboxedEnvironment:
                        rule_name=rule_name, label=label)
     env.tests["available"] = is_available
     env.globals["rank_checks"] = rank_checks  # kept apart from the update() above to keep merges clean
+    env.globals.update(check_list=check_list, aside=aside, footnote=footnote, lead=lead)
+    # Helpers a source registers for figures worked from several sources (REGISTRY.add_helper).
+    env.globals.update(REGISTRY.helpers)
     return env
 
 

@@ -54,3 +54,21 @@ def escape_plain(text: str) -> str:
         else:
             text = "\\" + text
     return text
+
+
+def aside(text: Any) -> MarkdownSafe:
+    """A remark in italics, its words escaped: ``{{ aside("Leaves out X: no data.") if left_out else "" }}``
+    (Markdown written inside a ``{{ }}`` string would be shown as typed, since every value is escaped)."""
+    words = escape_markdown(text)
+    return MarkdownSafe(f"*{words}*" if words else "")
+
+
+def footnote(text: Any) -> MarkdownSafe:
+    """The note a "\\*" in a table points to: ``{{ footnote("Leaves out rows ...") if marked else "" }}``."""
+    words = escape_markdown(text)
+    return MarkdownSafe(f"\\* {words}" if words else "")
+
+
+def lead(label: Any, text: Any) -> MarkdownSafe:
+    """A sentence after a bold label: ``{{ lead("Out of date:", "the balance sheet is 510 days old.") }}``."""
+    return MarkdownSafe(f"**{escape_markdown(label)}** {escape_markdown(text)}")

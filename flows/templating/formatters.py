@@ -149,5 +149,19 @@ def duration_ms(value: Any) -> str:
     return f"{number(value)} ms" if value < 1000 else f"{number(value / 1000, 1)} s"
 
 
-FORMATTERS = {"money": money, "money_cents": money_cents, "number": number, "percent": percent, "months": months,
+def count_of(value: Any) -> str:
+    """How many items a list holds, as a number (the ``count`` column format): an entity's Lambda functions."""
+    if not is_available(value):
+        return "n/a"
+    return number(len(value or []))
+
+
+def list_text(value: Any) -> str:
+    """A list as "a, b, c" (the ``list`` column format): an entity's domains; nothing -> "—"."""
+    if not is_available(value):
+        return unavailable_text(value)
+    return ", ".join(str(item) for item in value or []) or "—"
+
+
+FORMATTERS = {"count": count_of, "list": list_text, "money": money, "money_cents": money_cents, "number": number, "percent": percent, "months": months,
               "date": date, "percent_number": percent_number, "duration_ms": duration_ms}

@@ -10,7 +10,7 @@ from typing import Any
 
 from flows.templating.escape import MarkdownSafe, escape_markdown
 from flows.templating.formatters import FORMATTERS, number, unavailable_text
-from sources.registry import REGISTRY, is_available
+from sources.registry import REGISTRY, is_available, metric_words
 
 # What report templates call (the helper reference in the docs lists these).
 __all__ = ["table", "ranked_table", "rows_of", "bullet_list", "top", "more", "names", "plural", "label", "rule_name", "total", "count",
@@ -69,11 +69,14 @@ def plural(count: Any, singular: str, plural_form: str | None = None) -> str:
     return f"{number(count)} {word}"
 
 
-def totals_by(tenants: Any, metric: str, by: str, fields: Iterable[str], keep: Iterable[str] = ()) -> list[dict[str, Any]]:
+def totals_by(tenants: Any, metric: str, by: str, fields: Iterable[str], keep: Iterable[str] = (),
+              ratios: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Portfolio totals of a per-tenant table metric: ``totals_by(tenants, "finance.monthly", "month",
     ["revenue", "expenses"])`` sums each field per month across the tenants whose metric is available,
     sorted by ``by``; each row also has ``entities`` (how many tenants contributed). ``keep``: fields
-    taken as they are from the first row of each group (a label beside a numeric key)."""
+    taken as they are from the first row of each group (a label beside a numeric key). ``ratios``: a
+    field worked from two summed fields, ``{"cac": ["spend", "customers"]}`` -> spend / customers to the
+    cent (None where the second is 0), so a ratio of totals is never an average of ratios."""
     fields, keep = list(fields), list(keep)
     grouped: dict[Any, dict[str, Any]] = {}
     for tenant in tenants or []:
@@ -89,6 +92,12 @@ def totals_by(tenants: Any, metric: str, by: str, fields: Iterable[str], keep: I
                 value = row.get(name)
                 if value is not None and is_available(value):
                     total[name] += value
+    for name, pair in (ratios or {}).items():
+        top_field, bottom_field = pair
+        for total in grouped.values():
+            bottom = total.get(bottom_field)
+            total[name] = (Decimal(str(total[top_field])) / Decimal(str(bottom))).quantize(Decimal("0.01")) \
+                if bottom else None
     return [grouped[key] for key in sorted(grouped)]
 
 
@@ -100,8 +109,7 @@ def rule_name(rule: Any) -> str:
 
 def label(metric: Any) -> str:
     """A metric id as words for an executive: ``finance.break_even_units`` -> "Break even units"."""
-    short = str(metric).rsplit(".", 1)[-1].replace("_", " ").strip()
-    return short[:1].upper() + short[1:]
+    return metric_words(metric)
 
 
 def names(items: Any, limit: int = 5, attribute: str = "name", entity: bool = False) -> str:
@@ -162,7 +170,9 @@ def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = No
     for key, name in formats.items():
         if name not in FORMATTERS:
             raise ValueError(f"table(): unknown format {name!r} for column {key!r}; use one of {', '.join(FORMATTERS)}")
-    numeric = {key for key, name in formats.items() if name in ("money", "money_cents", "number", "percent", "months")}
+    numeric = {key for key, name in formats.items()
+               if name in ("money", "money_cents", "number", "percent", "percent_number", "months", "count",
+                           "duration_ms")}
     lines = ["| " + " | ".join(escape_markdown(h) for h in headers) + " |",
              "|" + "|".join("---:" if key in numeric else "---" for key in keys) + "|"]
     for row in rows:
@@ -176,7 +186,7 @@ def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = No
     if left_out:
         words = escape_markdown(more_words(left_out, more_text))
         rest = getattr(rows, "rest_totals", {}) if limit is None else {}
-        cells = [escape_markdown(FORMATTERS[formats[key]](rest[key])) if key in rest else "" for key in keys[1:]]
+        cells = [escape_markdown(_sum_text(rest[key], formats[key])) if key in rest else "" for key in keys[1:]]
         lines.append("| " + " | ".join([f"*and {left_out:,} {words}*", *cells]) + " |")
     return MarkdownSafe("\n".join(lines))
 
@@ -201,7 +211,7 @@ def ranked_table(rows: Any, by: str, columns: Any, formats: Mapping[str, str] | 
     for row, original in zip(flat, ranked, strict=True):
         if id(original) in marked_ids:
             row[keys[0]] = MarkdownSafe(escape_markdown(row[keys[0]]) + " \\*")
-    summable = [key for key, name in formats.items() if name in ("money", "money_cents", "number")]
+    summable = [key for key, name in formats.items() if name in ("money", "money_cents", "number", "count")]
     shown = TopRows(flat[:n])
     shown.total, shown.more = len(flat), max(0, len(flat) - n)
     shown.rest_totals = {key: value for key in summable
@@ -209,10 +219,15 @@ def ranked_table(rows: Any, by: str, columns: Any, formats: Mapping[str, str] | 
     headers = dict(columns) if isinstance(columns, Mapping) else {key: key for key in keys}
     text = table(shown, headers, formats, empty=empty, more_text=more_text)
     if total and flat:
-        cells = [escape_markdown(FORMATTERS[formats[key]](_shown_sum(flat, key, formats[key])))
+        cells = [escape_markdown(_sum_text(_shown_sum(flat, key, formats[key]), formats[key]))
                  if key in summable and _shown_sum(flat, key, formats[key]) is not None else "" for key in keys[1:]]
         text = MarkdownSafe(text + "\n| " + " | ".join(["Total", *cells]) + " |")
     return text
+
+
+def _sum_text(value: Any, format_name: str) -> str:
+    """A column's total in the column's format (a ``count`` column's total is a plain number)."""
+    return number(value) if format_name == "count" else FORMATTERS[format_name](value)
 
 
 def _shown_sum(rows: list[dict[str, Any]], key: str, format_name: str) -> Any:
@@ -220,6 +235,8 @@ def _shown_sum(rows: list[dict[str, Any]], key: str, format_name: str) -> Any:
     present = [row[key] for row in rows if row[key] is not None and is_available(row[key])]
     if not present:
         return None
+    if format_name == "count":
+        return sum(len(value) for value in present)
     digits = 2 if format_name == "money_cents" else 0
     return sum(round(Decimal(str(value)), digits) for value in present)
 

@@ -104,3 +104,20 @@ def test_every_total_equals_the_sum_of_the_rows_it_totals(sample_run):
                     assert sum(value for value in column if value is not None) == amount(cell), (key, header)
                     checked += 1
     assert checked >= 8  # the CFO's runway, costs and targets tables
+
+
+def test_new_customers_are_one_figure_in_the_ceo_and_cmo_briefs(sample_run):
+    """The CEO's growth table and the CMO's 90-day pace both count a customer whose first purchase falls in
+    the window (customers.new_customers), whenever they signed up."""
+    _, _, rendered = sample_run
+    ceo = {row["Entity"].rstrip(" *"): row["New customers"]
+           for table in tables(rendered["portfolio-ceo"].markdown) for row in table if "New customers" in row}
+    cmo_text = rendered["portfolio-cmo"].markdown
+    compared = 0
+    for section in cmo_text.split("\n### ")[1:]:
+        name = section.split("\n", 1)[0]
+        said = re.search(r"which brought (\d+) new customers? in the last", section)
+        if said:
+            assert ceo[name] == said.group(1), name
+            compared += 1
+    assert compared >= 2  # JADA and QueenofSanDiego have the six months of targets the pace needs

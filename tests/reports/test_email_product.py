@@ -170,8 +170,8 @@ def test_the_ceo_chart_shows_the_portfolios_monthly_totals(outbox):
     table = text.split("Portfolio revenue and expenses by month (chart)\n", 1)[1].split("\n\n", 1)[0]
     rows = table.splitlines()[2:]
     assert [row.split()[0] for row in rows] == ["2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10"]
-    # October's revenue across the portfolio is the sum the CEO headline gives as "revenue last month".
-    assert rows[-1].split()[1] in text.split("revenue last month", 1)[1][:20]
+    # October's revenue across the portfolio is the sum the CEO's KPI strip gives as "Revenue last month".
+    assert rows[-1].split()[1] in text.split("Revenue last month: ", 1)[1][:20]
 
 
 def test_rendering_without_sending_never_imports_the_chart_library():

@@ -29,7 +29,8 @@ def test_the_ota_sequence_follows_the_configured_order_not_the_files():
 def test_an_ota_channel_absent_from_the_channels_file_is_missing_and_says_why():
     figures = gather_marketing({"channels": "channels.csv", "ota_channels": ["Viator", "Boatsetter"]}, context())
     assert figures["marketing.ota_sequence"][1] == {"step": 2, "channel": "Boatsetter", "status": "missing",
-                                                    "detail": "not in the channels file"}
+                                                    "detail": "not in the channels file", "next": True,
+                                                    "state": "missing — next"}
 
 
 def test_the_default_sequence_is_sailo_getmyboat_viator():

@@ -50,3 +50,22 @@ def test_given_the_entities_ties_go_to_the_entity_needing_the_most_attention():
     checks = [dict(check("runway", "critical", name), tenant=name.lower()) for name in ("A", "B", "C")]
     entities = [{"id": "a", "attention": 10}, {"id": "b", "attention": 1000}, {"id": "c", "attention": 100}]
     assert [c["tenant_name"] for c in rank_checks(checks, 3, [], entities)] == ["B", "C", "A"]
+
+
+def test_without_an_impact_list_the_front_matters_order_ranks_within_a_severity():
+    # A report lists its checks most consequential first; evaluate_checks records that place as "rank".
+    ranked_checks = [dict(check("security", "high", "A"), rank=5), dict(check("rules", "high", "B"), rank=1),
+                     dict(check("runway", "critical", "C"), rank=9)]
+    assert [c["id"] for c in rank_checks(ranked_checks, 3)] == ["runway", "rules", "security"]
+
+
+def test_the_ceo_brief_ranks_its_shortfalls_by_the_order_of_its_checks():
+    from flows.plan.definitions import load_definitions_or_raise
+    from tests.conftest import PROJECT_ROOT
+
+    ceo = next(d for d in load_definitions_or_raise(PROJECT_ROOT / "reports") if d.role == "ceo" and not d.variant)
+    order = [c.spec.id for c in ceo.checks]
+    # Cash and solvency first, missing data last: the order the brief's text promises.
+    assert order[:2] == ["short-runway", "negative-equity"] and order[-1] == "missing-kpis"
+    assert {c.spec.id for c in ceo.checks if c.spec.topic == "equity"} == {
+        "negative-equity", "books-do-not-balance", "ownership-unrecorded", "no-cap-table"}

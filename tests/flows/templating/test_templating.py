@@ -174,3 +174,49 @@ def test_unavailable_figures_are_explained_in_plain_words_without_keys_or_ids():
     assert money(Unavailable("finance.burn_rate", "sources.ledger.rules is not set")) == "not available (not set up yet)"
     assert number(Unavailable("x.y", "the ledger has no entries for 2026-10")) == \
         "not available (the books do not cover the whole period yet)"
+
+
+# ---- helpers added for reports as documents -------------------------------------------------------
+
+
+def test_totals_by_works_a_ratio_from_the_summed_fields_never_averaging_the_ratios():
+    from flows.templating.tables import totals_by
+
+    tenants = [{"c": {"rows": [{"channel": "Print", "spend": 100, "customers": 1},
+                               {"channel": "Web", "spend": 30, "customers": 0}]}},
+               {"c": {"rows": [{"channel": "Print", "spend": 50, "customers": 2}]}}]
+    rows = totals_by(tenants, "c.rows", "channel", ["spend", "customers"], ratios={"cac": ["spend", "customers"]})
+    # Print: (100 + 50) / (1 + 2) = 50.00, where the average of the entities' CACs would be (100 + 25) / 2.
+    assert [(r["channel"], r["cac"]) for r in rows] == [("Print", Decimal("50.00")), ("Web", None)]
+
+
+def test_count_and_list_columns_and_a_count_columns_total():
+    from flows.templating.tables import ranked_table
+
+    tenants = [{"name": "A", "domains": ["a.example", "b.example"], "aws": {"fns": ["f1", "f2", "f3"]}},
+               {"name": "B", "domains": [], "aws": {"fns": Unavailable("aws.fns", "denied")}}]
+    text = ranked_table(tenants, "name", {"name": "Entity", "domains": "Sites", "aws.fns": "Lambda"},
+                        formats={"domains": "list", "aws.fns": "count"}, reverse=False, total=True)
+    assert "| A | a.example, b.example | 3 |" in text
+    assert "| B | — | n/a |" in text
+    assert text.splitlines()[-1] == "| Total |  | 3 |"  # B's unreadable inventory is not counted as 0
+    assert text.splitlines()[1] == "|---|---|---:|"
+
+
+def test_check_list_names_the_severity_and_how_many_more():
+    from flows.templating.agenda import check_list
+
+    checks = [{"severity": "high", "message": "JADA has *no* listing."},
+              {"severity": "medium", "message": "B is missing."}, {"severity": "low", "message": "C."}]
+    assert check_list(checks, 2, more_text="more gap|more gaps", where="below") == (
+        "- **HIGH** JADA has \\*no\\* listing.\n- **MEDIUM** B is missing.\n- *and 1 more gap below*")
+    assert check_list([], empty="No gaps.") == "No gaps."
+
+
+def test_aside_footnote_and_lead_escape_the_words_they_wrap():
+    from flows.templating.escape import aside, footnote, lead
+
+    assert aside("Leaves out *A*") == "*Leaves out \\*A\\**"
+    assert footnote("Leaves out rows of A|B") == "\\* Leaves out rows of A\\|B"
+    assert lead("Out of date:", "510 days old.") == "**Out of date:** 510 days old."
+    assert aside("") == ""
