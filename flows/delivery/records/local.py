@@ -51,6 +51,24 @@ class LocalRecordStore:
     def __setstate__(self, state):
         self.__init__(state["root"])
 
+    def _use_wal(self, connection) -> None:
+        """Switch the file to WAL once. Two processes opening a new file at the same instant can both try
+        the switch, and SQLite answers the loser "database is locked" at once, without waiting out the busy
+        timeout (seen with two runs of one period started together): try again for the busy timeout."""
+        import sqlite3
+        import time
+
+        deadline = time.monotonic() + self.BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    connection.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
     def _connect(self):
         import sqlite3
 
@@ -59,7 +77,7 @@ class LocalRecordStore:
         connection = sqlite3.connect(self.root / self.DATABASE, timeout=self.BUSY_TIMEOUT_MS / 1000,
                                      isolation_level=None, check_same_thread=False)
         connection.execute(f"PRAGMA busy_timeout = {self.BUSY_TIMEOUT_MS}")
-        connection.execute("PRAGMA journal_mode = WAL")
+        self._use_wal(connection)
         connection.execute("PRAGMA synchronous = NORMAL")
         self._synchronous = "NORMAL"
         connection.execute(f"""
