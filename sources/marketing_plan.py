@@ -150,8 +150,9 @@ def customer_pace(tenant: Mapping[str, Any], period_end: dt.date) -> dict[str, A
             "behind_from": _first_of(behind[0]["month"]), "behind_to": _first_of(behind[-1]["month"])}
 
 
-def milestones(tenant: Mapping[str, Any], period_end: dt.date) -> dict[str, Any]:
-    """Three dated checkpoints, 30, 60 and 90 days after the period end: {pace (customer_pace or None),
+def milestones(tenant: Mapping[str, Any], period_end: dt.date, sent_on: dt.date | None = None) -> dict[str, Any]:
+    """Three dated checkpoints, 30, 60 and 90 days after ``sent_on`` (the day the brief is sent; the period
+    end without it); the pace is worked from the months around ``period_end``: {pace (customer_pace or None),
     has_ota, live_today, planned (channels planned: not n/a, plus OTAs of the listing order the channels
     file does not list), ota_planned, stages: [{days, due, channels, ota, customers, actions: [{text,
     priority}]}]}. By 30 days: a first campaign if none runs, the partly set-up channels and the next OTA
@@ -185,11 +186,12 @@ def milestones(tenant: Mapping[str, Any], period_end: dt.date) -> dict[str, Any]
                      max(len(ota_todo) - 2, 0))
     planned = sum(1 for c in channels if c["status"] != "n/a") + (outside_file if has_ota else 0)
     reached_channels, reached_ota, stages = live_today, ota_live, []
+    start = sent_on or period_end
     for index, days in enumerate(MILESTONE_DAYS):
         reached_channels = min(reached_channels + channel_steps[index], max(planned, live_today))
         reached_ota = min(reached_ota + ((1, 1, len(ota_todo))[index] if ota_todo else 0),
                           max(len(ota_planned), ota_live))
-        stages.append({"days": days, "due": period_end + dt.timedelta(days=days), "channels": reached_channels,
+        stages.append({"days": days, "due": start + dt.timedelta(days=days), "channels": reached_channels,
                        "ota": reached_ota,
                        "customers": math.ceil(Decimal(pace["goal"]) * days / 90) if pace else None,
                        "actions": [{"text": text, "priority": PRIORITY_BY_STAGE[index]} for text in actions[index]]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,8 @@ EXAMPLES = PROJECT_ROOT / "examples"
 SAMPLE_CONFIG = EXAMPLES / "portfolio.yaml"
 # A fixed period keeps computed figures stable whatever today's date is.
 SAMPLE_PERIOD = "2026-W47"
+# When the weekly deployment sends the sample week's briefs: the Monday after it. Due dates count from it.
+SAMPLE_SENT = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture

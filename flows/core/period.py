@@ -43,6 +43,19 @@ class Period:
         return parse_period(f"{self.start.year - 1}-{self.start.month:02d}")
 
     @property
+    def title(self) -> str:
+        """The period as a reader names it, for subjects and headings: "Nov 16–22, 2026",
+        "Nov 30 – Dec 6, 2026", "Dec 28, 2026 – Jan 3, 2027", "November 2026"."""
+        if self.kind == "month":
+            return f"{self.start:%B} {self.start.year}"
+        start, end = self.start, self.end
+        if start.year != end.year:
+            return f"{start:%b} {start.day}, {start.year} – {end:%b} {end.day}, {end.year}"
+        if start.month != end.month:
+            return f"{start:%b} {start.day} – {end:%b} {end.day}, {end.year}"
+        return f"{start:%b} {start.day}–{end.day}, {end.year}"
+
+    @property
     def words(self) -> str:
         """How the comparison reads: "last week", "last month"."""
         return f"last {self.kind}"

@@ -66,6 +66,9 @@ class RunJob:
         self.run_name = self.run_name or self.run_folder
         if self.only is not None and not self.roles:
             self.roles = self.only.roles
+        # One send time for every report of the run: due dates are counted from it, so an action has
+        # the same due date in every brief that lists it.
+        self.generated_at = self.generated_at or dt.datetime.now(dt.UTC)
 
 
 @dataclass

@@ -54,7 +54,9 @@ def namespaced(values: dict[str, Any], declared: list[str]) -> dict[str, dict[st
 
 
 def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: dict[str, Any],
-                    period_end: dt.date | None = None) -> list[CheckResult]:
+                    sent_on: dt.date | None = None) -> list[CheckResult]:
+    """Each check of the definition for one tenant: fired, unknown (a figure it needs is unavailable) or
+    not listed. A fired check's due date counts from ``sent_on``, the day the report is sent."""
     results = []
     context = {"tenant": {"id": tenant.id, "name": tenant.name, "domains": list(tenant.domains)},
                **namespaced(values, definition.all_metrics)}
@@ -85,7 +87,7 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
             spec = check.spec
             message = " ".join(message.split())
             due_days = spec.due_in_days if spec.due_in_days is not None else DUE_DAYS_BY_SEVERITY[spec.severity]
-            due = (period_end + dt.timedelta(days=due_days)).isoformat() if period_end else ""
+            due = (sent_on + dt.timedelta(days=due_days)).isoformat() if sent_on else ""
             results.append(CheckResult(spec.id, spec.severity, tenant.id, tenant.name, message, "fired",
                                        fix=spec.fix or message, owner=spec.owner or definition.role, due=due,
                                        topic=spec.topic or "", rank=rank))

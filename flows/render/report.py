@@ -84,12 +84,14 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         included = [tenant_id for tenant_id in instance.tenant_ids if tenant_id not in missing]
         left_out = [left_out_tenant(config.tenant(tenant_id), unavailable) for tenant_id, unavailable in missing.items()]
 
+    generated_at = generated_at or dt.datetime.now(dt.UTC)
+    sent_on = generated_at.date()
     views = []
     all_checks: list[CheckResult] = []
     for tenant_id in included:
         tenant = config.tenant(tenant_id)
         tenant_values = values.get(tenant_id, {})
-        checks = sorted(evaluate_checks(definition, tenant, tenant_values, period.end), key=severity_order)
+        checks = sorted(evaluate_checks(definition, tenant, tenant_values, sent_on), key=severity_order)
         all_checks.extend(checks)
         fired = [c for c in checks if c.status == "fired"]
         view = {"id": tenant.id, "name": tenant.name, "domains": list(tenant.domains),
@@ -100,7 +102,6 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
                 **namespaced(tenant_values, definition.all_metrics)}
         views.append(view)
     all_checks.sort(key=severity_order)
-    generated_at = generated_at or dt.datetime.now(dt.UTC)
     charts = ChartCollector()
     notes: list[str] = []
 
@@ -130,7 +131,7 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
               owner: str | None = None, tenant: Any = None) -> list[dict[str, Any]]:
         """``{{ agenda(t.checks, todos(t.handoffs.blockers, "Unblock: {text}", priority="high", tenant=t.id)) }}``:
         rows (dicts) as agenda items; ``text`` is filled from each row's fields."""
-        return agenda_items(items, text, priority, due_in_days, owner or definition.role, period.end, tenant)
+        return agenda_items(items, text, priority, due_in_days, owner or definition.role, sent_on, tenant)
 
     actions = ActionCollector()
     components = ComponentCollector()
@@ -142,9 +143,11 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         "action": actions.action,
         "todos": todos,
         "report": {"role": definition.role, "title": definition.front.title, "variant": definition.variant},
-        "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},
+        "period": {"label": period.label, "title": period.title, "kind": period.kind, "start": period.start,
+                   "end": period.end},
         "portfolio": {"name": config.portfolio.name},
         "generated_at": generated_at,
+        "sent_on": sent_on,  # the day the report is sent: due dates and plans count from it
         "checks": [check_view(c) for c in all_checks if c.status == "fired"],
         "unknown_checks": [check_view(c) for c in all_checks if c.status == "unknown"],
         "chart": charts.chart,
@@ -189,7 +192,7 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     if left_out:  # first in the notes box under the title: the first thing the reader sees
         notes.insert(0, left_out_notice(left_out, len(views)))
     scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]
-    footer = (f"{definition.front.title} · {scope_name} · {period.label} · generated "
+    footer = (f"{definition.front.title} · {scope_name} · {period.title} ({period.label}) · generated "
               f"{generated_at:%Y-%m-%d %H:%M} UTC by exec-reports")
     rendered = render_email(markdown, subject, title=definition.front.title, footer=footer,
                             preheader=f"{scope_name}, {period.label}", notes=notes, charts=charts.specs,

@@ -52,19 +52,30 @@ def make_action(text: Any, priority: str = "medium", due: Any = None, owner: str
     return Action(plain_text(text), priority, due_text, owner or "", str(tenant) if tenant else "")
 
 
+# How a role slug reads in an email: the executive's title, not the id ("owner ceo").
+ROLE_TITLES = {"ceo": "CEO", "cfo": "CFO", "cto": "CTO", "cmo": "CMO", "coo": "COO", "accounting": "Accounting",
+               "gm": "General manager", "ops": "Operations"}
+
+
+def role_title(role: Any) -> str:
+    """``role_title("cto")`` -> "CTO", ``role_title("gm")`` -> "General manager"; another role in words."""
+    slug = str(role or "")
+    return ROLE_TITLES.get(slug) or slug.replace("-", " ").replace("_", " ").capitalize()
+
+
 def action_line(item: Action) -> str:
-    """The task-list line an executive reads: text, then priority, due date and owner."""
-    suffix = f" — {item.priority} priority"
+    """The task-list line an executive reads: text, then who owns it, its priority and due date
+    ("- [ ] Close the public bucket — CTO, high priority, due Dec 6, 2026")."""
+    parts = [role_title(item.owner)] if item.owner else []
+    parts.append(f"{item.priority} priority")
     if item.due:
-        suffix += f", due {item.due}"
-    if item.owner:
-        suffix += f", owner {item.owner}"
-    return f"- [ ] {escape_plain(item.text)}{suffix}"
+        parts.append(f"due {dt.date.fromisoformat(item.due):%b %-d, %Y}")
+    return f"- [ ] {escape_plain(item.text)} — {', '.join(parts)}"
 
 
 def action(text: Any, priority: str = "medium", due: Any = None, owner: str | None = None,
            tenant: Any = None) -> MarkdownSafe:
-    """An agenda item: ``- [ ] text — high priority, due 2026-12-06, owner cto``. In a report the run
+    """An agenda item: ``- [ ] text — CTO, high priority, due Dec 6, 2026``. In a report the run
     keeps it as a structured action (see ActionCollector); ``tenant`` says whose it is in a portfolio report."""
     return MarkdownSafe(action_line(make_action(text, priority, due, owner, tenant)))
 
@@ -119,11 +130,12 @@ def as_date(value: Any, what: str) -> dt.date:
     raise ValueError(f"{what} must be a date like 2026-11-30 or days_after(period.end, 14), got {value!r}")
 
 
-def agenda_items(rows: Any, text: str, priority: str, due_in_days: int, owner: str, period_end: dt.date,
+def agenda_items(rows: Any, text: str, priority: str, due_in_days: int, owner: str, sent_on: dt.date,
                  tenant: Any = None) -> list[dict[str, Any]]:
     """Rows (handoff items, ...) as agenda items for ``agenda()``. A row that carries its own terms
     (``priority``, ``due_in_days``, ``owner``: a source's single definition, e.g. ``handoffs.agenda``) keeps
-    them; the arguments are the terms of rows that do not."""
+    them; the arguments are the terms of rows that do not. Due dates count from ``sent_on``, the day the
+    report is sent, so nothing is due before the reader gets it."""
     items = []
     for row in rows if is_available(rows) else []:
         fields = row if isinstance(row, Mapping) else {"text": row}
@@ -134,7 +146,7 @@ def agenda_items(rows: Any, text: str, priority: str, due_in_days: int, owner: s
         terms = (fields.get("priority", priority), fields.get("due_in_days", due_in_days), fields.get("owner") or owner)
         if terms[0] not in ACTION_PRIORITIES:
             raise ValueError(f"todos(): priority must be one of {', '.join(ACTION_PRIORITIES)}, got {terms[0]!r}")
-        items.append({"fix": filled, "priority": terms[0], "due": days_after(period_end, terms[1]).isoformat(),
+        items.append({"fix": filled, "priority": terms[0], "due": days_after(sent_on, terms[1]).isoformat(),
                       "owner": terms[2], "tenant": str(tenant) if tenant else ""})
     return items
 

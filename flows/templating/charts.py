@@ -5,7 +5,9 @@ stage's (``flows.render.charts``), so a template never touches matplotlib."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -100,6 +102,18 @@ def _number(value: Any, where: str) -> float | None:
     return result
 
 
+_MONTH_KEY = re.compile(r"^\d{4}-\d{2}$")
+
+
+def month_labels(labels: list[str]) -> list[str]:
+    """Month keys ("2026-10") as a reader names them on an axis: "Oct", with the year on the first label and
+    on each January ("May 2026", "Jun", ..., "Jan 2027"). Other labels are kept as they are."""
+    if not labels or not all(_MONTH_KEY.match(label) for label in labels):
+        return labels
+    days = [dt.date.fromisoformat(label + "-01") for label in labels]
+    return [f"{day:%b %Y}" if index == 0 or day.month == 1 else f"{day:%b}" for index, day in enumerate(days)]
+
+
 def make_spec(kind: str, title: str, rows: Any = None, x: str | None = None, y: Any = None,
               labels: Iterable[Any] | None = None, series: Mapping[str, Iterable[Any]] | None = None,
               format: str = "number", note: str = "") -> ChartSpec:  # noqa: A002 - the name authors expect
@@ -140,6 +154,7 @@ def make_spec(kind: str, title: str, rows: Any = None, x: str | None = None, y: 
                                                  for i, v in enumerate(values))))
     if not label_list:
         raise ChartError(f"chart() {title!r}: nothing to plot (no rows)")
+    label_list = month_labels(label_list)
     if len(label_list) > MAX_POINTS:
         raise ChartError(f"chart() {title!r}: {len(label_list)} points; at most {MAX_POINTS} read well in an email "
                          f"(slice the rows, e.g. rows[-12:])")

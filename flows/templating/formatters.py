@@ -14,7 +14,7 @@ from flows.templating.limits import short_repr
 from sources.registry import Unavailable, is_available
 
 # What report templates call (the helper reference in the docs lists these).
-__all__ = ["money", "money_cents", "number", "percent", "percent_number", "duration_ms", "months", "date"]
+__all__ = ["money", "money_cents", "number", "percent", "percent_number", "duration_ms", "months", "date", "month"]
 
 
 def _decimal(value: Any, digits: int = 0) -> Decimal:
@@ -149,6 +149,16 @@ def duration_ms(value: Any) -> str:
     return f"{number(value)} ms" if value < 1000 else f"{number(value / 1000, 1)} s"
 
 
+def month(value: Any) -> str:
+    """A month key as a reader names it (the ``month`` column format): "2026-10" -> "Oct 2026"."""
+    if not is_available(value):
+        return unavailable_text(value)
+    text = str(value or "")
+    if not re.fullmatch(r"\d{4}-\d{2}", text):
+        return text or "—"
+    return dt.date.fromisoformat(text + "-01").strftime("%b %Y")
+
+
 def count_of(value: Any) -> str:
     """How many items a list holds, as a number (the ``count`` column format): an entity's Lambda functions."""
     if not is_available(value):
@@ -163,5 +173,5 @@ def list_text(value: Any) -> str:
     return ", ".join(str(item) for item in value or []) or "—"
 
 
-FORMATTERS = {"count": count_of, "list": list_text, "money": money, "money_cents": money_cents, "number": number, "percent": percent, "months": months,
+FORMATTERS = {"month": month, "count": count_of, "list": list_text, "money": money, "money_cents": money_cents, "number": number, "percent": percent, "months": months,
               "date": date, "percent_number": percent_number, "duration_ms": duration_ms}

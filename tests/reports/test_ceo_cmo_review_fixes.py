@@ -12,7 +12,7 @@ from flows.core.config import load_config
 from flows.core.period import parse_period
 from flows.orchestrator.run import run_plain
 from flows.templating.formatters import money
-from tests.conftest import SAMPLE_PERIOD
+from tests.conftest import SAMPLE_PERIOD, SAMPLE_SENT
 from tests.reports.test_role_reports import section
 
 
@@ -23,7 +23,8 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 def render(config_path: Path, name: str) -> str:
-    summary, rendered = run_plain(load_config(config_path), parse_period(SAMPLE_PERIOD), dry_run=True)
+    summary, rendered = run_plain(load_config(config_path), parse_period(SAMPLE_PERIOD), dry_run=True,
+                                  generated_at=SAMPLE_SENT)
     assert summary["failed"] == []
     return rendered[name].markdown
 
@@ -113,9 +114,10 @@ def test_cmo_channel_counts_never_pass_the_channels_planned(portfolio_copy):
     jada = section(section(cmo, "## 30/60/90-day milestones"), "### JADA")
     # Planned: 6 channels not n/a + Boatsetter = 7; live 3. OTAs to list: Sailo, GetMyBoat, Boatsetter.
     # 30 days: + the partial Google profile + Sailo = 5; 60: + GetMyBoat = 6; 90: + Boatsetter = 7.
-    assert "**By Dec 22, 2026 (30 days):** 5 of 7 channels live (today 3), 1 of 3 OTA listings live" in jada
-    assert "**By Jan 21, 2027 (60 days):** 6 of 7 channels live (today 3), 2 of 3 OTA listings live" in jada
-    assert "**By Feb 20, 2027 (90 days):** 7 of 7 channels live (today 3), 3 of 3 OTA listings live" in jada
+    # Counted from the send date, Mon Nov 23: + 30, 60 and 90 days.
+    assert "**By Dec 23, 2026 (30 days):** 5 of 7 channels live (today 3), 1 of 3 OTA listings live" in jada
+    assert "**By Jan 22, 2027 (60 days):** 6 of 7 channels live (today 3), 2 of 3 OTA listings live" in jada
+    assert "**By Feb 21, 2027 (90 days):** 7 of 7 channels live (today 3), 3 of 3 OTA listings live" in jada
     assert "List on Viator" not in jada
 
 

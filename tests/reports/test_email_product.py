@@ -169,7 +169,9 @@ def test_the_ceo_chart_shows_the_portfolios_monthly_totals(outbox):
     text = message.get_body(("plain",)).get_content()
     table = text.split("Portfolio revenue and expenses by month (chart)\n", 1)[1].split("\n\n", 1)[0]
     rows = table.splitlines()[2:]
-    assert [row.split()[0] for row in rows] == ["2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10"]
+    # Months by name, the year on the first: "May 2026", "Jun", ... "Oct".
+    assert [row.split()[0] for row in rows] == ["May", "Jun", "Jul", "Aug", "Sep", "Oct"]
+    assert rows[0].split()[1] == "2026"
     # October's revenue across the portfolio is the sum the CEO's KPI strip gives as "Revenue last month".
     assert rows[-1].split()[1] in text.split("Revenue last month: ", 1)[1][:20]
 

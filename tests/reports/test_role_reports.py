@@ -8,6 +8,7 @@ template expression or a wrong source both show up.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from collections import Counter
 from decimal import Decimal
@@ -21,7 +22,7 @@ from flows.operate.cli import main
 from flows.orchestrator.run import run_plain
 from flows.templating.formatters import money, months, number, percent
 from sources.catalogue import REGISTRY
-from tests.conftest import EXAMPLES, SAMPLE_CONFIG, SAMPLE_PERIOD
+from tests.conftest import EXAMPLES, SAMPLE_CONFIG, SAMPLE_PERIOD, SAMPLE_SENT
 
 TENANTS = ("jada", "queenofsandiego", "quickdumpnow", "dangerouscentaur")
 ROLES = ("ceo", "cto", "cfo", "cmo", "accounting")
@@ -30,7 +31,7 @@ ROLES = ("ceo", "cto", "cfo", "cmo", "accounting")
 @pytest.fixture(scope="module")
 def run():
     config = load_config(SAMPLE_CONFIG)
-    summary, rendered = run_plain(config, parse_period(SAMPLE_PERIOD), dry_run=True)
+    summary, rendered = run_plain(config, parse_period(SAMPLE_PERIOD), dry_run=True, generated_at=SAMPLE_SENT)
     return summary, rendered
 
 
@@ -91,9 +92,9 @@ def test_the_check_command_passes_on_the_sample_portfolio(capsys):
              "## 30-day agenda"]),
     ("cto", ["## Security gaps", "## 10 engineering actions", "## AWS cost", "## CI/CD", "### Stack by domain",
              "### Security findings", "### Cost by service, last full month"]),
-    ("cfo", ["# Cash and runway, 2026-W47", "## Needs a decision", "## Capital deployment: where the next dollar goes",
+    ("cfo", ["# Cash and runway, Nov 16–22, 2026", "## Needs a decision", "## Capital deployment: where the next dollar goes",
              "## Break-even", "## Revenue against target", "## Financial rules"]),
-    ("cmo", ["# Channel visibility, 2026-W47", "## Gaps", "## Campaign case study: the email list",
+    ("cmo", ["# Channel visibility, Nov 16–22, 2026", "## Gaps", "## Campaign case study: the email list",
              "## OTA listing sequence", "## Local SEO roadmap: QuickDumpNow", "## 30/60/90-day milestones"]),
     ("accounting", ["## Bookkeeping issues", "## Revenue recognition policy", "## Chart of accounts", "## Expense audit, last full month",
                     "## Accounting-system gap analysis", "## Profitability roadmap to the end of next Q1"]),
@@ -253,7 +254,8 @@ def test_ceo_agenda_items_are_structured_actions_with_priority_due_and_owner(run
     assert {a["tenant"] for a in ceo} == set(TENANTS)
     assert {a["priority"] for a in ceo} <= {"critical", "high", "medium", "low"}
     assert all(a["due"] and a["owner"] for a in ceo)
-    assert "2026-11-22" < min(a["due"] for a in ceo) and max(a["due"] for a in ceo) <= "2026-12-22"
+    # Counted from the send date (Mon Nov 23): nothing is due before the reader gets it, nothing past 30 days.
+    assert "2026-11-23" < min(a["due"] for a in ceo) and max(a["due"] for a in ceo) <= "2026-12-23"
     jada = [a["priority"] for a in ceo if a["tenant"] == "jada"]
     ranks = ["critical", "high", "medium", "low"]
     assert jada == sorted(jada, key=ranks.index)
@@ -404,7 +406,8 @@ def test_cfo_break_even_and_targets_equal_the_ledger_metrics(rendered, metrics):
     with open(EXAMPLES / "data" / "jada" / "targets.csv", encoding="utf-8") as handle:
         by_month = {row["month"]: Decimal(row["target"]) for row in csv.DictReader(handle)}
     for month in ("2026-10", "2026-12", "2027-03"):  # through Q4 and next Q1
-        assert f"| {month} | {money(by_month[month])} |" in targets
+        shown = dt.date.fromisoformat(month + "-01").strftime("%b %Y")  # "Oct 2026": months by name
+        assert f"| {shown} | {money(by_month[month])} |" in targets
     assert f"| JADA | {number(metrics['jada']['finance.revenue_target_attainment'], 1)}% |" in text
 
 
@@ -497,21 +500,21 @@ def test_cmo_ota_sequence_and_conversion_come_from_the_tenant_config(portfolio_c
 def test_cmo_milestones_fall_at_30_60_and_90_days(run):
     summary, _ = run
     cmo = [a for a in summary["actions"] if a["report"] == "cmo"]
-    assert {a["due"] for a in cmo} == {"2026-12-22", "2027-01-21", "2027-02-20"}
+    assert {a["due"] for a in cmo} == {"2026-12-23", "2027-01-22", "2027-02-21"}  # 30/60/90 days after Nov 23
     jada = [a["text"] for a in cmo if a["tenant"] == "jada"]
     assert jada.index("List on Sailo") < jada.index("List on GetMyBoat") < jada.index("List on Viator")
     due = {a["text"]: a["due"] for a in cmo if a["tenant"] == "jada"}
     assert (due["List on Sailo"], due["List on GetMyBoat"], due["List on Viator"]) == (
-        "2026-12-22", "2027-01-21", "2027-02-20")
+        "2026-12-23", "2027-01-22", "2027-02-21")
 
 
 def test_cmo_milestones_are_measurable_targets_from_channels_and_the_revenue_target(rendered):
     milestones = section(rendered["portfolio-cmo"].markdown, "## 30/60/90-day milestones")
     jada = section(milestones, "### JADA")
     # channels.csv: 7 channels, 3 live; the Google Business profile is partial; Sailo, GetMyBoat, Viator missing.
-    assert "**By Dec 22, 2026 (30 days):** 5 of 7 channels live (today 3), 1 of 3 OTA listings live" in jada
-    assert "**By Jan 21, 2027 (60 days):** 6 of 7 channels live (today 3), 2 of 3 OTA listings live" in jada
-    assert "**By Feb 20, 2027 (90 days):** 7 of 7 channels live (today 3), 3 of 3 OTA listings live" in jada
+    assert "**By Dec 23, 2026 (30 days):** 5 of 7 channels live (today 3), 1 of 3 OTA listings live" in jada
+    assert "**By Jan 22, 2027 (60 days):** 6 of 7 channels live (today 3), 2 of 3 OTA listings live" in jada
+    assert "**By Feb 21, 2027 (90 days):** 7 of 7 channels live (today 3), 3 of 3 OTA listings live" in jada
     # targets.csv Dec-Feb 3,000 + 2,500 + 2,500; ledger.csv Aug-Oct charter revenue; customers.csv: customers
     # whose first purchase fell in the 90 days to Nov 22. At that pace the target needs ceil(new x target / actual).
     target = 3000 + 2500 + 2500
@@ -523,7 +526,7 @@ def test_cmo_milestones_are_measurable_targets_from_channels_and_the_revenue_tar
     assert (f"The revenue target for Dec 2026 to Feb 2027 is {money(target)}, against {money(actual)} in Aug to Oct, "
             f"which brought {new} new customers in the last 90 days: at that pace the target needs {goal} new "
             "customers in 90 days.") in jada
-    assert f"- [ ] Win {goal} new customers in 90 days at a CAC of at most $45 — low priority, due 2027-02-20" in jada
+    assert f"- [ ] Win {goal} new customers in 90 days at a CAC of at most $45 — CMO, low priority, due Feb 21, 2027" in jada
 
 
 # ---- Accounting -----------------------------------------------------------------------------------

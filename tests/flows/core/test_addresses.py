@@ -208,10 +208,10 @@ def test_a_subject_built_from_a_report_keeps_no_bidi_or_control_characters(portf
 
     gm = portfolio_copy.parent.parent / "reports" / "gm.md"
     text = gm.read_text()
-    original = 'subject: "{{ tenant.name }} {{ period.label }}'
+    original = 'subject: "{{ tenant.name }} {{ period.title }}'
     assert original in text
-    gm.write_text(text.replace(original, 'subject: "\\u202e{{ tenant.name }}\\u202c\\u0007 {{ period.label }}'))
+    gm.write_text(text.replace(original, 'subject: "\\u202e{{ tenant.name }}\\u202c\\u0007 {{ period.title }}'))
     summary, _ = run_plain(load_config(portfolio_copy), sample_period, roles=["gm"], tenants=["jada"], dry_run=True)
     [item] = summary["dry_run"]
-    assert item["subject"].startswith("JADA 2026-W47")
+    assert item["subject"].startswith("JADA Nov 16–22, 2026")
     assert not any(c in item["subject"] for c in "\u202e\u202c\x07")

@@ -13,7 +13,7 @@ from flows.delivery.outbox import OutboxBackend
 from flows.operate.cli import main
 from flows.orchestrator.run import run_plain
 from flows.plan.definitions import load_definitions
-from tests.conftest import PROJECT_ROOT, SAMPLE_PERIOD
+from tests.conftest import PROJECT_ROOT, SAMPLE_PERIOD, SAMPLE_SENT
 
 COO = """\
 ---
@@ -298,18 +298,20 @@ Burn {{ money(total(tenants, "finance.burn_rate")) }}, {{ count(tenants, "handof
 def test_agenda_lists_fired_checks_with_their_fix_owner_and_due_date_most_urgent_first(portfolio_copy):
     reports = reports_of(portfolio_copy)
     (reports / "ops.md").write_text(AGENDA_REPORT)
-    summary, rendered = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["ops"], dry_run=True)
+    summary, rendered = run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["ops"], dry_run=True,
+                                  generated_at=SAMPLE_SENT)
     assert summary["failed"] == []
     markdown = rendered["portfolio-ops"].markdown
     section = markdown.split("## JADA")[1].split("## ")[0]
     lines = [line for line in section.splitlines() if line.startswith("- [ ]")]
-    # period 2026-W47 ends 2026-11-22: critical defaults to 7 days, the check's own due_in_days is 3.
-    assert lines[0].startswith("- [ ] JADA has ") and lines[0].endswith("deals — critical priority, due 2026-11-29, owner ops")
-    assert [line.split(" — ")[1] for line in lines[1:-1]] == ["high priority, due 2026-12-06, owner ops"] * (len(lines) - 2)
+    # Sent Mon Nov 23 (period 2026-W47 ended Nov 22): critical defaults to 7 days, the check's own
+    # due_in_days is 3, the blockers are due in 14.
+    assert lines[0].startswith("- [ ] JADA has ") and lines[0].endswith("deals — Operations, critical priority, due Nov 30, 2026")
+    assert [line.split(" — ")[1] for line in lines[1:-1]] == ["Operations, high priority, due Dec 7, 2026"] * (len(lines) - 2)
     assert all(line.startswith("- [ ] Unblock: ") for line in lines[1:-1])
-    assert lines[-1] == "- [ ] Cut the burn — medium priority, due 2026-11-25, owner cfo"
+    assert lines[-1] == "- [ ] Cut the burn — CFO, medium priority, due Nov 26, 2026"
     actions = [a for a in summary["actions"] if a["text"] == "Cut the burn"]
-    assert {a["owner"] for a in actions} == {"cfo"} and {a["due"] for a in actions} == {"2026-11-25"}
+    assert {a["owner"] for a in actions} == {"cfo"} and {a["due"] for a in actions} == {"2026-11-26"}
     gathered: dict = {}
     run_plain(load_config(portfolio_copy), parse(SAMPLE_PERIOD), roles=["ops"], dry_run=True, gathered=gathered)
     burn = sum(values["finance.burn_rate"] for values in gathered.values())

@@ -182,7 +182,7 @@ def test_outbox_eml_is_multipart_alternative_text_then_html_with_its_charts_in_u
     assert all(p.get_content_charset() == "utf-8" for p in parts)
     assert message["To"] == "ceo@holdings.example"
     assert message["From"] == "Executive Reports <reports@holdings.example>"
-    assert message["Subject"].startswith("CEO brief 2026-W47")
+    assert message["Subject"].startswith("CEO brief Nov 16–22, 2026")
     assert message["Message-ID"] and message["Date"]
     assert "JADA" in parts[0].get_content() and "<table" in parts[1].get_content()
     preview = tmp_path / sent["location"].rsplit("/", 1)[1].replace(".eml", ".html")

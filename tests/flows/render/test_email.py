@@ -25,7 +25,7 @@ def test_a_recorded_action_is_kept_as_data_with_its_heading_and_leaves_no_trace_
         ("Call the bank", "high", "2026-12-06", "cfo", "jada"), ("File taxes", "medium", "", "accounting", "")]
     assert rendered.action_headings == {0: "Money", 1: "Later"}  # the third never reached the document
     assert "action:" not in rendered.html and "action:" not in rendered.text and "action:" not in rendered.markdown
-    assert "☐ Call the bank — high priority, due 2026-12-06, owner cfo" in rendered.text
+    assert "☐ Call the bank — CFO, high priority, due Dec 6, 2026" in rendered.text
 
 
 def test_raw_html_written_in_a_template_is_shown_as_text():
