@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from sources.errors import ReportError, SourceError
 
 __all__ = ["ConfigurationError", "DefinitionError", "DeliveryError", "Problem", "RenderError", "ReportError",
-           "RunFailures", "SourceError", "TemplateLimitError"]
+           "RunFailures", "SourceError", "TemplateLimitError",
+           "UsageError"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class DeliveryError(ReportError):
 
 class ConfigurationError(ReportError):
     """The portfolio configuration is wrong or incomplete; the message names the key or variable to set."""
+
+
+class UsageError(ConfigurationError):
+    """A command's argument or setting is wrong: found before anything started, exit status 2."""
 
 
 class RunFailures(ReportError):
