@@ -57,9 +57,10 @@ def explain(exc: BaseException) -> tuple[str, bool]:
     if isinstance(exc, ReportError):
         return str(exc), False
     if isinstance(exc, PermissionError):
-        where = exc.filename or "a file"
-        return (f"permission denied writing or reading {where}: make it (and its folder) yours, or point "
-                f"{'PREFECT_HOME' if 'prefect' in str(where).lower() else 'the setting that names it'} "
+        where = str(exc.filename or "a file")
+        home = str(cli_log_path().parent)
+        setting = "PREFECT_HOME" if where == home or where.startswith(home + os.sep) else "the setting that names it"
+        return (f"permission denied on {where}: make it (and its folder) writable for you, or point {setting} "
                 f"at a folder you can write"), True
     if _api_unreachable(exc):
         api = os.environ.get("PREFECT_API_URL") or "the Prefect API"

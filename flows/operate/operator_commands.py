@@ -31,9 +31,8 @@ def use_local_server_unless_configured() -> None:
 def cmd_run(args) -> int:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "exec_reports")
     from flows.operate.local_server import local_run_markers
-    from flows.orchestrator.local_runs import LOCAL_RUN_MARKERS_ENV
-
     from flows.operate.run_arguments import validate_run_arguments
+    from flows.orchestrator.local_runs import LOCAL_RUN_MARKERS_ENV
 
     # Every argument and setting first: a mistake is one line and exit status 2, before any server starts.
     checked = validate_run_arguments(args)
@@ -87,8 +86,10 @@ def preflight_delivery(config, delivery: str | None) -> None:
         backend = get_backend(with_backend(config, delivery), "preflight")
         backend.preflight()
     except DeliveryError as exc:
-        raise DeliveryError(f"{exc}; no run was started: make {backend.name.upper()} reachable (see "
-                            f"docs/delivery.md), or run with --delivery outbox or --dry-run") from None
+        todo = (f"check that {backend.name.upper()} is reachable from this machine and its settings (see "
+                "docs/delivery.md)" if "cannot reach" in str(exc) else "fix that and run again")
+        raise DeliveryError(f"{exc} (no run was started: {todo}, or run with --delivery outbox or --dry-run)"
+                            ) from None
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
 
