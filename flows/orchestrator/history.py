@@ -58,7 +58,7 @@ def summarise_history(tables: list[DeliveryTable], failure_limit: int = 10) -> H
 STATUS_COLUMNS = ("last_outcome", "report", "tenant", "recipients", "reason", "last_sent", "last_failure",
                   "last_failure_reason", "last_run", "last_sent_run", "last_failure_run")
 FAILED = "FAILED"  # capitals, as in `exec-reports run`'s table: the one outcome to look at first
-STATUS_REASON_CHARACTERS = 70
+STATUS_REASON_CHARACTERS = 100
 
 
 def _short(text: str, limit: int = STATUS_REASON_CHARACTERS) -> str:

@@ -20,7 +20,7 @@ from flows.templating.charts import ChartSpec
 
 # The second artifact of a run that failed anything: every failure with its whole reason.
 FAILURES_KEY = "exec-reports-failures"
-SHORT_REASON_CHARACTERS = 70
+SHORT_REASON_CHARACTERS = 100
 # Failures first, then what went out, then what was only rendered or left alone.
 STATUS_ORDER = {"failed": 0, "sent": 1, "dry-run": 2, "skipped": 3}
 # Column order is what the UI shows left to right: what happened and why before the long cells.
@@ -31,9 +31,15 @@ DELIVERY_COLUMNS = ("status", "report", "tenant", "reason", "recipients", "varia
 ARTIFACT_IMAGE_BUDGET = 1_000_000
 
 
+_LONG_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:;,'\"]+/)+([^\s/:;,'\"]+/[^\s/:;,'\"]+)")
+
+
 def short_reason(text: str, limit: int = SHORT_REASON_CHARACTERS) -> str:
-    """The reason's first line, cut at a word to ``limit`` characters with an ellipsis."""
+    """The reason's first clause (``; `` separates a reason's parts) with its absolute paths cut to their
+    last two parts, and how many clauses it left out; at most ``limit`` characters, cut at a word."""
     first = " ".join(str(text).strip().splitlines()[0].split()) if str(text).strip() else ""
+    clauses = first.split("; ")
+    first = _LONG_PATH.sub(r"…/\1", clauses[0]) + (f" (+{len(clauses) - 1} more)" if len(clauses) > 1 else "")
     if len(first) <= limit:
         return first
     cut = first[: limit - 1]
