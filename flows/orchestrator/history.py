@@ -55,7 +55,7 @@ def summarise_history(tables: list[DeliveryTable], failure_limit: int = 10) -> H
 
 # Left to right as the UI shows them: what happened, to which report and whom, and why, before the dates
 # and run names. ``reason`` is short (the run's exec-reports-failures artifact has the whole text).
-STATUS_COLUMNS = ("last_outcome", "report", "tenant", "recipients", "reason", "last_sent", "last_failure",
+STATUS_COLUMNS = ("last_outcome", "report", "tenant", "reason", "recipients", "last_sent", "last_failure",
                   "last_failure_reason", "last_run", "last_sent_run", "last_failure_run")
 FAILED = "FAILED"  # capitals, as in `exec-reports run`'s table: the one outcome to look at first
 STATUS_REASON_CHARACTERS = 100

@@ -115,11 +115,13 @@ def test_the_run_page_says_what_failed_and_why(portfolio_copy):
 
     gm = tasks["render and deliver gm"].state
     assert gm.type.value == "FAILED"
-    assert gm.message.startswith("1 of gm's message(s) failed: gm/jada: required metric unavailable: ")
-    assert "file not found: …/jada/ledger.csv (+" in gm.message
+    # the cause first (one clause per tenant and cause, not one per metric), paths cut to their last parts
+    assert gm.message.startswith("1 of gm's message(s) failed: gm/jada: required metric unavailable: jada: file "
+                                 "not found: …/jada/ledger.csv (finance.")
     assert tasks["render and deliver cfo"].state.type.value == "COMPLETED"  # JADA left out, the rest sent
     assert flow_run.state.type.value == "FAILED"
-    assert flow_run.state.message.startswith("1 failure(s): gm/jada: required metric unavailable: ")
+    assert flow_run.state.message.startswith("1 failure(s): gm/jada: required metric unavailable: jada: file not "
+                                             "found: …/jada/ledger.csv (finance.")
     assert "…/jada/ledger.csv" in flow_run.state.message and len(flow_run.state.message) < 300
 
     artifacts = {artifact.key: artifact for artifact in artifacts_of(flow_run_id) if artifact.key}

@@ -59,7 +59,7 @@ def test_the_status_board_shows_recipients_and_failures_first_with_a_short_reaso
              "reason": "already sent for 2026-W47 " + "by an earlier run " * 10}]
     board = update_status_board([], rows, run_name="2026-W47 all roles", now=now)
     assert [tuple(row) for row in board] == [STATUS_COLUMNS] * 3
-    assert STATUS_COLUMNS[:5] == ("last_outcome", "report", "tenant", "recipients", "reason")
+    assert STATUS_COLUMNS[:5] == ("last_outcome", "report", "tenant", "reason", "recipients")
     assert [(row["last_outcome"], row["report"]) for row in board] == [("FAILED", "gm"), ("sent", "ceo"),
                                                                         ("skipped", "cfo")]
     assert board[0]["recipients"] == "gm@jada.example, owner@jada.example"
