@@ -34,12 +34,23 @@ ARTIFACT_IMAGE_BUDGET = 1_000_000
 _LONG_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:;,'\"]+/)+([^\s/:;,'\"]+/[^\s/:;,'\"]+)")
 
 
+# A flow run id in parentheses (the run name before it says which run) and a timestamp to the second and
+# its zone: the table's other columns (and the whole reason) have them.
+_RUN_ID = re.compile(r" \([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\)")
+_STAMP = re.compile(r"\b(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}):\d{2}(?:\.\d+)?(Z|[+-]\d{2}:\d{2})?")
+
+
+def _minutes(match: re.Match) -> str:
+    zone = match[3] or ""
+    return f"{match[1]} {match[2]}" + (" UTC" if zone in ("Z", "+00:00") else zone)
+
+
 def short_reason(text: str, limit: int = SHORT_REASON_CHARACTERS) -> str:
     """The reason's first clause (``; `` separates a reason's parts) with its absolute paths cut to their
     last two parts, and how many clauses it left out; at most ``limit`` characters, cut at a word."""
     first = " ".join(str(text).strip().splitlines()[0].split()) if str(text).strip() else ""
     clauses = first.split("; ")
-    first = _LONG_PATH.sub(r"…/\1", clauses[0]) + (f" (+{len(clauses) - 1} more)" if len(clauses) > 1 else "")
+    first = _STAMP.sub(_minutes, _RUN_ID.sub("", _LONG_PATH.sub(r"…/\1", clauses[0]))) + (f" (+{len(clauses) - 1} more)" if len(clauses) > 1 else "")
     if len(first) <= limit:
         return first
     cut = first[: limit - 1]

@@ -29,6 +29,9 @@ def test_a_short_reason_keeps_the_first_clause_with_short_paths_and_counts_the_r
     cut = short_reason("skipped because " + "very " * 40 + "long")
     assert len(cut) <= 100 and cut.endswith("very…")
     assert short_reason("") == ""
+    assert short_reason("already sent for 2026-W47 by run 2026-W47_20261203T061455Z (69171a29-2de1-4eb6-8526-"
+                        "c9c8907d0c82) at 2026-12-03T06:14:56.466+00:00; --resend sends it again") == (
+        "already sent for 2026-W47 by run 2026-W47_20261203T061455Z at 2026-12-03 06:14 UTC (+1 more)")
 
 
 def test_the_deliveries_table_puts_failures_first_with_the_reason_beside_them():
