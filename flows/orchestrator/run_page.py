@@ -50,7 +50,9 @@ def short_reason(text: str, limit: int = SHORT_REASON_CHARACTERS) -> str:
     last two parts, and how many clauses it left out; at most ``limit`` characters, cut at a word."""
     first = " ".join(str(text).strip().splitlines()[0].split()) if str(text).strip() else ""
     clauses = first.split("; ")
-    first = _STAMP.sub(_minutes, _RUN_ID.sub("", _LONG_PATH.sub(r"…/\1", clauses[0]))) + (f" (+{len(clauses) - 1} more)" if len(clauses) > 1 else "")
+    first = _STAMP.sub(_minutes, _RUN_ID.sub("", _LONG_PATH.sub(r"…/\1", clauses[0])))
+    if len(clauses) > 1:
+        first += f" (+{len(clauses) - 1} more)"
     if len(first) <= limit:
         return first
     cut = first[: limit - 1]
