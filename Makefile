@@ -4,8 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Run history lives inside the project (ignored by git) unless the caller points elsewhere.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
-# No network here or on CI: don't let Prefect try to send usage telemetry.
-export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# Prefect's usage telemetry is off in everything the project starts (the CLI does the same itself);
+# EXEC_REPORTS_TELEMETRY=on turns it back on. See docs/operations.md, Telemetry.
+ifneq ($(EXEC_REPORTS_TELEMETRY),on)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+endif
 # MkDocs plugins print a banner about a future MkDocs 2 on every build; the site pins mkdocs<2.
 export DISABLE_MKDOCS_2_WARNING ?= true
 export NO_MKDOCS_2_WARNING ?= 1

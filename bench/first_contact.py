@@ -47,7 +47,7 @@ def measure(workdir: Path, period: str, cold_runs: int = 2, warm_runs: int = 3) 
     cold, warm, warm_uncached, plain, failures = [], [], [], [], []
     for attempt in range(cold_runs):
         home = workdir / f"first-contact-home-{attempt}"
-        env = {**base_env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env = {**base_env, "PREFECT_HOME": str(home)}  # the CLI turns Prefect's telemetry off itself
         try:
             seconds, code = _timed(run, env, config.parent.parent, workdir / f"cold-{attempt}.log")
             cold.append(seconds)

@@ -355,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     def wanted(name: str) -> bool:
         return not only or name in only
 
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.core.telemetry import apply_telemetry_setting
+
+    apply_telemetry_setting()  # Prefect's telemetry off unless EXEC_REPORTS_TELEMETRY=on, as in the CLI
     with tempfile.TemporaryDirectory(prefix="exec-reports-bench-") as tmp:
         workdir = Path(tmp)
         print(f"machine: {machine()}", flush=True)

@@ -25,18 +25,20 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import MarkdownArtifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.runtime import deployment as current_deployment
 from prefect.runtime import flow_run as current_flow_run
 from prefect.settings import PREFECT_UI_URL
-from prefect.states import Completed, Failed
+from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
 
 from flows.core.config import PortfolioConfig, default_config_path, load_config_once
-from flows.core.errors import ReportError, RunFailures
+from flows.core.errors import ReportError, ReportsFailed, RunFailures
 from flows.core.period import Period, resolve_period
 from flows.delivery import with_backend
 from flows.delivery.message import slug
 from flows.delivery.tasks import HandOff
 from flows.gather.gather import gather_tenants
+from flows.orchestrator import run_page
 from flows.orchestrator.alerts import build_alert_email, send_to_operations
 from flows.orchestrator.history import DELIVERY_TABLE_KEY, DeliveryTable, update_status_board
 from flows.orchestrator.local_runs import LOCAL_RUN_MARKERS_ENV, LocalRunMarkers
@@ -52,6 +54,7 @@ from flows.orchestrator.run import (
     produce_instance,
     run_reports,
 )
+from flows.orchestrator.run_page import ChartInliner, short_reason
 from flows.plan.plan import MetricValues, ReportInstance, RunPlan, report_key
 from flows.plan.selection import Selection
 
@@ -72,11 +75,13 @@ def gather_metrics(config: PortfolioConfig, plan: RunPlan, tenant_ids: list[str]
 
 @task(name="produce-reports", task_run_name="render and deliver {role}", cache_policy=NO_CACHE, persist_result=False)
 def produce_reports(role: str, instances: list[ReportInstance], values: MetricValues, job: RunJob,
-                    delivery: Delivery) -> list[ProducedReport]:
-    results, sections = [], []
+                    delivery: Delivery) -> list[ProducedReport] | State:
+    """Every report of one role. A report that failed fails this task (its reason in the task's state
+    message), after the others went out; the flow reads every outcome from the Failed state's data."""
+    results, sections, inline_charts = [], [], ChartInliner()
     for instance in instances:
         produced = produce_instance(job, delivery, instance, values)
-        sections.extend(report_sections(instance, produced, job.period))
+        sections.extend(report_sections(instance, produced, job.period, inline_charts))
         # The flow needs outcomes, checks and agenda items back, not the rendered messages (HTML, charts):
         # dropping them here keeps one message at a time in memory instead of every message of the run.
         results.append(replace(produced, rendered={variant: replace(rendered, markdown="", html="", text="", images=[])
@@ -88,6 +93,11 @@ def produce_reports(role: str, instances: list[ReportInstance], values: MetricVa
     except Exception as error:
         logging.getLogger("exec_reports").error("report artifact for %s not recorded: %s: %s", role,
                                                 type(error).__name__, error)
+    failed = [outcome for report in results for outcome in report.outcomes if outcome.status == "failed"]
+    if failed:
+        message = f"{len(failed)} of {role}'s message(s) failed: " + "; ".join(
+            f"{o.report}/{o.tenant}: {short_reason(o.reason)}" for o in failed[:3])
+        return Failed(message=message, data=ReportsFailed(message, results))
     return results
 
 
@@ -129,13 +139,18 @@ def _result_or_error(future) -> Any:
     if future.state.is_completed():
         return future.result()
     error = future.state.result(raise_on_failure=False)
+    if isinstance(error, ReportsFailed):  # the task finished and failed some reports: its outcomes count
+        return error.results
     return error if isinstance(error, BaseException) else RuntimeError(str(error))
 
 
-def report_sections(instance: ReportInstance, produced: ProducedReport, period: Period) -> list[str]:
-    """A report's section of its role's artifact: its subject, its key, then its Markdown."""
+def report_sections(instance: ReportInstance, produced: ProducedReport, period: Period,
+                    inline_charts: ChartInliner) -> list[str]:
+    """A report's section of its role's artifact: its subject, its key, then its Markdown with its charts
+    as images the UI can load (or tables of their figures)."""
     return [f"## {rendered.subject}\n\n`{report_key(instance, variant)}` · {period.label}\n\n"
-            f"{rendered.markdown.strip()}\n" for variant, rendered in produced.rendered.items()]
+            f"{inline_charts(rendered.markdown.strip(), rendered.charts, [i.png for i in rendered.images])}\n"
+            for variant, rendered in produced.rendered.items()]
 
 
 def record_role_reports(role: str, sections: list[str], period: Period) -> None:
@@ -180,27 +195,35 @@ def prefect_run_is_over(run_id: str) -> bool | None:
 _RESOLVED_PERIODS: dict[tuple, Period] = {}
 
 
-def run_period(config: PortfolioConfig, parameters: dict[str, Any]) -> Period:
-    """The period this run reports on. The scheduled time (in the portfolio's timezone) decides it, so a
-    late or retried run still reports the intended period. Resolved once per run: the run's name, its
+def run_period(config: PortfolioConfig, parameters: dict[str, Any], from_deployment: bool | None = None) -> Period:
+    """The period this run reports on: the ``period`` parameter, else the one before the run's scheduled
+    time (in the portfolio's timezone), so a late or retried run still reports the intended period, of
+    the deployment's ``period_kind`` (a week for ``weekly``, a month for ``monthly-finance``).
+
+    ``portfolio.default_period`` (a snapshot's period, like the sample's) applies to local runs only:
+    a deployment's schedule always decides its own period. Resolved once per run: the run's name, its
     body and its failure hook ask for the same parameters and scheduled time."""
     scheduled = current_flow_run.scheduled_start_time
     reference = scheduled.astimezone(ZoneInfo(config.portfolio.timezone)).date()
-    key = (str(config.path), parameters.get("period"), parameters.get("period_kind"), reference)
+    if from_deployment is None:  # in the run itself; a hook, after the run, passes what its flow run says
+        from_deployment = current_deployment.id is not None
+    default = None if from_deployment else config.portfolio.default_period
+    key = (str(config.path), parameters.get("period"), parameters.get("period_kind"), reference, default)
     if key not in _RESOLVED_PERIODS:
         if len(_RESOLVED_PERIODS) > 64:
             _RESOLVED_PERIODS.clear()
-        _RESOLVED_PERIODS[key] = resolve_period(parameters.get("period") or config.portfolio.default_period,
+        _RESOLVED_PERIODS[key] = resolve_period(parameters.get("period") or default,
                                                 parameters.get("period_kind") or config.portfolio.period_kind,
                                                 reference)
     return _RESOLVED_PERIODS[key]
 
 
-def readable_run_name(parameters: dict[str, Any]) -> str:
+def readable_run_name(parameters: dict[str, Any], from_deployment: bool | None = None) -> str:
     """e.g. ``2026-W47 cfo,accounting (dry run)``: the period reported on, visible in the run list."""
     roles = ",".join(parameters.get("roles") or []) or "all roles"
     try:
-        period = run_period(load_config_once(parameters.get("config") or default_config_path()), parameters).label
+        period = run_period(load_config_once(parameters.get("config") or default_config_path()), parameters,
+                            from_deployment).label
     except ReportError:
         period = parameters.get("period") or "period unknown"  # the flow itself will fail with the reason
     tenants = parameters.get("tenants")
@@ -236,7 +259,7 @@ def _alert_operations(flow, flow_run, state) -> None:
         summary = run_summary(state)
         # The hook's flow_run may predate the run's renaming (and a crash can come before it), so the
         # readable name is worked out again from the parameters rather than read from it.
-        name = readable_run_name(flow_run.parameters)
+        name = readable_run_name(flow_run.parameters, flow_run.deployment_id is not None)
         alert = build_alert_email(config, run_name=name, state_name=state.name,
                                   state_message=state.message or "", run_url=run_url(flow_run.id), summary=summary)
         location = send_to_operations(config, alert, (summary or {}).get("run"), name)
@@ -291,13 +314,14 @@ def finish_run(job: RunJob, result: RunResult, portfolio: PortfolioConfig):
     """What the run leaves in Prefect: the deliveries table, the status board, the checks table, a
     notice of new suppressions, and its final state (Failed with the reasons when anything failed)."""
     summary, period = result.summary, job.period
-    delivery_rows = [{"period": period.label, "report": o.report, "tenant": o.tenant, "variant": o.variant,
-                      "recipients": ", ".join(o.recipients), "status": o.status, "location": o.location,
-                      "reason": o.reason} for o in result.outcomes] \
-        + [{"period": period.label, "report": p.path, "tenant": "", "variant": "", "recipients": "",
-            "status": "failed", "location": "", "reason": str(p)} for p in result.plan.definition_problems]
+    delivery_rows = run_page.delivery_rows(result.outcomes, result.plan.definition_problems, period.label)
+    failures = run_page.failures_markdown(result.outcomes, result.plan.definition_problems, period.label)
     create_table_artifact(key=DELIVERY_TABLE_KEY, table=delivery_rows,
-                          description=f"Every message of this run and its outcome ({period.label})")
+                          description=f"Every message of this run and its outcome, failures first ({period.label})"
+                          + (f"; every failure's whole reason: artifact {run_page.FAILURES_KEY}" if failures else ""))
+    if failures:
+        MarkdownArtifact(key=run_page.FAILURES_KEY, markdown=failures,
+                         description=f"Every failure of this run with its whole reason ({period.label})").create()
     if not job.dry_run:
         publish_status_board(delivery_rows, job.run_name)
     if summary["checks"]:
@@ -308,7 +332,7 @@ def finish_run(job: RunJob, result: RunResult, portfolio: PortfolioConfig):
                                    run_url=run_url(current_flow_run.id), summary=summary)
         send_to_operations(portfolio, notice, job.run_folder, notice.subject)
     if summary["failed"]:
-        reasons = "; ".join(f"{f['report']}/{f['tenant']}: {f['reason']}" for f in summary["failed"][:5])
+        reasons = "; ".join(f"{f['report']}/{f['tenant']}: {short_reason(f['reason'])}" for f in summary["failed"][:5])
         message = f"{len(summary['failed'])} failure(s): {reasons}"
         return Failed(message=message, data=RunFailures(message, summary))
     return Completed(message=f"{len(summary['sent'])} sent", data=summary)
@@ -374,14 +398,13 @@ def trigger_deployment(name: str, parameters: dict[str, Any], *, idempotency_key
 def run_inline(parameters: dict[str, Any], scheduled_time: dt.datetime | None = None) -> dict[str, Any]:
     """Run the flow in this process and return its summary (which reports were sent, which failed).
 
-    An inline run has no scheduled time of its own, so the trigger's (an EventBridge schedule's)
-    decides the period, as it would for a deployment run; delivery records keep a redelivered
-    trigger from sending anything twice."""
-    if scheduled_time is not None and not parameters.get("period"):
+    An inline run has no scheduled time of its own, so the trigger's (an EventBridge schedule's, else
+    now) decides the period, as it would for a deployment run (``portfolio.default_period`` is for local
+    runs only); delivery records keep a redelivered trigger from sending anything twice."""
+    if not parameters.get("period"):
         config = load_config_once(parameters.get("config") or default_config_path())
-        reference = scheduled_time.astimezone(ZoneInfo(config.portfolio.timezone)).date()
-        period = resolve_period(config.portfolio.default_period,
-                                parameters.get("period_kind") or config.portfolio.period_kind, reference)
+        reference = (scheduled_time or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(config.portfolio.timezone)).date()
+        period = resolve_period(None, parameters.get("period_kind") or config.portfolio.period_kind, reference)
         parameters = {**parameters, "period": period.label}
     state = send_exec_reports(**parameters, return_state=True)
     data = run_summary(state)
@@ -413,6 +436,6 @@ def mark_killed_local_runs_crashed(markers: LocalRunMarkers) -> list[str]:
                                           f"before the run finished")
                 client.set_flow_run_state(flow_run.id, crashed, force=True)
                 _alert_operations(send_exec_reports, flow_run, crashed)
-                marked.append(readable_run_name(flow_run.parameters))
+                marked.append(readable_run_name(flow_run.parameters, flow_run.deployment_id is not None))
             markers.clear(orphan.flow_run_id)
     return marked

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from sources.errors import ReportError, SourceError
 
 __all__ = ["ConfigurationError", "DefinitionError", "DeliveryError", "Problem", "RenderError", "ReportError",
-           "RunFailures", "SourceError", "TemplateLimitError"]
+           "ReportsFailed", "RunFailures", "SourceError", "TemplateLimitError",
+           "UsageError"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class ConfigurationError(ReportError):
     """The portfolio configuration is wrong or incomplete; the message names the key or variable to set."""
 
 
+class UsageError(ConfigurationError):
+    """A command's argument or setting is wrong: found before anything started, exit status 2."""
+
+
 class RunFailures(ReportError):
     """A run that delivered what it could and failed the rest: the data of its Failed state.
 
@@ -64,6 +69,22 @@ class RunFailures(ReportError):
 
     def __repr__(self) -> str:
         return f"RunFailures({self.message!r})"
+
+
+class ReportsFailed(ReportError):
+    """The data of a Failed role task: some of its reports failed, and the flow still needs every report's
+    outcome (the sent ones too). Like RunFailures, its text is the short message only."""
+
+    def __init__(self, message: str, results: list):
+        super().__init__(message, results)
+        self.message = message
+        self.results = results
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"ReportsFailed({self.message!r})"
 
 
 class TemplateLimitError(RenderError):

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from flows.core.telemetry import apply_telemetry_setting
+
 PREFECT = str(Path(sys.executable).parent / "prefect")
 POSTGRES_ADMIN_DSN_ENV = "EXEC_REPORTS_TEST_POSTGRES"
 DEFAULT_POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -83,7 +85,8 @@ class LocalPrefectServer:
     def client_env(self) -> dict[str, str]:
         """Environment for anything that talks to this server (CLI, workers, flows)."""
         env = {**os.environ, "PREFECT_HOME": str(self.home / "prefect-home"), "PREFECT_API_URL": self.api_url,
-               "PREFECT_UI_URL": f"http://127.0.0.1:{self.port}", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+               "PREFECT_UI_URL": f"http://127.0.0.1:{self.port}"}
+        apply_telemetry_setting(env)
         env.update(self.extra_env)
         return env
 

@@ -10,16 +10,19 @@ import argparse
 import os
 import sys
 
-from flows.core.errors import ReportError
-
 
 def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+PERIOD_HELP = ("ISO week (2026-W47) or month (2026-11); default: the config's portfolio.default_period when it "
+               "sets one (the sample portfolio does), else the last complete week, or month with "
+               "portfolio.period_kind: month, in portfolio.timezone")
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="portfolio config (default: $EXEC_REPORTS_CONFIG or examples/portfolio.yaml)")
-    parser.add_argument("--period", help="ISO week (2026-W47) or month (2026-11); default: the previous one")
+    parser.add_argument("--period", help=PERIOD_HELP)
 
 
 def _snapshot_sources() -> list[str]:
@@ -101,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot.add_argument("--tenant", required=True, help="tenant id from the portfolio config")
     snapshot.add_argument("-o", "--output", required=True, help="JSON file to write")
     _add_common(snapshot)
+    for command in commands.choices.values():
+        command.add_argument("--verbose", action="store_true",
+                             help="on a failure, print the traceback here instead of saving it to "
+                                  "$PREFECT_HOME/exec-reports-cli.log")
     return parser
 
 
@@ -119,16 +126,21 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every failure ends in one ``error:`` line saying what to do (see ``flows.operate.failures``): exit
+    status 2 for a wrong argument or setting, found before anything started; 1 for anything else."""
     import importlib
 
+    from flows.core.telemetry import apply_telemetry_setting
+    from flows.operate.failures import report_failure
+
     args = build_parser().parse_args(argv)
-    module, function = COMMANDS[args.command].split(":")
-    command = getattr(importlib.import_module(module), function)
+    apply_telemetry_setting()  # before Prefect is imported: it reads these when it loads
     try:
+        module, function = COMMANDS[args.command].split(":")
+        command = getattr(importlib.import_module(module), function)
         return command(args)
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        return report_failure(exc, command=args.command, verbose=args.verbose)
 
 
 def config_and_period(args):

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flows.core.errors import ConfigurationError
+from flows.core.telemetry import apply_telemetry_setting
 from flows.orchestrator.local_runs import LocalRunMarkers
 
 SERVER_STATE_FILE = "exec-reports-server.json"
@@ -203,8 +204,9 @@ def _spawn(home: Path) -> tuple[ServerInfo, subprocess.Popen]:
     port = _free_port()
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("PREFECT_API_URL", "PREFECT_UI_URL", "PREFECT_PROFILE"))}
-    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)})
+    apply_telemetry_setting(env)
+    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_API_HOST": "127.0.0.1",
+                "PREFECT_SERVER_API_PORT": str(port)})
     log = (home / SERVER_LOG_FILE).open("ab")
     log.write(f"\n--- exec-reports: starting prefect server on port {port} at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S}Z\n"
               .encode())

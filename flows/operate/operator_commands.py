@@ -15,10 +15,13 @@ from flows.operate.cli import config_and_period, print_table, progress
 def use_local_server_unless_configured() -> None:
     """Point Prefect at the long-lived local server (started when needed) unless the user configured an API.
 
-    Must run before Prefect is imported: Prefect reads PREFECT_API_URL when its settings load."""
+    Must run before Prefect is imported: Prefect reads PREFECT_API_URL when its settings load. A configured
+    API is asked first whether it answers and is new enough (one line about it, not Prefect's tracebacks)."""
+    from flows.operate.api_check import check_prefect_api
     from flows.operate.local_server import configured_api_url, ensure_server
 
-    if configured_api_url():
+    if url := configured_api_url():
+        check_prefect_api(url)
         return
     info = ensure_server(progress=progress)
     os.environ["PREFECT_API_URL"] = info.api_url
@@ -28,12 +31,14 @@ def use_local_server_unless_configured() -> None:
 def cmd_run(args) -> int:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "exec_reports")
     from flows.operate.local_server import local_run_markers
+    from flows.operate.run_arguments import validate_run_arguments
     from flows.orchestrator.local_runs import LOCAL_RUN_MARKERS_ENV
 
-    config, period = config_and_period(args)  # fail fast with a clear message before Prefect starts
-    from flows.plan.selection import Selection
-
-    Selection.parse(args.only)  # a bad selector is an error before Prefect starts, too
+    # Every argument and setting first: a mistake is one line and exit status 2, before any server starts.
+    checked = validate_run_arguments(args)
+    config, period = checked.config, checked.period
+    if not args.dry_run:
+        preflight_delivery(config, args.delivery)
     use_local_server_unless_configured()
     markers = local_run_markers()
     from flows.flow import mark_killed_local_runs_crashed, run_summary, run_url, send_exec_reports
@@ -68,6 +73,25 @@ def cmd_run(args) -> int:
         if link:
             print(f"see it in the Prefect UI: {link}")
     return 0 if state.is_completed() else 1
+
+
+def preflight_delivery(config, delivery: str | None) -> None:
+    """Can the run's backend send at all (SMTP answers, SES is reachable and the sender verified)? Asked
+    before a server starts or a run exists: a wrong setting is a usage error, an unreachable provider
+    one line saying what to do, and either way nothing is sent and no alert goes out."""
+    from flows.core.errors import ConfigurationError, DeliveryError, UsageError
+    from flows.delivery import get_backend, with_backend
+
+    try:
+        backend = get_backend(with_backend(config, delivery), "preflight")
+        backend.preflight()
+    except DeliveryError as exc:
+        todo = (f"check that {backend.name.upper()} is reachable from this machine and its settings (see "
+                "docs/delivery.md)" if "cannot reach" in str(exc) else "fix that and run again")
+        raise DeliveryError(f"{exc} (no run was started: {todo}, or run with --delivery outbox or --dry-run)"
+                            ) from None
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_server(args) -> int:
@@ -127,6 +151,8 @@ def cmd_deliveries(args) -> int:
 
 
 def cmd_history(args) -> int:
+    # The server `run` uses (or the configured API, checked first), never a temporary one of Prefect's.
+    use_local_server_unless_configured()
     from flows.flow import fetch_delivery_tables
     from flows.orchestrator.history import summarise_history
 

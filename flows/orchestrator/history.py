@@ -53,19 +53,42 @@ def summarise_history(tables: list[DeliveryTable], failure_limit: int = 10) -> H
     return history
 
 
-STATUS_COLUMNS = ("report", "tenant", "last_sent", "last_sent_run", "last_outcome", "last_run", "last_failure",
-                  "last_failure_reason", "last_failure_run")
+# Left to right as the UI shows them: what happened, to which report and whom, and why, before the dates
+# and run names. ``reason`` is short (the run's exec-reports-failures artifact has the whole text).
+STATUS_COLUMNS = ("last_outcome", "report", "tenant", "reason", "recipients", "last_sent", "last_failure",
+                  "last_failure_reason", "last_run", "last_sent_run", "last_failure_run")
+FAILED = "FAILED"  # capitals, as in `exec-reports run`'s table: the one outcome to look at first
+STATUS_REASON_CHARACTERS = 100
+
+
+def _short(text: str, limit: int = STATUS_REASON_CHARACTERS) -> str:
+    """The first line, cut to ``limit`` characters with an ellipsis (this module stays standard library only)."""
+    first = " ".join(str(text).strip().splitlines()[0].split()) if str(text).strip() else ""
+    return first if len(first) <= limit else first[: limit - 1].rstrip(" ,;:") + "…"
+
+
+def _current_layout(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of an earlier board (``failed``, ``skipped: <reason>``) in today's columns."""
+    entry = {column: row.get(column, "") for column in STATUS_COLUMNS}
+    outcome = str(entry["last_outcome"])
+    if outcome == "failed":
+        entry.update(last_outcome=FAILED, reason=entry["reason"] or _short(entry["last_failure_reason"]))
+    elif outcome.startswith("skipped: "):
+        entry.update(last_outcome="skipped", reason=entry["reason"] or _short(outcome.removeprefix("skipped: ")))
+    return entry
 
 
 def update_status_board(previous: list[dict[str, Any]], outcomes: list[dict[str, Any]], *, run_name: str,
                         now: dt.datetime) -> list[dict[str, Any]]:
-    """The status board after one more run: one row per report and tenant, keeping what earlier runs said.
+    """The status board after one more run: one row per report and tenant, keeping what earlier runs said,
+    failures first.
 
-    ``previous`` is the board the last run left (rows of STATUS_COLUMNS); ``outcomes`` this run's
-    delivery rows (report, tenant, status, reason). A dry run changes nothing. Within one run, a report
-    sent to some recipients and failed for others counts as failed (with the first reason) and sent."""
-    board = {(row.get("report", ""), row.get("tenant", "")): {column: row.get(column, "") for column in STATUS_COLUMNS}
-             for row in previous if row.get("report")}
+    ``previous`` is the board the last run left (rows of STATUS_COLUMNS, or of an older layout);
+    ``outcomes`` this run's delivery rows (report, tenant, recipients, status, reason). A dry run changes
+    nothing. Within one run, a report sent to some recipients and failed for others counts as failed
+    (with the first reason) and sent."""
+    board = {(row.get("report", ""), row.get("tenant", "")): _current_layout(row) for row in previous
+             if row.get("report")}
     stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     this_run: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for outcome in outcomes:
@@ -73,14 +96,19 @@ def update_status_board(previous: list[dict[str, Any]], outcomes: list[dict[str,
             this_run.setdefault((outcome["report"], outcome.get("tenant", "")), []).append(outcome)
     for (report, tenant), rows in this_run.items():
         entry = board.setdefault((report, tenant), {column: "" for column in STATUS_COLUMNS})
-        entry.update(report=report, tenant=tenant, last_run=f"{run_name} ({stamp})")
+        recipients = [r for row in rows for r in str(row.get("recipients", "")).split(", ") if r]
+        entry.update(report=report, tenant=tenant, last_run=f"{run_name} ({stamp})",
+                     recipients=", ".join(dict.fromkeys(recipients)))
         statuses = {row["status"] for row in rows}
         failed = [row for row in rows if row["status"] == "failed"]
         if "sent" in statuses:
             entry.update(last_sent=stamp, last_sent_run=run_name)
         if failed:
-            entry.update(last_outcome="failed", last_failure=stamp, last_failure_run=run_name,
-                         last_failure_reason=str(failed[0].get("reason", "")))
+            reason = _short(failed[0].get("reason", ""))
+            entry.update(last_outcome=FAILED, reason=reason, last_failure=stamp, last_failure_run=run_name,
+                         last_failure_reason=reason)
+        elif "sent" in statuses:
+            entry.update(last_outcome="sent", reason="")
         else:
-            entry["last_outcome"] = "sent" if "sent" in statuses else "skipped: " + str(rows[0].get("reason", ""))
-    return [board[key] for key in sorted(board)]
+            entry.update(last_outcome="skipped", reason=_short(rows[0].get("reason", "")))
+    return [board[key] for key in sorted(board, key=lambda key: (board[key]["last_outcome"] != FAILED, key))]

@@ -78,9 +78,13 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         leave_out = (definition.scope == "portfolio" and definition.front.on_missing_tenant == "leave_out"
                      and len(missing) < len(instance.tenant_ids))
         if not leave_out:
+            # Grouped by tenant and cause, the cause first: one missing file is one clause, not one per metric.
+            causes: dict[tuple[str, str], list[str]] = {}
+            for tenant_id, unavailable in missing.items():
+                for name, value in unavailable:
+                    causes.setdefault((tenant_id, value_reason(value)), []).append(name)
             raise RenderError("required metric unavailable: " + "; ".join(
-                f"{name} for {tenant_id}: {value_reason(value)}"
-                for tenant_id, unavailable in missing.items() for name, value in unavailable))
+                f"{tenant_id}: {reason} ({', '.join(names)})" for (tenant_id, reason), names in causes.items()))
         included = [tenant_id for tenant_id in instance.tenant_ids if tenant_id not in missing]
         left_out = [left_out_tenant(config.tenant(tenant_id), unavailable) for tenant_id, unavailable in missing.items()]
 

@@ -129,6 +129,23 @@ def test_a_dry_run_of_a_past_period_sends_nothing(stack):
     assert sorted((row["report"], row["status"]) for row in rows) == [("accounting", "dry-run"), ("cfo", "dry-run")]
 
 
+def test_a_deployment_run_without_a_period_reports_on_the_one_its_schedule_implies(stack):
+    """Issue 28: `monthly-finance` run without a period reported on 2026-W47, a week: the sample config's
+    default_period won over the deployment's period_kind. default_period is for local runs only."""
+    from flows.core.period import previous_period
+
+    for name, kind in (("monthly-finance", "month"), ("weekly", "week")):
+        run_id = stack.run_deployment(f"send-exec-reports/{name}", "dry_run=true", 'roles=["cfo"]')
+        run = stack.wait_for(run_id)
+        scheduled = dt.datetime.fromisoformat(run["expected_start_time"]).astimezone(LOS_ANGELES).date()
+        expected = previous_period(kind, scheduled).label
+        assert expected != SAMPLE_PERIOD
+        assert run["name"] == f"{expected} cfo (dry run)", run["state"]
+        [deliveries] = stack.api("POST", "/artifacts/filter", json={
+            "artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["exec-reports-deliveries"]}}})
+        assert {row["period"] for row in json.loads(deliveries["data"])} == {expected}
+
+
 def test_schedules_are_registered_with_next_runs_in_their_timezone(stack):
     expectations = {"weekly": lambda t: t.weekday() == 0, "monthly-finance": lambda t: t.day == 1}
     for name, on_the_right_day in expectations.items():

@@ -71,8 +71,8 @@ def _wait_for(condition, timeout: float, what: str):
 def test_a_killed_run_leaves_no_process_is_marked_crashed_and_the_next_run_works(portfolio_copy, tmp_path):
     home = tmp_path / "prefect-home"
     env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("PREFECT_", "EXEC_REPORTS_"))}
-    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+           if not name.startswith(("PREFECT_", "EXEC_REPORTS_")) and name != "DO_NOT_TRACK"}
+    env["PREFECT_HOME"] = str(home)  # telemetry: nothing said, so the project's default (off) applies
     command = [EXEC_REPORTS, "run", "--config", str(portfolio_copy), "--dry-run"]
     try:
         # 1. A cold start: the server is started in the background and the run goes ahead (never a time-out).
@@ -114,6 +114,17 @@ def test_a_killed_run_leaves_no_process_is_marked_crashed_and_the_next_run_works
         assert message["Subject"] == f"[exec-reports] run Crashed: {period} all roles (dry run)"
         text = message.get_body(("plain",)).get_content()
         assert "delivery table artifact" not in text and "left no summary or delivery table" in text
+
+        # Telemetry is off in the server the CLI started, and `history` (it printed Prefect's "Failed to send
+        # telemetry" errors and once an aiosqlite traceback) reads that server and prints only its tables.
+        server_env = dict(item.split("=", 1) for item in
+                          Path(f"/proc/{server.info.pid}/environ").read_bytes().decode().split("\0") if "=" in item)
+        assert (server_env["PREFECT_SERVER_ANALYTICS_ENABLED"], server_env["DO_NOT_TRACK"]) == ("false", "1")
+        history = subprocess.run([EXEC_REPORTS, "history", "--config", str(portfolio_copy)], env=env, cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=300)
+        assert history.returncode == 0, history.stdout + history.stderr
+        assert history.stderr == ""
+        assert history.stdout.startswith("Last successful send per report and tenant\n")
 
         check = subprocess.run([EXEC_REPORTS, "check", "--config", str(portfolio_copy)], env=env, cwd=tmp_path,
                                capture_output=True, text=True, timeout=300)

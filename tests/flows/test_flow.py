@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import json
 from email import policy
 
 import pytest
@@ -84,6 +85,73 @@ def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
     assert "Delivered anyway: 8 message(s)" in text
 
 
+def task_runs_of(flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        return {run.name: run for run in runs}, client.read_flow_run(flow_run_id)
+
+
+def table(artifact) -> list[dict]:
+    return json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+
+
+def test_the_run_page_says_what_failed_and_why(portfolio_copy):
+    """Issue 28, through Prefect's API: the failed report's task is Failed with the reason (it was green),
+    the run's state message names it, the tables put failures first with a short reason before the long
+    cells, the whole reasons are a second artifact, the status board shows recipients, and the report
+    artifacts carry their charts as images (they were broken `chart:N` links)."""
+    from flows.orchestrator.history import STATUS_COLUMNS
+    from flows.orchestrator.run_page import DELIVERY_COLUMNS, FAILURES_KEY
+    from flows.orchestrator.run_page import _text as as_markdown_text
+
+    (portfolio_copy.parent / "data" / "jada" / "ledger.csv").unlink()
+    state = send_exec_reports_of(portfolio_copy, roles=["cfo", "gm"])
+    assert state.is_failed()
+    flow_run_id = state.state_details.flow_run_id
+    tasks, flow_run = task_runs_of(flow_run_id)
+
+    gm = tasks["render and deliver gm"].state
+    assert gm.type.value == "FAILED"
+    # the cause first (one clause per tenant and cause, not one per metric), paths cut to their last parts
+    assert gm.message.startswith("1 of gm's message(s) failed: gm/jada: required metric unavailable: jada: file "
+                                 "not found: …/jada/ledger.csv (finance.")
+    assert tasks["render and deliver cfo"].state.type.value == "COMPLETED"  # JADA left out, the rest sent
+    assert flow_run.state.type.value == "FAILED"
+    assert flow_run.state.message.startswith("1 failure(s): gm/jada: required metric unavailable: jada: file not "
+                                             "found: …/jada/ledger.csv (finance.")
+    assert "…/jada/ledger.csv" in flow_run.state.message and len(flow_run.state.message) < 300
+
+    artifacts = {artifact.key: artifact for artifact in artifacts_of(flow_run_id) if artifact.key}
+    deliveries = table(artifacts["exec-reports-deliveries"])
+    assert [list(row) for row in deliveries] == [list(DELIVERY_COLUMNS)] * len(deliveries)
+    assert [(row["status"], row["report"], row["tenant"]) for row in deliveries][0] == ("failed", "gm", "jada")
+    assert all(row["status"] != "failed" for row in deliveries[1:])
+    assert all(len(row["reason"]) <= 100 for row in deliveries)
+    whole = artifacts[FAILURES_KEY].data
+    # every word of the reason, the absolute paths too (as Markdown text: escaped, never emphasis)
+    assert whole.startswith(f"# 1 failure(s), {SAMPLE_PERIOD}")
+    assert as_markdown_text(str(portfolio_copy.parent / "data" / "jada" / "ledger.csv")) in whole
+
+    board = table(artifacts["exec-reports-status"])
+    assert [list(row) for row in board] == [list(STATUS_COLUMNS)] * len(board)
+    assert (board[0]["last_outcome"], board[0]["report"], board[0]["tenant"]) == ("FAILED", "gm", "jada")
+    assert board[0]["recipients"] == "gm@jada.example" and "…/jada/ledger.csv" in board[0]["reason"]
+    assert {row["report"]: row["recipients"] for row in board[1:]}["cfo"] == "cfo@holdings.example"
+
+    cfo = artifacts["reports-cfo"].data
+    assert "](chart:" not in cfo
+    assert cfo.count("](data:image/png;base64,iVBORw0KGgo") == 2  # the CFO brief's two charts, as PNGs
+
+
+def send_exec_reports_of(config, **parameters):
+    from flows.flow import send_exec_reports
+
+    return send_exec_reports(config=str(config), period=SAMPLE_PERIOD, return_state=True, **parameters)
+
+
 def test_delivery_history_shows_the_last_send_per_report_and_the_failures(portfolio_copy):
     from flows.flow import fetch_delivery_tables, send_exec_reports
     from flows.orchestrator.history import summarise_history
@@ -115,7 +183,7 @@ def test_the_status_board_artifact_keeps_the_latest_per_report_and_tenant_across
     board = {(row["report"], row["tenant"]): row for row in read_status_board()}
     # jada's GM brief went out in the first run and failed in the second: both are on the board.
     jada = board[("gm", "jada")]
-    assert jada["last_outcome"] == "failed" and "jada/ledger.csv" in jada["last_failure_reason"]
+    assert jada["last_outcome"] == "FAILED" and "jada/ledger.csv" in jada["last_failure_reason"]
     assert jada["last_sent_run"] == f"{SAMPLE_PERIOD} cfo,gm for jada,quickdumpnow"
     assert jada["last_failure_run"] == f"{SAMPLE_PERIOD} cfo,gm for jada,quickdumpnow (resend)"
     assert board[("gm", "quickdumpnow")]["last_outcome"] == "sent"

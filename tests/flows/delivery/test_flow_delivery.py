@@ -73,12 +73,24 @@ def test_an_unverified_ses_sender_fails_the_run_once_before_anything_is_sent(mot
 
     exit_code = main(["run", "--config", str(config), "--period", SAMPLE_PERIOD])
 
-    err = capsys.readouterr().err
+    # The command asks SES before it starts a run: one line, no run, no alert.
+    # (stderr also holds what the in-process test servers log, hence the filter)
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert exit_code == 1
-    assert "reports@holdings.example is not verified in us-east-1" in err and "nothing was sent" in err
+    assert line.startswith("error: SES sender identity reports@holdings.example is not verified in us-east-1")
+    assert line.endswith("to an identity that is verified. (no run was started: fix that and run again, or run "
+                         "with --delivery outbox or --dry-run)")
     assert moto_sent_raw_messages(moto_url) == []
     assert load(config).delivery.backend == "outbox"  # the file is untouched; only this run switched
-    # The operations alert could not go through SES either, so it waits in the local outbox.
+    assert not (portfolio_copy.parent.parent / "outbox").exists()
+
+    # A run started some other way (a deployment, the flow called directly) fails once, before anything is
+    # sent, and the operations alert, which could not go through SES either, waits in the local outbox.
+    from flows.flow import send_exec_reports
+
+    state = send_exec_reports(config=str(config), period=SAMPLE_PERIOD, delivery="ses", return_state=True)
+    assert state.is_failed() and "is not verified" in state.message
+    assert moto_sent_raw_messages(moto_url) == []
     alerts = list((portfolio_copy.parent.parent / "outbox").glob("*/portfolio-operations-alert--*.eml"))
     assert len(alerts) == 1
     assert "is not verified" in email_text(alerts[0])

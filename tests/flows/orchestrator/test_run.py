@@ -108,7 +108,9 @@ def test_a_portfolio_report_missing_a_required_figure_for_every_tenant_fails(por
                                   tenants=["jada"], dry_run=True)
     [failure] = summary["failed"]
     assert failure["report"] == "cfo"
-    assert "finance.burn_rate for jada" in failure["reason"]
+    # grouped by tenant and cause, the cause first and the metrics it took after it
+    assert failure["reason"].startswith("required metric unavailable: jada: ")
+    assert "finance.burn_rate" in failure["reason"]
     assert "ledger.csv:2: column 'amount': not a number (value '12x')" in failure["reason"]
     assert rendered == {}
 
