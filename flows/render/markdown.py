@@ -13,6 +13,7 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from flows.render.stacked import STACKED_TABLE, render_stacked_table, stack_wide_tables
 from flows.templating.agenda import ACTION_SRC_PREFIX
 from flows.templating.charts import CHART_HEIGHT_PX, CHART_WIDTH_PX, ChartSpec
 from flows.templating.components import COMPONENT_SRC_PREFIX, KpiStrip
@@ -57,6 +58,7 @@ def markdown_parser() -> MarkdownIt:
     md.add_render_rule("table_open", _render_table_open)
     md.add_render_rule("table_close", _render_table_close)
     md.add_render_rule("image", _render_image)
+    md.add_render_rule(STACKED_TABLE, render_stacked_table)
     return md
 
 
@@ -147,7 +149,9 @@ def markdown_to_html(markdown: str, charts: list[ChartSpec] | None = None,
                      components: list[KpiStrip] | None = None) -> tuple[str, list[Token]]:
     md = markdown_parser()
     tokens = md.parse(markdown)
-    return md.renderer.render(tokens, md.options, {"charts": charts or [], "components": components or []}), tokens
+    env = {"charts": charts or [], "components": components or []}
+    # Wide tables become stacked rows in the HTML only; the text part and the action headings read the tokens.
+    return md.renderer.render(stack_wide_tables(tokens), md.options, env), tokens
 
 
 def action_headings(tokens: list[Token]) -> dict[int, str]:
