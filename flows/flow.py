@@ -294,7 +294,7 @@ def finish_run(job: RunJob, result: RunResult, portfolio: PortfolioConfig):
     delivery_rows = [{"period": period.label, "report": o.report, "tenant": o.tenant, "variant": o.variant,
                       "recipients": ", ".join(o.recipients), "status": o.status, "location": o.location,
                       "reason": o.reason} for o in result.outcomes] \
-        + [{"period": period.label, "report": p.path, "tenant": "", "variant": "", "recipients": "",
+        + [{"period": period.label, "report": p.role or p.path, "tenant": "", "variant": "", "recipients": "",
             "status": "failed", "location": "", "reason": str(p)} for p in result.plan.definition_problems]
     create_table_artifact(key=DELIVERY_TABLE_KEY, table=delivery_rows,
                           description=f"Every message of this run and its outcome ({period.label})")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from flows.core.config import SLUG, EmailAddress
 from flows.core.errors import DefinitionError, Problem
-from flows.core.yamlsource import Located, YamlProblem, format_key_path, load_located
+from flows.core.yamlsource import MAX_FRONT_MATTER_BYTES, Located, YamlProblem, format_key_path, load_located
 from flows.templating.compiled import compile_report_template
 from sources.catalogue import REGISTRY
 from sources.registry import SourceRegistry
@@ -166,7 +166,7 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
                                               "then the keys, then a closing '---' line")]
     front_text, body, body_line = parts
     try:
-        located = load_located(front_text, line_offset=1)
+        located = load_located(front_text, line_offset=1, max_bytes=MAX_FRONT_MATTER_BYTES)
     except YamlProblem as exc:
         return None, [Problem(shown, exc.line, exc.key, exc.message)]
     if not isinstance(located.data, dict):
@@ -339,7 +339,7 @@ def role_of_broken_file(path: Path) -> str:
     matter still reads as YAML, else the file's name (``reports/coo.md`` -> ``coo``)."""
     try:
         parts = split_front_matter(path.read_text(encoding="utf-8-sig"))
-        data = load_located(parts[0], line_offset=1).data if parts else None
+        data = load_located(parts[0], line_offset=1, max_bytes=MAX_FRONT_MATTER_BYTES).data if parts else None
     except (OSError, UnicodeDecodeError, YamlProblem):
         data = None
     role = data.get("role") if isinstance(data, dict) else None
