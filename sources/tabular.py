@@ -36,10 +36,31 @@ class RowProblem:
 def read_csv_rows(path: Path, required_columns: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line number, row) with header names normalised to lower case.
 
-    UTF-8 with or without BOM. A missing file or missing column is a SourceError naming the path.
+    UTF-8 with or without BOM. A missing file or missing column is a SourceError naming the path, and
+    so is a file cut short (see ``read_csv``): this reader has no bad-row policy to drop the row under.
     """
+    rows, cut = read_csv(path, required_columns)
+    if cut is not None:
+        raise SourceError(str(cut))
+    yield from rows
+
+
+CUT_SHORT = ("the file ends inside this row, without a final newline: the export looks cut short "
+             "(export the file again)")
+
+
+def read_csv(path: Path, required_columns: list[str]) -> tuple[list[tuple[int, dict[str, str]]], RowProblem | None]:
+    """Every (line number, row), and the last row as a problem when the file may have been cut inside it.
+
+    Every tool that exports CSV ends each row, the last one too, with a line break: a file that ends
+    without one was cut while being written or copied, and its last row may hold half an amount (-14 of
+    -1450.00) that parses as a number. That row comes back separately, never among the rows, for the
+    caller's bad-row policy to refuse it or leave it out and say so. A quoted cell left open at the end of
+    the file is the same cut."""
     if not path.is_file():
         raise MissingFile(f"file not found: {path}")
+    rows: list[tuple[int, dict[str, str]]] = []
+    last: tuple[int, list[str]] | None = None
     with path.open(encoding="utf-8-sig", newline="") as handle:
         # csv.reader and one zip per row: DictReader's per-row bookkeeping cost more than the parsing itself.
         reader = csv.reader(handle)
@@ -54,19 +75,36 @@ def read_csv_rows(path: Path, required_columns: list[str]) -> Iterator[tuple[int
             raise SourceError(f"{path}:1: missing column(s) {', '.join(missing)}; found {', '.join(names)}")
         width = len(names)
         padding = [""] * width
-        if all(names):
-            for row in reader:
-                if row:  # blank lines are not rows, as in csv.DictReader
-                    if len(row) < width:
-                        row = row + padding[len(row):]
-                    yield reader.line_num, dict(zip(names, map(str.strip, row), strict=False))  # extra cells dropped
-        else:  # a column without a header is left out
-            named = [(index, name) for index, name in enumerate(names) if name]
-            for row in reader:
-                if row:
-                    if len(row) < width:
-                        row = row + padding[len(row):]
-                    yield reader.line_num, {name: row[index].strip() for index, name in named}
+        named = [(index, name) for index, name in enumerate(names) if name]  # a column without a header is left out
+        for row in reader:
+            if not row:  # blank lines are not rows, as in csv.DictReader
+                continue
+            last = (reader.line_num, row)
+            if len(row) < width:
+                row = row + padding[len(row):]
+            if len(named) == width:
+                rows.append((reader.line_num, dict(zip(names, map(str.strip, row), strict=False))))  # extra cells dropped
+            else:
+                rows.append((reader.line_num, {name: row[index].strip() for index, name in named}))
+    if last is None or not _cut_at_the_end(path, last[1]):
+        return rows, None
+    line, cells = last
+    rows.pop()
+    index = min(len(cells), width) - 1
+    return rows, RowProblem(str(path), line, names[index] or f"column {index + 1}", cells[index].strip(), CUT_SHORT)
+
+
+def _cut_at_the_end(path: Path, last_cells: list[str]) -> bool:
+    """True when the file does not end with a complete row: no final line break, or the final line break
+    is inside a quoted cell left open (the reader, not strict, ends that cell at the end of the file)."""
+    with path.open("rb") as handle:
+        handle.seek(max(0, handle.seek(0, 2) - 3))
+        tail = handle.read()
+    if not tail.endswith((b"\n", b"\r")):
+        return True
+    if last_cells and last_cells[-1].endswith(("\n", "\r")):
+        return not tail.rstrip(b"\r\n").endswith(b'"')
+    return False
 
 
 _CURRENCY = re.compile(r"[\s$€£¥]|USD|EUR|GBP")
@@ -101,11 +139,13 @@ def parse_date(text: str) -> dt.date:
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm")
 
 
-def read_rows(path: Path, required_columns: list[str], *, sheet: str | None = None
-              ) -> Iterator[tuple[int, dict[str, str]]]:
+def read_rows(path: Path, required_columns: list[str], *, sheet: str | None = None,
+              policy: BadRowPolicy | None = None) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line number, row) from a CSV or an XLSX workbook, with the same cell text either way.
 
-    For a workbook the line number is the spreadsheet row number, which is what a person sees.
+    For a workbook the line number is the spreadsheet row number, which is what a person sees. A CSV
+    export cut short (``read_csv``) has its last row refused under ``policy`` ('fail': a SourceError
+    naming file, line and cell; 'skip': left out and kept as a finding); with no policy it is refused.
     """
     try:
         stat = path.stat()
@@ -114,22 +154,28 @@ def read_rows(path: Path, required_columns: list[str], *, sheet: str | None = No
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(required_columns), sheet) if stat else None
     if key is not None and key in _READ:
         _READ.move_to_end(key)
-        return iter([(line, dict(row)) for line, row in _READ[key]])
-    if path.suffix.lower() in SPREADSHEET_SUFFIXES:
-        rows = list(read_xlsx_rows(path, required_columns, sheet=sheet))
+        rows, cut = _READ[key]
     else:
-        rows = list(read_csv_rows(path, required_columns))
-    if key is not None:
-        _READ[key] = rows
-        while len(_READ) > _READ_LIMIT:
-            _READ.popitem(last=False)
+        if path.suffix.lower() in SPREADSHEET_SUFFIXES:
+            rows, cut = list(read_xlsx_rows(path, required_columns, sheet=sheet)), None
+        else:
+            rows, cut = read_csv(path, required_columns)
+        if key is not None:
+            # The file as read, before any policy: callers with different policies share it.
+            _READ[key] = (rows, cut)
+            while len(_READ) > _READ_LIMIT:
+                _READ.popitem(last=False)
+    if cut is not None:
+        if policy is None:
+            raise SourceError(str(cut))
+        policy.reject([cut])
     return iter([(line, dict(row)) for line, row in rows])
 
 
 # The rows of files read lately, by path, version and columns: a run that compares with earlier periods
 # gathers a ledger for each period, and the same unchanged file is read from disk once. Bounded, and
 # keyed by modification time and size, so an edited file is read again.
-_READ: OrderedDict[tuple, list[tuple[int, dict[str, str]]]] = OrderedDict()
+_READ: OrderedDict[tuple, tuple[list[tuple[int, dict[str, str]]], RowProblem | None]] = OrderedDict()
 _READ_LIMIT = 64
 
 
