@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import re
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -61,7 +62,8 @@ def read_csv(path: Path, required_columns: list[str]) -> tuple[list[tuple[int, d
         raise MissingFile(f"file not found: {path}")
     rows: list[tuple[int, dict[str, str]]] = []
     last: tuple[int, list[str]] | None = None
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    raw = path.read_bytes()  # one read: the text and whether it ends with a complete row
+    with io.StringIO(raw.decode("utf-8-sig"), newline="") as handle:
         # csv.reader and one zip per row: DictReader's per-row bookkeeping cost more than the parsing itself.
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -86,7 +88,7 @@ def read_csv(path: Path, required_columns: list[str]) -> tuple[list[tuple[int, d
                 rows.append((reader.line_num, dict(zip(names, map(str.strip, row), strict=False))))  # extra cells dropped
             else:
                 rows.append((reader.line_num, {name: row[index].strip() for index, name in named}))
-    if last is None or not _cut_at_the_end(path, last[1]):
+    if last is None or not _cut_at_the_end(raw[-3:], last[1]):
         return rows, None
     line, cells = last
     rows.pop()
@@ -94,12 +96,10 @@ def read_csv(path: Path, required_columns: list[str]) -> tuple[list[tuple[int, d
     return rows, RowProblem(str(path), line, names[index] or f"column {index + 1}", cells[index].strip(), CUT_SHORT)
 
 
-def _cut_at_the_end(path: Path, last_cells: list[str]) -> bool:
-    """True when the file does not end with a complete row: no final line break, or the final line break
-    is inside a quoted cell left open (the reader, not strict, ends that cell at the end of the file)."""
-    with path.open("rb") as handle:
-        handle.seek(max(0, handle.seek(0, 2) - 3))
-        tail = handle.read()
+def _cut_at_the_end(tail: bytes, last_cells: list[str]) -> bool:
+    """True when the file (its last bytes: ``tail``) does not end with a complete row: no final line break,
+    or the final line break is inside a quoted cell left open (the reader, not strict, ends that cell at the
+    end of the file)."""
     if not tail.endswith((b"\n", b"\r")):
         return True
     if last_cells and last_cells[-1].endswith(("\n", "\r")):

@@ -26,6 +26,7 @@ from flows.render.checks import (
     unavailable_warnings,
 )
 from flows.render.comparisons import FigureHelpers
+from flows.render.coverage import coverage_notes
 from flows.render.email import RenderedEmail, render_email, stage
 from flows.render.left_out import left_out_notice, left_out_tenant, missing_required, value_reason
 from flows.templating.agenda import ActionCollector, agenda_items
@@ -186,6 +187,8 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         line = error_line(exc, definition)
         where = f"{definition.shown_path}:{line}" if line else definition.shown_path
         raise RenderError(f"{where}: template error: {describe_error(exc)}") from exc
+    # After the report's own notes: how far the data reaches where it stops before the period end.
+    notes.extend(note for note in coverage_notes(definition, views, values, period) if note not in notes)
     if left_out:  # first in the notes box under the title: the first thing the reader sees
         notes.insert(0, left_out_notice(left_out, len(views)))
     scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]
