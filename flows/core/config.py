@@ -263,6 +263,9 @@ class LimitsConfig(Strict):
     # template may build, in bytes.
     render_bytes: int = Field(default_factory=_from_env("EXEC_REPORTS_RENDER_BYTES", 5_000_000,
                                                         check=_positive_int), gt=0)
+    # How much one report's render may grow the process's memory, in bytes.
+    render_memory_bytes: int = Field(default_factory=_from_env("EXEC_REPORTS_RENDER_MEMORY_BYTES", 512_000_000,
+                                                               check=_positive_int), gt=0)
 
 
 class PortfolioConfig(Strict):

@@ -49,7 +49,8 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
     missing and why, or ReportSkipped when its ``send_if`` is false.
 
     Within the config's ``limits``: a report whose checks, template and email take longer than
-    ``render_seconds`` or grow past ``render_bytes`` raises RenderError naming the limit.
+    ``render_seconds``, grow past ``render_bytes`` or grow memory past ``render_memory_bytes`` raises
+    RenderError naming the limit.
 
     ``render_skipped`` (check): render the template even when ``send_if`` is false, then raise
     ReportSkipped, so a template error behind a false ``send_if`` is found before other data makes it true.
@@ -57,7 +58,7 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
     definition = definition or instance.definition
     limits = config.limits
     try:
-        with render_budget(limits.render_seconds, limits.render_bytes) as budget:
+        with render_budget(limits.render_seconds, limits.render_bytes, limits.render_memory_bytes) as budget:
             rendered, checks = _build_report(instance, values, config, period, generated_at, definition, timings,
                                              render_skipped, draw_charts)
             budget.check_size(rendered.html_bytes, "the email's HTML")
