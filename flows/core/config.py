@@ -22,7 +22,7 @@ from pydantic import (
 
 from flows.core.addresses import check_header_text, check_mailbox
 from flows.core.errors import ConfigurationError, ReportError
-from flows.core.identifiers import SLUG
+from flows.core.identifiers import check_identifier
 from flows.core.yamlsource import Located, YamlProblem, format_key_path, load_located
 
 # Every address a config file, a report's front matter or the environment gives: exactly one
@@ -30,6 +30,8 @@ from flows.core.yamlsource import Located, YamlProblem, format_key_path, load_lo
 # envelope address.
 check_address = check_mailbox
 EmailAddress = Annotated[str, AfterValidator(check_mailbox)]
+# A tenant id, role or check id: a short plain name, since it names files and delivery records.
+Identifier = Annotated[str, AfterValidator(check_identifier)]
 # A name that appears in subjects, footers and headers: no control or bidi characters.
 HeaderName = Annotated[str, AfterValidator(lambda value: check_header_text(value, "the name"))]
 
@@ -46,7 +48,7 @@ class Strict(BaseModel):
 
 
 class TenantConfig(Strict):
-    id: str = Field(pattern=SLUG)
+    id: Identifier
     name: HeaderName
     domains: list[str] = []
     # Role -> addresses, for tenant-scope reports addressed to this business's own officers.

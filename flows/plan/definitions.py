@@ -16,7 +16,7 @@ from typing import Any, Literal
 from jinja2 import Template, TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from flows.core.config import SLUG, EmailAddress
+from flows.core.config import EmailAddress, Identifier
 from flows.core.errors import DefinitionError, Problem
 from flows.core.yamlsource import MAX_FRONT_MATTER_BYTES, Located, YamlProblem, format_key_path, load_located
 from flows.templating.compiled import compile_report_template
@@ -28,20 +28,20 @@ class CheckSpec(BaseModel):
     """A declarative shortfall rule, evaluated per tenant."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    id: str = Field(pattern=SLUG)
+    id: Identifier
     when: str = Field(min_length=1)
     severity: Literal["critical", "high", "medium", "low", "info"]
     message: str = Field(min_length=1)
     # What the agenda asks for when the check fires (default: the message), who owns it (a role; default:
     # the report's role) and in how many days after the period end it is due (default: by severity).
-    owner: str | None = Field(default=None, pattern=SLUG)
+    owner: Identifier | None = None
     fix: str | None = Field(default=None, min_length=1)
     due_in_days: int | None = Field(default=None, ge=0, le=366)
 
 
 class FrontMatter(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    role: str = Field(pattern=SLUG)
+    role: Identifier
     title: str = Field(min_length=1)
     subject: str = Field(min_length=1)
     scope: Literal["portfolio", "tenant"]
@@ -57,7 +57,7 @@ class FrontMatter(BaseModel):
     # Skip the email (recorded as skipped) unless this expression is true, e.g. "checks | length > 0".
     send_if: str | None = None
     # A/B test: this file is variant `variant` of `role`, sent to `split` percent of its recipients.
-    variant: str | None = Field(default=None, pattern=SLUG)
+    variant: Identifier | None = None
     split: int | None = Field(default=None, ge=1, le=99)
 
     @model_validator(mode="after")
