@@ -108,10 +108,14 @@ def _cut_at_the_end(tail: bytes, last_cells: list[str]) -> bool:
 
 
 _CURRENCY = re.compile(r"[\s$€£¥]|USD|EUR|GBP")
+FORMULA = ("a formula with no saved value (the workbook was written by a program that does not calculate): "
+           "open it in Excel or LibreOffice and save it, or export the values")
 
 
 def parse_amount(text: str) -> Decimal:
     """Accepts '1,234.50', '$1,234.50', '-$12', '(12.00)' (accounting negative), 'USD 5'."""
+    if text.startswith("="):
+        raise ValueError(FORMULA)
     # Spreadsheets and PDFs often turn the minus sign into U+2212.
     cleaned = _CURRENCY.sub("", text).replace(",", "").replace("\u2212", "-")
     negative = False
@@ -130,6 +134,8 @@ def parse_amount(text: str) -> Decimal:
 
 def parse_date(text: str) -> dt.date:
     """ISO dates only (2026-03-31): other layouts are ambiguous between US and EU exports."""
+    if text.startswith("="):
+        raise ValueError(FORMULA)
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
@@ -186,8 +192,9 @@ def read_xlsx_rows(path: Path, required_columns: list[str], *, sheet: str | None
     # openpyxl is slow to import; only sources that actually read a workbook pay for it.
     import openpyxl
 
+    data = path.read_bytes()  # read once: the values, and the formulas only where one may be unsaved
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several unrelated types for a damaged file
         raise SourceError(f"{path}: not a readable XLSX workbook ({type(exc).__name__}: {exc})") from None
     try:
@@ -202,11 +209,49 @@ def read_xlsx_rows(path: Path, required_columns: list[str], *, sheet: str | None
         missing = [column for column in required_columns if column not in names]
         if missing:
             raise SourceError(f"{path}:1: missing column(s) {', '.join(missing)}; found {', '.join(n for n in names if n)}")
+        found: list[tuple[int, list[str]]] = []
         for number, values in enumerate(rows, start=2):
             texts = [cell_text(value) for value in values]
             if not any(texts):
                 continue  # spreadsheets often carry formatted but empty rows at the bottom
-            yield number, {name: (texts[i] if i < len(texts) else "") for i, name in enumerate(names) if name}
+            found.append((number, texts))
+    finally:
+        workbook.close()
+    if any("" in texts[:len(names)] for _, texts in found) and _has_formulas(data):
+        _show_unsaved_formulas(data, sheet, found, len(names))
+    for number, texts in found:
+        yield number, {name: (texts[i] if i < len(texts) else "") for i, name in enumerate(names) if name}
+
+
+def _has_formulas(data: bytes) -> bool:
+    """Whether any worksheet of the workbook holds a formula (an <f> element), read from the zip directly."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return any(b"<f>" in archive.read(name) or b"<f " in archive.read(name)
+                       for name in archive.namelist() if name.startswith("xl/worksheets/") and name.endswith(".xml"))
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return False
+
+
+def _show_unsaved_formulas(data: bytes, sheet: str | None, found: list[tuple[int, list[str]]], width: int) -> None:
+    """An empty cell may be a formula whose value was never saved (a workbook written by a program, not by
+    Excel or LibreOffice): the formula text goes in its place, so the cell's problem says it is a formula
+    instead of "value ''". Read only when some cell is empty and the workbook has formulas."""
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    try:
+        worksheet = workbook[sheet] if sheet is not None else workbook.worksheets[0]
+        by_number = dict(found)
+        for number, values in enumerate(worksheet.iter_rows(min_row=2, values_only=True), start=2):
+            texts = by_number.get(number)
+            if texts is None:
+                continue
+            for index, value in enumerate(values[:width]):
+                if index < len(texts) and texts[index] == "" and isinstance(value, str) and value.startswith("="):
+                    texts[index] = value
     finally:
         workbook.close()
 

@@ -23,7 +23,7 @@ from pydantic import (
 from flows.core.addresses import check_header_text, check_mailbox
 from flows.core.errors import ConfigurationError, ReportError
 from flows.core.identifiers import check_identifier
-from flows.core.yamlsource import Located, YamlProblem, format_key_path, load_located
+from flows.core.yamlsource import Located, YamlProblem, format_key_path, load_located, read_utf8
 
 # Every address a config file, a report's front matter or the environment gives: exactly one
 # mailbox, parsed strictly (flows.core.addresses); the value is a Mailbox, a str whose .address is the
@@ -339,7 +339,7 @@ def load_config(path: str | Path | None = None) -> PortfolioConfig:
         )
     shown = _display(config_path)
     try:
-        located = load_located(config_path.read_text(encoding="utf-8-sig"))
+        located = load_located(read_utf8(config_path))
     except YamlProblem as exc:
         where = f"{shown}:{exc.line}" if exc.line else shown
         raise ConfigurationError(f"{where}: {exc.key + ': ' if exc.key else ''}{exc.message}") from None

@@ -55,6 +55,20 @@ class Located:
         return self.lines.get((), 0) + self.line_offset if () in self.lines else None
 
 
+def read_utf8(path) -> str:
+    """A hand-edited file as text; one that is not UTF-8 (saved as Latin-1 or Windows-1252) is refused with
+    the line and column of its first such byte, not Python's byte offset. Raises YamlProblem (line, message)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = exc.start
+        line = data.count(b"\n", 0, start) + 1
+        column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+        raise YamlProblem(line, None, f"the file is not UTF-8: byte 0x{data[start]:02x} at line {line}, column "
+                                      f"{column} (saved as Latin-1 or Windows-1252?); save it as UTF-8") from None
+
+
 def format_key_path(path: KeyPath) -> str:
     text = ""
     for part in path:

@@ -18,7 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from flows.core.config import EmailAddress, Identifier
 from flows.core.errors import DefinitionError, Problem
-from flows.core.yamlsource import MAX_FRONT_MATTER_BYTES, Located, YamlProblem, format_key_path, load_located
+from flows.core.yamlsource import (
+    MAX_FRONT_MATTER_BYTES,
+    Located,
+    YamlProblem,
+    format_key_path,
+    load_located,
+    read_utf8,
+)
+from flows.plan.lint import raw_html_warnings
 from flows.templating.compiled import compile_report_template
 from sources.catalogue import REGISTRY
 from sources.registry import SourceRegistry
@@ -92,6 +100,8 @@ class ReportDefinition:
     # Metrics the body compares with the prior period (kpi_strip, compare, what_changed): gathered for it too.
     compared: tuple[str, ...] = ()
     statements: StatementCount | None = None
+    # What `check` warns the authors about without failing the report (raw HTML shown as text).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def variant(self) -> str:
@@ -157,8 +167,10 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
     shown = display_path(path)
     problems: list[Problem] = []
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_utf8(path)
+    except YamlProblem as exc:
+        return None, [Problem(shown, exc.line, None, exc.message)]
+    except OSError as exc:
         return None, [Problem(shown, None, None, f"cannot read the file: {exc}")]
     parts = split_front_matter(text)
     if parts is None:
@@ -256,7 +268,8 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
         return None, problems
     return ReportDefinition(path, shown, front, template, subject, compiled_checks,
                             located.line_of(("role",)) or 2, send_if, send_if_line=send_if_line,
-                            compared=tuple(dict.fromkeys(compared)), statements=count_statements(body)), []
+                            compared=tuple(dict.fromkeys(compared)), statements=count_statements(body),
+                            warnings=raw_html_warnings(body, body_line, shown)), []
 
 
 def line_padding(line: int) -> str:
@@ -338,9 +351,9 @@ def role_of_broken_file(path: Path) -> str:
     """The role a definition that failed to load was meant to be: its ``role:`` value when the front
     matter still reads as YAML, else the file's name (``reports/coo.md`` -> ``coo``)."""
     try:
-        parts = split_front_matter(path.read_text(encoding="utf-8-sig"))
+        parts = split_front_matter(read_utf8(path))
         data = load_located(parts[0], line_offset=1, max_bytes=MAX_FRONT_MATTER_BYTES).data if parts else None
-    except (OSError, UnicodeDecodeError, YamlProblem):
+    except (OSError, YamlProblem):
         data = None
     role = data.get("role") if isinstance(data, dict) else None
     return role if isinstance(role, str) and role else path.stem.lower()

@@ -64,6 +64,8 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
             budget.check_size(rendered.html_bytes, "the email's HTML")
             budget.check_time()  # Markdown and layout run outside the template's own checks
     except TemplateLimitError as exc:
+        if exc.located:
+            raise
         line = error_line(exc, definition)  # none when the limit hit Markdown or the layout, after the template
         raise TemplateLimitError(f"{definition.shown_path}{f':{line}' if line else ''}: {exc}") from None
     return rendered, checks
@@ -169,8 +171,8 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     if definition.send_if is not None:
         try:
             wanted = bool(definition.send_if(**context))
-        except TemplateLimitError:
-            raise
+        except TemplateLimitError as exc:
+            raise exc.at(f"{definition.shown_path}:{definition.send_if_line}: send_if") from None
         except Exception as exc:
             raise RenderError(f"{definition.shown_path}:{definition.send_if_line}: send_if: "
                               f"{describe_error(exc)}") from exc
