@@ -63,7 +63,7 @@ def read_csv(path: Path, required_columns: list[str]) -> tuple[list[tuple[int, d
     rows: list[tuple[int, dict[str, str]]] = []
     last: tuple[int, list[str]] | None = None
     raw = path.read_bytes()  # one read: the text and whether it ends with a complete row
-    with io.StringIO(raw.decode("utf-8-sig"), newline="") as handle:
+    with io.StringIO(_decode(path, raw), newline="") as handle:
         # csv.reader and one zip per row: DictReader's per-row bookkeeping cost more than the parsing itself.
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -94,6 +94,20 @@ def read_csv(path: Path, required_columns: list[str]) -> tuple[list[tuple[int, d
     rows.pop()
     index = min(len(cells), width) - 1
     return rows, RowProblem(str(path), line, names[index] or f"column {index + 1}", cells[index].strip(), CUT_SHORT)
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """UTF-8 (a BOM allowed). A file cut inside its last character keeps what comes before it (its last row
+    is then cut short, see ``read_csv``); any other byte that is not UTF-8 is refused with its line."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.end == len(raw) and exc.reason == "unexpected end of data":
+            return raw[:exc.start].decode("utf-8-sig")
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SourceError(f"{path}:{line}: the file is not UTF-8 (byte 0x{raw[exc.start]:02x} at column {column}); "
+                          f"export it as UTF-8") from None
 
 
 def _cut_at_the_end(tail: bytes, last_cells: list[str]) -> bool:

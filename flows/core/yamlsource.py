@@ -91,6 +91,11 @@ def load_located(text: str, line_offset: int = 0, *, max_bytes: int = MAX_DOCUME
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 + line_offset if mark else None
         raise YamlProblem(line, None, f"YAML syntax error: {exc.problem or exc}") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: located by its position
+        character = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+        line = text.count("\n", 0, exc.position) + 1 + line_offset
+        raise YamlProblem(line, None, f"the character U+{ord(character[:1] or ' '):04X} is not allowed in YAML "
+                                      f"({exc.reason}); remove it") from None
     except yaml.YAMLError as exc:
         raise YamlProblem(None, None, f"YAML error: {exc}") from None
     except RecursionError:  # the pure-Python composer on very deep nesting (libyaml stops at 1000 levels)
@@ -179,7 +184,7 @@ def _convert(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], construc
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise YamlProblem(key_node.start_mark.line + 1 + offset, format_key_path(path) or None,
                                   "YAML merge keys ('<<') are not supported; write the keys out")
-            key = constructor.construct_object(key_node, deep=True)
+            key = _construct(constructor, key_node, offset)
             if not isinstance(key, str | int | bool | float) or key is None:
                 raise YamlProblem(key_node.start_mark.line + 1 + offset, format_key_path(path) or None,
                                   f"mapping keys must be plain scalars, got {key!r}")
@@ -192,4 +197,16 @@ def _convert(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], construc
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, path + (i,), lines, constructor, offset) for i, item in enumerate(node.value)]
-    return constructor.construct_object(node, deep=True)
+    return _construct(constructor, node, offset)
+
+
+def _construct(constructor: yaml.SafeLoader, node: yaml.Node, offset: int) -> Any:
+    """One scalar (or a key) as Python data; a tag YAML's safe loader does not know (``!python/x``, ``!0``)
+    or a value its tag cannot hold (``!!int abc``) is a located problem, not an exception."""
+    try:
+        return constructor.construct_object(node, deep=True)
+    except yaml.MarkedYAMLError as exc:
+        raise YamlProblem(node.start_mark.line + 1 + offset, None, f"YAML error: {exc.problem or exc}") from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        raise YamlProblem(node.start_mark.line + 1 + offset, None,
+                          f"YAML error: {node.tag!r} cannot hold {str(node.value)[:40]!r} ({type(exc).__name__})") from None

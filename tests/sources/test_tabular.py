@@ -131,3 +131,16 @@ def test_a_short_last_row_or_an_open_quote_at_the_end_is_cut_too_and_a_complete_
     closed.write_text('date,memo\n2026-01-02,"two\nlines\n"\n', encoding="utf-8")
     assert [row["memo"] for _, row in read_rows(closed, ["date"], policy=BadRowPolicy({}, "x", "acme"))] == [
         "two\nlines"]
+
+
+def test_a_csv_cut_inside_its_last_character_is_cut_short_and_another_bad_byte_is_located(tmp_path):
+    # Found by the ledger fuzz test (tests/sources/test_fuzz_ledger_rows.py): a cut inside "é" raised
+    # UnicodeDecodeError instead of naming the cut row.
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes("date,memo\n2026-01-02,ok\n2026-01-03,caf\u00e9".encode()[:-1])
+    with pytest.raises(SourceError, match=r"cut.csv:3: column 'memo': the file ends inside this row"):
+        list(read_rows(cut, ["date"], policy=BadRowPolicy({}, "x", "acme")))
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("date,memo\n2026-01-02,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(SourceError, match=r"latin.csv:2: the file is not UTF-8 \(byte 0xe9 at column 15\)"):
+        list(read_rows(latin, ["date"]))

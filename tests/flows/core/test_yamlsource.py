@@ -78,3 +78,16 @@ def test_an_alias_bomb_in_the_config_is_one_located_configuration_error(portfoli
         load_config(portfolio_copy)
     assert time.monotonic() - started < 2
     assert "portfolio.yaml:5: YAML aliases expand to" in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    ("a: 1\nb: \x1f\n", 3, "the character U+001F is not allowed in YAML"),
+    ("a: 1\nb: !0 x\n", 3, "could not determine a constructor for the tag '!0'"),
+    ("a: 1\nb: !!int abc\n", 3, "'tag:yaml.org,2002:int' cannot hold 'abc'"),
+    ("a: !!python/object:os.system x\n", 2, "could not determine a constructor"),
+])
+def test_characters_and_tags_yaml_refuses_are_located_problems_not_exceptions(text, line, message):
+    # Found by the front matter fuzz test (tests/flows/plan/test_fuzz_front_matter.py).
+    with pytest.raises(YamlProblem) as caught:
+        load_located(text, line_offset=1)
+    assert caught.value.line == line and message in caught.value.message
