@@ -91,3 +91,14 @@ def test_characters_and_tags_yaml_refuses_are_located_problems_not_exceptions(te
     with pytest.raises(YamlProblem) as caught:
         load_located(text, line_offset=1)
     assert caught.value.line == line and message in caught.value.message
+
+
+def test_check_over_an_alias_bomb_in_one_report_exits_at_once_naming_file_and_line(portfolio_copy, capsys):
+    from flows.operate.cli import main
+
+    ceo = portfolio_copy.parent.parent / "reports" / "ceo.md"
+    ceo.write_text("---\n" + alias_bomb() + ceo.read_text(encoding="utf-8")[4:], encoding="utf-8")
+    started = time.monotonic()
+    assert main(["check", "--config", str(portfolio_copy)]) == 1  # it ran 104 s and died with MemoryError
+    assert time.monotonic() - started < 60
+    assert "reports/ceo.md:6: YAML aliases expand to 490,329,064 values" in capsys.readouterr().err
