@@ -101,4 +101,5 @@ def test_check_over_an_alias_bomb_in_one_report_exits_at_once_naming_file_and_li
     started = time.monotonic()
     assert main(["check", "--config", str(portfolio_copy)]) == 1  # it ran 104 s and died with MemoryError
     assert time.monotonic() - started < 60
-    assert "reports/ceo.md:6: YAML aliases expand to 490,329,064 values" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "reports/ceo.md:6: YAML aliases expand to 490,329," in err and "(an alias bomb?)" in err
