@@ -309,7 +309,8 @@ def finish_run(job: RunJob, result: RunResult, portfolio: PortfolioConfig):
                                    run_url=run_url(current_flow_run.id), summary=summary)
         send_to_operations(portfolio, notice, job.run_folder, notice.subject)
     if summary["failed"]:
-        reasons = "; ".join(f"{f['report']}/{f['tenant']}: {f['reason']}" for f in summary["failed"][:5])
+        reasons = "; ".join(f"{f['report']}{'/' + f['tenant'] if f['tenant'] else ''}: {f['reason']}"
+                            for f in summary["failed"][:5])
         message = f"{len(summary['failed'])} failure(s): {reasons}"
         return Failed(message=message, data=RunFailures(message, summary))
     return Completed(message=f"{len(summary['sent'])} sent", data=summary)

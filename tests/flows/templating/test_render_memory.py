@@ -27,7 +27,7 @@ def render(source: str, **limits) -> str:
 def render_in_a_child(source: str, **limits) -> dict:
     """Render in a fresh interpreter and report the error and how far its memory peaked above where it began."""
     script = textwrap.dedent(f"""
-        import json, resource
+        import json
         from flows.templating.environments import environment
         from flows.templating.limits import render_budget, render_within_limits, resident_bytes
         template = environment().from_string({source!r})
@@ -38,7 +38,9 @@ def render_in_a_child(source: str, **limits) -> dict:
             error = None
         except Exception as exc:
             error = f"{{type(exc).__name__}}: {{exc}}"
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        # VmHWM: this process image's peak (ru_maxrss would include the parent's size at fork, before exec).
+        status = open("/proc/self/status").read()
+        peak = int(status.split("VmHWM:")[1].split()[0]) * 1024
         print(json.dumps({{"error": error, "grew": peak - before}}))
     """)
     result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
