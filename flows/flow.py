@@ -39,7 +39,7 @@ from flows.delivery.message import slug
 from flows.delivery.tasks import HandOff
 from flows.gather.gather import gather_tenants
 from flows.orchestrator import run_page
-from flows.orchestrator.alerts import build_alert_email, send_to_operations
+from flows.orchestrator.alerts import build_alert_email, run_period_label, send_to_operations
 from flows.orchestrator.history import DELIVERY_TABLE_KEY, DeliveryTable, update_status_board
 from flows.orchestrator.local_runs import LOCAL_RUN_MARKERS_ENV, LocalRunMarkers
 from flows.orchestrator.produce import ProducedReport
@@ -261,7 +261,8 @@ def _alert_operations(flow, flow_run, state) -> None:
         # readable name is worked out again from the parameters rather than read from it.
         name = readable_run_name(flow_run.parameters, flow_run.deployment_id is not None)
         alert = build_alert_email(config, run_name=name, state_name=state.name,
-                                  state_message=state.message or "", run_url=run_url(flow_run.id), summary=summary)
+                                  state_message=state.message or "", run_url=run_url(flow_run.id), summary=summary,
+                                  period=run_period_label(config, flow_run.parameters, flow_run.expected_start_time))
         location = send_to_operations(config, alert, (summary or {}).get("run"), name)
         log.warning("run %s ended %s: alert for %s at %s", name, state.name, ", ".join(alert.to), location)
     except Exception as exc:  # an alert that cannot be sent must not hide the original failure
@@ -332,7 +333,8 @@ def finish_run(job: RunJob, result: RunResult, portfolio: PortfolioConfig):
                                    run_url=run_url(current_flow_run.id), summary=summary)
         send_to_operations(portfolio, notice, job.run_folder, notice.subject)
     if summary["failed"]:
-        reasons = "; ".join(f"{f['report']}/{f['tenant']}: {short_reason(f['reason'])}" for f in summary["failed"][:5])
+        reasons = "; ".join(f"{f['report']}{'/' + f['tenant'] if f['tenant'] else ''}: {short_reason(f['reason'])}"
+                            for f in summary["failed"][:5])
         message = f"{len(summary['failed'])} failure(s): {reasons}"
         return Failed(message=message, data=RunFailures(message, summary))
     return Completed(message=f"{len(summary['sent'])} sent", data=summary)

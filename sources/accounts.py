@@ -24,7 +24,7 @@ class Account:
 def read_chart(path: Path, policy: BadRowPolicy) -> dict[str, Account]:
     """Accounts keyed by the text a ledger uses in its ``account`` column."""
     chart: dict[str, Account] = {}
-    for line, row in read_rows(path, ["account", "name", "type"]):
+    for line, row in read_rows(path, ["account", "name", "type"], policy=policy):
         problems = []
         kind = row["type"].lower()
         if not row["account"]:

@@ -92,7 +92,7 @@ def _cell(path, line: int, row: Mapping[str, str], column: str, message: str) ->
 def read_customers(path, policy: BadRowPolicy) -> list[dict[str, Any]]:
     customers: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for line, row in read_rows(path, REQUIRED_COLUMNS):
+    for line, row in read_rows(path, REQUIRED_COLUMNS, policy=policy):
         problems: list[RowProblem] = []
 
         customer_id = row["customer_id"]

@@ -105,7 +105,7 @@ def gather_equity(settings: Mapping[str, Any], context: SourceContext) -> dict[s
 def balance_sheet(path, context: SourceContext, policy: BadRowPolicy,
                   max_age_days: int = DEFAULT_MAX_AGE_DAYS) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
-    for line, row in read_rows(path, ["as_of", "section", "item", "amount"]):
+    for line, row in read_rows(path, ["as_of", "section", "item", "amount"], policy=policy):
         problems = []
         try:
             as_of = parse_date(row["as_of"])
@@ -165,7 +165,7 @@ def balance_sheet(path, context: SourceContext, policy: BadRowPolicy,
 def cap_table(path, policy: BadRowPolicy) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     by_shares: bool | None = None
-    for line, row in read_rows(path, ["holder", "share_class"]):
+    for line, row in read_rows(path, ["holder", "share_class"], policy=policy):
         if by_shares is None:
             if "shares" not in row and "ownership_percent" not in row:
                 raise SourceError(f"{path}:1: needs a shares or an ownership_percent column; found "

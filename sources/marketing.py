@@ -172,7 +172,7 @@ def read_channels(path, settings, context: SourceContext, policy: BadRowPolicy) 
     ota_order = list(settings.get("ota_channels", DEFAULT_OTA_CHANNELS))
     ota_names = {name.lower() for name in ota_order}
     channels = []
-    for line, row in read_rows(path, ["channel", "status", "detail"]):
+    for line, row in read_rows(path, ["channel", "status", "detail"], policy=policy):
         status = row["status"].lower()
         if policy.reject([] if status in CHANNEL_STATUSES else [
                 RowProblem(str(path), line, "status", row["status"], f"expected one of {', '.join(CHANNEL_STATUSES)}")]):
@@ -210,7 +210,7 @@ def ota_sequence(order: list[str], channels: list[dict[str, Any]]) -> list[dict[
 
 def read_subscribers(path, settings, context: SourceContext, policy: BadRowPolicy) -> dict[str, Any]:
     latest: dict[str, tuple[str, dt.date]] = {}
-    for line, row in read_rows(path, ["email", "status", "subscribed_on"]):
+    for line, row in read_rows(path, ["email", "status", "subscribed_on"], policy=policy):
         problems = []
         address = row["email"].lower()
         if not _EMAIL.match(address):
@@ -236,7 +236,7 @@ def read_subscribers(path, settings, context: SourceContext, policy: BadRowPolic
 
 def read_campaigns(path, settings, context: SourceContext, policy: BadRowPolicy) -> dict[str, Any]:
     campaigns = []
-    for line, row in read_rows(path, ["campaign", "channel", "start", "end", "spend", "leads"]):
+    for line, row in read_rows(path, ["campaign", "channel", "start", "end", "spend", "leads"], policy=policy):
         problems = []
         parsed: dict[str, Any] = {}
         for column in ("start", "end"):

@@ -137,6 +137,9 @@ class Source:
     gather: GatherFunction
     derivation: Derivation | None = None
     looks_back: bool = False  # can be gathered for an earlier period (see SourceRegistry.register)
+    # (metric, plain words): the date the source's data runs through, and what an executive calls the
+    # data ("books"); a report showing the source's figures says that date when it is before the period end.
+    data_through: tuple[str, str] | None = None
 
 
 class SourceRegistry:
@@ -154,11 +157,14 @@ class SourceRegistry:
         # milestones read the channels, the revenue targets and the customers): name -> function.
         self.helpers: dict[str, Callable[..., Any]] = {}
 
-    def register(self, name: str, description: str, metrics: list[MetricSpec], *, looks_back: bool = False):
+    def register(self, name: str, description: str, metrics: list[MetricSpec], *, looks_back: bool = False,
+                 data_through: tuple[str, str] | None = None):
         """Decorator: ``@REGISTRY.register("ledger", "...", [MetricSpec(...), ...])``.
 
         ``looks_back``: the source can be gathered for an earlier period from the same data (a ledger, a
-        dated export), so the engine can ask it for the prior period's values to compare with."""
+        dated export), so the engine can ask it for the prior period's values to compare with.
+        ``data_through``: (one of its date metrics, plain words): how far its data reaches, gathered for
+        every report that shows its figures, which then says the date when it is before the period end."""
 
         def decorator(function: GatherFunction) -> GatherFunction:
             if name in self._sources:
@@ -175,8 +181,11 @@ class SourceRegistry:
                     raise ValueError(f"metric {spec.name!r}: better must be 'up', 'down' or None")
                 full = replace(spec, source=name)
                 specs[spec.name] = full
+            if data_through is not None and specs.get(data_through[0], MetricSpec("", "", "")).type != "date":
+                raise ValueError(f"source {name!r}: data_through must name one of its date metrics")
             self._metrics.update(specs)
-            self._sources[name] = Source(name, description, specs, function, looks_back=looks_back)
+            self._sources[name] = Source(name, description, specs, function, looks_back=looks_back,
+                                         data_through=data_through)
             return function
 
         return decorator

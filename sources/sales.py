@@ -37,7 +37,7 @@ def gather_sales(settings: Mapping[str, Any], context: SourceContext) -> dict[st
     path = context.resolve(settings["pipeline"])
     policy = BadRowPolicy(settings, "sales", context.tenant_id, context.base_dir)
     deals = []
-    for line, row in read_rows(path, ["deal", "stage", "value", "expected_close"]):
+    for line, row in read_rows(path, ["deal", "stage", "value", "expected_close"], policy=policy):
         problems = []
         stage = row["stage"].lower()
         if stage not in OPEN_STAGES + CLOSED_STAGES:

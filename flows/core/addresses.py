@@ -26,6 +26,16 @@ _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'
 _DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
+_WITHOUT_BIDI = str.maketrans(dict.fromkeys(map(ord, BIDI_CONTROLS)))
+
+
+def strip_bidi(text: str) -> str:
+    """``text`` without bidirectional controls: a right-to-left override in a memo or a bucket name would
+    make the rest of the line read backwards (``exe.tropeR`` for ``Report.exe``). Data is not refused for
+    it, as one odd character in a memo must not fail a report: the characters are dropped."""
+    return text.translate(_WITHOUT_BIDI)
+
+
 class AddressError(ValueError):
     """Not exactly one valid mailbox; the message says what is wrong."""
 
@@ -114,8 +124,18 @@ def parse_mailbox(value: object) -> tuple[str, str]:
         raise AddressError(f"{value!r} holds {len(header.addresses)} addresses; give exactly one per entry")
     mailbox = header.addresses[0]
     address = mailbox.addr_spec
+    comment = _comment_in(text)
+    if comment:
+        # The parser drops a comment, so the mail goes to another address than the one a reader sees in
+        # "victim@evil.example(gm@jada.example)".
+        raise AddressError(f"{value!r} contains a comment in parentheses ({comment!r}), which mail programs drop: "
+                           f"the mail would go to {address} only; remove it (a name goes in double quotes "
+                           f"before the address: \"GM\" <gm@example.com>)")
     _check_addr_spec(value, address)
     name = mailbox.display_name or ""
+    if "@" in name:
+        raise AddressError(f"{value!r}: the display name {name!r} contains '@', so it reads as an address, but "
+                           f"the mail goes to {address}; use a name without '@'")
     if unsafe_character(name):  # already refused above; kept so the invariant is local
         raise AddressError(f"{value!r}: the display name contains {unsafe_character(name)}")
     return name, address
@@ -130,11 +150,38 @@ def _check_addr_spec(value: str, address: str) -> None:
     if not address.isascii():
         raise AddressError(f"{value!r}: only ASCII addresses are supported (write an international domain "
                            "in its xn-- form)")
+    for routing in "%!":
+        if routing in local:
+            raise AddressError(f"{value!r}: {local!r} contains {routing!r}, which some mail relays read as a route "
+                               f"to another host; give the address of the mailbox itself")
     if not _LOCAL_PART.match(local):
         raise AddressError(f"{value!r}: {local!r} is not a plain mailbox name (no quotes or spaces)")
     labels = domain.split(".")
     if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels) or labels[-1].isdigit():
         raise AddressError(f"{value!r}: {domain!r} is not a domain name like example.com")
+
+
+def _comment_in(text: str) -> str:
+    """The first RFC 5322 comment ``( ... )`` outside quoted strings, or ''."""
+    quoted = escaped = False
+    start, depth = -1, 0
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"' and depth == 0:
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char == "(":
+            start = index if depth == 0 else start
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                return text[start : index + 1]
+    return text[start:] if depth else ""
 
 
 def _defect_text(defect: Exception) -> str:

@@ -6,7 +6,33 @@ HS256 key, and Lambda's Python runtime already has boto3.
 
 from __future__ import annotations
 
+import logging
+
 from flows.core.errors import ConfigurationError
+
+
+class _NoResponseBodies(logging.Filter):
+    """botocore logs every response body at DEBUG ("Response body: b'{...SecretString...}'"): with the root
+    logger at DEBUG (a Lambda's LOG_LEVEL, a debugging session) the secret would print. The record is kept,
+    its body is not."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.lstrip().lower().startswith(("response body", "response headers")):
+            record.msg, record.args = record.msg.split(":", 1)[0] + ": [withheld by exec-reports]", ()
+        return True
+
+
+def keep_secrets_out_of_botocore_logs() -> None:
+    """botocore's loggers stay at INFO unless set on purpose, and its parser never logs a response body."""
+    botocore = logging.getLogger("botocore")
+    if botocore.level == logging.NOTSET:
+        botocore.setLevel(logging.INFO)
+    parsers = logging.getLogger("botocore.parsers")
+    if not any(isinstance(f, _NoResponseBodies) for f in parsers.filters):
+        parsers.addFilter(_NoResponseBodies())
+
+
+keep_secrets_out_of_botocore_logs()
 
 
 def read_secret_string(secret_id: str, *, key: str, region: str | None = None,

@@ -22,14 +22,16 @@ from pydantic import (
 
 from flows.core.addresses import check_header_text, check_mailbox
 from flows.core.errors import ConfigurationError, ReportError
-from flows.core.identifiers import SLUG
-from flows.core.yamlsource import Located, YamlProblem, format_key_path, load_located
+from flows.core.identifiers import check_identifier
+from flows.core.yamlsource import Located, YamlProblem, format_key_path, load_located, read_utf8
 
 # Every address a config file, a report's front matter or the environment gives: exactly one
 # mailbox, parsed strictly (flows.core.addresses); the value is a Mailbox, a str whose .address is the
 # envelope address.
 check_address = check_mailbox
 EmailAddress = Annotated[str, AfterValidator(check_mailbox)]
+# A tenant id, role or check id: a short plain name, since it names files and delivery records.
+Identifier = Annotated[str, AfterValidator(check_identifier)]
 # A name that appears in subjects, footers and headers: no control or bidi characters.
 HeaderName = Annotated[str, AfterValidator(lambda value: check_header_text(value, "the name"))]
 
@@ -46,7 +48,7 @@ class Strict(BaseModel):
 
 
 class TenantConfig(Strict):
-    id: str = Field(pattern=SLUG)
+    id: Identifier
     name: HeaderName
     domains: list[str] = []
     # Role -> addresses, for tenant-scope reports addressed to this business's own officers.
@@ -263,6 +265,9 @@ class LimitsConfig(Strict):
     # template may build, in bytes.
     render_bytes: int = Field(default_factory=_from_env("EXEC_REPORTS_RENDER_BYTES", 5_000_000,
                                                         check=_positive_int), gt=0)
+    # How much one report's render may grow the process's memory, in bytes.
+    render_memory_bytes: int = Field(default_factory=_from_env("EXEC_REPORTS_RENDER_MEMORY_BYTES", 512_000_000,
+                                                               check=_positive_int), gt=0)
 
 
 class PortfolioConfig(Strict):
@@ -334,7 +339,7 @@ def load_config(path: str | Path | None = None) -> PortfolioConfig:
         )
     shown = _display(config_path)
     try:
-        located = load_located(config_path.read_text(encoding="utf-8-sig"))
+        located = load_located(read_utf8(config_path))
     except YamlProblem as exc:
         where = f"{shown}:{exc.line}" if exc.line else shown
         raise ConfigurationError(f"{where}: {exc.key + ': ' if exc.key else ''}{exc.message}") from None

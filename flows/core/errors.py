@@ -89,3 +89,11 @@ class ReportsFailed(ReportError):
 
 class TemplateLimitError(RenderError):
     """A report's template went over a resource limit (time, size, a huge number): only that report fails."""
+
+    located = False  # the message already names the file and line (a check's ``when``, ``send_if``)
+
+    def at(self, where: str) -> TemplateLimitError:
+        """The same limit, named where it was hit: ``reports/cfo.md:12: send_if: ...``."""
+        located = TemplateLimitError(f"{where}: {self}")
+        located.located = True
+        return located

@@ -30,7 +30,7 @@ def cmd_check(args) -> int:
         print(failure["reason"], file=sys.stderr)
     for failure in render_failures:
         print(f"{failure['report']}/{failure['tenant']}: {failure['reason']}", file=sys.stderr)
-    for warning in summary["warnings"]:
+    for warning in [warning for definition in definitions for warning in definition.warnings] + summary["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     if definition_failures or render_failures:
         print(f"check failed: {len(definition_failures)} definition problem(s), {len(render_failures)} report(s) "

@@ -3,7 +3,10 @@
 Lists the messages of a period whose delivery state is unknown (a run claimed them right before the
 provider call and ended without recording the outcome), each with the selector that resends exactly
 it (``exec-reports run --resend --only <selector>``), and the messages another run is sending right
-now. Reads only the record store: no Prefect, no provider call.
+now. A claim whose run is no longer running is unknown at once, as the next run finds it: its process on
+this machine is gone (the run's marker), or the orchestrator says the run ended (Crashed, Failed, ...);
+only when neither can tell does the claim's lease decide. Reads the record store, the markers and at
+most the run's state: no provider call.
 """
 
 from __future__ import annotations
@@ -14,7 +17,15 @@ from typing import Any
 
 from flows.core.config import PortfolioConfig
 from flows.core.period import Period
-from flows.delivery.records import Record, RecordStore, claim_is_over, is_unknown, open_record_store
+from flows.delivery.records import (
+    Record,
+    RecordStore,
+    RunLiveness,
+    claim_is_over,
+    is_unknown,
+    open_record_store,
+)
+from flows.orchestrator.local_runs import LocalRunMarkers
 
 
 @dataclass
@@ -37,12 +48,35 @@ class PeriodDeliveries:
                 "unknown": [row(r) for r in self.unknown], "in_flight": [row(r) for r in self.in_flight]}
 
 
-def period_deliveries(config: PortfolioConfig, period: Period, store: RecordStore | None = None) -> PeriodDeliveries:
+def run_liveness(markers: LocalRunMarkers | None = None, orchestrator: RunLiveness | None = None) -> RunLiveness:
+    """Is the run holding a claim over? True when this machine's CLI started it and its process is gone
+    (killed before it could mark itself Crashed), False while that process lives; otherwise what the
+    orchestrator says of the run (ended, running, or None: cannot tell, and the lease decides)."""
+
+    def run_is_over(run_id: str) -> bool | None:
+        marker = markers.find(run_id) if markers is not None else None
+        if marker is not None:
+            return not marker.process_is_alive()
+        return orchestrator(run_id) if orchestrator is not None else None
+
+    return run_is_over
+
+
+def period_deliveries(config: PortfolioConfig, period: Period, store: RecordStore | None = None,
+                      run_is_over: RunLiveness | None = None) -> PeriodDeliveries:
     store = store or open_record_store(config)
     backend = config.delivery.backend
     records = store.list(backend, period.label)
-    unknown = sorted((r for r in records if is_unknown(r)), key=lambda r: r.key.label)
-    in_flight = sorted((r for r in records if r.state == "sending" and not claim_is_over(r)), key=lambda r: r.key.label)
+    over: dict[str, bool | None] = {}  # asked once per run, however many messages it claimed
+
+    def ended(run_id: str) -> bool | None:
+        if run_id not in over:
+            over[run_id] = run_is_over(run_id) if run_is_over is not None else None
+        return over[run_id]
+
+    unknown = sorted((r for r in records if is_unknown(r, ended)), key=lambda r: r.key.label)
+    in_flight = sorted((r for r in records if r.state == "sending" and not claim_is_over(r, ended)),
+                       key=lambda r: r.key.label)
     counts: dict[str, int] = {}
     for record in records:
         counts[record.state] = counts.get(record.state, 0) + 1
@@ -59,7 +93,7 @@ def print_unknown(deliveries: PeriodDeliveries, *, as_json: bool = False) -> Non
         print("no message of this period has an unknown delivery state")
     else:
         print(f"{len(deliveries.unknown)} message(s) with an unknown delivery state (the run below started the "
-              "provider call and ended without recording the outcome). Check the provider's sending log "
+              "provider call and ended, or was killed, without recording the outcome). Check the provider's sending log "
               "(SES: the configuration set's event destination, or ask the recipient); resend the ones that "
               "did not arrive:")
         rows = [("SELECTOR", "RUN", "CLAIMED AT (UTC)")]

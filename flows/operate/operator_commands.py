@@ -145,9 +145,30 @@ def cmd_deliveries(args) -> int:
     from flows.operate.deliveries import period_deliveries, print_unknown
 
     config, period = config_and_period(args)
-    deliveries = period_deliveries(with_backend(config, args.delivery), period)
+    deliveries = period_deliveries(with_backend(config, args.delivery), period, run_is_over=claim_run_liveness())
     print_unknown(deliveries, as_json=args.json)
     return 1 if deliveries.unknown else 0
+
+
+def claim_run_liveness():
+    """What tells whether a claim's run still runs: this machine's run markers, then the Prefect API the
+    user configured or the local server when it is running (never started for this: a stopped server
+    holds no running run)."""
+    from flows.operate.deliveries import run_liveness
+    from flows.operate.local_server import configured_api_url, local_run_markers, server_status
+
+    api = configured_api_url()
+    if not api:
+        status = server_status()
+        api = status.info.api_url if status.state == "running" and status.info else None
+        if api:
+            os.environ["PREFECT_API_URL"] = api
+    orchestrator = None
+    if api:
+        from flows.flow import prefect_run_is_over
+
+        orchestrator = prefect_run_is_over
+    return run_liveness(local_run_markers(), orchestrator)
 
 
 def cmd_history(args) -> int:

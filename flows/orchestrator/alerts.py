@@ -22,9 +22,26 @@ def operations_recipient(config: PortfolioConfig) -> str:
     return address
 
 
+def run_period_label(config: PortfolioConfig, parameters: dict[str, Any], scheduled: dt.datetime | None) -> str:
+    """The period a run reports on, from its parameters and scheduled time alone: a crashed run left no
+    summary to read it from, and its alert is sent without the run's context."""
+    from zoneinfo import ZoneInfo
+
+    from flows.core.errors import ReportError
+    from flows.core.period import resolve_period
+
+    try:
+        reference = (scheduled or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(config.portfolio.timezone)).date()
+        return resolve_period(parameters.get("period") or config.portfolio.default_period,
+                              parameters.get("period_kind") or config.portfolio.period_kind, reference).label
+    except ReportError:
+        return str(parameters.get("period") or "")
+
+
 def build_alert_email(config: PortfolioConfig, *, run_name: str, state_name: str, state_message: str,
-                      run_url: str | None, summary: dict[str, Any] | None) -> Email:
-    period = (summary or {}).get("period", "")
+                      run_url: str | None, summary: dict[str, Any] | None, period: str = "") -> Email:
+    """``period``: the run's period when it left no summary (a crash), so the alert still names it."""
+    period = (summary or {}).get("period") or period
     lines = [f"The run **{escape_markdown(run_name)}** ended **{escape_markdown(state_name)}**.", ""]
     if state_message:
         lines += [f"Reason: {escape_markdown(state_message)}", ""]

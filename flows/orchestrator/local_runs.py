@@ -57,6 +57,13 @@ class LocalRunMarkers:
     def clear(self, flow_run_id: str) -> None:
         (self.folder / f"{flow_run_id}.json").unlink(missing_ok=True)
 
+    def find(self, flow_run_id: str) -> LocalRun | None:
+        """The marker of this run, if a CLI on this machine started it and has not cleared it."""
+        try:
+            return LocalRun(**json.loads((self.folder / f"{flow_run_id}.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+
     def orphaned(self) -> list[LocalRun]:
         """Runs whose process is gone without having cleared its marker."""
         if not self.folder.is_dir():

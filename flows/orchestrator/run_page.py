@@ -66,7 +66,7 @@ def delivery_rows(outcomes: Iterable[Outcome], problems: Iterable[Problem], peri
     rows = [{"status": o.status, "report": o.report, "tenant": o.tenant, "reason": short_reason(o.reason),
              "recipients": ", ".join(o.recipients), "variant": o.variant, "location": o.location, "period": period}
             for o in outcomes]
-    rows += [{"status": "failed", "report": p.path, "tenant": "", "reason": short_reason(str(p)), "recipients": "",
+    rows += [{"status": "failed", "report": p.role or p.path, "tenant": "", "reason": short_reason(str(p)), "recipients": "",
               "variant": "", "location": "", "period": period} for p in problems]
     return sorted(rows, key=lambda row: STATUS_ORDER.get(row["status"], len(STATUS_ORDER)))
 
@@ -80,7 +80,7 @@ def failures_markdown(outcomes: Iterable[Outcome], problems: Iterable[Problem], 
     """The second artifact: every failure with its whole reason; None when nothing failed."""
     entries = [(f"{o.report} / {o.tenant}", ", ".join(o.recipients), o.reason) for o in outcomes
                if o.status == "failed"]
-    entries += [(p.path, "", str(p)) for p in problems]
+    entries += [(p.role or p.path, "", str(p)) for p in problems]
     if not entries:
         return None
     lines = [f"# {len(entries)} failure(s), {period}", ""]

@@ -36,7 +36,9 @@ def summarise(period: Period, outcomes: list[Outcome], checks: list[tuple[str, C
               actions: list[dict[str, str]] | None = None) -> dict[str, Any]:
     failed = [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "reason": o.reason}
               for o in outcomes if o.status == "failed"]
-    failed.extend({"report": p.path, "tenant": "", "recipients": [], "reason": str(p)} for p in definition_problems)
+    # Keyed by role, as every other failure is (the file and line are in the reason).
+    failed.extend({"report": p.role or p.path, "tenant": "", "recipients": [], "reason": str(p)}
+                  for p in definition_problems)
     return {
         "period": period.label,
         "run": run_folder,

@@ -16,9 +16,17 @@ from typing import Any, Literal
 from jinja2 import Template, TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from flows.core.config import SLUG, EmailAddress
+from flows.core.config import EmailAddress, Identifier
 from flows.core.errors import DefinitionError, Problem
-from flows.core.yamlsource import Located, YamlProblem, format_key_path, load_located
+from flows.core.yamlsource import (
+    MAX_FRONT_MATTER_BYTES,
+    Located,
+    YamlProblem,
+    format_key_path,
+    load_located,
+    read_utf8,
+)
+from flows.plan.lint import raw_html_warnings
 from flows.templating.compiled import compile_report_template
 from sources.catalogue import REGISTRY
 from sources.registry import SourceRegistry
@@ -28,13 +36,13 @@ class CheckSpec(BaseModel):
     """A declarative shortfall rule, evaluated per tenant."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    id: str = Field(pattern=SLUG)
+    id: Identifier
     when: str = Field(min_length=1)
     severity: Literal["critical", "high", "medium", "low", "info"]
     message: str = Field(min_length=1)
     # What the agenda asks for when the check fires (default: the message), who owns it (a role; default:
     # the report's role) and in how many days after the period end it is due (default: by severity).
-    owner: str | None = Field(default=None, pattern=SLUG)
+    owner: Identifier | None = None
     fix: str | None = Field(default=None, min_length=1)
     due_in_days: int | None = Field(default=None, ge=0, le=366)
     # A word that groups checks for a section of the brief ("equity"): the template lists a topic's
@@ -44,7 +52,7 @@ class CheckSpec(BaseModel):
 
 class FrontMatter(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    role: str = Field(pattern=SLUG)
+    role: Identifier
     title: str = Field(min_length=1)
     subject: str = Field(min_length=1)
     scope: Literal["portfolio", "tenant"]
@@ -60,7 +68,7 @@ class FrontMatter(BaseModel):
     # Skip the email (recorded as skipped) unless this expression is true, e.g. "checks | length > 0".
     send_if: str | None = None
     # A/B test: this file is variant `variant` of `role`, sent to `split` percent of its recipients.
-    variant: str | None = Field(default=None, pattern=SLUG)
+    variant: Identifier | None = None
     split: int | None = Field(default=None, ge=1, le=99)
 
     @model_validator(mode="after")
@@ -95,6 +103,8 @@ class ReportDefinition:
     # Metrics the body compares with the prior period (kpi_strip, compare, what_changed): gathered for it too.
     compared: tuple[str, ...] = ()
     statements: StatementCount | None = None
+    # What `check` warns the authors about without failing the report (raw HTML shown as text).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def variant(self) -> str:
@@ -160,8 +170,10 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
     shown = display_path(path)
     problems: list[Problem] = []
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_utf8(path)
+    except YamlProblem as exc:
+        return None, [Problem(shown, exc.line, None, exc.message)]
+    except OSError as exc:
         return None, [Problem(shown, None, None, f"cannot read the file: {exc}")]
     parts = split_front_matter(text)
     if parts is None:
@@ -169,7 +181,7 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
                                               "then the keys, then a closing '---' line")]
     front_text, body, body_line = parts
     try:
-        located = load_located(front_text, line_offset=1)
+        located = load_located(front_text, line_offset=1, max_bytes=MAX_FRONT_MATTER_BYTES)
     except YamlProblem as exc:
         return None, [Problem(shown, exc.line, exc.key, exc.message)]
     if not isinstance(located.data, dict):
@@ -259,7 +271,8 @@ def load_definition(path: Path, registry: SourceRegistry = REGISTRY) -> tuple[Re
         return None, problems
     return ReportDefinition(path, shown, front, template, subject, compiled_checks,
                             located.line_of(("role",)) or 2, send_if, send_if_line=send_if_line,
-                            compared=tuple(dict.fromkeys(compared)), statements=count_statements(body)), []
+                            compared=tuple(dict.fromkeys(compared)), statements=count_statements(body),
+                            warnings=raw_html_warnings(body, body_line, shown)), []
 
 
 def line_padding(line: int) -> str:
@@ -341,9 +354,9 @@ def role_of_broken_file(path: Path) -> str:
     """The role a definition that failed to load was meant to be: its ``role:`` value when the front
     matter still reads as YAML, else the file's name (``reports/coo.md`` -> ``coo``)."""
     try:
-        parts = split_front_matter(path.read_text(encoding="utf-8-sig"))
-        data = load_located(parts[0], line_offset=1).data if parts else None
-    except (OSError, UnicodeDecodeError, YamlProblem):
+        parts = split_front_matter(read_utf8(path))
+        data = load_located(parts[0], line_offset=1, max_bytes=MAX_FRONT_MATTER_BYTES).data if parts else None
+    except (OSError, YamlProblem):
         data = None
     role = data.get("role") if isinstance(data, dict) else None
     return role if isinstance(role, str) and role else path.stem.lower()

@@ -132,6 +132,7 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
                     for definition in instance.all_definitions:
                         needed[tenant_id].update(definition.all_metrics)
                         needed[tenant_id].update(comparison_inputs(definition.compared, registry))
+                        needed[tenant_id].update(data_through_metrics(definition.all_metrics, registry))
     gathers: dict[tuple[str, str], list[str]] = {}
     for tenant_id in chosen_tenants:
         tenant = config.tenant(tenant_id)
@@ -158,6 +159,18 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
                     lookbacks[(tenant_id, spec.source)].add(metric)
     return RunPlan(period, [by_role[r].default for r in chosen_roles], instances, gathers, problems,
                    {key: sorted(metrics) for key, metrics in lookbacks.items()})
+
+
+def data_through_metrics(metrics: Iterable[str], registry: SourceRegistry = REGISTRY) -> list[str]:
+    """How far the data reaches, for each source whose figures these metrics show (the ledger's books):
+    gathered with them, so the report can say the date when it is before the period end."""
+    found = []
+    for metric in metrics:
+        spec = registry.metrics.get(metric)
+        through = registry.sources[spec.source].data_through if spec is not None else None
+        if through is not None and through[0] not in found:
+            found.append(through[0])
+    return found
 
 
 def comparison_inputs(compared: Iterable[str], registry: SourceRegistry = REGISTRY) -> list[str]:

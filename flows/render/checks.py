@@ -77,8 +77,9 @@ def evaluate_checks(definition: ReportDefinition, tenant: TenantConfig, values: 
         try:
             fired = bool(check.condition(**context))
             message = render_within_limits(check.message, context) if fired else ""
-        except TemplateLimitError:
-            raise
+        except TemplateLimitError as exc:
+            line = error_line(exc, definition) or check.when_line
+            raise exc.at(f"{definition.shown_path}:{line}: check '{check.spec.id}' for tenant '{tenant.id}'") from None
         except Exception as exc:
             line = error_line(exc, definition) or check.when_line
             raise RenderError(f"{definition.shown_path}:{line}: check '{check.spec.id}' for tenant '{tenant.id}': "

@@ -4,6 +4,7 @@ a plain-text alternative, and the charts drawn to PNG. ``render_email`` returns 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from flows.core.addresses import strip_bidi
 from flows.render.charts import InlineImage
 from flows.render.markdown import (
     action_headings,
@@ -81,8 +83,12 @@ def render_email(markdown: str, subject: str, *, title: str, footer: str, prehea
     """``notes``: plain sentences shown in the notes box under the title (what a figure leaves out,
     which entities are missing). ``charts``: the specs behind ``![..](chart:N)`` images, drawn to PNG
     here unless ``draw_charts`` is false (``check`` renders every report but sends none)."""
-    charts = list(charts)
-    notes = [" ".join(str(note).split()) for note in notes if str(note).strip()]
+    # Every text that reaches the email loses its bidirectional controls here, whatever helper or note
+    # carried it: a right-to-left override from data would make the rest of its line read backwards.
+    markdown, subject, title, footer, preheader = map(strip_bidi, (markdown, subject, title, footer, preheader))
+    charts = [without_bidi(spec) for spec in charts]
+    components = [without_bidi(component) for component in components]
+    notes = [" ".join(strip_bidi(str(note)).split()) for note in notes if str(note).strip()]
     with stage(timings, "markdown"):
         body_html, tokens = markdown_to_html(markdown, charts, list(components))
     with stage(timings, "layout"):
@@ -105,6 +111,19 @@ def render_email(markdown: str, subject: str, *, title: str, footer: str, prehea
     if rendered.html_bytes > GMAIL_CLIP_BYTES:
         rendered.warnings.append(f"HTML is {rendered.html_bytes / 1024:.0f} KB; Gmail clips messages over 102 KB")
     return rendered
+
+
+def without_bidi(value):
+    """A chart spec or component (frozen dataclasses of text, numbers and tuples) with every text in it
+    stripped of bidirectional controls."""
+    if isinstance(value, str):
+        return strip_bidi(value)
+    if isinstance(value, tuple | list):
+        return type(value)(without_bidi(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: without_bidi(getattr(value, f.name))
+                                             for f in dataclasses.fields(value) if f.init})
+    return value
 
 
 @lru_cache(maxsize=1)

@@ -26,6 +26,7 @@ from flows.render.checks import (
     unavailable_warnings,
 )
 from flows.render.comparisons import FigureHelpers
+from flows.render.coverage import coverage_notes
 from flows.render.email import RenderedEmail, render_email, stage
 from flows.render.left_out import left_out_notice, left_out_tenant, missing_required, value_reason
 from flows.templating.agenda import ActionCollector, agenda_items
@@ -48,7 +49,8 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
     missing and why, or ReportSkipped when its ``send_if`` is false.
 
     Within the config's ``limits``: a report whose checks, template and email take longer than
-    ``render_seconds`` or grow past ``render_bytes`` raises RenderError naming the limit.
+    ``render_seconds``, grow past ``render_bytes`` or grow memory past ``render_memory_bytes`` raises
+    RenderError naming the limit.
 
     ``render_skipped`` (check): render the template even when ``send_if`` is false, then raise
     ReportSkipped, so a template error behind a false ``send_if`` is found before other data makes it true.
@@ -56,12 +58,14 @@ def build_report(instance: ReportInstance, values: MetricValues, config: Portfol
     definition = definition or instance.definition
     limits = config.limits
     try:
-        with render_budget(limits.render_seconds, limits.render_bytes) as budget:
+        with render_budget(limits.render_seconds, limits.render_bytes, limits.render_memory_bytes) as budget:
             rendered, checks = _build_report(instance, values, config, period, generated_at, definition, timings,
                                              render_skipped, draw_charts)
             budget.check_size(rendered.html_bytes, "the email's HTML")
             budget.check_time()  # Markdown and layout run outside the template's own checks
     except TemplateLimitError as exc:
+        if exc.located:
+            raise
         line = error_line(exc, definition)  # none when the limit hit Markdown or the layout, after the template
         raise TemplateLimitError(f"{definition.shown_path}{f':{line}' if line else ''}: {exc}") from None
     return rendered, checks
@@ -174,8 +178,8 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     if definition.send_if is not None:
         try:
             wanted = bool(definition.send_if(**context))
-        except TemplateLimitError:
-            raise
+        except TemplateLimitError as exc:
+            raise exc.at(f"{definition.shown_path}:{definition.send_if_line}: send_if") from None
         except Exception as exc:
             raise RenderError(f"{definition.shown_path}:{definition.send_if_line}: send_if: "
                               f"{describe_error(exc)}") from exc
@@ -193,6 +197,8 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         line = error_line(exc, definition)
         where = f"{definition.shown_path}:{line}" if line else definition.shown_path
         raise RenderError(f"{where}: template error: {describe_error(exc)}") from exc
+    # After the report's own notes: how far the data reaches where it stops before the period end.
+    notes.extend(note for note in coverage_notes(definition, views, values, period) if note not in notes)
     if left_out:  # first in the notes box under the title: the first thing the reader sees
         notes.insert(0, left_out_notice(left_out, len(views)))
     scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flows.core.addresses import strip_bidi
 from flows.templating.formatters import unavailable_text
 from sources.registry import Unavailable
 
@@ -29,7 +30,7 @@ def plain_text(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, Unavailable):
         value = unavailable_text(value)
-    text = "—" if value is None else str(value)
+    text = "—" if value is None else strip_bidi(str(value))  # no override can reverse what follows it
     text = " ".join(text.split())  # a value is one line: no new blocks, no indented code
     # Notes written in Markdown quote code as `x`: an executive should see x, not the backticks.
     return _CODE_SPAN.sub(r"\1", text)

@@ -28,8 +28,37 @@ from flows.core.errors import TemplateLimitError
 
 DEFAULT_RENDER_SECONDS = 10.0
 DEFAULT_RENDER_BYTES = 5_000_000
-MAX_INT_BITS = 4096  # about 1,200 decimal digits: far beyond any money amount
+# How much one render may grow the process's memory (resident set): many small values built in a loop
+# pass every size check one at a time, and 10 s of CPU can fill gigabytes.
+DEFAULT_RENDER_MEMORY_BYTES = 512_000_000
+# The result of every integer operation, not its syntax: 2**4000 and (2**2000)*(2**2000) alike.
+MAX_INT_BITS = 1024  # about 308 decimal digits: far beyond any money amount
 MAX_RANGE = 10_000  # items in one range(); loops over data are bounded by the data
+
+
+def resident_bytes() -> int | None:
+    """The process's resident memory now (Linux /proc), else its peak (getrusage), else None."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+    except (ImportError, OSError):
+        return None
+
+
+try:
+    import os as _os
+
+    _PAGE_SIZE = _os.sysconf("SC_PAGE_SIZE")
+except (AttributeError, ValueError, OSError):
+    _PAGE_SIZE = 4096
 
 
 @dataclass
@@ -39,25 +68,47 @@ class RenderBudget:
 
     seconds: float | None
     max_bytes: int
+    memory_bytes: int | None = None
     started: float = field(default_factory=time.thread_time)
     _next_check: float = 0.0
     # What lists and dicts gained through +, append, extend, update, ...: one reference to a large
     # text costs its length, since writing the container out writes the text each time.
     grown: int = 0
+    memory_at_start: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.memory_bytes is not None:
+            self.memory_at_start = resident_bytes()
+
+    @property
+    def watching(self) -> bool:
+        return self.seconds is not None or self.memory_at_start is not None
 
     def check_time(self) -> None:
         if self.seconds is not None and time.thread_time() - self.started > self.seconds:
             raise TemplateLimitError(f"the render took longer than {self.seconds:g} s (limits.render_seconds)")
 
+    def check_memory(self) -> None:
+        """The process's memory grown since the render began. Process-wide (Python cannot count one
+        thread's allocations cheaply): the limit is set far above what any report needs, so only a
+        runaway render, which is stopped here within 20 ms of crossing it, reaches it."""
+        if self.memory_at_start is None or self.memory_bytes is None:
+            return
+        now = resident_bytes()
+        if now is not None and now - self.memory_at_start > self.memory_bytes:
+            raise TemplateLimitError(f"the render grew memory by {now - self.memory_at_start:,} bytes, over the "
+                                     f"limit of {self.memory_bytes:,} (limits.render_memory_bytes)")
+
     def tick(self) -> None:
         """Called on every loop iteration and call: a cheap wall clock decides when to read the
-        (slower) thread CPU clock, at most every 20 ms."""
-        if self.seconds is None:
+        (slower) thread CPU clock and the process's memory, at most every 20 ms."""
+        if not self.watching:
             return
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + 0.02
             self.check_time()
+            self.check_memory()
 
     def grow(self, size: int, what: str) -> None:
         self.grown += size
@@ -78,10 +129,10 @@ def current_budget() -> RenderBudget:
 
 
 @contextmanager
-def render_budget(seconds: float | None = DEFAULT_RENDER_SECONDS,
-                  max_bytes: int = DEFAULT_RENDER_BYTES) -> Iterator[RenderBudget]:
+def render_budget(seconds: float | None = DEFAULT_RENDER_SECONDS, max_bytes: int = DEFAULT_RENDER_BYTES,
+                  memory_bytes: int | None = DEFAULT_RENDER_MEMORY_BYTES) -> Iterator[RenderBudget]:
     """Limits for the templates rendered in this block (this thread or task only)."""
-    budget = RenderBudget(seconds, max_bytes)
+    budget = RenderBudget(seconds, max_bytes, memory_bytes)
     token = _BUDGET.set(budget)
     try:
         yield budget
@@ -102,6 +153,7 @@ def render_within_limits(template: Any, context: Mapping[str, Any]) -> str:
     text = "".join(chunks)
     budget.check_size(len(text.encode("utf-8", "surrogatepass")), "the rendered report")
     budget.check_time()
+    budget.check_memory()
     return text
 
 
@@ -120,6 +172,8 @@ def written_size(value: Any, limit: int, depth: int = 0) -> int:
     text again for every reference to it. Stops counting once past ``limit``."""
     if isinstance(value, str | bytes):
         return len(value)
+    if isinstance(value, range):  # written out (or turned into a list) item by item
+        return 2 + 2 * len(value)
     if not isinstance(value, _NESTED):
         return 1
     if depth > 50:  # a container nested this deep (or inside itself) is refused outright

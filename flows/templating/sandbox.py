@@ -35,6 +35,20 @@ def _int_bits(value: Any) -> int:
     return abs(value).bit_length() if isinstance(value, int) else 0
 
 
+def _least_result_bits(operator: str, left: int, right: int) -> int:
+    """The fewest bits ``left <operator> right`` can have (two bounded ints), computed without computing it."""
+    if operator == "**" and right > 0 and abs(left) > 1:
+        return (_int_bits(left) - 1) * right + 1
+    if operator == "*" and left and right:
+        return _int_bits(left) + _int_bits(right) - 1
+    return 0
+
+
+def _too_large(operator: str, left: Any, right: Any) -> TemplateLimitError:
+    return TemplateLimitError(f"{short_repr(left)} {operator} {short_repr(right)} is too large: report templates "
+                              f"allow integers up to {MAX_INT_BITS} bits")
+
+
 class _BudgetedLoops(NodeTransformer):
     """Routes every ``for`` loop's iterable through the deadline check, and every ``~`` concatenation
     through the size check, by wrapping them in internal filters before code generation."""
@@ -60,7 +74,7 @@ class _BudgetedLoops(NodeTransformer):
 @pass_context
 def _budgeted_iteration(context: Any, iterable: Any) -> Any:
     budget = current_budget()
-    if budget.seconds is None:
+    if not budget.watching:
         return iterable
     return _iterate_with_ticks(iterable, budget.tick)
 
@@ -168,17 +182,14 @@ class LimitedSandbox(SandboxedEnvironment):
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         budget = current_budget()
         budget.tick()
-        if operator == "**":
-            if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
-                if _int_bits(left) * right > MAX_INT_BITS:
-                    raise TemplateLimitError(f"{short_repr(left)} ** {short_repr(right)} is too large: report templates "
-                                             f"allow integers up to {MAX_INT_BITS} bits")
+        if isinstance(left, int) and isinstance(right, int):
+            # The result is bounded, whatever the syntax: refused before computing when it is certain to be
+            # too large (the least bits it can have), else computed from bounded operands and checked.
+            if max(_int_bits(left), _int_bits(right)) > MAX_INT_BITS or _least_result_bits(operator, left, right) \
+                    > MAX_INT_BITS:
+                raise _too_large(operator, left, right)
         elif operator == "*":
-            if isinstance(left, int) and isinstance(right, int):
-                if _int_bits(left) + _int_bits(right) > MAX_INT_BITS:
-                    raise TemplateLimitError(f"{short_repr(left)} * {short_repr(right)} is too large: report templates "
-                                             f"allow integers up to {MAX_INT_BITS} bits")
-            elif isinstance(left, _SEQUENCES) and isinstance(right, int):
+            if isinstance(left, _SEQUENCES) and isinstance(right, int):
                 budget.check_size(written_size(left, budget.max_bytes) * right, f"{short_repr(left)} * {right}")
             elif isinstance(right, _SEQUENCES) and isinstance(left, int):
                 budget.check_size(written_size(right, budget.max_bytes) * left, f"{left} * {short_repr(right)}")
@@ -195,6 +206,8 @@ class LimitedSandbox(SandboxedEnvironment):
         result = self.binop_table[operator](left, right)
         if operator == "%" and isinstance(result, str):
             budget.check_size(len(result), "a formatted text")
+        if isinstance(result, int) and _int_bits(result) > MAX_INT_BITS:
+            raise _too_large(operator, left, right)
         return result
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:

@@ -18,6 +18,7 @@ import jwt
 from flows.core.errors import ConfigurationError, ReportError
 
 ALL = "*"
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 DEFAULT_LEEWAY_SECONDS = 30
 MAX_LEEWAY_SECONDS = 300
 
@@ -89,6 +90,10 @@ class TokenVerifier:
                     options={"require": ["exp", "iss", "aud"]})
                 for what in ("roles", "tenants"):
                     claim_values(claims, what)  # a malformed scope claim is an invalid token, not a 500
+                for what in NUMERIC_DATE_CLAIMS:
+                    # PyJWT reads "exp": "1900000000" as a number; RFC 7519 says a NumericDate is a number.
+                    if what in claims and (not isinstance(claims[what], int | float) or isinstance(claims[what], bool)):
+                        raise AuthenticationError(f"the token's '{what}' claim must be a number of seconds")
                 return claims
             except jwt.InvalidSignatureError as exc:
                 last_error = exc

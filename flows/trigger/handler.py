@@ -102,8 +102,7 @@ def handle_sqs(event: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str
         return refuse_event("an SQS event's Records must be a list")
     failures = []
     for record in records:
-        message_id = record.get("messageId") if isinstance(record, Mapping) else None
-        message_id = message_id if isinstance(message_id, str) else ""
+        message_id = sqs_message_id(record)
         try:
             if not isinstance(record, Mapping):
                 raise BadRequest("the record is not a JSON object")
@@ -129,6 +128,24 @@ def handle_sqs(event: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str
             log.exception("SQS message %s could not start a run", message_id or "(no id)")
             failures.append({"itemIdentifier": message_id})
     return {"batchItemFailures": failures}
+
+
+def sqs_message_id(record: Any) -> str:
+    """The record's messageId, also from a record that arrived as JSON text instead of an object, so the
+    refusal names the message that comes back. Only a record without any id gets "", which SQS reads as the
+    whole batch failing: every message of it comes back (the idempotency keys start no run twice)."""
+    if isinstance(record, str | bytes):
+        try:
+            record = json.loads(record)
+        except (ValueError, RecursionError):
+            return ""
+    message_id = record.get("messageId") if isinstance(record, Mapping) else None
+    if isinstance(message_id, int) and not isinstance(message_id, bool):
+        message_id = str(message_id)
+    if not isinstance(message_id, str) or not message_id:
+        log.error("an SQS record has no message id: the whole batch comes back to be retried")
+        return ""
+    return message_id
 
 
 def handle_sns(event: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -165,13 +182,13 @@ def handle_api(event: Mapping[str, Any], context: Any, environ: Mapping[str, str
             if _mode(environ) == "inline":
                 return respond(200, scope_inline_result(result, claims))
             return respond(202, result)
-        return respond(404, {"error": f"no route for {method} {path}: use POST .../run or GET .../status"})
+        return refuse(404, f"no route for {method} {path}: use POST .../run or GET .../status", request_id)
     except AuthenticationError as exc:
-        return respond(401, {"error": str(exc)}, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return refuse(401, str(exc), request_id, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
     except PermissionDenied as exc:
-        return respond(403, {"error": str(exc)})
+        return refuse(403, str(exc), request_id)
     except BadRequest as exc:
-        return respond(400, {"error": str(exc)})
+        return refuse(400, str(exc), request_id)
     except PrefectApiError as exc:
         log.error("request %s: the Prefect API failed: %s", request_id, exc)
         return respond(502, {"error": "the Prefect API could not be reached or refused the call; try again later",
@@ -224,6 +241,13 @@ def verifier(environ: Mapping[str, str]) -> TokenVerifier:
             secret_id, key="EXEC_REPORTS_JWT_HS256_SECRET_ID")))
         _VERIFIERS[keys] = cached
     return cached[1]
+
+
+def refuse(status: int, reason: str, request_id: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A 4xx answer, logged with its status, reason and request id, so refused calls (a probe, a client with
+    an expired token) show in the logs. The reason is the handler's own words: never the token or a header."""
+    log.warning("request %s refused: %s %s", request_id or "(no id)", status, reason)
+    return respond(status, {"error": reason}, headers)
 
 
 def respond(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def _ids(payload: Mapping[str, Any], key: str, what: str) -> list[str] | None:
     for index, item in enumerate(value):
         if not is_slug(item):
             raise BadRequest(f"{key}.{index}: {_shown(item)} is not a role or tenant id "
-                             f"(lower-case letters, digits, - and _)")
+                             f"(lower-case letters, digits, - and _, at most 63 characters)")
     return list(value)
 
 

@@ -127,7 +127,7 @@ METRICS = [
 
 
 @REGISTRY.register("ledger", "Bookkeeping ledger exported as CSV or kept in an XLSX workbook.", METRICS,
-                   looks_back=True)
+                   looks_back=True, data_through=("finance.data_through", "books"))
 def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
     if "path" not in settings:
         raise SourceError(f"tenant '{context.tenant_id}': sources.ledger.path is not set")

@@ -43,7 +43,7 @@ class Entry:
 def read_ledger(path, sheet, chart, policy: BadRowPolicy) -> tuple[list[Entry], list[dict[str, Any]]]:
     entries: list[Entry] = []
     unknown: dict[str, dict[str, Any]] = {}
-    for line, row in read_rows(path, ["date", "account", "category", "amount", "memo"], sheet=sheet):
+    for line, row in read_rows(path, ["date", "account", "category", "amount", "memo"], sheet=sheet, policy=policy):
         problems = []
         try:
             date = parse_date(row["date"])

@@ -22,7 +22,7 @@ ALL_TARGETS = "_all_targets"  # not a metric: handed from revenue_targets() to t
 
 def read_targets(path, policy: BadRowPolicy) -> dict[str, Decimal]:
     targets: dict[str, Decimal] = {}
-    for line, row in read_rows(path, ["month", "target"]):
+    for line, row in read_rows(path, ["month", "target"], policy=policy):
         problems = []
         month = row["month"][:7] if re.fullmatch(r"\d{4}-\d{2}-01", row["month"]) else row["month"]
         if not _MONTH.match(month):

@@ -322,7 +322,8 @@ def test_a_failing_report_fails_the_run_delivers_the_rest_and_alerts_operations(
     message = email.message_from_bytes((folder / alert).read_bytes(), policy=policy.default)
     assert message["To"] == "ops@holdings.example"
     text = message.get_body(("plain",)).get_content()
-    assert "unknown metric 'finance.burnrate'" in text
+    # The failure is keyed by role (broken), the file and line in its reason; the text part wraps lines.
+    assert "broken / -: reports/broken.md:6: metrics[0]: unknown metric 'finance.burnrate'" in " ".join(text.split())
     assert f"/runs/flow-run/{run_id}" in text
     # The alert names the run by its readable name; the engine ends the Failed run without an error of its
     # own (a dict in a Failed state made it log a TypeError carrying the summary and its addresses).

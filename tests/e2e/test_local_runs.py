@@ -112,6 +112,8 @@ def test_a_killed_run_leaves_no_process_is_marked_crashed_and_the_next_run_works
         message = email.message_from_bytes(alert.read_bytes(), policy=policy.default)
         period = re.search(r"exec-reports · period (\S+)", after.stdout).group(1)
         assert message["Subject"] == f"[exec-reports] run Crashed: {period} all roles (dry run)"
+        # The crashed run left no summary; its alert still names the period (it said period=unknown).
+        assert message["X-Exec-Reports-Report"] == f"operations-alert; tenant=portfolio; period={period}"
         text = message.get_body(("plain",)).get_content()
         assert "delivery table artifact" not in text and "left no summary or delivery table" in text
 

@@ -105,6 +105,9 @@ def test_any_text_parses_to_one_clean_mailbox_or_is_refused(value):
     assert mailbox.address.count("@") == 1 and mailbox.address.isascii()
     assert not any(c in str(mailbox) for c in "\r\n\x00\u202e")
     assert parse_mailbox(str(mailbox)) == (mailbox.display_name, mailbox.address)
+    # Nothing a reader could take for another address: no '@' in the name, no comment, no routing.
+    assert "@" not in mailbox.display_name and "(" not in str(mailbox).replace(f'"{mailbox.display_name}"', "")
+    assert not set("%!") & set(mailbox.address.rpartition("@")[0])
     header = policy.strict.header_factory("To", str(mailbox))
     assert [a.addr_spec for a in header.addresses] == [mailbox.address]
 
@@ -215,3 +218,46 @@ def test_a_subject_built_from_a_report_keeps_no_bidi_or_control_characters(portf
     [item] = summary["dry_run"]
     assert item["subject"].startswith("JADA Nov 16–22, 2026")
     assert not any(c in item["subject"] for c in "\u202e\u202c\x07")
+
+
+# ---- look-alike recipients: the envelope matched the header, but a reviewer read another address ------------
+# (case 5 of the second hardening pass)
+
+LOOK_ALIKES = [
+    ("victim@evil.example(gm@jada.example)",
+     "contains a comment in parentheses ('(gm@jada.example)'), which mail programs drop: the mail would go to "
+     "victim@evil.example only"),
+    ("gm@jada.example (GM) ", "contains a comment in parentheses ('(GM)')"),
+    ('"gm@jada.example" <victim@evil.example>',
+     "the display name 'gm@jada.example' contains '@', so it reads as an address, but the mail goes to "
+     "victim@evil.example"),
+    ('"GM <gm@jada.example>" <victim@evil.example>', "the display name 'GM <gm@jada.example>' contains '@'"),
+    ("victim%evil.example@jada.example",
+     "'victim%evil.example' contains '%', which some mail relays read as a route to another host"),
+    ("evil.example!victim@jada.example", "contains '!', which some mail relays read as a route"),
+]
+
+
+@pytest.mark.parametrize(("value", "reason"), LOOK_ALIKES)
+def test_a_look_alike_recipient_is_refused_with_the_reason(value, reason):
+    with pytest.raises(AddressError) as refused:
+        Mailbox(value)
+    assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize(("value", "reason"), LOOK_ALIKES[:1] + LOOK_ALIKES[2:5])
+def test_a_look_alike_recipient_in_the_config_is_refused_at_load_with_file_line_and_reason(portfolio_copy, value,
+                                                                                          reason):
+    original = "recipients: {gm: [gm@jada.example]}"
+    text = portfolio_copy.read_text()
+    portfolio_copy.write_text(text.replace(original, f"recipients: {{gm: [{json.dumps(value)}]}}"))
+    with pytest.raises(ConfigurationError) as refused:
+        load_config(portfolio_copy)
+    line = _line_of(portfolio_copy, "recipients: {gm: [")
+    assert f"portfolio.yaml:{line}: tenants[0].recipients.gm[0]: " in str(refused.value)
+    assert reason in str(refused.value)
+
+
+def test_quoted_parentheses_and_plain_names_are_still_accepted():
+    assert Mailbox('"J. Doe (Finance)" <j@jada.example>').address == "j@jada.example"
+    assert Mailbox("GM <gm+reports@jada.example>").display_name == "GM"

@@ -32,6 +32,32 @@ def test_duplicate_tenant_ids_are_rejected(portfolio_copy):
         load_config(portfolio_copy)
 
 
+def test_a_tenant_id_too_long_for_a_file_name_is_refused_at_load_with_its_line(portfolio_copy, capsys):
+    """Case 9 of the second hardening pass: a 300-character tenant id passed `check`, then failed at delivery
+    with "File name too long", recorded as "delivery state unknown"."""
+    text = portfolio_copy.read_text()
+    long_id = "q" * 300
+    portfolio_copy.write_text(text.replace("id: quickdumpnow", f"id: {long_id}"))
+    line = text.splitlines().index("  - id: quickdumpnow") + 1
+    with pytest.raises(ConfigurationError) as raised:
+        load_config(portfolio_copy)
+    assert f"portfolio.yaml:{line}: tenants[2].id: an id is at most 63 characters (it names files and delivery " \
+           f"records), this one has 300" in str(raised.value)
+    from flows.operate.cli import main
+
+    assert main(["check", "--config", str(portfolio_copy)]) == 1  # `check` fails on it now, before any run
+    assert "an id is at most 63 characters" in capsys.readouterr().err
+    portfolio_copy.write_text(text.replace("id: quickdumpnow", "id: " + "q" * 63))
+    assert load_config(portfolio_copy).tenants[2].id == "q" * 63
+
+
+@pytest.mark.parametrize("bad", ["QuickDump", "9lives", "quick dump", "../etc", "qdn\u202e"])
+def test_a_tenant_id_outside_the_safe_characters_is_refused_at_load(portfolio_copy, bad):
+    portfolio_copy.write_text(portfolio_copy.read_text().replace("id: quickdumpnow", f'id: "{bad}"'))
+    with pytest.raises(ConfigurationError, match=r"tenants\[2\].id: .* is not an id: use lower-case letters"):
+        load_config(portfolio_copy)
+
+
 def test_paths_resolve_relative_to_the_config_file(sample_config):
     assert sample_config.reports_path.name == "reports" and sample_config.reports_path.is_dir()
     assert sample_config.outbox_path == sample_config.base_dir.parent / "outbox"

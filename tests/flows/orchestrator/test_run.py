@@ -66,7 +66,9 @@ def test_selecting_roles_narrows_the_gathering(sample_config, sample_period):
     # The CMO brief reads marketing, plus unit economics (booking value), revenue targets and new customers
     # (the 90-day milestone) and the local SEO handoff notes.
     assert {source for _, source in plan.gathers} == {"marketing", "ledger", "handoffs", "customers"}
-    assert set(plan.gathers[("jada", "ledger")]) == {"finance.unit_economics", "finance.revenue_targets"}
+    # ... and how far the books reach, which every brief showing ledger figures says when it is before the end.
+    assert set(plan.gathers[("jada", "ledger")]) == {"finance.unit_economics", "finance.revenue_targets",
+                                                     "finance.data_through"}
 
 
 def test_a_tenant_whose_source_fails_does_not_stop_the_others(portfolio_copy, tmp_path):

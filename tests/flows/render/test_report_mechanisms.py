@@ -127,8 +127,11 @@ def test_a_tenant_override_replaces_the_default_for_that_tenant_only(portfolio_c
     write_report(portfolio_copy, "tenants/jada/owner.md", OWNER.replace("Default report", "Charter-specific report"))
     summary, rendered = run_plain(load_config(portfolio_copy), PERIOD, roles=["owner"], dry_run=True)
     assert summary["failed"] == []
-    assert rendered["jada-owner"].text.startswith("Charter-specific report for JADA")
-    assert rendered["quickdumpnow-owner"].text.startswith("Default report for QuickDumpNow")
+    # Each starts with the note of how far its books reach (they stop before the week's end), then its body.
+    jada_note, jada_body = rendered["jada-owner"].text.split("\n\n", 1)
+    assert jada_note.startswith("Note: The books run through") and jada_body.startswith("Charter-specific report for JADA")
+    note, body = rendered["quickdumpnow-owner"].text.split("\n\n", 1)
+    assert note.startswith("Note: The books run through") and body.startswith("Default report for QuickDumpNow")
 
 
 def test_overrides_and_variants_without_a_proper_default_are_definition_errors(portfolio_copy):

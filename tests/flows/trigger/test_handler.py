@@ -14,8 +14,6 @@ import uuid
 import boto3
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -25,28 +23,6 @@ from flows.trigger.handler import BadRequest, _json_body, handler, parse_event_t
 ISSUER = "https://auth.holdings.example/"
 AUDIENCE = "exec-reports"
 DEPLOYMENT = "send-exec-reports/handler-test"
-
-
-@pytest.fixture(scope="module")
-def rsa_keys():
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
-    return {"private": private, "other": other, "public_pem": public_pem}
-
-
-@pytest.fixture
-def rs256_env(rsa_keys, tmp_path, monkeypatch):
-    key_file = tmp_path / "public.pem"
-    key_file.write_bytes(rsa_keys["public_pem"])
-    monkeypatch.setattr(handler_module, "_VERIFIERS", {})
-    for name in ("EXEC_REPORTS_JWT_JWKS_FILE", "EXEC_REPORTS_JWT_HS256_SECRET_ID", "EXEC_REPORTS_HANDLER_MODE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("EXEC_REPORTS_JWT_ISSUER", ISSUER)
-    monkeypatch.setenv("EXEC_REPORTS_JWT_AUDIENCE", AUDIENCE)
-    monkeypatch.setenv("EXEC_REPORTS_JWT_PUBLIC_KEY_FILE", str(key_file))
-    monkeypatch.setenv("EXEC_REPORTS_DEPLOYMENT", DEPLOYMENT)
 
 
 def claims(**overrides):
@@ -338,7 +314,6 @@ def test_a_malformed_api_event_gets_a_400_naming_the_problem(rs256_env, rsa_keys
 
 
 def test_the_clock_leeway_is_a_setting(rs256_env, rsa_keys, monkeypatch):
-    from flows.trigger import handler as handler_module
 
     expired_a_minute_ago = sign(rsa_keys["private"], exp=int(time.time()) - 60, tenants=["jada"])
     request = rest_request("POST", "/reports/run", expired_a_minute_ago, {"roles": ["cfo"], "tenants": ["quickdumpnow"]})

@@ -1,0 +1,27 @@
+"""The operations alert of a crashed run names its period (case 10 of the second hardening pass: it said
+``period=unknown``, since a crashed run leaves no summary to read the period from)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flows.orchestrator.alerts import build_alert_email, run_period_label
+
+
+def test_a_crashed_runs_alert_names_the_period_from_its_parameters_and_schedule(sample_config):
+    monday = dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC)
+    sample = run_period_label(sample_config, {"config": "x"}, monday)
+    assert sample == "2026-W47"  # the sample pins its default period
+    assert run_period_label(sample_config, {"period": "2026-10"}, monday) == "2026-10"
+    live = sample_config.model_copy(update={"portfolio": sample_config.portfolio.model_copy(
+        update={"default_period": None})})
+    assert run_period_label(live, {}, monday) == "2026-W48"  # the last complete week before the schedule
+    assert run_period_label(live, {"period": "not-a-period"}, monday) == "not-a-period"
+
+    alert = build_alert_email(sample_config, run_name="2026-W47 all roles", state_name="Crashed",
+                              state_message="the process was killed", run_url=None, summary=None, period=sample)
+    assert alert.period == "2026-W47"
+    assert "period=2026-W47" in alert.to_mime()["X-Exec-Reports-Report"]
+    without = build_alert_email(sample_config, run_name="r", state_name="Crashed", state_message="", run_url=None,
+                                summary=None)
+    assert without.period == "unknown"  # only when nothing says which period it was
