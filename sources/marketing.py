@@ -34,16 +34,18 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 METRICS = [
     MetricSpec("marketing.channels", "Each marketing channel with its status and detail "
                "(rows: channel, status, detail, ota).", "table"),
-    MetricSpec("marketing.live_channel_count", "Number of channels whose status is live.", "number"),
+    MetricSpec("marketing.live_channel_count", "Number of channels whose status is live.", "number", better="up",
+               total=True),
     MetricSpec("marketing.visibility", "Channel name -> status, for a channel x tenant matrix.", "mapping"),
     MetricSpec("marketing.ota_listings", "Number of live online travel agency listings "
-               "(Sailo, GetMyBoat, Viator unless ota_channels says otherwise).", "number"),
+               "(Sailo, GetMyBoat, Viator unless ota_channels says otherwise).", "number", better="up", total=True),
     MetricSpec("marketing.email_list_size", "Distinct addresses subscribed at the period end.", "number"),
     MetricSpec("marketing.email_list_new_in_period", "Addresses that subscribed during the period and are "
                "still subscribed.", "number"),
     MetricSpec("marketing.campaigns", "Campaigns with their status at the period end "
                "(rows: campaign, channel, start, end, status, spend, leads, cost_per_lead).", "table"),
-    MetricSpec("marketing.active_campaign_count", "Campaigns running at the period end.", "number"),
+    MetricSpec("marketing.active_campaign_count", "Campaigns running at the period end.", "number", better="up",
+               total=True),
     MetricSpec("marketing.problems", "Marketing rows left out under on_bad_row: skip.", "list"),
     MetricSpec("marketing.ota_sequence", "The OTA channels in the order of ota_channels, each with its status "
                "from the channels file, 'missing' when the file does not list it (rows: step, channel, status, "

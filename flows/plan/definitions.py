@@ -41,13 +41,13 @@ class CheckSpec(BaseModel):
     severity: Literal["critical", "high", "medium", "low", "info"]
     message: str = Field(min_length=1)
     # What the agenda asks for when the check fires (default: the message), who owns it (a role; default:
-    # the report's role) and in how many days after the period end it is due (default: by severity).
+    # the report's role) and in how many days after the day the report is sent it is due (default: by severity).
     owner: Identifier | None = None
     fix: str | None = Field(default=None, min_length=1)
     due_in_days: int | None = Field(default=None, ge=0, le=366)
     # A word that groups checks for a section of the brief ("equity"): the template lists a topic's
     # checks with ``checks | selectattr("topic", "equalto", "equity")`` instead of a list of ids.
-    topic: str | None = Field(default=None, pattern=SLUG)
+    topic: Identifier | None = None
 
 
 class FrontMatter(BaseModel):

@@ -22,6 +22,8 @@ from sources.registry import MetricSpec, is_available
 
 # A change smaller than this share of the earlier value is "about the same" in a what-changed line.
 NOTABLE_CHANGE = 0.01
+# How many entities a what-changed line names as having moved a portfolio total.
+MAX_CONTRIBUTORS = 2
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Comparison:
     period: Period | None = None
     # Tenants whose figure is unavailable and so not in a portfolio total (names).
     left_out: tuple[str, ...] = field(default=())
+    # What moved a portfolio total: (entity name, its own change), largest first (compare_portfolio).
+    contributions: tuple[tuple[str, float], ...] = field(default=())
 
     @property
     def available(self) -> bool:
@@ -122,16 +126,26 @@ class Comparison:
             note = f"leaves out {', '.join(self.left_out)}"
         return Kpi(label or self.label, self.value_text, self.change_text, self.good, self.target_text, note)
 
+    def contributors_text(self, n: int = MAX_CONTRIBUTORS) -> str:
+        """The entities that moved a portfolio total most, with their own change: "JADA -$3,100,
+        QuickDumpNow -$1,900" ("" for one entity's figure or when nothing moved)."""
+        shown = [(name, change) for name, change in self.contributions
+                 if self.format_change(abs(change)) != self.format_change(0)][:n]
+        return ", ".join(f"{name} {'+' if change > 0 else '-'}{self.format_change(abs(change))}"
+                         for name, change in shown)
+
     def sentence(self) -> str:
-        """"Cash on hand down $1,200 (-2.1%) vs last week", or "" when it did not change notably."""
+        """"Cash on hand down $1,200 (-2.1%) vs last week", or "" when it did not change notably; a
+        portfolio total says which entities moved it: "...: JADA -$900, QuickDumpNow -$300"."""
         change, share = self.change, self.change_percent
         if change is None or self.period is None:
             return ""
         if share is not None and abs(share) < NOTABLE_CHANGE * 100 or change == 0:
             return ""
         percent = f" ({'+' if change > 0 else '-'}{number(abs(share), 1)}%)" if share is not None else ""
+        why = self.contributors_text() if len(self.contributions) > 1 else ""
         return (f"{self.label} {'up' if change > 0 else 'down'} {self.format_change(abs(change))}{percent} "
-                f"vs {self.period.words}")
+                f"vs {self.period.words}" + (f": {why}" if why else ""))
 
 
 def _number(value: Any) -> float | None:
@@ -198,7 +212,19 @@ def compare_portfolio(spec: MetricSpec, tenants: list[tuple[str, dict[str, Any]]
     year_ago = summed(lookback_key(spec.name, "year_ago"), counted, spec.type)
     target = summed(spec.target, counted, spec.type)
     return Comparison(spec.name, metric_words(spec.name), spec.type, spec.better, value, previous, year_ago, target,
-                      period, left_out)
+                      period, left_out, contributions(spec, counted))
+
+
+def contributions(spec: MetricSpec, tenants: list[tuple[str, dict[str, Any]]]) -> tuple[tuple[str, float], ...]:
+    """Each entity's change against its own prior value (as shown), largest first: what moved the total.
+    The changes add up to the total's change, since the total is the sum of the same figures."""
+    changes = []
+    for name, values in tenants:
+        now = as_shown(_number(values.get(spec.name)), spec.type)
+        before = as_shown(_number(values.get(lookback_key(spec.name, "previous"))), spec.type)
+        if now is not None and before is not None and now != before:
+            changes.append((name, now - before))
+    return tuple(sorted(changes, key=lambda item: -abs(item[1])))
 
 
 class FigureHelpers:
@@ -211,6 +237,7 @@ class FigureHelpers:
                  tenants: list[tuple[str, str]], period: Period, portfolio: bool, components: Any):
         self._specs, self._values, self._tenants = specs, values, tenants  # tenants: (id, name) included
         self._period, self._portfolio, self._components = period, portfolio, components
+        self.headline = ""  # the report's first what-changed line: the inbox preview shows it
 
     def _spec(self, metric: Any, helper: str) -> MetricSpec:
         spec = self._specs.get(str(metric))
@@ -251,6 +278,7 @@ class FigureHelpers:
         labels = dict(metrics) if isinstance(metrics, dict) else {metric: None for metric in metrics}
         compared = [self._labelled(self.compare(metric, tenant), label) for metric, label in labels.items()]
         moved = sorted((c for c in compared if c.sentence()), key=lambda c: -abs(c.change_percent or 0))
-        if not moved:
-            return empty
-        return "; ".join(c.sentence() for c in moved) + "."
+        line = "; ".join(c.sentence() for c in moved) + "." if moved else empty
+        if line and not self.headline:
+            self.headline = line  # the first what-changed line is the email's preheader
+        return line

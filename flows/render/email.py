@@ -80,7 +80,7 @@ def render_email(markdown: str, subject: str, *, title: str, footer: str, prehea
                  notes: list[str] | tuple[str, ...] = (), charts: list[ChartSpec] | tuple[ChartSpec, ...] = (),
                  theme_dir: Path = DEFAULT_THEME_DIR, timings: dict[str, float] | None = None,
                  draw_charts: bool = True, components: list[KpiStrip] | tuple[KpiStrip, ...] = ()) -> RenderedEmail:
-    """``notes``: plain sentences shown in the notes box under the title (what a figure leaves out,
+    """``notes``: plain sentences shown in the notes box after the brief (what a figure leaves out,
     which entities are missing). ``charts``: the specs behind ``![..](chart:N)`` images, drawn to PNG
     here unless ``draw_charts`` is false (``check`` renders every report but sends none)."""
     # Every text that reaches the email loses its bidirectional controls here, whatever helper or note
@@ -99,8 +99,9 @@ def render_email(markdown: str, subject: str, *, title: str, footer: str, prehea
         html = inline_css(page)
     with stage(timings, "text"):
         text = tokens_to_text(tokens, charts, list(components))
-        if notes:
-            text = "\n".join(wrap_line("Note: " + note) for note in notes) + "\n\n" + text
+        if notes:  # after the brief, as in the HTML part
+            text = (text.rstrip("\n") + "\n\nAbout these figures\n\n"
+                    + "\n".join(wrap_line("Note: " + note) for note in notes))
         if footer:
             text += "\n\n-- \n" + wrap_line(footer) + "\n"
     with stage(timings, "charts"):

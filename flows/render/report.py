@@ -114,7 +114,7 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
     notes: list[str] = []
 
     def note(text: Any) -> str:
-        """``{{ note("...") }}`` puts a sentence in the notes box under the title; prints nothing."""
+        """``{{ note("...") }}`` puts a sentence in the "About these figures" box after the brief; prints nothing."""
         text = " ".join(str(text).split())
         if text and text not in notes:
             notes.append(text)
@@ -199,13 +199,13 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         raise RenderError(f"{where}: template error: {describe_error(exc)}") from exc
     # After the report's own notes: how far the data reaches where it stops before the period end.
     notes.extend(note for note in coverage_notes(definition, views, values, period) if note not in notes)
-    if left_out:  # first in the notes box under the title: the first thing the reader sees
+    if left_out:  # first in the notes box: what the portfolio figures leave out
         notes.insert(0, left_out_notice(left_out, len(views)))
     scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]
     footer = (f"{definition.front.title} · {scope_name} · {period.title} ({period.label}) · generated "
               f"{generated_at:%Y-%m-%d %H:%M} UTC by exec-reports")
     rendered = render_email(markdown, subject, title=definition.front.title, footer=footer,
-                            preheader=f"{scope_name}, {period.label}", notes=notes, charts=charts.specs,
+                            preheader=figures.headline or f"{scope_name}, {period.title}", notes=notes, charts=charts.specs,
                             timings=timings, draw_charts=draw_charts, components=components.components)
     rendered.warnings.extend(unavailable_warnings(definition, instance.tenant_ids, values, config))
     rendered.warnings.extend(operator_details)

@@ -37,13 +37,15 @@ class Kpi:
 
 @dataclass(frozen=True)
 class KpiStrip:
-    """The role's 3-5 headline figures, one per row (label, value, change and target under it): rows, not
-    columns, so nothing is hidden or squeezed at phone width."""
+    """The role's 3-5 headline figures, two to a row (label, value, then change and target under it):
+    at 375 px each is 170 px wide, which holds the largest value the briefs show."""
 
     items: tuple[Kpi, ...]
 
     def html(self) -> str:
-        rows = []
+        """Two figures to a row (half the width each), so four fit one phone screen with room for the
+        decisions under them; a table, so it holds in clients that ignore CSS layout."""
+        cells = []
         for kpi in self.items:
             detail = []
             if kpi.change:
@@ -52,14 +54,17 @@ class KpiStrip:
             for extra in (kpi.target, kpi.note):
                 if extra:
                     detail.append(_text(extra))
-            rows.append(
-                '<tr><td style="padding:8px 0;border-bottom:1px solid #e5e7eb">'
+            cells.append(
+                '<td width="50%" valign="top" style="padding:8px 8px 8px 0;border-bottom:1px solid #e5e7eb">'
                 f'<div style="font-size:13px;color:{NEUTRAL_COLOUR}">{_text(kpi.label)}</div>'
-                f'<div style="font-size:22px;font-weight:bold;color:#111827;line-height:1.3">{_text(kpi.value)}</div>'
-                + (f'<div style="font-size:13px;color:{NEUTRAL_COLOUR}">{" · ".join(detail)}</div>' if detail else "")
-                + "</td></tr>")
+                f'<div style="font-size:21px;font-weight:bold;color:#111827;line-height:1.3">{_text(kpi.value)}</div>'
+                + (f'<div style="font-size:13px;color:{NEUTRAL_COLOUR}">{"<br>".join(detail)}</div>' if detail else "")
+                + "</td>")
+        if len(cells) % 2:
+            cells.append('<td width="50%" style="border-bottom:1px solid #e5e7eb"></td>')
+        rows = ["<tr>" + cells[i] + cells[i + 1] + "</tr>" for i in range(0, len(cells), 2)]
         return ('<table class="kpi-strip" role="presentation" width="100%" cellpadding="0" cellspacing="0" '
-                'style="border-collapse:collapse;margin:0 0 16px 0">' + "".join(rows) + "</table>\n")
+                'style="border-collapse:collapse;margin:0 0 16px 0;table-layout:fixed">' + "".join(rows) + "</table>\n")
 
     def text(self) -> list[str]:
         lines = []

@@ -66,7 +66,8 @@ METRICS = [
                "USD rounded to cents (rows: month, service, amount).", "table"),
     MetricSpec("aws.monthly_cost_total", "Unblended cost per full month, the sum of that month's per-service "
                "amounts (rows: month, amount).", "table"),
-    MetricSpec("aws.last_month_cost", "Unblended cost of the last full month before the period end.", "money"),
+    MetricSpec("aws.last_month_cost", "Unblended cost of the last full month before the period end.", "money",
+               better="down", total=True),
     MetricSpec("aws.month_to_date_cost", "Unblended cost from the first of the period end's month through "
                "the period end.", "money"),
     MetricSpec("aws.ses_quota", "SES sending quota per region (rows: region, max_24_hour_send, max_send_rate, "

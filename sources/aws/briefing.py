@@ -30,6 +30,10 @@ ACTION_TERMS = {"critical": ("critical", 3), "high": ("high", 14), "medium": ("m
 METRICS = [
     MetricSpec("aws.security_gaps", "Security findings counted by gap, in the engineering brief's order (rows: "
                "order, gap, findings, present = 1 when the tenant has the gap).", "list"),
+    MetricSpec("aws.urgent_findings", "Critical and high security findings, counted: what the engineering brief's "
+               "first screen shows.", "number", better="down", total=True),
+    MetricSpec("aws.open_bucket_count", "How many buckets are open to the public (aws.public_buckets_open).",
+               "number", better="down", total=True),
     MetricSpec("aws.public_buckets_open", "Buckets whose policy grants public access and whose public access "
                "block is not fully on (rows: name, why).", "list"),
     MetricSpec("aws.public_buckets_blocked", "Buckets whose policy would grant public access but whose public "
@@ -61,8 +65,9 @@ def briefing_figures(values: Mapping[str, Any], tenant_id: str) -> dict[str, Any
             {"fix": f"{f['fix']} ({f['resource']})", "priority": ACTION_TERMS[f["severity"]][0],
              "due_in_days": ACTION_TERMS[f["severity"]][1], "owner": "cto", "severity": f["severity"]}
             for f in findings]
+        result["aws.urgent_findings"] = sum(1 for f in findings if f["severity"] in ("critical", "high"))
     else:
-        for name in ("aws.security_gaps", "aws.engineering_actions"):
+        for name in ("aws.security_gaps", "aws.engineering_actions", "aws.urgent_findings"):
             result[name] = _unavailable(name, findings)
     buckets = values.get("aws.s3_buckets")
     if buckets is not None and is_available(buckets):
@@ -74,8 +79,9 @@ def briefing_figures(values: Mapping[str, Any], tenant_id: str) -> dict[str, Any
             for b in public if b["public_access_block"] != "full"]
         result["aws.public_buckets_blocked"] = [{"name": b["name"]} for b in public
                                                 if b["public_access_block"] == "full"]
+        result["aws.open_bucket_count"] = len(result["aws.public_buckets_open"])
     else:
-        for name in ("aws.public_buckets_open", "aws.public_buckets_blocked"):
+        for name in ("aws.public_buckets_open", "aws.public_buckets_blocked", "aws.open_bucket_count"):
             result[name] = _unavailable(name, buckets)
     repositories = values.get("aws.code_repositories")
     result["aws.repositories_without_ci"] = [{"name": r["name"]} for r in repositories if not r["pipeline"]] \

@@ -18,6 +18,8 @@ from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 # Column headers that name the same figure in different briefs.
 CONCEPTS = {"Cash": "cash", "Burn / mo": "burn", "Burn today / mo": "burn", "Runway": "runway",
             "Revenue": "revenue last month", "AWS bill": "aws bill", "Last month": None}
+# A one-entity brief's KPI strip: its lines read "Cash: $12,617 (▼ $900 vs last week)".
+KPI_CONCEPTS = {"Cash": "cash", "Monthly net burn": "burn", "Runway": "runway", "Revenue last month": "revenue last month"}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,11 @@ def figures_by_entity(sample_run) -> dict[tuple[str, str], dict[str, str]]:
                         concept = "aws bill"  # the CTO brief's AWS cost table
                     if concept and header in row and row[header]:
                         shown[(entity, concept)][key] = row[header]
+        if not key.startswith("portfolio-"):
+            for label, concept in KPI_CONCEPTS.items():
+                match = re.search(rf"^{re.escape(label)}: (.+?)(?: \(|$)", email.markdown, re.M)
+                if match:
+                    shown[(names[tenant_key], concept)][key] = match.group(1)
     return shown
 
 

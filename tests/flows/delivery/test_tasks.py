@@ -122,13 +122,14 @@ def test_action_failures_are_listed_without_failing_the_delivered_reports(tasks_
     (reports / "agenda.md").write_text(
         "---\nrole: agenda\ntitle: Agenda\nsubject: Agenda\nscope: portfolio\nmetrics: [finance.cash_on_hand]\n"
         "recipients: [ceo@holdings.example]\n---\n## JADA\n\n{{ action('Call the marina', priority='high') }}\n")
-    # The accounting brief lists no actions: the agenda report's one item is the only hand-off.
+    # The agenda report's item and the accounting brief's decisions are handed off; every one fails.
     state = send_exec_reports(config=str(portfolio_copy), period="2026-W47", roles=["agenda", "accounting"],
                               return_state=True)
     summary = state.result()
     assert state.is_completed()
     assert sorted(item["report"] for item in summary["sent"]) == ["accounting", "agenda"]
     hand_off = summary["action_hand_off"]
-    assert hand_off["posted"] == 0 and [f["text"] for f in hand_off["failed"]] == ["Call the marina"]
-    assert "gave up after 3 attempts: HTTP 500: down" in hand_off["failed"][0]["reason"]
+    marina = [f for f in hand_off["failed"] if f["text"] == "Call the marina"]
+    assert hand_off["posted"] == 0 and len(marina) == 1
+    assert all("gave up after 3 attempts: HTTP 500: down" in f["reason"] for f in hand_off["failed"])
     assert any(w.startswith("action not handed off: Call the marina") for w in summary["warnings"])

@@ -96,10 +96,10 @@ def test_a_portfolio_report_missing_a_required_figure_for_one_tenant_leaves_it_o
     [warning] = [w for w in summary["warnings"] if w.startswith("cfo/portfolio: left out JADA (jada)")]
     assert "finance.burn_rate" in warning and "ledger.csv:2: column 'amount': not a number (value '12x')" in warning
     rendered_cfo = rendered["portfolio-cfo"]
-    # The first note, at the top of the text part and in the notes box under the title of the HTML.
+    # The first note of the "About these figures" box after the brief, in the text part and the HTML.
     assert rendered_cfo.notes[0].startswith("Not in this report: JADA: financial figures unavailable.")
-    assert " ".join(rendered_cfo.text.split()).startswith("Note: Not in this report: JADA: financial figures")
-    assert rendered_cfo.html.index("Not in this report") < rendered_cfo.html.index("<h2")
+    assert "About these figures Note: Not in this report: JADA: financial figures" in " ".join(rendered_cfo.text.split())
+    assert rendered_cfo.html.index("<h2") < rendered_cfo.html.index("Not in this report")
     assert rendered_cfo.text.count("JADA") == 1  # named once, as left out; no figure of it anywhere
 
 

@@ -70,13 +70,13 @@ def test_plain_text_paragraphs_are_wrapped_but_long_tokens_and_tables_are_not():
     assert any(line.startswith("JADA") and len(line) > 76 for line in lines)  # table rows stay on one line
 
 
-def test_notes_appear_under_the_title_in_html_and_text():
+def test_notes_come_after_the_brief_in_html_and_text():
     rendered = render_email("Body.\n", "s", title="Brief", footer="f",
                             notes=["Cash excludes 2 ledger rows that could not be read.", "  "])
     assert rendered.notes == ["Cash excludes 2 ledger rows that could not be read."]
     html = rendered.html
-    assert html.index("Brief") < html.index('class="note"') < html.index("Body.")
-    assert rendered.text.startswith("Note: Cash excludes 2 ledger rows that could not be read.\n\nBody.")
+    assert html.index("Brief") < html.index("Body.") < html.index("About these figures") < html.index('class="note"')
+    assert rendered.text.startswith("Body.\n\nAbout these figures\n\nNote: Cash excludes 2 ledger rows that could not be read.")
     assert 'class="notes"' not in render_email("Body.\n", "s", title="Brief", footer="f").html
 
 

@@ -127,10 +127,10 @@ def test_a_tenant_override_replaces_the_default_for_that_tenant_only(portfolio_c
     write_report(portfolio_copy, "tenants/jada/owner.md", OWNER.replace("Default report", "Charter-specific report"))
     summary, rendered = run_plain(load_config(portfolio_copy), PERIOD, roles=["owner"], dry_run=True)
     assert summary["failed"] == []
-    # Each starts with the note of how far its books reach (they stop before the week's end), then its body.
-    jada_note, jada_body = rendered["jada-owner"].text.split("\n\n", 1)
+    # Each starts with its body, then the note of how far its books reach (they stop before the week's end).
+    jada_body, jada_note = rendered["jada-owner"].text.split("\n\nAbout these figures\n\n", 1)
     assert jada_note.startswith("Note: The books run through") and jada_body.startswith("Charter-specific report for JADA")
-    note, body = rendered["quickdumpnow-owner"].text.split("\n\n", 1)
+    body, note = rendered["quickdumpnow-owner"].text.split("\n\nAbout these figures\n\n", 1)
     assert note.startswith("Note: The books run through") and body.startswith("Default report for QuickDumpNow")
 
 
