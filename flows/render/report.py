@@ -141,7 +141,7 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         rows (dicts) as agenda items; ``text`` is filled from each row's fields."""
         return agenda_items(items, text, priority, due_in_days, owner or definition.role, sent_on, tenant)
 
-    actions = ActionCollector()
+    actions = ActionCollector(portfolio=definition.scope == "portfolio")
     components = ComponentCollector()
     figures = FigureHelpers(REGISTRY.metrics, values, [(view["id"], view["name"]) for view in views], period,
                             definition.scope == "portfolio", components)

@@ -15,7 +15,7 @@ from flows.templating.tables import TopRows, more_words
 from sources.registry import is_available
 
 # What report templates call (the helper reference in the docs lists these).
-__all__ = ["action", "agenda", "check_list", "rank_checks", "days_after", "ActionCollector", "Action", "SEVERITIES",
+__all__ = ["action", "agenda", "agenda_entries", "check_list", "rank_checks", "days_after", "ActionCollector", "Action", "SEVERITIES",
            "ACTION_PRIORITIES"]
 
 # A check's severity, most severe first (front matter ``checks[].severity``).
@@ -86,8 +86,9 @@ class ActionCollector:
     renderer resolves to nothing visible while noting the heading the line sits under. Nothing is ever
     read back out of the rendered text."""
 
-    def __init__(self) -> None:
+    def __init__(self, portfolio: bool = False) -> None:
         self.actions: list[Action] = []
+        self.portfolio = portfolio  # a portfolio brief: its decisions name their entity
 
     def action(self, text: Any, priority: str = "medium", due: Any = None, owner: str | None = None,
                tenant: Any = None) -> MarkdownSafe:
@@ -101,15 +102,18 @@ class ActionCollector:
     def decisions(self, checks: Any, *more: Any, n: int = 3, empty: str = "No decision needed this week.",
                   rest: str = "") -> MarkdownSafe:
         """The few decisions needed: the ``n`` most urgent agenda items (fired checks, then ``todos``), each
-        with its owner role and due date, then "and K more" (``rest`` says where they are)."""
+        with its owner role and due date, then "and K more" (``rest`` says where they are). Only the ``n``
+        shown are recorded as actions; in a portfolio brief each names its entity."""
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10:
             raise ValueError(f"decisions(): n must be a whole number from 1 to 10, got {n!r}")
-        lines = agenda(checks, *more, empty=empty, write=self.action).split("\n")
-        if len(lines) <= n:
-            return MarkdownSafe("\n".join(lines))
-        left = len(lines) - n
-        more_line = f"- *and {left:,} more{(' ' + escape_markdown(rest)) if rest else ''}*"
-        return MarkdownSafe("\n".join([*lines[:n], more_line]))
+        items = agenda_entries(checks, *more, name_entities=self.portfolio)
+        if not items:
+            return MarkdownSafe(escape_markdown(empty)) if empty else MarkdownSafe("")
+        lines = [self.action(*item) for item in items[:n]]
+        if len(items) > n:
+            left = len(items) - n
+            lines.append(f"- *and {left:,} more{(' ' + escape_markdown(rest)) if rest else ''}*")
+        return MarkdownSafe("\n".join(lines))
 
 
 def as_date(value: Any, what: str) -> dt.date:
@@ -151,27 +155,39 @@ def agenda_items(rows: Any, text: str, priority: str, due_in_days: int, owner: s
     return items
 
 
-def agenda(checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | None = None,
-           write: Any = action) -> MarkdownSafe:
-    """The agenda of fired checks (their ``fix``, ``owner`` and due date from the front matter) plus any
-    ``todos(...)``, most urgent first (critical, high, medium, low; checks before other items of the same
-    priority), as task-list lines the run turns into structured actions."""
+def agenda_entries(checks: Any, *more: Any, name_entities: bool = False) -> list[tuple]:
+    """The agenda's items most urgent first (critical, high, medium, low; checks before other items of the
+    same priority): (text, priority, due, owner, tenant). ``name_entities``: a fired check's text starts
+    with its entity's name unless it already says it (a portfolio brief's decisions list many entities)."""
     items = []
     for check in checks if is_available(checks) else []:
         priority = "low" if check["severity"] == "info" else check["severity"]
-        items.append((ACTION_PRIORITIES.index(priority), 0, check.get("fix") or check["message"], priority,
+        text = check.get("fix") or check["message"]
+        name = check.get("tenant_name") or ""
+        if name_entities and name and name not in text:
+            text = f"{name}: {text}"
+        items.append((ACTION_PRIORITIES.index(priority), 0, text, priority,
                       check.get("due") or None, check.get("owner") or None, check.get("tenant") or None))
     for rank, extra in enumerate(more, start=1):
         for item in extra or []:
             items.append((ACTION_PRIORITIES.index(item["priority"]), rank, item["fix"], item["priority"],
                           item["due"], item["owner"], item.get("tenant") or None))
     items.sort(key=lambda item: item[:2])  # stable: the order within a group is kept
+    return [item[2:] for item in items]
+
+
+def agenda(checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | None = None,
+           write: Any = action) -> MarkdownSafe:
+    """The agenda of fired checks (their ``fix``, ``owner`` and due date from the front matter) plus any
+    ``todos(...)``, most urgent first (critical, high, medium, low; checks before other items of the same
+    priority), as task-list lines the run turns into structured actions."""
+    items = agenda_entries(checks, *more)
     if limit is not None:
         items = items[:limit]
     if not items:
         return MarkdownSafe(escape_markdown(empty)) if empty else MarkdownSafe("")
     return MarkdownSafe("\n".join(write(text, priority, due, owner, tenant)
-                                  for _, _, text, priority, due, owner, tenant in items))
+                                  for text, priority, due, owner, tenant in items))
 
 
 def rank_checks(checks: Any, n: int = 8, impact: Iterable[str] = (), entities: Any = None) -> TopRows:

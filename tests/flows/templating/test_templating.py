@@ -220,3 +220,20 @@ def test_aside_footnote_and_lead_escape_the_words_they_wrap():
     assert footnote("Leaves out rows of A|B") == "\\* Leaves out rows of A\\|B"
     assert lead("Out of date:", "510 days old.") == "**Out of date:** 510 days old."
     assert aside("") == ""
+
+
+def test_decisions_record_only_the_ones_shown_and_name_their_entity_in_a_portfolio_brief():
+    from flows.templating.agenda import ActionCollector
+
+    checks = [{"severity": sev, "fix": f"Fix {n}", "message": f"{name}: {n}", "tenant_name": name, "tenant": name.lower(),
+               "owner": "cfo", "due": "2026-12-10"}
+              for n, (sev, name) in enumerate([("high", "JADA"), ("critical", "QDN"), ("low", "JADA"), ("medium", "QDN")])]
+    portfolio = ActionCollector(portfolio=True)
+    text = portfolio.decisions(checks, n=2, rest="below")
+    assert text.splitlines()[0].startswith("- [ ] QDN: Fix 1 — CFO, critical priority, due Dec 10, 2026")
+    assert text.splitlines()[1].startswith("- [ ] JADA: Fix 0 — CFO, high priority")
+    assert text.splitlines()[2] == "- *and 2 more below*"
+    assert [a.text for a in portfolio.actions] == ["QDN: Fix 1", "JADA: Fix 0"]  # the two not shown are not handed off
+    one = ActionCollector()
+    one.decisions(checks[:1], n=3)
+    assert [a.text for a in one.actions] == ["Fix 0"]  # a one-entity brief does not repeat its name
