@@ -7,7 +7,10 @@ items by topic. Blockers are list items or lines that start with
 
 A note's age comes from its ``Last updated: YYYY-MM-DD`` line when it has one, because a git
 checkout resets file modification times; only without that line does the file's mtime count.
-Settings: ``path`` (the folder), ``stale_after_days`` (default 30).
+Settings: ``path`` (the folder), ``stale_after_days`` (default 30), ``owners`` (the role that owns the
+items under a heading, e.g. ``{"Booking flow": cto, Listings: cmo}``, added to the defaults
+``Engineering: cto``, ``Marketing: cmo``, ``Local SEO: cmo``; an item tagged ``#cto``, ``#cmo``... goes to
+that role; every other item is the entity's general manager's).
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ METRICS = [
     MetricSpec("handoffs.done_items", "Checked task-list items (rows: text, file, heading, tags).", "list"),
     MetricSpec("handoffs.open_count", "Number of open action items.", "number"),
     MetricSpec("handoffs.blockers", "Open blockers (rows: text, file, heading, line).", "list"),
-    MetricSpec("handoffs.engineering_items", "Open items under a heading named Engineering (rows: text, file, "
-               "heading, tags).", "list"),
+    MetricSpec("handoffs.engineering_items", "Open items the CTO owns: under a heading the owners setting gives "
+               "to cto (Engineering by default) or tagged #cto (rows: text, file, heading, tags, owner).", "list"),
     MetricSpec("handoffs.ux_items", "Open items tagged #ux (rows: text, file, heading, tags).", "list"),
     MetricSpec("handoffs.agenda", "The handoff notes as agenda items, one definition for every brief that lists "
                "them: each blocker (\"Unblock: ...\", high priority, due in 14 days), then every other open item "
-               "(\"text (heading)\", medium priority, due in 30 days), each owned by the entity's general manager "
-               "(rows: fix, priority, due_in_days, owner).", "list"),
+               "(\"text (heading)\", medium priority, due in 30 days), each owned by the role its heading or tag "
+               "names (owners setting), else the entity's general manager (rows: fix, priority, due_in_days, "
+               "owner).", "list"),
     MetricSpec("handoffs.notes", "Each note with its last update and age "
                "(rows: file, last_updated, age_days, dated_by, open, done).", "table"),
     MetricSpec("handoffs.stale_notes", "Notes not updated for more than stale_after_days at the period end "
@@ -49,6 +53,11 @@ _BLOCKER_LINE = re.compile(r"^\s*(?:[-*+]\s+(?:\[[ xX]\]\s+)?)?\**(?:blocker|blo
 # "#ux" at the start of a word tags an item; "C#" or "issue #12" do not.
 _TAG = re.compile(r"(?<![\w&#])#(?P<tag>[A-Za-z][\w-]*)")
 _BLOCKER_HEADING = re.compile(r"\bblock(?:er|ers|ed|ing)\b", re.IGNORECASE)
+_ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+# Who owns the items under a heading unless the tenant's ``owners`` setting says otherwise.
+DEFAULT_OWNERS = {"engineering": "cto", "marketing": "cmo", "local seo": "cmo"}
+# Tags that route an item to a role whatever its heading (#cto, #cmo, ...).
+ROLE_TAGS = ("ceo", "cfo", "cto", "cmo", "accounting")
 
 
 @REGISTRY.register("handoffs", "Project handoff notes kept as Markdown files.", METRICS)
@@ -62,6 +71,7 @@ def gather_handoffs(settings: Mapping[str, Any], context: SourceContext) -> dict
     if not isinstance(stale_after, int) or isinstance(stale_after, bool) or stale_after < 0:
         raise SourceError(f"tenant '{context.tenant_id}': sources.handoffs.stale_after_days must be a whole "
                           f"number of days, got {stale_after!r}")
+    owners = heading_owners(settings.get("owners", {}), context.tenant_id)
     open_items: list[dict[str, Any]] = []
     done_items: list[dict[str, Any]] = []
     blockers: list[dict[str, Any]] = []
@@ -94,7 +104,8 @@ def gather_handoffs(settings: Mapping[str, Any], context: SourceContext) -> dict
                 tags = [m["tag"].lower() for m in _TAG.finditer(task["text"])]
                 # The tags are for sorting items; the text a reader sees is the item without them.
                 text = " ".join(_TAG.sub("", task["text"]).split()) if tags else task["text"]
-                item = {"text": text, "file": name, "heading": heading, "tags": tags}
+                item = {"text": text, "file": name, "heading": heading, "tags": tags,
+                        "owner": owner_of(heading, tags, owners)}
                 is_open = task["mark"] == " "
                 (open_items if is_open else done_items).append(item)
                 counts["open" if is_open else "done"] += 1
@@ -114,7 +125,7 @@ def gather_handoffs(settings: Mapping[str, Any], context: SourceContext) -> dict
                       "open": counts["open"], "done": counts["done"]})
     return {
         "handoffs.agenda": handoff_agenda(open_items, blockers),
-        "handoffs.engineering_items": [item for item in open_items if item["heading"] == "Engineering"],
+        "handoffs.engineering_items": [item for item in open_items if item["owner"] == "cto"],
         "handoffs.ux_items": [item for item in open_items if "ux" in item["tags"]],
         "handoffs.open_items": open_items,
         "handoffs.done_items": done_items,
@@ -134,11 +145,28 @@ BLOCKER_TERMS = ("high", 14)
 OPEN_ITEM_TERMS = ("medium", 30)
 
 
+def heading_owners(configured: Any, tenant_id: str) -> dict[str, str]:
+    """The defaults with the tenant's ``owners`` setting over them, headings compared without case."""
+    if not isinstance(configured, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and _ROLE.match(v) for k, v in configured.items()):
+        raise SourceError(f"tenant '{tenant_id}': sources.handoffs.owners must map a heading to a role id "
+                          f"(e.g. {{Booking flow: cto}}), got {configured!r}")
+    return {**DEFAULT_OWNERS, **{heading.strip().lower(): role for heading, role in configured.items()}}
+
+
+def owner_of(heading: str, tags: list[str], owners: Mapping[str, str]) -> str:
+    """The role that owns an item: a role tag (#cto), else its heading's owner, else the general manager."""
+    for tag in tags:
+        if tag in ROLE_TAGS:
+            return tag
+    return owners.get(heading.strip().lower(), HANDOFF_OWNER)
+
+
 def handoff_agenda(open_items: list[dict[str, Any]], blockers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     blocked = {blocker["text"] for blocker in blockers}
     items = [{"fix": f"Unblock: {blocker['text']}", "priority": BLOCKER_TERMS[0], "due_in_days": BLOCKER_TERMS[1],
               "owner": HANDOFF_OWNER} for blocker in blockers]
     items.extend({"fix": f"{item['text']} ({item['heading']})", "priority": OPEN_ITEM_TERMS[0],
-                  "due_in_days": OPEN_ITEM_TERMS[1], "owner": HANDOFF_OWNER}
+                  "due_in_days": OPEN_ITEM_TERMS[1], "owner": item.get("owner", HANDOFF_OWNER)}
                  for item in open_items if item["text"] not in blocked)
     return items

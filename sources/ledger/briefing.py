@@ -38,6 +38,9 @@ METRICS = [
                "finance.target_months_counted.", "number", better="up"),
     MetricSpec("finance.target_months_counted", "How many ended months of the year have a target.", "number"),
     MetricSpec("finance.rules_holding", "How many of the financial rules hold.", "number", better="up"),
+    MetricSpec("finance.failing_rules", "The financial rules that do not hold, by name, for a sentence: \"the cash "
+               "reserve and gross margin floor rules\", \"the cash reserve rule\"; \"\" when every rule holds.",
+               "text"),
     MetricSpec("finance.reserve_shortfall", "Cash the reserve rule still asks for: its months times the average "
                f"expenses of the last {BURN_WINDOW_MONTHS} full months, minus cash on hand; 0 when the rule holds.",
                "money", better="down", total=True),
@@ -62,6 +65,14 @@ METRICS = [
 ]
 
 
+def rules_in_words(names: list[str]) -> str:
+    """["cash reserve", "gross margin floor"] -> "the cash reserve and gross margin floor rules"."""
+    if not names:
+        return ""
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"the {listed} rule{'s' if len(names) > 1 else ''}"
+
+
 def briefing_figures(figures: Mapping[str, Any], period_end: dt.date, labels: Mapping[str, str],
                      tenant_id: str = "") -> dict[str, Any]:
     """The metrics above from the ledger's own figures (``labels``: a rule id's plain name)."""
@@ -78,11 +89,13 @@ def briefing_figures(figures: Mapping[str, Any], period_end: dt.date, labels: Ma
         worded = [word_rule(rule, labels) for rule in rules]
         result["finance.rules"] = worded
         result["finance.rules_holding"] = sum(1 for rule in worded if rule["status"] == "pass")
+        result["finance.failing_rules"] = rules_in_words([rule["name"][:1].lower() + rule["name"][1:]
+                                                          for rule in worded if rule["status"] == "fail"])
         reserve = [rule for rule in worded if rule["rule"] == "min_reserve_months"]
         result["finance.reserve_shortfall"] = reserve[0]["shortfall"] if reserve and reserve[0]["shortfall"] \
             is not None else Unavailable("finance.reserve_shortfall", "no min_reserve_months rule")
     else:
-        for name in ("finance.rules_holding", "finance.reserve_shortfall"):
+        for name in ("finance.rules_holding", "finance.reserve_shortfall", "finance.failing_rules"):
             result[name] = Unavailable(name, rules.reason if isinstance(rules, Unavailable) else "no rules")
     result["finance.break_even_gap"] = break_even_gap(figures)
     monthly_rows = monthly if is_available(monthly) else []

@@ -99,3 +99,34 @@ def test_hashtags_tag_an_item_and_are_left_out_of_its_text(tmp_path):
         ("Support C# clients and close issue #12", []),
     ]
     assert [(i["text"], i["tags"]) for i in figures["handoffs.done_items"]] == [("Fix the date picker", ["ux"])]
+
+
+def test_items_go_to_the_role_their_heading_or_tag_names_and_the_rest_to_the_general_manager(tmp_path):
+    folder = tmp_path / "handoffs"
+    folder.mkdir()
+    (folder / "n.md").write_text("## Booking flow\n\n- [ ] Add authorization to /bookings\n\n## Engineering\n\n"
+                                 "- [ ] Add CI\n\n## Notes\n\n- [ ] Renew insurance\n- [ ] Rotate the key #cto\n")
+    figures = gather_handoffs({"path": "handoffs", "owners": {"booking flow": "cto"}}, context(tmp_path))
+    owners = {item["text"]: item["owner"] for item in figures["handoffs.open_items"]}
+    assert owners == {"Add authorization to /bookings": "cto", "Add CI": "cto", "Renew insurance": "gm",
+                      "Rotate the key": "cto"}
+    assert [i["text"] for i in figures["handoffs.engineering_items"]] == [
+        "Add authorization to /bookings", "Add CI", "Rotate the key"]
+    agenda = {row["fix"]: row["owner"] for row in figures["handoffs.agenda"]}
+    assert agenda["Add authorization to /bookings (Booking flow)"] == "cto" and agenda["Renew insurance (Notes)"] == "gm"
+    with pytest.raises(SourceError, match="sources.handoffs.owners must map a heading to a role id"):
+        gather_handoffs({"path": "handoffs", "owners": {"Booking flow": "The CTO"}}, context(tmp_path))
+
+
+def test_the_sample_routes_jadas_booking_flow_to_the_cto_in_the_ceo_and_cto_briefs():
+    from flows.core.config import load_config
+    from flows.core.period import parse_period
+    from flows.orchestrator.run import run_plain
+    from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
+
+    summary, rendered = run_plain(load_config(SAMPLE_CONFIG), parse_period(SAMPLE_PERIOD), roles=["ceo", "cto"],
+                                  dry_run=True, draw_charts=False)
+    item = "Add authorization to the /bookings API route"
+    assert item in rendered["portfolio-cto"].markdown  # the CTO brief lists it among its engineering items
+    terms = {(a["report"], a["owner"]) for a in summary["actions"] if a["text"].startswith(item)}
+    assert ("ceo", "cto") in terms and all(owner == "cto" for _, owner in terms)
