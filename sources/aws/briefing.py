@@ -32,6 +32,9 @@ METRICS = [
                "order, gap, findings, present = 1 when the tenant has the gap).", "list"),
     MetricSpec("aws.urgent_findings", "Critical and high security findings, counted: what the engineering brief's "
                "first screen shows.", "number", better="down", total=True),
+    MetricSpec("aws.findings_named", "The security findings of each severity in words, for a check's message: "
+               "severity -> the first finding's problem, with \"(and 2 more high findings)\" after it when there "
+               "are more; \"\" for a severity without findings.", "mapping"),
     MetricSpec("aws.open_bucket_count", "How many buckets are open to the public (aws.public_buckets_open).",
                "number", better="down", total=True),
     MetricSpec("aws.public_buckets_open", "Buckets whose policy grants public access and whose public access "
@@ -53,6 +56,21 @@ METRICS = [
 ]
 
 
+def findings_named(findings: list[Mapping[str, Any]]) -> dict[str, str]:
+    """severity -> "The policy of bucket x allows ... (and 1 more high finding)": what a check says, so the
+    reader learns what the finding is where it is reported, not a count."""
+    named = {}
+    for severity in ("critical", "high", "medium", "low", "info"):
+        of_severity = [f for f in findings if f["severity"] == severity]
+        if not of_severity:
+            named[severity] = ""
+            continue
+        first = of_severity[0]["problem"].rstrip(".")
+        more = len(of_severity) - 1
+        named[severity] = first + (f" (and {more} more {severity} finding{'s' if more > 1 else ''})" if more else "")
+    return named
+
+
 def briefing_figures(values: Mapping[str, Any], tenant_id: str) -> dict[str, Any]:
     findings = values.get("aws.security_findings")
     result: dict[str, Any] = {}
@@ -66,8 +84,9 @@ def briefing_figures(values: Mapping[str, Any], tenant_id: str) -> dict[str, Any
              "due_in_days": ACTION_TERMS[f["severity"]][1], "owner": "cto", "severity": f["severity"]}
             for f in findings]
         result["aws.urgent_findings"] = sum(1 for f in findings if f["severity"] in ("critical", "high"))
+        result["aws.findings_named"] = findings_named(findings)
     else:
-        for name in ("aws.security_gaps", "aws.engineering_actions", "aws.urgent_findings"):
+        for name in ("aws.security_gaps", "aws.engineering_actions", "aws.urgent_findings", "aws.findings_named"):
             result[name] = _unavailable(name, findings)
     buckets = values.get("aws.s3_buckets")
     if buckets is not None and is_available(buckets):

@@ -103,3 +103,20 @@ def test_a_complete_scan_with_no_errors_says_so_plainly(portfolio_copy):
     latency = section(cto, "## Latency and errors")
     assert "No errors in the function logs this week." in latency
     assert "stopped early" not in latency
+
+
+def test_a_security_check_names_the_finding_not_only_a_count():
+    from flows.core.config import load_config
+    from flows.core.period import parse_period
+    from flows.orchestrator.run import run_plain
+    from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
+
+    summary, rendered = run_plain(load_config(SAMPLE_CONFIG), parse_period(SAMPLE_PERIOD), roles=["cto"],
+                                  dry_run=True, draw_charts=False)
+    messages = {c["id"] + "/" + c["tenant"]: c["message"] for c in summary["checks"] if c["report"] == "cto"}
+    # aws-snapshot.json: DangerousCentaur's one critical finding is its uploads bucket's "*" policy.
+    assert messages["critical-findings/dangerouscentaur"] == (
+        'DangerousCentaur (critical): The policy of bucket dangerouscentaur-media-uploads allows Principal "*" with '
+        "no condition: anyone on the internet has the granted actions.")
+    # JADA has two high findings: the first is named, the other counted.
+    assert messages["high-findings/jada"].endswith("anyone can call it (and 1 more high finding).")
