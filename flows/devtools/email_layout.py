@@ -25,6 +25,9 @@ CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/b
 _STYLE_BLOCK = re.compile(r"<style\b[^>]*>.*?</style>", re.IGNORECASE | re.DOTALL)
 # A "short word" is one a reader expects to see whole: a status, a severity, a month, a figure.
 SHORT_WORD_MAX = 14
+PHONE_SCREEN_PX = 667  # an iPhone SE's 375 x 667 CSS px
+# What Outlook for Windows, Windows Mail and Outlook for Android ignore: overflow and word wrapping.
+_OVERFLOW_RULES = re.compile(r"(?:overflow(?:-x|-y|-wrap)?|word-wrap|word-break)\s*:[^;\"']*;?", re.IGNORECASE)
 
 # Runs in the page: the document's width, and every table cell whose text wraps inside a short word.
 _MEASURE = r"""
@@ -53,9 +56,14 @@ _MEASURE = r"""
     }
   }
   const images = Array.from(document.images).map(img => ({src: img.src.slice(0, 40), alt: img.alt,
-    width: img.getBoundingClientRect().width, loaded: img.complete && img.naturalWidth > 0}));
+    width: img.getBoundingClientRect().width, widthAttribute: Number(img.getAttribute('width') || 0),
+    loaded: img.complete && img.naturalWidth > 0}));
+  // Every table whose right edge passes the window or whose content is wider than its box.
+  const spilling = Array.from(document.querySelectorAll('table')).filter(t =>
+      t.getBoundingClientRect().right > window.innerWidth + 0.5 || t.scrollWidth > t.clientWidth + 0.5)
+    .map(t => t.innerText.trim().slice(0, 60));
   return {scrollWidth: Math.max(doc.scrollWidth, document.body.scrollWidth), clientWidth: doc.clientWidth,
-          broken, images};
+          height: Math.max(doc.scrollHeight, document.body.scrollHeight), broken, images, spilling};
 }
 """
 
@@ -68,6 +76,13 @@ class LayoutReport:
     scroll_width: int
     broken_words: list[dict] = field(default_factory=list)
     images: list[dict] = field(default_factory=list)
+    height: int = 0
+    spilling_tables: list[str] = field(default_factory=list)
+
+    @property
+    def phone_screens(self) -> float:
+        """The page's height in screens of a 375 x 667 phone."""
+        return round(self.height / PHONE_SCREEN_PX, 1)
 
     @property
     def overflows(self) -> bool:
@@ -79,6 +94,11 @@ def chromium_path() -> str | None:
         if candidate and Path(candidate).exists():
             return candidate
     return None
+
+
+def without_overflow(html: str) -> str:
+    """The email as a client that ignores ``overflow`` and ``overflow-wrap`` lays it out."""
+    return _OVERFLOW_RULES.sub("", html)
 
 
 def without_style_blocks(html: str) -> str:
@@ -105,10 +125,13 @@ def browser() -> Iterator[object]:
 
 
 def measure(chromium, html: str, *, width: int, styles: bool = True, name: str = "",
-            screenshot: Path | None = None) -> LayoutReport:
-    """Load ``html`` in a ``width``-px phone-like viewport (no network) and measure it."""
+            screenshot: Path | None = None, overflow: bool = True) -> LayoutReport:
+    """Load ``html`` in a ``width``-px phone-like viewport (no network) and measure it; ``overflow=False``
+    lays it out as the clients that ignore overflow and overflow-wrap do."""
     if not styles:
         html = without_style_blocks(html)
+    if not overflow:
+        html = without_overflow(html)
     context = chromium.new_context(viewport={"width": width, "height": 800}, device_scale_factor=1,
                                    is_mobile=width < 500, has_touch=width < 500, offline=True)
     try:
@@ -122,7 +145,8 @@ def measure(chromium, html: str, *, width: int, styles: bool = True, name: str =
             page.screenshot(path=str(screenshot), full_page=True)
     finally:
         context.close()
-    return LayoutReport(name, width, styles, int(result["scrollWidth"]), result["broken"], result["images"])
+    return LayoutReport(name, width, styles, int(result["scrollWidth"]), result["broken"], result["images"],
+                        int(result["height"]), result["spilling"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, action="append", help="viewport width(s); default 375 and 600")
     parser.add_argument("--strip-style", action="store_true", help="remove <style> blocks first")
     parser.add_argument("--shots", type=Path, help="folder for full-page PNG screenshots")
+    parser.add_argument("--no-overflow", action="store_true",
+                        help="remove overflow and overflow-wrap first (Outlook for Windows, Windows Mail)")
     args = parser.parse_args(argv)
     widths = args.width or [375, 600]
     failed = False
@@ -140,11 +166,12 @@ def main(argv: list[str] | None = None) -> int:
             for width in widths:
                 shot = args.shots / f"{path.stem}-{width}{'-nostyle' if args.strip_style else ''}.png" if args.shots else None
                 report = measure(chromium, html, width=width, styles=not args.strip_style, name=path.name,
-                                 screenshot=shot)
-                failed |= report.overflows or bool(report.broken_words)
+                                 screenshot=shot, overflow=not args.no_overflow)
+                failed |= report.overflows or bool(report.broken_words) or bool(report.spilling_tables)
                 print(json.dumps({"file": path.name, "width": width, "styles": not args.strip_style,
                                   "scrollWidth": report.scroll_width, "broken": report.broken_words[:5],
-                                  "images": len(report.images)}))
+                                  "spilling_tables": report.spilling_tables[:5], "images": len(report.images),
+                                  "phone_screens": report.phone_screens}))
     return 1 if failed else 0
 
 

@@ -11,35 +11,54 @@ palette, drawing code) and the versions of matplotlib and Pillow and any matplot
 from __future__ import annotations
 
 import math
+import re
+import textwrap
 import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from flows.templating.charts import CHART_HEIGHT_PX, CHART_SCALE, CHART_WIDTH_PX, ChartSpec
+from flows.templating.charts import CHART_HEIGHT_PX, CHART_SCALE, CHART_TEXT_PT, CHART_WIDTH_PX, ChartSpec
 
 PALETTE = ("#1d4ed8", "#f59e0b", "#10b981", "#6b7280")
 _draw_lock = threading.Lock()  # pyplot's state machine is not thread-safe; we use the OO API but be safe
 draw_timings: list[float] = []  # seconds per PNG drawn in this process (read by the benchmark)
 
 
+# A bar chart's category label is wrapped to this many characters a line, so it is never cut.
+LABEL_WRAP = 24
+
+
+_MONTH_WITH_YEAR = re.compile(r"^[A-Z][a-z]{2} \d{4}$")
+
+
+def tick_labels(values: list[float], value_format: str) -> list[str]:
+    """The value axis's labels, exact and alike: one unit for the whole axis (M, k or none, by the largest
+    tick) and the fewest decimals that write every tick exactly, so 12,500 is "$12.5k" beside "$15.0k",
+    never "$12k" beside "$15k", and "$5k" never sits beside "$10.0k"."""
+    if value_format == "percent":
+        values, unit, suffix, prefix = [v * 100 for v in values], 1, "%", ""
+    else:
+        largest = max((abs(v) for v in values), default=0)
+        unit, suffix = (1_000_000, "M") if largest >= 1_000_000 else (1_000, "k") if largest >= 1_000 else (1, "")
+        prefix = "$" if value_format == "money" else ""
+    scaled = [v / unit for v in values]
+    decimals = next((d for d in range(3) if all(abs(s * 10 ** d - round(s * 10 ** d)) < 1e-6 for s in scaled)), 2)
+    zero = f"{prefix}0" + ("%" if value_format == "percent" else "")
+    return [f"{'-' if s < 0 else ''}{prefix}{abs(s):,.{decimals}f}{suffix}" if s else zero for s in scaled]
+
+
 def _axis_formatter(spec: ChartSpec):
-    def formatted(value: float, _position: int) -> str:
-        if spec.value_format == "percent":
-            return f"{value * 100:.0f}%"
-        magnitude = abs(value)
-        prefix = "$" if spec.value_format == "money" else ""
-        sign = "-" if value < 0 else ""
-        if magnitude >= 1_000_000:
-            return f"{sign}{prefix}{magnitude / 1_000_000:.1f}M"
-        if magnitude >= 10_000:
-            return f"{sign}{prefix}{magnitude / 1_000:.0f}k"
-        if magnitude >= 1_000:
-            return f"{sign}{prefix}{magnitude / 1_000:.1f}k"
-        if magnitude < 10 and magnitude != int(magnitude):
-            return f"{sign}{prefix}{magnitude:.1f}"
-        return f"{sign}{prefix}{magnitude:.0f}"
-    return formatted
+    from matplotlib.ticker import Formatter
+
+    class ExactTicks(Formatter):
+        def format_ticks(self, values):
+            return tick_labels(list(values), spec.value_format)
+
+        def __call__(self, value, position=None):
+            return tick_labels([value], spec.value_format)[0]
+
+    return ExactTicks()
 
 
 def render_png(spec: ChartSpec) -> bytes:
@@ -49,7 +68,6 @@ def render_png(spec: ChartSpec) -> bytes:
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
     from PIL import Image
 
     dpi = 100 * CHART_SCALE
@@ -74,29 +92,43 @@ def render_png(spec: ChartSpec) -> bytes:
                 else:
                     axes.bar(offsets, heights, width=width, color=color, label=name)
         value_axis, label_axis = (axes.xaxis, axes.yaxis) if spec.kind == "bar" else (axes.yaxis, axes.xaxis)
-        value_axis.set_major_formatter(FuncFormatter(_axis_formatter(spec)))
+        value_axis.set_major_formatter(_axis_formatter(spec))
+        value_axis.get_major_locator().set_params(nbins=4)
+        # A zero baseline: bars imply magnitude, and a line of $66 to $69 must not read as a spike.
+        values = [v for _, series in spec.series for v in series if v is not None]
+        if values and min(values) >= 0:
+            (axes.set_xlim if spec.kind == "bar" else axes.set_ylim)(0, max(values) * 1.08 or 1)
+        # A month's year goes under it ("May" over "2026"), so it never runs into the next month.
+        wrapped = ["\n".join(textwrap.wrap(label, LABEL_WRAP)) or label for label in spec.labels] if spec.kind == "bar" \
+            else [label.replace(" ", "\n", 1) if _MONTH_WITH_YEAR.match(label) else label for label in spec.labels]
         if spec.kind == "bar":
-            axes.set_yticks(positions, labels=list(spec.labels))
+            axes.set_yticks(positions, labels=wrapped)
             axes.invert_yaxis()
             axes.grid(axis="x", color="#e5e7eb", linewidth=0.8)
         else:
-            step = max(1, math.ceil(len(positions) / 12))
-            axes.set_xticks(positions[::step], labels=list(spec.labels)[::step])
+            step = max(1, math.ceil(len(positions) / 6))
+            axes.set_xticks(positions[::step], labels=wrapped[::step])
             axes.grid(axis="y", color="#e5e7eb", linewidth=0.8)
         axes.set_axisbelow(True)
         for side in ("top", "right"):
             axes.spines[side].set_visible(False)
         for side in ("left", "bottom"):
             axes.spines[side].set_color("#9ca3af")
-        axes.tick_params(colors="#374151", labelsize=10, length=0)
-        figure.text(0.012, 0.97, spec.title, ha="left", va="top", fontsize=12.5, color="#111827", fontweight="bold")
+        axes.tick_params(colors="#374151", labelsize=CHART_TEXT_PT, length=0)
+        figure.text(0.02, 0.97, spec.title, ha="left", va="top", fontsize=CHART_TEXT_PT + 1.5, color="#111827",
+                    fontweight="bold")
         if count > 1:
-            axes.legend(loc="lower left", bbox_to_anchor=(-0.01, 1.0), ncols=count, frameon=False, fontsize=10,
-                        handlelength=1.2, borderaxespad=0.2)
+            axes.legend(loc="lower left", bbox_to_anchor=(-0.01, 1.0), ncols=count, frameon=False,
+                        fontsize=CHART_TEXT_PT, handlelength=1.2, borderaxespad=0.2)
         # Fixed margins instead of tight_layout(), which draws the whole figure once more (a third of
-        # the time); the bar chart's left margin fits its longest label.
-        left = 0.09 if spec.kind != "bar" else min(0.4, 0.03 + 0.0125 * max(len(label) for label in spec.labels))
-        figure.subplots_adjust(left=left, right=0.98, top=0.80 if count > 1 else 0.86, bottom=0.12)
+        # the time): the value axis's margin fits its widest tick label, the bar chart's its longest
+        # (wrapped) category label, at about 0.62 em a character.
+        char = CHART_TEXT_PT * 100 / 72 * 0.62 / CHART_WIDTH_PX
+        widest = max(len(line) for label in wrapped for line in label.split("\n"))
+        left = 0.04 + char * (widest if spec.kind == "bar" else 7)
+        lines = max(label.count("\n") + 1 for label in wrapped) if spec.kind != "bar" else 1
+        figure.subplots_adjust(left=min(0.55, left), right=0.97, top=0.76 if count > 1 else 0.84,
+                               bottom=0.1 + 0.05 * lines)
         figure.set_facecolor("white")
         canvas = figure.canvas
         canvas.draw()

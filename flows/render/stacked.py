@@ -1,5 +1,5 @@
-"""Tables that hold on a phone in every mail client: a table of more than ``MAX_TABLE_COLUMNS`` columns is
-drawn as stacked rows, each row a block with its first cell as the title and the other cells as
+"""Tables that hold on a phone in every mail client: a table of more than ``MAX_TABLE_COLUMNS`` columns (or
+one whose long words could not fit side by side) is drawn as stacked rows, each row a block with its first cell as the title and the other cells as
 "label value" pairs that wrap like text. It needs no media query (Gmail's apps and Outlook for Windows
 ignore them) and no ``overflow`` (Outlook for Windows, Windows Mail and Outlook for Android ignore it), so
 no column is ever hidden or pushed past the screen. Narrow tables stay tables.
@@ -12,6 +12,10 @@ from markdown_it.token import Token
 
 # A table of up to this many columns fits 375 px as a table; wider ones are stacked.
 MAX_TABLE_COLUMNS = 3
+# A narrower table is stacked too when the longest words of its columns, which a client without
+# overflow-wrap cannot break ("api.dangerouscentaur.example", a distribution id), add up to more
+# characters than a 341 px column holds at the table's 13 px.
+MAX_UNBREAKABLE_CHARS = 40
 STACKED_TABLE = "exec_stacked_table"
 
 
@@ -39,6 +43,16 @@ def _rows(tokens: list[Token], start: int) -> tuple[list[Token], list[list[Token
     return header, rows, index
 
 
+def _unbreakable_width(header: list[Token], rows: list[list[Token]]) -> int:
+    """The sum over the columns of each column's longest word, in characters."""
+    widest = [0] * len(header)
+    for row in [header, *rows]:
+        for column, cell in enumerate(row[:len(widest)]):
+            words = cell.content.replace("\\", "").split()
+            widest[column] = max(widest[column], max((len(word) for word in words), default=0))
+    return sum(widest)
+
+
 def stack_wide_tables(tokens: list[Token]) -> list[Token]:
     """A new token list for the HTML part: each table wider than MAX_TABLE_COLUMNS replaced by one
     STACKED_TABLE token (meta: header, rows of inline tokens). The given list is not changed."""
@@ -48,7 +62,7 @@ def stack_wide_tables(tokens: list[Token]) -> list[Token]:
         token = tokens[index]
         if token.type == "table_open":
             header, rows, close = _rows(tokens, index)
-            if len(header) > MAX_TABLE_COLUMNS:
+            if len(header) > MAX_TABLE_COLUMNS or _unbreakable_width(header, rows) > MAX_UNBREAKABLE_CHARS:
                 stacked = Token(STACKED_TABLE, "", 0, block=True, map=token.map)
                 stacked.meta = {"header": header, "rows": rows}
                 result.append(stacked)

@@ -21,8 +21,12 @@ from sources.registry import is_available
 __all__ = ["ChartCollector", "ChartSpec", "CHART_KINDS", "MAX_POINTS", "MAX_SERIES", "MAX_CHARTS_PER_REPORT"]
 
 CHART_KINDS = ("line", "bar", "column")
-# Drawn at 2x for sharp rendering on high-density screens; shown at CHART_WIDTH_PX CSS pixels.
-CHART_WIDTH_PX, CHART_HEIGHT_PX, CHART_SCALE = 568, 240, 2
+# Laid out for a phone: CHART_WIDTH_PX is the column at 375 px (the <img> width attribute, which Outlook
+# for Windows draws at), so text drawn at CHART_TEXT_PT is at least 11 CSS px there; wider screens show it
+# at that width too (never stretched, so its text stays the size it was drawn at). Drawn at 3x for sharp
+# rendering on high-density screens.
+CHART_WIDTH_PX, CHART_HEIGHT_PX, CHART_SCALE = 340, 220, 3
+CHART_TEXT_PT = 8.0  # 8 pt at 100 dpi per CSS px = 11.1 CSS px
 MAX_POINTS = 36
 MAX_SERIES = 4
 MAX_CHARTS_PER_REPORT = 8

@@ -20,6 +20,7 @@ from flows.core.period import parse_period
 from flows.delivery.outbox import OutboxBackend
 from flows.devtools.email_layout import browser, chromium_path, measure
 from flows.orchestrator.run import run_plain
+from flows.templating.charts import CHART_WIDTH_PX
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 if chromium_path() is None:
@@ -54,6 +55,21 @@ def test_at_375_px_without_the_style_block_nothing_overflows_and_no_short_word_b
         assert report.broken_words == [], f"{path.name}: words broken inside table cells: {report.broken_words[:5]}"
 
 
+def test_at_375_px_without_overflow_and_without_styles_no_table_spills_and_images_fit_the_column(previews, chromium):
+    """Outlook for Windows, Windows Mail and Outlook for Android ignore overflow and overflow-wrap: a wide
+    table would spill past the screen there. A table of more than 3 columns is drawn as stacked rows."""
+    column = 375 - 2 * 16 - 2  # the container's padding and border
+    for path in previews:
+        report = measure(chromium, path.read_text(encoding="utf-8"), width=375, styles=False, overflow=False,
+                         name=path.name)
+        assert report.scroll_width <= 375, f"{path.name}: page is {report.scroll_width} px wide"
+        assert report.spilling_tables == [], f"{path.name}: tables wider than the screen: {report.spilling_tables}"
+        for image in report.images:
+            # The width attribute is what Outlook for Windows draws at: it must fit the phone's column.
+            assert 0 < image["widthAttribute"] <= column, (path.name, image)
+            assert image["width"] <= column, (path.name, image)
+
+
 def test_at_600_px_with_styles_nothing_overflows_and_charts_load(previews, chromium):
     charts = 0
     for path in previews:
@@ -62,7 +78,7 @@ def test_at_600_px_with_styles_nothing_overflows_and_charts_load(previews, chrom
         assert report.broken_words == [], f"{path.name}: {report.broken_words[:5]}"
         for image in report.images:
             assert image["loaded"] and image["alt"], (path.name, image)
-            assert 400 <= image["width"] <= 568, (path.name, image)  # fills the column, never wider
+            assert image["width"] == image["widthAttribute"] == CHART_WIDTH_PX, (path.name, image)
         charts += len(report.images)
     assert charts >= 9
 
@@ -75,3 +91,9 @@ def test_the_measurement_catches_a_layout_that_overflows_and_breaks_words(chromi
               '<td>x</td></tr></table></body></html>')
     broken = measure(chromium, narrow, width=375, styles=False).broken_words
     assert [item["word"] for item in broken] == ["Severity"]
+    # A wide table in a scrolling box holds only where overflow works: without it, it spills.
+    boxed = ('<html><head><meta name="viewport" content="width=device-width, initial-scale=1"></head><body>'
+             '<div style="width:100%;overflow-x:auto"><table style="width:640px"><tr><td>Revenue'
+             '</td></tr></table></div></body></html>')
+    assert measure(chromium, boxed, width=375, styles=False).scroll_width <= 375
+    assert measure(chromium, boxed, width=375, styles=False, overflow=False).scroll_width > 375

@@ -18,6 +18,7 @@ from flows.delivery.outbox import OutboxBackend
 from flows.orchestrator.run import run_plain
 from flows.render.email import GMAIL_CLIP_BYTES
 from sources.catalogue import REGISTRY
+from flows.templating.charts import CHART_SCALE, CHART_WIDTH_PX
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 PORTFOLIO_ROLES = ("ceo", "cfo", "cto", "cmo", "accounting")
@@ -177,7 +178,7 @@ def test_charts_are_cid_images_with_alt_text_and_a_matching_related_part(outbox)
             data = part.get_content()
             assert data[:8] == b"\x89PNG\r\n\x1a\n"
             width = int.from_bytes(data[16:20], "big")
-            assert width == 2 * 568, "drawn at 2x the displayed width"
+            assert width == CHART_SCALE * CHART_WIDTH_PX, "drawn at 3x the width a phone shows"
         for tag in re.findall(r"<img[^>]*>", html_part.get_content()):
             alt = re.search(r'alt="([^"]+)"', tag)
             assert alt and len(alt.group(1)) > 30 and " chart, " in alt.group(1), tag
