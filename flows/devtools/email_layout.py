@@ -96,6 +96,15 @@ def chromium_path() -> str | None:
     return None
 
 
+_STYLE_ATTRIBUTE = re.compile(r'\sstyle="[^"]*"')
+
+
+def inline_style_share(html: str) -> float:
+    """The share of the HTML's bytes that are inline ``style`` attributes (premailer's output)."""
+    total = len(html.encode("utf-8"))
+    return sum(len(m.group(0).encode("utf-8")) for m in _STYLE_ATTRIBUTE.finditer(html)) / total if total else 0.0
+
+
 def without_overflow(html: str) -> str:
     """The email as a client that ignores ``overflow`` and ``overflow-wrap`` lays it out."""
     return _OVERFLOW_RULES.sub("", html)
@@ -171,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"file": path.name, "width": width, "styles": not args.strip_style,
                                   "scrollWidth": report.scroll_width, "broken": report.broken_words[:5],
                                   "spilling_tables": report.spilling_tables[:5], "images": len(report.images),
-                                  "phone_screens": report.phone_screens}))
+                                  "phone_screens": report.phone_screens, "html_kb": round(len(html.encode()) / 1024, 1),
+                                  "inline_style_share": round(inline_style_share(html), 3)}))
     return 1 if failed else 0
 
 

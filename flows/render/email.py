@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -203,7 +204,21 @@ class _AttributeProbe:
         self.attrib: dict[str, str] = {}
 
 
+_STYLE_ATTRIBUTE = re.compile(r'(\sstyle=")([^"]*)(")')
+
+
+def compact_styles(html: str) -> str:
+    """premailer writes "a:b; c:d"; the same declarations without the spaces after ";" and ":" are smaller
+    (inline styles are most of an email's HTML and Gmail clips an email at 102 KB)."""
+    return _STYLE_ATTRIBUTE.sub(lambda m: m.group(1) + re.sub(r"\s*([;:])\s*", r"\1", m.group(2)).rstrip(";")
+                                + m.group(3), html)
+
+
 def inline_css(html: str) -> str:
+    return compact_styles(_inline_css(html))
+
+
+def _inline_css(html: str) -> str:
     return _premailer_class()(
         html,
         allow_network=False,

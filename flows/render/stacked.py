@@ -81,8 +81,9 @@ def render_stacked_table(self, tokens, index, options, env) -> str:
     for row in meta["rows"]:
         cells = [self.renderInline(cell.children or [], options, env) for cell in row]
         title = cells[0] if cells else ""
-        pairs = [f'<span class="stack-label">{label}</span> {value}'
-                 for label, value in zip(labels[1:], cells[1:], strict=False) if value.strip()]
+        # "Label: value", the label in the text's own colour: a styled span per figure was a fifth of
+        # a brief's inline styles.
+        pairs = [f"{label}: {value}" for label, value in zip(labels[1:], cells[1:], strict=False) if value.strip()]
         blocks.append(f'<p class="stack-row"><strong>{title}</strong>'
                       + ("<br>" + " · ".join(pairs) if pairs else "") + "</p>")
     return '<div class="stacked">' + "".join(blocks) + "</div>\n"
