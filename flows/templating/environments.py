@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
+import sources.catalogue  # noqa: F401  (registers the sources' template helpers)
 from flows.templating.agenda import action, check_list, days_after, rank_checks
 from flows.templating.escape import aside, escape_markdown, footnote, lead
 from flows.templating.formatters import date, duration_ms, money, months, number, percent, percent_number
@@ -30,7 +31,6 @@ from flows.templating.tables import (
     totals_by,
     unavailable_in,
 )
-import sources.catalogue  # noqa: F401  (registers the sources' template helpers)
 from sources.registry import REGISTRY, is_available
 
 

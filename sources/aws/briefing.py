@@ -7,6 +7,7 @@ snapshot, after either is read."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -120,6 +121,15 @@ def _unavailable(name: str, source: Any) -> Unavailable:
                        getattr(source, "plain", ""))
 
 
+_GLUED_PREFIX = re.compile(r"^(Amazon|AWS)(?=[A-Z][a-z])")
+
+
+def service_words(name: str) -> str:
+    """A Cost Explorer service name as a reader writes it: "AmazonCloudWatch" -> "Amazon CloudWatch"
+    (Cost Explorer glues a few; "Amazon Simple Email Service" is kept as it is)."""
+    return _GLUED_PREFIX.sub(r"\1 ", name)
+
+
 def _costs(values: Mapping[str, Any]) -> dict[str, Any]:
     totals, by_service = values.get("aws.monthly_cost_total"), values.get("aws.monthly_cost_by_service")
     result: dict[str, Any] = {}
@@ -132,7 +142,8 @@ def _costs(values: Mapping[str, Any]) -> dict[str, Any]:
     if by_service is not None and is_available(by_service) and by_service:
         last = max(row["month"] for row in by_service)
         result["aws.cost_by_service_last_month"] = sorted(
-            (row for row in by_service if row["month"] == last), key=lambda row: -row["amount"])
+            ({**row, "service": service_words(row["service"])} for row in by_service if row["month"] == last),
+            key=lambda row: -row["amount"])
     else:
         result["aws.cost_by_service_last_month"] = [] if by_service is not None and is_available(by_service) else \
             _unavailable("aws.cost_by_service_last_month", by_service)

@@ -109,7 +109,7 @@ def dynamodb_findings(tables: list[dict[str, Any]], tenant: str) -> list[dict[st
     return [
         finding("medium", "dynamodb-no-point-in-time-recovery", f"dynamodb:{t['region']}:{t['name']}", tenant,
                 f"Table {t['name']} has point-in-time recovery off: a bad write or delete cannot be rolled back.",
-                "Enable point-in-time recovery (UpdateContinuousBackups).")
+                "Turn on point-in-time recovery for the table.")
         for t in tables if not t["point_in_time_recovery"]
     ]
 

@@ -70,6 +70,9 @@ METRICS = [
                "(rows: category, amount).", "table"),
     MetricSpec("finance.ledger_problems", "Ledger, chart and target rows left out under on_bad_row: skip, each "
                "with file, line, column and value.", "list"),
+    MetricSpec("finance.unreadable_rows", "The ledger rows left out under on_bad_row: skip, as the bookkeeper "
+               "finds them (rows: where = file:line, date, account, amount, memo, as written; why; account_known: "
+               "false when the account is not on the chart).", "table"),
     MetricSpec("finance.expense_audit", "Each expense category's last full month against its average over the "
                "months before (rows: category, this_month, average, change, change_percent, flagged).", "table"),
     MetricSpec("finance.largest_expenses", "The largest single expenses of the last full month "
@@ -153,14 +156,15 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
         for name in ("finance.unknown_accounts", "finance.account_totals"):
             result[name] = Unavailable(name, "sources.ledger.accounts (the chart of accounts) is not set")
 
-    entries, unknown = read_ledger(path, settings.get("sheet"), chart, policy)
+    unreadable: list[dict[str, Any]] = []
+    entries, unknown = read_ledger(path, settings.get("sheet"), chart, policy, unreadable)
     stale = freshness(entries, settings, context)
     if stale is not None:
         # Every figure needs the books up to the period end: all are unavailable, with the date as
         # the reason; only how far the data reaches and the row problems stay.
         return {**{spec.name: Unavailable(spec.name, stale.reason, stale.plain) for spec in METRICS},
                 "finance.data_through": max(e.date for e in entries) if entries else stale,
-                "finance.ledger_problems": policy.findings}
+                "finance.ledger_problems": policy.findings, "finance.unreadable_rows": unreadable}
     result["finance.data_through"] = max(e.date for e in entries)
     result.update(summarise(entries, opening, context.period_end))
     operating = operating_account_name(chart, settings) if chart is not None else None
@@ -184,5 +188,6 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
     result.update(evaluate_rules(settings.get("rules"), entries, result, context))
     result.pop(GROSS_MARGIN_EXACT, None)
     result["finance.ledger_problems"] = policy.findings
+    result["finance.unreadable_rows"] = unreadable
     result.update(briefing_figures(result, context.period_end, REGISTRY.labels, context.tenant_id))
     return result

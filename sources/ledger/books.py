@@ -40,7 +40,12 @@ class Entry:
 
 
 
-def read_ledger(path, sheet, chart, policy: BadRowPolicy) -> tuple[list[Entry], list[dict[str, Any]]]:
+def read_ledger(path, sheet, chart, policy: BadRowPolicy,
+                unreadable: list[dict[str, Any]] | None = None) -> tuple[list[Entry], list[dict[str, Any]]]:
+    """The ledger's entries and the accounts it uses that the chart lacks. A row left out under
+    ``on_bad_row: skip`` is added to ``unreadable`` as the bookkeeper finds it: where, date, account, amount,
+    memo, why, and whether its account is on the chart (a row left out only for its account is counted
+    once, as an unknown account)."""
     entries: list[Entry] = []
     unknown: dict[str, dict[str, Any]] = {}
     for line, row in read_rows(path, ["date", "account", "category", "amount", "memo"], sheet=sheet, policy=policy):
@@ -60,6 +65,11 @@ def read_ledger(path, sheet, chart, policy: BadRowPolicy) -> tuple[list[Entry], 
                                                        "first_seen": f"{path.name}:{line}"})
             seen["entries"] += 1
         if policy.reject(problems):
+            if unreadable is not None:
+                unreadable.append({"where": f"{path.name}:{line}", "date": row["date"], "account": row["account"],
+                                   "amount": row["amount"], "memo": row["memo"],
+                                   "why": "; ".join(f"{p.column} {p.message}" for p in problems),
+                                   "account_known": chart is None or row["account"] in chart})
             continue
         account = chart.get(row["account"]) if chart is not None else None
         entries.append(Entry(date, row["account"], row["category"] or UNCATEGORISED, amount, row["memo"],

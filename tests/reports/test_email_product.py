@@ -17,8 +17,8 @@ from flows.core.period import parse_period
 from flows.delivery.outbox import OutboxBackend
 from flows.orchestrator.run import run_plain
 from flows.render.email import GMAIL_CLIP_BYTES
-from sources.catalogue import REGISTRY
 from flows.templating.charts import CHART_SCALE, CHART_WIDTH_PX
+from sources.catalogue import REGISTRY
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 PORTFOLIO_ROLES = ("ceo", "cfo", "cto", "cmo", "accounting")

@@ -100,7 +100,13 @@ def test_the_faster_css_inlining_gives_premailers_own_output():
     from markupsafe import Markup
     from premailer import Premailer
 
-    from flows.render.email import DEFAULT_THEME_DIR, _layout_environment, _theme_css, compact_styles, inline_css
+    from flows.render.email import (
+        DEFAULT_THEME_DIR,
+        _layout_environment,
+        _theme_css,
+        compact_styles,
+        inline_css,
+    )
     from flows.render.markdown import markdown_to_html
     from flows.templating.charts import make_spec
 
