@@ -100,13 +100,14 @@ class ActionCollector:
         return agenda(checks, *more, empty=empty, limit=limit, write=self.action)
 
     def decisions(self, checks: Any, *more: Any, n: int = 3, empty: str = "No decision needed this week.",
-                  rest: str = "") -> MarkdownSafe:
+                  rest: str = "", entity_names: bool | None = None) -> MarkdownSafe:
         """The few decisions needed: the ``n`` most urgent agenda items (fired checks, then ``todos``), each
         with its owner role and due date, then "and K more" (``rest`` says where they are). Only the ``n``
-        shown are recorded as actions; in a portfolio brief each names its entity."""
+        shown are recorded as actions; in a portfolio brief each names its entity (``entity_names=false``
+        under a heading that already names it)."""
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10:
             raise ValueError(f"decisions(): n must be a whole number from 1 to 10, got {n!r}")
-        items = agenda_entries(checks, *more, name_entities=self.portfolio)
+        items = agenda_entries(checks, *more, name_entities=self.portfolio if entity_names is None else entity_names)
         if not items:
             return MarkdownSafe(escape_markdown(empty)) if empty else MarkdownSafe("")
         lines = [self.action(*item) for item in items[:n]]

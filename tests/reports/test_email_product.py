@@ -230,8 +230,8 @@ def test_every_portfolio_report_of_100_entities_stays_under_gmails_clip(tmp_path
     sizes = {key: email_.html_bytes for key, email_ in rendered.items()}
     assert set(sizes) == {f"portfolio-{role}" for role in PORTFOLIO_ROLES}
     for key, size in sizes.items():
-        assert size <= GMAIL_CLIP_BYTES, f"{key}: {size / 1024:.0f} KB"
+        assert size <= 80 * 1024 < GMAIL_CLIP_BYTES, f"{key}: {size / 1024:.0f} KB"  # room under Gmail's clip
     # Summary first: the 100 entities are ranked and cut, not listed in full.
     ceo = rendered["portfolio-ceo"].markdown
     assert "*and 90 more entities*" in ceo
-    assert sum(1 for line in ceo.splitlines() if line.startswith("### ")) == 5  # agenda for the top 5
+    assert sum(1 for line in ceo.splitlines() if line.startswith("### ")) == 3  # agenda for the top 3

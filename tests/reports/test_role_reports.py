@@ -107,10 +107,18 @@ def test_each_report_has_its_required_sections(rendered, role, headings):
 
 def test_portfolio_reports_have_a_section_per_entity(rendered):
     names = ("JADA", "QueenofSanDiego", "QuickDumpNow", "DangerousCentaur")
-    for role in ("ceo", "cfo", "cto", "cmo", "accounting"):
+    for role in ("cfo", "cmo", "accounting"):
         lines = rendered[f"portfolio-{role}"].markdown.splitlines()
         for name in names:
             assert any(line.startswith("#") and line.split(" ", 1)[1].startswith(name) for line in lines), (role, name)
+    # The CEO and CTO briefs give their detail to the 3 entities needing the most attention and rank every
+    # entity in a table.
+    for role in ("ceo", "cto"):
+        lines = rendered[f"portfolio-{role}"].markdown.splitlines()
+        assert sum(1 for line in lines if line.startswith("## ") or line.startswith("### ")
+                   if any(line.split(" ", 1)[1] == name for name in names)) == 3, role
+        for name in names:
+            assert any(line.startswith(f"| {name}") for line in lines), (role, name)
 
 
 # ---- CEO ------------------------------------------------------------------------------------------
@@ -251,7 +259,7 @@ def test_ceo_balance_sheet_cash_is_the_ledgers_cash_at_the_close_and_equity_reco
 def test_ceo_agenda_items_are_structured_actions_with_priority_due_and_owner(run):
     summary, _ = run
     ceo = [a for a in summary["actions"] if a["report"] == "ceo"]
-    assert {a["tenant"] for a in ceo} == set(TENANTS)
+    assert len({a["tenant"] for a in ceo}) >= 3 and {a["tenant"] for a in ceo} <= set(TENANTS)  # the top 3
     assert {a["priority"] for a in ceo} <= {"critical", "high", "medium", "low"}
     assert all(a["due"] and a["owner"] for a in ceo)
     # Counted from the send date (Mon Nov 23): nothing is due before the reader gets it, nothing past 30 days.
