@@ -92,7 +92,10 @@ def _render_component(self, tokens, index, options, env) -> str:
 
 
 def _render_table_open(self, tokens, index, options, env) -> str:
-    # A wide table scrolls inside its own box on a phone; the page itself never gets wider.
+    # A wide table scrolls inside its own box on a phone; the page itself never gets wider. The cells'
+    # padding is the table's cellpadding attribute, not a style repeated on every cell.
+    tokens[index].attrSet("cellpadding", "4")
+    tokens[index].attrSet("cellspacing", "0")
     return '<div class="table-scroll">' + self.renderToken(tokens, index, options, env)
 
 
