@@ -18,6 +18,7 @@ from flows.templating.sandbox import LimitedSandbox
 from flows.templating.tables import (
     bullet_list,
     count,
+    how_many,
     label,
     more,
     names,
@@ -56,7 +57,7 @@ def environment() -> SandboxedEnvironment:
                        rule_name=rule_name, label=label)
     env.tests["available"] = is_available
     env.globals["rank_checks"] = rank_checks  # kept apart from the update() above to keep merges clean
-    env.globals.update(check_list=check_list, aside=aside, footnote=footnote, lead=lead)
+    env.globals.update(check_list=check_list, aside=aside, footnote=footnote, lead=lead, how_many=how_many)
     # Helpers a source registers for figures worked from several sources (REGISTRY.add_helper).
     env.globals.update(REGISTRY.helpers)
     return env

@@ -313,6 +313,22 @@ def count(rows: Any, path: str) -> int:
     return result
 
 
+def how_many(rows: Any, path: str, below: Any = None, above: Any = None) -> int:
+    """How many rows have an available figure under ``below`` (or over ``above``): the distribution a
+    portfolio headline gives at scale, "{{ how_many(tenants, "finance.runway_months", below=6) }} of
+    {{ tenants | length }} entities have under 6 months of runway"."""
+    if (below is None) == (above is None):
+        raise ValueError("how_many(): give one of below= or above=")
+    count_ = 0
+    for row in rows or []:
+        value = strict_lookup(row, path, "how_many")
+        if value is None or not is_available(value) or isinstance(value, bool):
+            continue
+        if (below is not None and value < below) or (above is not None and value > above):
+            count_ += 1
+    return count_
+
+
 def unavailable_in(rows: Any, *paths: str) -> list[Any]:
     """The rows for which any of ``paths`` is unavailable, e.g. for "the totals leave out ..."."""
     return [row for row in rows or []

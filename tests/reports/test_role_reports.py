@@ -137,6 +137,13 @@ def test_ceo_totals_equal_the_sum_of_the_entities_metrics(rendered, metrics):
         assert months(metrics[tenant]["finance.runway_months"]) in text
 
 
+def test_cfo_headline_says_how_many_entities_have_under_6_months_of_runway(rendered, metrics):
+    under = sum(1 for t in TENANTS if metrics[t]["finance.runway_months"] < 6)
+    assert under == 1  # DangerousCentaur's 4.6 months
+    assert "**1 of 4 entities** has under 6 months of runway." in rendered["portfolio-cfo"].markdown
+    assert " across 4 entities; **1** of them under 6 months of runway." in rendered["portfolio-ceo"].markdown
+
+
 def test_ceo_jada_cash_matches_the_ledger_file_worked_by_hand(rendered):
     # opening balance 48,000 (portfolio.yaml) plus every entry up to the end of 2026-W47 (Nov 22)
     entries = sum(Decimal(r["amount"]) for r in ledger_rows("jada") if r["date"] <= "2026-11-22")

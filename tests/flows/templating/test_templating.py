@@ -237,3 +237,14 @@ def test_decisions_record_only_the_ones_shown_and_name_their_entity_in_a_portfol
     one = ActionCollector()
     one.decisions(checks[:1], n=3)
     assert [a.text for a in one.actions] == ["Fix 0"]  # a one-entity brief does not repeat its name
+
+
+def test_how_many_counts_available_figures_past_a_threshold():
+    from flows.templating.tables import how_many
+
+    tenants = [{"f": {"runway": 4.6}}, {"f": {"runway": 7.5}}, {"f": {"runway": Unavailable("f.runway", "x")}},
+               {"f": {"runway": 5.99}}]
+    assert how_many(tenants, "f.runway", below=6) == 2  # the unavailable one is not counted as under
+    assert how_many(tenants, "f.runway", above=7) == 1
+    with pytest.raises(ValueError, match="give one of below= or above="):
+        how_many(tenants, "f.runway")
