@@ -116,7 +116,7 @@ def test_a_security_check_names_the_finding_not_only_a_count():
     messages = {c["id"] + "/" + c["tenant"]: c["message"] for c in summary["checks"] if c["report"] == "cto"}
     # aws-snapshot.json: DangerousCentaur's one critical finding is its uploads bucket's "*" policy.
     assert messages["critical-findings/dangerouscentaur"] == (
-        'DangerousCentaur (critical): The policy of bucket dangerouscentaur-media-uploads allows Principal "*" with '
+        'DangerousCentaur: The policy of bucket dangerouscentaur-media-uploads allows Principal "*" with '
         "no condition: anyone on the internet has the granted actions.")
     # JADA has two high findings: the first is named, the other counted.
     assert messages["high-findings/jada"].endswith("anyone can call it (and 1 more high finding).")
