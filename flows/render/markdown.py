@@ -59,7 +59,21 @@ def markdown_parser() -> MarkdownIt:
     md.add_render_rule("table_close", _render_table_close)
     md.add_render_rule("image", _render_image)
     md.add_render_rule(STACKED_TABLE, render_stacked_table)
+    md.add_render_rule("td_open", _render_cell_open)
+    md.add_render_rule("th_open", _render_cell_open)
     return md
+
+
+def _render_cell_open(self, tokens, index, options, env) -> str:
+    """A cell's alignment as the align and valign attributes every mail client reads, not a style on
+    each cell (inline styles are most of an email's HTML)."""
+    token = tokens[index]
+    style = token.attrGet("style") or ""
+    if style.startswith("text-align:"):
+        token.attrs.pop("style", None)
+        token.attrSet("align", style.split(":", 1)[1].strip())
+    token.attrSet("valign", "top" if token.tag == "td" else "bottom")
+    return self.renderToken(tokens, index, options, env)
 
 
 def components_plugin(md: MarkdownIt) -> None:

@@ -50,18 +50,18 @@ class KpiStrip:
             detail = []
             if kpi.change:
                 colour = NEUTRAL_COLOUR if kpi.good is None else GOOD_COLOUR if kpi.good else BAD_COLOUR
-                detail.append(f'<span style="color:{colour};font-weight:bold">{_text(kpi.change)}</span>')
+                detail.append(f'<b style="color:{colour}">{_text(kpi.change)}</b>')
             for extra in (kpi.target, kpi.note):
                 if extra:
                     detail.append(_text(extra))
             cells.append(
-                '<td width="50%" valign="top" style="padding:8px 8px 8px 0;border-bottom:1px solid #e5e7eb">'
-                f'<div style="font-size:13px;color:{NEUTRAL_COLOUR}">{_text(kpi.label)}</div>'
-                f'<div style="font-size:21px;font-weight:bold;color:#111827;line-height:1.3">{_text(kpi.value)}</div>'
-                + (f'<div style="font-size:13px;color:{NEUTRAL_COLOUR}">{"<br>".join(detail)}</div>' if detail else "")
+                '<td width="50%" valign="top" style="padding:8px 8px 8px 0;border-bottom:1px solid #eee">'
+                f'<span style="font-size:13px;color:{NEUTRAL_COLOUR}">{_text(kpi.label)}</span><br>'
+                f'<b style="font-size:21px;line-height:1.4">{_text(kpi.value)}</b>'
+                + (f'<br><span style="font-size:13px;color:{NEUTRAL_COLOUR}">{"<br>".join(detail)}</span>' if detail else "")
                 + "</td>")
         if len(cells) % 2:
-            cells.append('<td width="50%" style="border-bottom:1px solid #e5e7eb"></td>')
+            cells.append('<td width="50%" style="border-bottom:1px solid #eee"></td>')
         rows = ["<tr>" + cells[i] + cells[i + 1] + "</tr>" for i in range(0, len(cells), 2)]
         return ('<table class="kpi-strip" role="presentation" width="100%" cellpadding="0" cellspacing="0" '
                 'style="border-collapse:collapse;margin:0 0 16px 0;table-layout:fixed">' + "".join(rows) + "</table>\n")

@@ -15,6 +15,7 @@ from bench.synthetic import make_portfolio
 from flows.core.config import load_config
 from flows.core.period import parse_period
 from flows.delivery.outbox import OutboxBackend
+from flows.devtools.email_layout import inline_style_share
 from flows.orchestrator.run import run_plain
 from flows.render.email import GMAIL_CLIP_BYTES
 from flows.templating.charts import CHART_SCALE, CHART_WIDTH_PX
@@ -231,6 +232,9 @@ def test_every_portfolio_report_of_100_entities_stays_under_gmails_clip(tmp_path
     assert set(sizes) == {f"portfolio-{role}" for role in PORTFOLIO_ROLES}
     for key, size in sizes.items():
         assert size <= 80 * 1024 < GMAIL_CLIP_BYTES, f"{key}: {size / 1024:.0f} KB"  # room under Gmail's clip
+        # Inline styles (premailer's output) are at most a third of the HTML: the rest is the brief.
+        share = inline_style_share(rendered[key].html)
+        assert share <= 0.35, f"{key}: inline styles are {share:.0%} of the HTML"
     # Summary first: the 100 entities are ranked and cut, not listed in full.
     ceo = rendered["portfolio-ceo"].markdown
     assert "*and 90 more entities*" in ceo

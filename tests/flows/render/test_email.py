@@ -37,11 +37,13 @@ def test_raw_html_written_in_a_template_is_shown_as_text():
 
 
 def test_css_is_inlined_and_the_layout_needs_no_media_queries():
-    rendered = render_email("| a | b |\n|---|---|\n| 1 | 2 |\n", "s", title="t", footer="f")
+    rendered = render_email("| a | b |\n|---|---:|\n| 1 | 2 |\n", "s", title="t", footer="f")
     head, body = rendered.html.split("</head>", 1)
     # Gmail's mobile webmail and Outlook ignore @media: the layout is fluid on inline styles alone.
     assert "@media" not in rendered.html
-    assert '<td style="' in body
+    assert re.search(r'<td [^>]*style="', body)
+    # Alignment as attributes every client reads, not a style repeated on every cell.
+    assert re.search(r'<td align="right" valign="top"', body) and "text-align:right" not in body.split("<td", 1)[1]
     assert "max-width:600px" in body.replace(" ", "")
     assert "<style" not in body
     # A wide table scrolls inside its own box instead of widening the page.
