@@ -63,14 +63,16 @@ def role_title(role: Any) -> str:
     return ROLE_TITLES.get(slug) or slug.replace("-", " ").replace("_", " ").capitalize()
 
 
-def action_line(item: Action) -> str:
+def action_line(item: Action, entity: str = "") -> str:
     """The task-list line an executive reads: text, then who owns it, its priority and due date
-    ("- [ ] Close the public bucket — CTO, high priority, due Dec 6, 2026")."""
+    ("- [ ] Close the public bucket — CTO, high priority, due Dec 6, 2026"); ``entity`` in front of the
+    text where the line must name whose it is ("JADA: Close the public bucket ...")."""
     parts = [role_title(item.owner)] if item.owner else []
     parts.append(f"{item.priority} priority")
     if item.due:
         parts.append(f"due {dt.date.fromisoformat(item.due):%b %-d, %Y}")
-    return f"- [ ] {escape_plain(item.text)} — {', '.join(parts)}"
+    shown = f"{entity}: {item.text}" if entity else item.text
+    return f"- [ ] {escape_plain(shown)} — {', '.join(parts)}"
 
 
 def action(text: Any, priority: str = "medium", due: Any = None, owner: str | None = None,
@@ -91,10 +93,16 @@ class ActionCollector:
         self.portfolio = portfolio  # a portfolio brief: its decisions name their entity
 
     def action(self, text: Any, priority: str = "medium", due: Any = None, owner: str | None = None,
-               tenant: Any = None) -> MarkdownSafe:
+               tenant: Any = None, entity: str = "") -> MarkdownSafe:
+        """Record the item (once: the same item listed twice, in the decisions and again in an agenda, is
+        one action) and write its line."""
         item = make_action(text, priority, due, owner, tenant)
-        self.actions.append(item)
-        return MarkdownSafe(f"{action_line(item)}![]({ACTION_SRC_PREFIX}{len(self.actions) - 1})")
+        if item in self.actions:
+            number = self.actions.index(item)
+        else:
+            self.actions.append(item)
+            number = len(self.actions) - 1
+        return MarkdownSafe(f"{action_line(item, entity)}![]({ACTION_SRC_PREFIX}{number})")
 
     def agenda(self, checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | None = None) -> MarkdownSafe:
         return agenda(checks, *more, empty=empty, limit=limit, write=self.action)
@@ -107,10 +115,13 @@ class ActionCollector:
         under a heading that already names it)."""
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10:
             raise ValueError(f"decisions(): n must be a whole number from 1 to 10, got {n!r}")
-        items = agenda_entries(checks, *more, name_entities=self.portfolio if entity_names is None else entity_names)
+        named = self.portfolio if entity_names is None else entity_names
+        items = agenda_entries(checks, *more)
         if not items:
             return MarkdownSafe(escape_markdown(empty)) if empty else MarkdownSafe("")
-        lines = [self.action(*item) for item in items[:n]]
+        lines = [self.action(text, priority, due, owner, tenant,
+                             entity=name if named and name and name not in text else "")
+                 for text, priority, due, owner, tenant, name in items[:n]]
         if len(items) > n:
             left = len(items) - n
             lines.append(f"- *and {left:,} more{(' ' + escape_markdown(rest)) if rest else ''}*")
@@ -156,23 +167,19 @@ def agenda_items(rows: Any, text: str, priority: str, due_in_days: int, owner: s
     return items
 
 
-def agenda_entries(checks: Any, *more: Any, name_entities: bool = False) -> list[tuple]:
+def agenda_entries(checks: Any, *more: Any) -> list[tuple]:
     """The agenda's items most urgent first (critical, high, medium, low; checks before other items of the
-    same priority): (text, priority, due, owner, tenant). ``name_entities``: a fired check's text starts
-    with its entity's name unless it already says it (a portfolio brief's decisions list many entities)."""
+    same priority): (text, priority, due, owner, tenant, entity name: a fired check's, else "")."""
     items = []
     for check in checks if is_available(checks) else []:
         priority = "low" if check["severity"] == "info" else check["severity"]
-        text = check.get("fix") or check["message"]
-        name = check.get("tenant_name") or ""
-        if name_entities and name and name not in text:
-            text = f"{name}: {text}"
-        items.append((ACTION_PRIORITIES.index(priority), 0, text, priority,
-                      check.get("due") or None, check.get("owner") or None, check.get("tenant") or None))
+        items.append((ACTION_PRIORITIES.index(priority), 0, check.get("fix") or check["message"], priority,
+                      check.get("due") or None, check.get("owner") or None, check.get("tenant") or None,
+                      check.get("tenant_name") or ""))
     for rank, extra in enumerate(more, start=1):
         for item in extra or []:
             items.append((ACTION_PRIORITIES.index(item["priority"]), rank, item["fix"], item["priority"],
-                          item["due"], item["owner"], item.get("tenant") or None))
+                          item["due"], item["owner"], item.get("tenant") or None, ""))
     items.sort(key=lambda item: item[:2])  # stable: the order within a group is kept
     return [item[2:] for item in items]
 
@@ -188,7 +195,7 @@ def agenda(checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | N
     if not items:
         return MarkdownSafe(escape_markdown(empty)) if empty else MarkdownSafe("")
     return MarkdownSafe("\n".join(write(text, priority, due, owner, tenant)
-                                  for text, priority, due, owner, tenant in items))
+                                  for text, priority, due, owner, tenant, _ in items))
 
 
 def rank_checks(checks: Any, n: int = 8, impact: Iterable[str] = (), entities: Any = None) -> TopRows:

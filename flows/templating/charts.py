@@ -5,7 +5,6 @@ stage's (``flows.render.charts``), so a template never touches matplotlib."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -14,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from flows.templating.escape import MarkdownSafe, escape_markdown
-from flows.templating.formatters import money, number, percent
+from flows.templating.formatters import money, month, number, percent
 from sources.registry import is_available
 
 # What report templates call (the helper reference in the docs lists these).
@@ -114,8 +113,8 @@ def month_labels(labels: list[str]) -> list[str]:
     on each January ("May 2026", "Jun", ..., "Jan 2027"). Other labels are kept as they are."""
     if not labels or not all(_MONTH_KEY.match(label) for label in labels):
         return labels
-    days = [dt.date.fromisoformat(label + "-01") for label in labels]
-    return [f"{day:%b %Y}" if index == 0 or day.month == 1 else f"{day:%b}" for index, day in enumerate(days)]
+    return [month(label) if index == 0 or label.endswith("-01") else month(label).split(" ", 1)[0]
+            for index, label in enumerate(labels)]
 
 
 def make_spec(kind: str, title: str, rows: Any = None, x: str | None = None, y: Any = None,

@@ -233,7 +233,11 @@ def test_decisions_record_only_the_ones_shown_and_name_their_entity_in_a_portfol
     assert text.splitlines()[0].startswith("- [ ] QDN: Fix 1 — CFO, critical priority, due Dec 10, 2026")
     assert text.splitlines()[1].startswith("- [ ] JADA: Fix 0 — CFO, high priority")
     assert text.splitlines()[2] == "- *and 2 more below*"
-    assert [a.text for a in portfolio.actions] == ["QDN: Fix 1", "JADA: Fix 0"]  # the two not shown are not handed off
+    # The two not shown are not handed off; each recorded action is the item itself, its entity its tenant.
+    assert [(a.text, a.tenant) for a in portfolio.actions] == [("Fix 1", "qdn"), ("Fix 0", "jada")]
+    # Listed again further down (an entity's agenda), an item is still one action.
+    portfolio.decisions(checks[:1], n=1, entity_names=False)
+    assert len(portfolio.actions) == 2
     one = ActionCollector()
     one.decisions(checks[:1], n=3)
     assert [a.text for a in one.actions] == ["Fix 0"]  # a one-entity brief does not repeat its name
