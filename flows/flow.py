@@ -262,7 +262,8 @@ def _alert_operations(flow, flow_run, state) -> None:
         name = readable_run_name(flow_run.parameters, flow_run.deployment_id is not None)
         alert = build_alert_email(config, run_name=name, state_name=state.name,
                                   state_message=state.message or "", run_url=run_url(flow_run.id), summary=summary,
-                                  period=run_period_label(config, flow_run.parameters, flow_run.expected_start_time))
+                                  period=run_period_label(config, flow_run.parameters, flow_run.expected_start_time,
+                                                          flow_run.deployment_id is not None))
         location = send_to_operations(config, alert, (summary or {}).get("run"), name)
         log.warning("run %s ended %s: alert for %s at %s", name, state.name, ", ".join(alert.to), location)
     except Exception as exc:  # an alert that cannot be sent must not hide the original failure

@@ -243,8 +243,9 @@ def _has_formulas(data: bytes) -> bool:
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return any(b"<f>" in archive.read(name) or b"<f " in archive.read(name)
-                       for name in archive.namelist() if name.startswith("xl/worksheets/") and name.endswith(".xml"))
+            return any(b"<f>" in sheet or b"<f " in sheet
+                       for name in archive.namelist() if name.startswith("xl/worksheets/") and name.endswith(".xml")
+                       for sheet in (archive.read(name),))
     except (zipfile.BadZipFile, KeyError, OSError):
         return False
 

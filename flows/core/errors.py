@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sources.errors import ReportError, SourceError
 
@@ -52,39 +53,38 @@ class UsageError(ConfigurationError):
     """A command's argument or setting is wrong: found before anything started, exit status 2."""
 
 
-class RunFailures(ReportError):
-    """A run that delivered what it could and failed the rest: the data of its Failed state.
+class FailedStateData(ReportError):
+    """Data carried by a Failed Prefect state. Prefect resolves a Failed state's data into an exception (a
+    dict there makes its engine log a TypeError carrying the whole payload), so the payload travels inside
+    this exception; its text and repr are the short message only, so logs and tracebacks never carry the
+    payload's addresses. ``args`` is (message, payload), so it pickles as it is."""
 
-    Prefect resolves a Failed state's data into an exception (a dict there makes its engine log a
-    TypeError carrying the whole summary), so the summary travels inside this exception; its text and
-    repr are the short message only, so logs and tracebacks never carry the summary's addresses."""
+    def __init__(self, message: str, payload: Any):
+        super().__init__(message, payload)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class RunFailures(FailedStateData):
+    """A run that delivered what it could and failed the rest: the data of its Failed state."""
 
     def __init__(self, message: str, summary: dict):
         super().__init__(message, summary)
-        self.message = message
         self.summary = summary
 
-    def __str__(self) -> str:
-        return self.message
 
-    def __repr__(self) -> str:
-        return f"RunFailures({self.message!r})"
-
-
-class ReportsFailed(ReportError):
+class ReportsFailed(FailedStateData):
     """The data of a Failed role task: some of its reports failed, and the flow still needs every report's
-    outcome (the sent ones too). Like RunFailures, its text is the short message only."""
+    outcome (the sent ones too)."""
 
     def __init__(self, message: str, results: list):
         super().__init__(message, results)
-        self.message = message
         self.results = results
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __repr__(self) -> str:
-        return f"ReportsFailed({self.message!r})"
 
 
 class TemplateLimitError(RenderError):

@@ -82,11 +82,13 @@ def preflight_delivery(config, delivery: str | None) -> None:
     from flows.core.errors import ConfigurationError, DeliveryError, UsageError
     from flows.delivery import get_backend, with_backend
 
+    name = delivery or "the delivery backend"
     try:
         backend = get_backend(with_backend(config, delivery), "preflight")
+        name = backend.name
         backend.preflight()
     except DeliveryError as exc:
-        todo = (f"check that {backend.name.upper()} is reachable from this machine and its settings (see "
+        todo = (f"check that {name.upper()} is reachable from this machine and its settings (see "
                 "docs/delivery.md)" if "cannot reach" in str(exc) else "fix that and run again")
         raise DeliveryError(f"{exc} (no run was started: {todo}, or run with --delivery outbox or --dry-run)"
                             ) from None

@@ -22,9 +22,11 @@ def operations_recipient(config: PortfolioConfig) -> str:
     return address
 
 
-def run_period_label(config: PortfolioConfig, parameters: dict[str, Any], scheduled: dt.datetime | None) -> str:
+def run_period_label(config: PortfolioConfig, parameters: dict[str, Any], scheduled: dt.datetime | None,
+                     from_deployment: bool = False) -> str:
     """The period a run reports on, from its parameters and scheduled time alone: a crashed run left no
-    summary to read it from, and its alert is sent without the run's context."""
+    summary to read it from, and its alert is sent without the run's context. As for the run itself
+    (``flows.flow.run_period``), ``default_period`` applies to local runs only, never to a deployment's."""
     from zoneinfo import ZoneInfo
 
     from flows.core.errors import ReportError
@@ -32,7 +34,8 @@ def run_period_label(config: PortfolioConfig, parameters: dict[str, Any], schedu
 
     try:
         reference = (scheduled or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(config.portfolio.timezone)).date()
-        return resolve_period(parameters.get("period") or config.portfolio.default_period,
+        default = None if from_deployment else config.portfolio.default_period
+        return resolve_period(parameters.get("period") or default,
                               parameters.get("period_kind") or config.portfolio.period_kind, reference).label
     except ReportError:
         return str(parameters.get("period") or "")

@@ -25,3 +25,14 @@ def test_a_crashed_runs_alert_names_the_period_from_its_parameters_and_schedule(
     without = build_alert_email(sample_config, run_name="r", state_name="Crashed", state_message="", run_url=None,
                                 summary=None)
     assert without.period == "unknown"  # only when nothing says which period it was
+
+
+def test_a_crashed_deployment_runs_alert_names_the_period_its_schedule_implies_not_the_snapshots():
+    from flows.core.config import load_config
+    from tests.conftest import SAMPLE_CONFIG
+
+    config = load_config(SAMPLE_CONFIG)  # default_period: 2026-W47, the sample snapshot's week
+    scheduled = dt.datetime(2026, 12, 7, 8, 0, tzinfo=dt.UTC)  # Monday Dec 7: the week before is 2026-W49
+    assert run_period_label(config, {}, scheduled) == "2026-W47"  # a local run reports on the snapshot
+    assert run_period_label(config, {}, scheduled, from_deployment=True) == "2026-W49"
+    assert run_period_label(config, {"period": "2026-W40"}, scheduled, from_deployment=True) == "2026-W40"
