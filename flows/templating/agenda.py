@@ -104,8 +104,9 @@ class ActionCollector:
             number = len(self.actions) - 1
         return MarkdownSafe(f"{action_line(item, entity)}![]({ACTION_SRC_PREFIX}{number})")
 
-    def agenda(self, checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | None = None) -> MarkdownSafe:
-        return agenda(checks, *more, empty=empty, limit=limit, write=self.action)
+    def agenda(self, checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | None = None,
+               skip: int = 0) -> MarkdownSafe:
+        return agenda(checks, *more, empty=empty, limit=limit, skip=skip, write=self.action)
 
     def decisions(self, checks: Any, *more: Any, n: int = 3, empty: str = "No decision needed this week.",
                   rest: str = "", entity_names: bool | None = None) -> MarkdownSafe:
@@ -184,12 +185,16 @@ def agenda_entries(checks: Any, *more: Any) -> list[tuple]:
     return [item[2:] for item in items]
 
 
-def agenda(checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | None = None,
+def agenda(checks: Any, *more: Any, empty: str = "Nothing open.", limit: int | None = None, skip: int = 0,
            write: Any = action) -> MarkdownSafe:
     """The agenda of fired checks (their ``fix``, ``owner`` and due date from the front matter) plus any
     ``todos(...)``, most urgent first (critical, high, medium, low; checks before other items of the same
-    priority), as task-list lines the run turns into structured actions."""
-    items = agenda_entries(checks, *more)
+    priority), as task-list lines the run turns into structured actions. ``skip``: leave out the first
+    items, those a ``decisions(..., n=skip)`` over the same checks and todos already shows above, so no
+    line is written twice."""
+    if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
+        raise ValueError(f"agenda(): skip must be a whole number >= 0, got {skip!r}")
+    items = agenda_entries(checks, *more)[skip:]
     if limit is not None:
         items = items[:limit]
     if not items:
@@ -223,12 +228,33 @@ def rank_checks(checks: Any, n: int = 8, impact: Iterable[str] = (), entities: A
     for check in rows[n:]:
         group = groups.setdefault(check["id"], {"id": check["id"], "severity": check["severity"],
                                                 "fix": check.get("fix") or check["message"], "entities": [],
-                                                "count": 0})
+                                                "count": 0, "owner": check.get("owner") or ""})
         group["count"] += 1
         if check["tenant_name"] not in group["entities"]:
             group["entities"].append(check["tenant_name"])
     shown.rest = list(groups.values())
+    shown.rest_by_owner = rest_by_owner(shown.rest)
     return shown
+
+
+def rest_by_owner(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How many of the checks left out each owner role has, most first: {owner, count, words} with words
+    like "5 for the CFO", so a brief can list its own role's items and route the rest in one line."""
+    counts: dict[str, int] = {}
+    for group in groups:
+        counts[group["owner"]] = counts.get(group["owner"], 0) + group["count"]
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], role_title(item[0])))
+    return [{"owner": owner, "count": count, "words": f"{count:,} for {owner_words(owner)}"} for owner, count in ranked]
+
+
+def owner_words(owner: str) -> str:
+    """"the CFO", "the general manager", "accounting", "no one named" (a check without an owner)."""
+    if not owner:
+        return "no one named"
+    title = role_title(owner)
+    if owner == "accounting":
+        return "accounting"
+    return f"the {title if title.isupper() else title.lower()}"
 
 
 def check_list(checks: Any, n: int = 10, empty: str = "None this week.", more_text: str = "more",

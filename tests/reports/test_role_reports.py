@@ -88,8 +88,8 @@ def test_the_check_command_passes_on_the_sample_portfolio(capsys):
 
 
 @pytest.mark.parametrize(("role", "headings"), [
-    ("ceo", ["## Asset inventory", "## Critical shortfalls, most severe first", "## Missing KPIs",
-             "## 30-day agenda"]),
+    ("ceo", ["## Needs a decision", "## Growth: funnel, CAC and churn", "## Balance sheet and equity",
+             "## Critical shortfalls, most severe first", "## Missing KPIs"]),
     ("cto", ["## Security gaps", "## 10 engineering actions", "## AWS cost", "## CI/CD", "### Stack by domain",
              "### Security findings", "### Cost by service, last full month"]),
     ("cfo", ["# Cash and runway, Nov 16–22, 2026", "## Needs a decision", "## Capital deployment: where the next dollar goes",
@@ -111,14 +111,18 @@ def test_portfolio_reports_have_a_section_per_entity(rendered):
         lines = rendered[f"portfolio-{role}"].markdown.splitlines()
         for name in names:
             assert any(line.startswith("#") and line.split(" ", 1)[1].startswith(name) for line in lines), (role, name)
-    # The CEO and CTO briefs give their detail to the 3 entities needing the most attention and rank every
-    # entity in a table.
-    for role in ("ceo", "cto"):
+    # The CTO brief gives its detail to the 3 entities needing the most attention and ranks every entity in
+    # a table; the CEO brief ranks every entity and leaves each one's detail to its general manager brief.
+    for role in ("cto",):
         lines = rendered[f"portfolio-{role}"].markdown.splitlines()
         assert sum(1 for line in lines if line.startswith("## ") or line.startswith("### ")
                    if any(line.split(" ", 1)[1] == name for name in names)) == 3, role
         for name in names:
             assert any(line.startswith(f"| {name}") for line in lines), (role, name)
+    ceo = rendered["portfolio-ceo"].markdown.splitlines()
+    assert not any(line.startswith("### ") for line in ceo)
+    for name in names:
+        assert any(line.startswith(f"| {name}") for line in ceo), name
 
 
 # ---- CEO ------------------------------------------------------------------------------------------
@@ -153,42 +157,43 @@ def test_ceo_jada_cash_matches_the_ledger_file_worked_by_hand(rendered):
     assert money(cash) == "$12,617"
 
 
-def test_ceo_inventory_counts_the_resources_in_each_aws_snapshot(rendered):
-    inventory = section(rendered["portfolio-ceo"].markdown, "## Asset inventory")
+def test_ceo_inventory_counts_the_resources_in_every_aws_snapshot(rendered):
     totals = Counter()
     for tenant in TENANTS:
         snapshot = json.loads((EXAMPLES / "data" / tenant / "aws-snapshot.json").read_text())["metrics"]
-        counts = [len(snapshot[f"aws.{name}"]) for name in
-                  ("lambda_functions", "s3_buckets", "dynamodb_tables", "cloudfront_distributions")]
-        totals.update(dict(zip("lbtc", counts, strict=True)))
-        row = next(line for line in inventory.splitlines() if line.startswith(f"| {load_config(SAMPLE_CONFIG).tenant(tenant).name} |"))
-        assert [cell.strip() for cell in row.strip(" |").split("|")][2:6] == [str(c) for c in counts]
-    assert f"| {totals['l']} | {totals['b']} | {totals['t']} | {totals['c']} |" in inventory
+        totals.update({name: len(snapshot[f"aws.{name}"]) for name in
+                       ("lambda_functions", "s3_buckets", "dynamodb_tables", "cloudfront_distributions")})
+    assert (f"**Assets:** {totals['lambda_functions']} Lambda functions, {totals['s3_buckets']} buckets, "
+            f"{totals['dynamodb_tables']} tables and {totals['cloudfront_distributions']} CDN distributions.") \
+        in rendered["portfolio-ceo"].markdown
+    assert totals == {"lambda_functions": 10, "s3_buckets": 7, "dynamodb_tables": 6, "cloudfront_distributions": 8}
 
-
-def test_ceo_shortfalls_are_the_eight_most_critical_ranked_with_the_rest_below(run):
+def test_ceo_shortfalls_are_the_four_most_critical_ranked_with_the_rest_routed_to_their_owners(run):
     summary, rendered = run
     shortfalls = section(rendered["portfolio-ceo"].markdown, "## Critical shortfalls, most severe first")
     fired = [c for c in summary["checks"] if c["report"] == "ceo" and c["status"] == "fired"]
     numbered = [line for line in shortfalls.splitlines() if line[:1].isdigit()]
-    assert [line.split(".", 1)[0] for line in numbered] == [str(n) for n in range(1, 9)]
+    assert [line.split(".", 1)[0] for line in numbered] == [str(n) for n in range(1, 5)]
     order = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"]
     levels = [line.split("**")[1] for line in numbered]
     assert levels == sorted(levels, key=order.index)
     # Critical first, and within a severity cash before solvency, financial rules before security findings.
     assert numbered[0] == "1. **CRITICAL** DangerousCentaur: only 4.6 months of runway at $2,520 a month."
     assert numbered[1].startswith("2. **CRITICAL** DangerousCentaur: liabilities exceed assets by")
-    assert max(i for i, line in enumerate(numbered) if " rule" in line) < \
-        min(i for i, line in enumerate(numbered) if "security finding" in line)
-    assert f"The 8 most critical of {len(fired)} shortfalls" in shortfalls
-    assert f"And {len(fired) - 8} more shortfalls, most severe first, with what to do:" in shortfalls
-    # The rest: one line per kind of shortfall, naming the entities.
-    assert "- High: Build a pipeline of at least three qualified deals (QuickDumpNow)" in shortfalls  # header-only pipeline.csv
-    assert "- High: Publish the first OTA listing (see the CMO brief for the order) (JADA)" in shortfalls
-    rest = [line for line in shortfalls.splitlines() if line.startswith("- ")]
-    assert rest[-1].startswith("- Low: Connect data for the missing KPIs (")
-    assert all(name in rest[-1] for name in ("DangerousCentaur", "JADA", "QueenofSanDiego", "QuickDumpNow"))
-
+    assert all(" rule" in line for line in numbered[2:])
+    # The rest: counted per owner role, the CEO's own listed one line per kind of shortfall.
+    shown = {c["message"] for c in fired if any(c["message"] in line for line in numbered)}
+    rest = [c for c in fired if c["message"] not in shown]
+    owners = Counter(c["owner"] for c in rest)
+    assert len(rest) == len(fired) - 4 and sum(owners.values()) == len(rest)
+    assert (f"And {len(rest)} more shortfalls: {owners['cfo']} for the CFO, {owners['cmo']} for the CMO and "
+            f"{owners['cto']} for the CTO (their briefs have the detail); yours, most severe first:") in shortfalls
+    listed = [line for line in shortfalls.splitlines() if line.startswith("- ")]
+    assert len(listed) == len({c["id"] for c in rest if c["owner"] == "ceo"})
+    assert "- High: Build a pipeline of at least three qualified deals (QuickDumpNow)" in listed  # header-only pipeline.csv
+    assert not any("OTA listing" in line for line in listed)  # the CMO's
+    assert listed[-1].startswith("- Low: Connect data for the missing KPIs (")
+    assert all(name in listed[-1] for name in ("DangerousCentaur", "JADA", "QueenofSanDiego", "QuickDumpNow"))
 
 def customer_rows(tenant: str) -> list[dict[str, str]]:
     with open(EXAMPLES / "data" / tenant / "customers.csv", encoding="utf-8") as handle:
@@ -209,10 +214,15 @@ def test_ceo_growth_row_recomputes_from_the_customers_file_by_hand(rendered):
               and not (r["churn_date"] and r["churn_date"] <= end)]
     # New customers: a first purchase in the window, whenever they signed up (the CMO brief's figure too).
     new = [r for r in rows if r["first_purchase_date"] and start <= r["first_purchase_date"] <= end]
-    expected = (f"| JADA | {len(cohort)} | {len(new)} | {percent(len(converted) / len(cohort), 1)} | {money(cac)} | "
-                f"{percent(len(lost) / len(at_start), 1)} | {len(at_end) - len(at_start)} |")
-    assert expected in growth
-    assert expected == "| JADA | 20 | 6 | 25.0% | $45 | 11.1% | 4 |"
+    # JADA's own funnel is in its general manager brief.
+    jada = section(rendered["jada-gm"].markdown, "## Customers, last 90 days")
+    expected = [f"Sign-ups: {len(cohort)} (", f"New customers: {len(new)} (",
+                f"Sign-ups who became customers: {percent(len(converted) / len(cohort), 1)} (",
+                f"Acquisition cost per customer (CAC): {money(cac)} (", f"Churn: {percent(len(lost) / len(at_start), 1)} (",
+                f"{len(at_end)} customers at the period's end, {len(at_end) - len(at_start)} net new over the window."]
+    assert all(line in jada for line in expected), jada
+    assert expected[:5] == ["Sign-ups: 20 (", "New customers: 6 (", "Sign-ups who became customers: 25.0% (",
+                            "Acquisition cost per customer (CAC): $45 (", "Churn: 11.1% ("]
     assert "Over the last 90 days (Aug 25 to Nov 22)" in growth
     # The portfolio funnel: the same three stages added up over the four customers files.
     signups = bought = starting = left = 0
@@ -251,8 +261,13 @@ def test_ceo_balance_sheet_cash_is_the_ledgers_cash_at_the_close_and_equity_reco
     assets = sum(Decimal(r["amount"]) for r in sheet if r["section"] in ("cash", "asset"))
     liabilities = sum(Decimal(r["amount"]) for r in sheet if r["section"] == "liability")
     assert sum(Decimal(r["amount"]) for r in sheet if r["section"] == "equity") == assets - liabilities  # it balances
-    assert (f"| JADA | Oct 31 | {money(cash)} | {money(assets)} | {money(liabilities)} | {money(assets - liabilities)} | "
-            "Sample Holdings LLC (75.0%) |") in equity  # cap_table.csv: 750,000 of 1,000,000 shares
+    jada = section(rendered["jada-gm"].markdown, "## Balance sheet, Oct 31")
+    assert (f"Assets {money(assets)}, liabilities {money(liabilities)}: book equity **{money(assets - liabilities)}**. "
+            f"Cash on the balance sheet: {money(cash)} (the ledger's cash at the period's end is at the top). "
+            "Largest holder: Sample Holdings LLC (75.0%).") in jada  # cap_table.csv: 750,000 of 1,000,000 shares
+    total_equity = sum(sum(Decimal(r["amount"]) for r in balance_rows(t) if r["section"] in ("cash", "asset"))
+                       - sum(Decimal(r["amount"]) for r in balance_rows(t) if r["section"] == "liability") for t in TENANTS)
+    assert f"across the portfolio: **{money(total_equity)}**" in equity
     # DangerousCentaur owes more than it owns: the owner's $32,000 loan is most of it.
     sheet = balance_rows("dangerouscentaur")
     deficit = sum(Decimal(r["amount"]) for r in sheet if r["section"] == "liability") - \
@@ -263,23 +278,27 @@ def test_ceo_balance_sheet_cash_is_the_ledgers_cash_at_the_close_and_equity_reco
     assert "No source tracks equity" not in rendered["portfolio-ceo"].markdown
 
 
-def test_ceo_agenda_items_are_structured_actions_with_priority_due_and_owner(run):
-    summary, _ = run
+def test_ceo_decisions_and_gm_agendas_are_structured_actions_with_priority_due_and_owner(run):
+    summary, rendered = run
     ceo = [a for a in summary["actions"] if a["report"] == "ceo"]
-    assert len({a["tenant"] for a in ceo}) >= 3 and {a["tenant"] for a in ceo} <= set(TENANTS)  # the top 3
-    assert {a["priority"] for a in ceo} <= {"critical", "high", "medium", "low"}
-    assert all(a["due"] and a["owner"] for a in ceo)
-    # Counted from the send date (Mon Nov 23): nothing is due before the reader gets it, nothing past 30 days.
-    assert "2026-11-23" < min(a["due"] for a in ceo) and max(a["due"] for a in ceo) <= "2026-12-23"
-    jada = [a["priority"] for a in ceo if a["tenant"] == "jada"]
+    assert len(ceo) == 3  # the decisions: each entity's agenda is in its general manager brief
     ranks = ["critical", "high", "medium", "low"]
-    assert jada == sorted(jada, key=ranks.index)
+    for actions in (ceo, [a for a in summary["actions"] if a["report"] == "gm" and a["tenant"] == "jada"]):
+        assert {a["priority"] for a in actions} <= set(ranks)
+        assert all(a["due"] and a["owner"] for a in actions)
+        # Counted from the send date (Mon Nov 23): nothing is due before the reader gets it, nothing past 30 days.
+        assert "2026-11-23" < min(a["due"] for a in actions) and max(a["due"] for a in actions) <= "2026-12-23"
+        priorities = [a["priority"] for a in actions]
+        assert priorities == sorted(priorities, key=ranks.index)
+    assert [a["priority"] for a in ceo] == ["critical", "critical", "high"]
+    jada = [a for a in summary["actions"] if a["report"] == "gm" and a["tenant"] == "jada"]
     assert any(a["text"] == "Unblock: GetMyBoat and Viator need the vessel's documentation number from the owner"
-               for a in ceo)
-
-
-# ---- CTO ------------------------------------------------------------------------------------------
-
+               for a in jada)
+    # The GM brief's decisions and its "Also open" list are one agenda: no line is written twice.
+    lines = [line for line in rendered["jada-gm"].markdown.splitlines() if line.startswith("- [ ] ")]
+    assert len(lines) == len(set(lines)) == len(jada)
+    assert "Each entity's open handoff items and blockers are in its general manager brief." in \
+        rendered["portfolio-ceo"].markdown
 
 def test_cto_security_gaps_count_the_entities_and_findings_of_each_kind(rendered, metrics):
     gaps = section(rendered["portfolio-cto"].markdown, "## Security gaps")

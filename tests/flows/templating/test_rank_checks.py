@@ -26,9 +26,9 @@ def test_severity_ranks_first_then_the_impact_order_then_the_given_order():
 def test_the_rest_is_one_row_per_check_with_its_entities_in_rank_order():
     ranked = rank_checks(CHECKS, 2, ["runway", "rules", "security"])
     assert ranked.rest == [
-        {"id": "security", "severity": "high", "fix": "Fix security", "entities": ["A", "C"], "count": 2},
-        {"id": "few-channels", "severity": "medium", "fix": "Fix few-channels", "entities": ["A", "C"], "count": 2},
-        {"id": "kpis", "severity": "low", "fix": "Fix kpis", "entities": ["A"], "count": 1}]
+        {"id": "security", "severity": "high", "fix": "Fix security", "entities": ["A", "C"], "count": 2, "owner": ""},
+        {"id": "few-channels", "severity": "medium", "fix": "Fix few-channels", "entities": ["A", "C"], "count": 2, "owner": ""},
+        {"id": "kpis", "severity": "low", "fix": "Fix kpis", "entities": ["A"], "count": 1, "owner": ""}]
 
 
 def test_ids_missing_from_the_impact_order_rank_after_the_listed_ones_of_their_severity():
@@ -69,3 +69,14 @@ def test_the_ceo_brief_ranks_its_shortfalls_by_the_order_of_its_checks():
     assert order[:2] == ["short-runway", "negative-equity"] and order[-1] == "missing-kpis"
     assert {c.spec.id for c in ceo.checks if c.spec.topic == "equity"} == {
         "negative-equity", "books-do-not-balance", "ownership-unrecorded", "no-cap-table"}
+
+
+def test_the_rest_is_counted_per_owner_role_most_first_in_words():
+    owners = {"security": "cto", "few-channels": "cmo", "kpis": "gm", "rules": "cfo", "runway": "cfo"}
+    checks = [{**c, "owner": owners[c["id"]]} for c in CHECKS]
+    ranked = rank_checks(checks, 2, ["runway", "rules", "security"])
+    # Left out: security A and C (CTO), few-channels A and C (CMO), kpis A (general manager).
+    assert ranked.rest_by_owner == [
+        {"owner": "cmo", "count": 2, "words": "2 for the CMO"},
+        {"owner": "cto", "count": 2, "words": "2 for the CTO"},
+        {"owner": "gm", "count": 1, "words": "1 for the general manager"}]
