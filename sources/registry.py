@@ -24,6 +24,24 @@ BETTER = ("up", "down")
 
 
 @dataclass(frozen=True)
+class Components:
+    """What a metric's change is made of, for the "what changed" line ("Cash down $3,200: Fuel -$1,500,
+    Captain wages -$1,200"): a table metric of the same source whose rows, keyed by ``by``, split it.
+    ``adds_up_to="value"``: the rows' ``amount`` add up to the figure itself (expenses by category), so each
+    row's change against the prior period is its part of the change; ``"change"``: they add up to the
+    change since the prior period (cash: the period's ledger entries by category)."""
+
+    metric: str
+    by: str
+    amount: str = "amount"
+    adds_up_to: str = "value"
+
+    def __post_init__(self) -> None:
+        if self.adds_up_to not in ("value", "change"):
+            raise ValueError(f"Components.adds_up_to must be 'value' or 'change', got {self.adds_up_to!r}")
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     name: str
     description: str
@@ -37,6 +55,8 @@ class MetricSpec:
     # A portfolio figure that is a ratio of two totals (numerator, denominator, scale): the portfolio's
     # runway is its total cash over its total monthly outflow, not a sum of runways.
     portfolio_ratio: tuple[str, str, float] | None = None
+    # The rows its change is made of, named in a tenant's what-changed line (see Components).
+    components: Components | None = None
 
     @property
     def namespace(self) -> str:

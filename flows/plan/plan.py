@@ -151,7 +151,7 @@ def plan_run(config: PortfolioConfig, definitions: list[ReportDefinition], perio
     lookbacks: dict[tuple[str, str], set[str]] = defaultdict(set)
     for instance in instances:
         for definition in instance.all_definitions:
-            for metric in comparison_inputs(definition.compared, registry):
+            for metric in comparison_inputs(definition.compared, registry, earlier=True):
                 spec = registry.metrics.get(metric)
                 if spec is None or not registry.sources[spec.source].looks_back:
                     continue
@@ -173,9 +173,11 @@ def data_through_metrics(metrics: Iterable[str], registry: SourceRegistry = REGI
     return found
 
 
-def comparison_inputs(compared: Iterable[str], registry: SourceRegistry = REGISTRY) -> list[str]:
-    """What comparing these metrics reads: each metric, its target, and the two totals a portfolio ratio
-    (runway: cash over outflow) divides."""
+def comparison_inputs(compared: Iterable[str], registry: SourceRegistry = REGISTRY, earlier: bool = False) -> list[str]:
+    """What comparing these metrics reads: each metric, its target, the two totals a portfolio ratio
+    (runway: cash over outflow) divides, and the table its change is split into (its components).
+    ``earlier``: what is read of the prior periods, where components that add up to the change itself
+    (the period's cash movements) are not needed."""
     inputs: list[str] = []
     for metric in compared:
         spec = registry.metrics.get(metric)
@@ -186,6 +188,8 @@ def comparison_inputs(compared: Iterable[str], registry: SourceRegistry = REGIST
             inputs.append(spec.target)
         if spec.portfolio_ratio:
             inputs.extend(spec.portfolio_ratio[:2])
+        if spec.components and not (earlier and spec.components.adds_up_to == "change"):
+            inputs.append(spec.components.metric)
     return list(dict.fromkeys(inputs))
 
 

@@ -41,8 +41,12 @@ class Comparison:
     period: Period | None = None
     # Tenants whose figure is unavailable and so not in a portfolio total (names).
     left_out: tuple[str, ...] = field(default=())
-    # What moved a portfolio total: (entity name, its own change), largest first (compare_portfolio).
+    # What moved the figure, largest first: for a portfolio total each entity's own change
+    # (compare_portfolio); for one tenant's figure each of its components' (MetricSpec.components).
     contributions: tuple[tuple[str, float], ...] = field(default=())
+    # Whether the contributions are one tenant's components (named even when one explains it all) rather
+    # than the entities of a portfolio total (named only when more than one entity counts).
+    by_component: bool = False
 
     @property
     def available(self) -> bool:
@@ -127,8 +131,9 @@ class Comparison:
         return Kpi(label or self.label, self.value_text, self.change_text, self.good, self.target_text, note)
 
     def contributors_text(self, n: int = MAX_CONTRIBUTORS) -> str:
-        """The entities that moved a portfolio total most, with their own change: "JADA -$3,100,
-        QuickDumpNow -$1,900" ("" for one entity's figure or when nothing moved)."""
+        """What moved the figure most, with its own change: the entities of a portfolio total ("JADA
+        -$3,100, QuickDumpNow -$1,900") or a tenant figure's components ("Fuel -$1,500"); "" when nothing
+        moved."""
         shown = [(name, change) for name, change in self.contributions
                  if self.format_change(abs(change)) != self.format_change(0)][:n]
         return ", ".join(f"{name} {'+' if change > 0 else '-'}{self.format_change(abs(change))}"
@@ -143,7 +148,7 @@ class Comparison:
         if share is not None and abs(share) < NOTABLE_CHANGE * 100 or change == 0:
             return ""
         percent = f" ({'+' if change > 0 else '-'}{number(abs(share), 1)}%)" if share is not None else ""
-        why = self.contributors_text() if len(self.contributions) > 1 else ""
+        why = self.contributors_text() if len(self.contributions) > (0 if self.by_component else 1) else ""
         return (f"{self.label} {'up' if change > 0 else 'down'} {self.format_change(abs(change))}{percent} "
                 f"vs {self.period.words}" + (f": {why}" if why else ""))
 
@@ -189,11 +194,43 @@ def _portfolio_ratio(spec: MetricSpec, tenants: list[tuple[str, dict[str, Any]]]
 
 
 def compare_tenant(spec: MetricSpec, values: dict[str, Any], period: Period) -> Comparison:
-    """One tenant's metric against its own prior values and target."""
+    """One tenant's metric against its own prior values and target; where the metric declares its
+    components, the rows that moved it most ("Fuel -$1,500")."""
     target = values.get(spec.target) if spec.target else None
     return Comparison(spec.name, metric_words(spec.name), spec.type, spec.better, values.get(spec.name),
                       values.get(lookback_key(spec.name, "previous")), values.get(lookback_key(spec.name, "year_ago")),
-                      target, period)
+                      target, period, contributions=component_changes(spec, values), by_component=True)
+
+
+def component_changes(spec: MetricSpec, values: dict[str, Any]) -> tuple[tuple[str, float], ...]:
+    """Each component's part of the metric's change since the prior period (as shown), largest first;
+    () when the metric has no components or they are not available for both periods."""
+    parts = spec.components
+    if parts is None:
+        return ()
+
+    def amounts(rows: Any) -> dict[str, float] | None:
+        if rows is None or not is_available(rows) or not isinstance(rows, list):
+            return None
+        found: dict[str, float] = {}
+        for row in rows:
+            amount = as_shown(_number(row.get(parts.amount)), spec.type)
+            if amount is not None:
+                found[str(row.get(parts.by))] = found.get(str(row.get(parts.by)), 0.0) + amount
+        return found
+
+    now = amounts(values.get(parts.metric))
+    if now is None:
+        return ()
+    if parts.adds_up_to == "change":
+        changes = now
+    else:
+        before = amounts(values.get(lookback_key(parts.metric, "previous")))
+        if before is None:
+            return ()
+        changes = {key: now.get(key, 0.0) - before.get(key, 0.0) for key in {*now, *before}}
+    moved = [(key, change) for key, change in changes.items() if change]
+    return tuple(sorted(moved, key=lambda item: (-abs(item[1]), item[0])))
 
 
 def compare_portfolio(spec: MetricSpec, tenants: list[tuple[str, dict[str, Any]]], period: Period) -> Comparison:

@@ -40,6 +40,7 @@ from sources.ledger.books import BURN_WINDOW_MONTHS, GROSS_MARGIN_EXACT, read_le
 from sources.ledger.briefing import briefing_figures
 from sources.ledger.figures import (
     account_totals,
+    cash_movements,
     expense_audit,
     freshness,
     margins,
@@ -50,7 +51,7 @@ from sources.ledger.figures import (
 from sources.ledger.roadmap import profitability_roadmap
 from sources.ledger.rules import evaluate_rules, unit_economics
 from sources.ledger.targets import ALL_TARGETS, revenue_targets
-from sources.registry import REGISTRY, MetricSpec, SourceContext, Unavailable
+from sources.registry import REGISTRY, Components, MetricSpec, SourceContext, Unavailable
 from sources.tabular import BadRowPolicy, MissingFile, parse_amount
 
 METRICS = [
@@ -58,10 +59,16 @@ METRICS = [
                "owner draws of the month, which are not expenses (rows: month, revenue, expenses, net, draws).",
                "table"),
     MetricSpec("finance.revenue_last_month", "Revenue in the last full month before the period end.", "money", better='up', total=True, target='finance.revenue_target_last_month'),
-    MetricSpec("finance.expenses_last_month", "Expenses in the last full month before the period end.", "money", better='down', total=True),
+    MetricSpec("finance.expenses_last_month", "Expenses in the last full month before the period end.", "money",
+               better='down', total=True, components=Components("finance.expenses_by_category", "category")),
     MetricSpec("finance.burn_rate", f"Average monthly net burn (expenses minus revenue) over the last "
                f"{BURN_WINDOW_MONTHS} full months; negative means the business made money.", "money", better='down', total=True),
-    MetricSpec("finance.cash_on_hand", "Opening balance plus every ledger entry up to the period end.", "money", better='up', total=True),
+    MetricSpec("finance.cash_on_hand", "Opening balance plus every ledger entry up to the period end.", "money",
+               better='up', total=True,
+               components=Components("finance.cash_movements", "category", adds_up_to="change")),
+    MetricSpec("finance.cash_movements", "The period's ledger entries netted by category, largest movement first "
+               "(rows: category, amount; money in is positive): together they are the change in cash on hand "
+               "since the prior period.", "table"),
     MetricSpec("finance.runway_months", "Cash on hand divided by what leaves the bank each month: the burn rate "
                f"plus the average owner draws of the same {BURN_WINDOW_MONTHS} full months (draws are not expenses, "
                "but they lower cash); infinite when cash is not falling, 0 when overdrawn.", "months", better="up",
@@ -167,6 +174,7 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
                 "finance.ledger_problems": policy.findings, "finance.unreadable_rows": unreadable}
     result["finance.data_through"] = max(e.date for e in entries)
     result.update(summarise(entries, opening, context.period_end))
+    result["finance.cash_movements"] = cash_movements(entries, context.period_start, context.period_end)
     operating = operating_account_name(chart, settings) if chart is not None else None
     if chart is not None:
         result["finance.unknown_accounts"] = unknown

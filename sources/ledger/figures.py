@@ -91,6 +91,17 @@ def summarise(entries: list[Entry], opening: Decimal, period_end: dt.date) -> di
     return result
 
 
+def cash_movements(entries: list[Entry], start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """The entries dated in the period netted by category (draws included: they moved cash), largest
+    movement first; they add up to cash on hand at ``end`` minus cash on hand the day before ``start``."""
+    by_category: dict[str, Decimal] = defaultdict(Decimal)
+    for entry in entries:
+        if start <= entry.date <= end:
+            by_category[entry.category or UNCATEGORISED] += entry.amount
+    return [{"category": category, "amount": amount}
+            for category, amount in sorted(by_category.items(), key=lambda item: (-abs(item[1]), item[0])) if amount]
+
+
 def setting_int(settings: Mapping[str, Any], key: str, default: int, where: str) -> int:
     value = settings.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 from collections import Counter
 from decimal import Decimal
 
@@ -673,3 +674,14 @@ def test_cto_says_whose_activity_logs_buckets_and_sites_it_could_not_read(portfo
     assert "*The buckets of JADA could not be read and are not counted.*" in section(cto, "## Public buckets")
     sites = section(cto, "## Sites and user experience")
     assert "**2 of 3 domains**" in sites and "DangerousCentaur not checked" in sites
+
+
+def test_gm_what_changed_names_the_ledger_categories_that_moved_cash(rendered):
+    # JADA's two entries of Nov 16-22 in ledger.csv: the boat loan (-1,750) and the marina slip (-1,450);
+    # cash at Nov 15 was 12,617 + 3,200 = 15,817, so -3,200 is -20.2%.
+    jada = rendered["jada-gm"]
+    line = "Cash down $3,200 (-20.2%) vs last week: Boat loan -$1,750, Marina slip -$1,450"
+    assert line in jada.markdown
+    # The inbox preview (the preheader, first in the body) is the same line.
+    preheader = re.search(r'<span class="preheader"[^>]*>([^<]*)</span>', jada.html)
+    assert preheader and preheader.group(1).startswith(line), jada.html[:2000]

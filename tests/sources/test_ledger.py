@@ -303,3 +303,25 @@ def test_a_ledger_that_stops_weeks_before_the_period_end_gives_no_figures_only_h
     assert all(not is_available(stale[name]) for name in ("finance.burn_rate", "finance.runway_months",
                                                            "finance.revenue_last_month", "finance.rules"))
     assert is_available(fresh["finance.cash_on_hand"])
+
+
+def test_cash_movements_are_the_periods_entries_by_category_and_add_up_to_the_change_in_cash():
+    from flows.core.period import parse_period
+    from tests.conftest import SAMPLE_CONFIG
+
+    week = parse_period("2026-W47")  # Nov 16-22, 2026
+    data = SAMPLE_CONFIG.parent / "data" / "jada"
+    settings = {"path": "ledger.csv", "opening_balance": "48000"}
+
+    def gathered(period):
+        return gather_ledger(settings, SourceContext("jada", "JADA", period.start, period.end, data))
+
+    now, before = gathered(week), gathered(week.previous())
+    with open(data / "ledger.csv", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if "2026-11-16" <= r["date"] <= "2026-11-22"]
+    # By hand: the week's two rows in ledger.csv, the loan payment on the 16th and the slip on the 19th.
+    assert [(r["category"], r["amount"]) for r in rows] == [("Boat loan", "-1750.00"), ("Marina slip", "-1450.00")]
+    assert now["finance.cash_movements"] == [{"category": "Boat loan", "amount": Decimal("-1750.00")},
+                                             {"category": "Marina slip", "amount": Decimal("-1450.00")}]
+    assert sum(r["amount"] for r in now["finance.cash_movements"]) == \
+        now["finance.cash_on_hand"] - before["finance.cash_on_hand"] == Decimal("-3200.00")

@@ -144,3 +144,32 @@ def test_portfolio_money_totals_add_the_figures_as_shown():
                                     ("B", {"finance.burn_rate": Decimal("2520.02")})], PERIOD).value == 4195
     assert compare_portfolio(burn, [(name, {"finance.burn_rate": Decimal("0.40")}) for name in "ABC"],
                              PERIOD).value == 0
+
+
+def test_a_tenants_change_names_its_components_that_moved_it_most():
+    """Cash is split by the period's entries (they add up to the change); expenses by category against the
+    prior period's categories (they add up to the figure)."""
+    cash = REGISTRY.metrics["finance.cash_on_hand"]
+    values = {"finance.cash_on_hand": Decimal("12617"), "finance.cash_on_hand@previous": Decimal("15817"),
+              "finance.cash_movements": [{"category": "Boat loan", "amount": Decimal("-1750.00")},
+                                         {"category": "Marina slip", "amount": Decimal("-1450.00")}]}
+    assert compare_tenant(cash, values, PERIOD).sentence() == \
+        "Cash on hand down $3,200 (-20.2%) vs last week: Boat loan -$1,750, Marina slip -$1,450"  # 3200 / 15817
+    # One component that explains it all is still named: it says why.
+    values["finance.cash_movements"] = [{"category": "Fuel", "amount": Decimal("-3200.40")}]
+    assert compare_tenant(cash, values, PERIOD).sentence().endswith("vs last week: Fuel -$3,200")
+    expenses = REGISTRY.metrics["finance.expenses_last_month"]
+    values = {"finance.expenses_last_month": Decimal("7600"), "finance.expenses_last_month@previous": Decimal("6800"),
+              "finance.expenses_by_category": [{"category": "Fuel", "amount": Decimal("2500")},
+                                               {"category": "Wages", "amount": Decimal("5100")}],
+              "finance.expenses_by_category@previous": [{"category": "Fuel", "amount": Decimal("2000")},
+                                                        {"category": "Wages", "amount": Decimal("4800")}]}
+    # Fuel +500 and wages +300 make the 800; the largest first.
+    assert compare_tenant(expenses, values, PERIOD).sentence() == \
+        "Expenses last month up $800 (+11.8%) vs last week: Fuel +$500, Wages +$300"  # 800 / 6800 = 11.76%
+    # A category gone since the prior period counts as all of its amount falling.
+    values["finance.expenses_by_category"] = [{"category": "Wages", "amount": Decimal("7600")}]
+    assert compare_tenant(expenses, values, PERIOD).contributions == (("Wages", 2800.0), ("Fuel", -2000.0))
+    # Without the prior period's rows the line names no components rather than guessing.
+    del values["finance.expenses_by_category@previous"]
+    assert compare_tenant(expenses, values, PERIOD).sentence() == "Expenses last month up $800 (+11.8%) vs last week"
