@@ -45,6 +45,12 @@ def task_items_plugin(md: MarkdownIt) -> None:
                 token.content = f"{DONE_BOX if done else OPEN_BOX} " + content[4:]
                 tokens[index - 2].meta["task"] = "done" if done else "open"
                 tokens[index - 2].attrSet("class", "task")
+                # The list holding task items loses its bullets and indent once (ul.tasks), rather than
+                # each item pulling itself back with a style of its own.
+                for back in range(index - 3, -1, -1):
+                    if tokens[back].type == "bullet_list_open" and tokens[back].level == tokens[index - 2].level - 1:
+                        tokens[back].attrSet("class", "tasks")
+                        break
 
     md.core.ruler.before("inline", "exec_reports_task_items", rule)
 

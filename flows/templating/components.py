@@ -21,6 +21,7 @@ COMPONENT_SRC_PREFIX = "component:"
 MAX_KPIS = 5
 MAX_COMPONENTS_PER_REPORT = 20
 GOOD_COLOUR, BAD_COLOUR, NEUTRAL_COLOUR = "#047857", "#b91c1c", "#4b5563"
+VALUE_COLOUR = "#1f2933"  # the body text's colour (reports/theme/theme.css), for a KPI's value
 
 
 @dataclass(frozen=True)
@@ -49,19 +50,22 @@ class KpiStrip:
         for kpi in self.items:
             detail = []
             if kpi.change:
-                colour = NEUTRAL_COLOUR if kpi.good is None else GOOD_COLOUR if kpi.good else BAD_COLOUR
-                detail.append(f'<b style="color:{colour}">{_text(kpi.change)}</b>')
+                if kpi.good is None:  # the cell's own grey
+                    detail.append(f"<b>{_text(kpi.change)}</b>")
+                else:
+                    detail.append(f'<b style="color:{GOOD_COLOUR if kpi.good else BAD_COLOUR}">{_text(kpi.change)}</b>')
             for extra in (kpi.target, kpi.note):
                 if extra:
                     detail.append(_text(extra))
+            # The cell sets the small grey text of the label and the detail once; the value is the
+            # exception (a span per line of text was a tenth of a brief's inline styles).
             cells.append(
-                '<td width="50%" valign="top" style="padding:8px 8px 8px 0;border-bottom:1px solid #eee">'
-                f'<span style="font-size:13px;color:{NEUTRAL_COLOUR}">{_text(kpi.label)}</span><br>'
-                f'<b style="font-size:21px;line-height:1.4">{_text(kpi.value)}</b>'
-                + (f'<br><span style="font-size:13px;color:{NEUTRAL_COLOUR}">{"<br>".join(detail)}</span>' if detail else "")
+                f'<td width="50%" valign="top" style="padding:8px 6px 8px 0;font-size:13px;color:{NEUTRAL_COLOUR}">'
+                f'{_text(kpi.label)}<br><b style="font-size:21px;color:{VALUE_COLOUR}">{_text(kpi.value)}</b>'
+                + (f'<br>{"<br>".join(detail)}' if detail else "")
                 + "</td>")
         if len(cells) % 2:
-            cells.append('<td width="50%" style="border-bottom:1px solid #eee"></td>')
+            cells.append('<td width="50%"></td>')
         rows = ["<tr>" + cells[i] + cells[i + 1] + "</tr>" for i in range(0, len(cells), 2)]
         return ('<table class="kpi-strip" role="presentation" width="100%" cellpadding="0" cellspacing="0" '
                 'style="border-collapse:collapse;margin:0 0 16px 0;table-layout:fixed">' + "".join(rows) + "</table>\n")

@@ -21,6 +21,7 @@ from flows.delivery.outbox import OutboxBackend
 from flows.devtools.email_layout import browser, chromium_path, measure
 from flows.orchestrator.run import run_plain
 from flows.templating.charts import CHART_WIDTH_PX
+from bench.synthetic import make_portfolio
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 if chromium_path() is None:
@@ -37,6 +38,16 @@ def previews(tmp_path_factory) -> list[Path]:
     files = sorted(folder.glob("*.html"))
     assert len(files) == 9
     return files
+
+
+@pytest.fixture(scope="module")
+def previews_of_100_entities(tmp_path_factory) -> list[Path]:
+    """The portfolio briefs of bench.synthetic's 100-entity portfolio, charts drawn, as the outbox writes them."""
+    folder = tmp_path_factory.mktemp("outbox100")
+    config = load_config(make_portfolio(100, tmp_path_factory.mktemp("portfolio100"), with_tenant_report=False))
+    summary, _ = run_plain(config, parse_period(SAMPLE_PERIOD), backend=OutboxBackend(folder))
+    assert summary["failed"] == []
+    return sorted(folder.glob("portfolio-*.html"))
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +108,25 @@ def test_the_measurement_catches_a_layout_that_overflows_and_breaks_words(chromi
              '</td></tr></table></div></body></html>')
     assert measure(chromium, boxed, width=375, styles=False).scroll_width <= 375
     assert measure(chromium, boxed, width=375, styles=False, overflow=False).scroll_width > 375
+
+
+# What a portfolio brief may take on a 375 x 667 phone (issue 25): its first screen, then the summary.
+PHONE_SCREENS_AT_4_ENTITIES, PHONE_SCREENS_AT_100_ENTITIES = 6.0, 10.0
+
+
+def test_each_portfolio_brief_fits_6_phone_screens_at_4_entities_and_10_at_100(previews, previews_of_100_entities,
+                                                                                chromium):
+    """Measured as the shortest phone shows it: 375 px, without the <style> block and without overflow."""
+    screens = {}
+    for paths, limit, size in ((previews, PHONE_SCREENS_AT_4_ENTITIES, 4),
+                               (previews_of_100_entities, PHONE_SCREENS_AT_100_ENTITIES, 100)):
+        portfolio = [path for path in paths if path.name.startswith("portfolio-")]
+        assert len(portfolio) == 5, [path.name for path in paths]
+        for path in portfolio:
+            report = measure(chromium, path.read_text(encoding="utf-8"), width=375, styles=False, overflow=False,
+                             name=path.name)
+            assert report.scroll_width <= 375 and report.spilling_tables == [], (size, path.name)
+            screens[(size, path.name.split("--")[0])] = report.phone_screens
+    too_long = {key: value for key, value in screens.items()
+                if value > (PHONE_SCREENS_AT_4_ENTITIES if key[0] == 4 else PHONE_SCREENS_AT_100_ENTITIES)}
+    assert too_long == {}, f"phone screens over the limit: {too_long} (all: {screens})"
