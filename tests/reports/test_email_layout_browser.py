@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.synthetic import make_portfolio
 from flows.core.config import load_config
 from flows.core.period import parse_period
 from flows.delivery.outbox import OutboxBackend
 from flows.devtools.email_layout import browser, chromium_path, measure
 from flows.orchestrator.run import run_plain
 from flows.templating.charts import CHART_WIDTH_PX
-from bench.synthetic import make_portfolio
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 if chromium_path() is None:
@@ -117,9 +117,9 @@ PHONE_SCREENS_AT_4_ENTITIES, PHONE_SCREENS_AT_100_ENTITIES = 6.0, 10.0
 def test_each_portfolio_brief_fits_6_phone_screens_at_4_entities_and_10_at_100(previews, previews_of_100_entities,
                                                                                 chromium):
     """Measured as the shortest phone shows it: 375 px, without the <style> block and without overflow."""
+    limits = {4: PHONE_SCREENS_AT_4_ENTITIES, 100: PHONE_SCREENS_AT_100_ENTITIES}
     screens = {}
-    for paths, limit, size in ((previews, PHONE_SCREENS_AT_4_ENTITIES, 4),
-                               (previews_of_100_entities, PHONE_SCREENS_AT_100_ENTITIES, 100)):
+    for paths, size in ((previews, 4), (previews_of_100_entities, 100)):
         portfolio = [path for path in paths if path.name.startswith("portfolio-")]
         assert len(portfolio) == 5, [path.name for path in paths]
         for path in portfolio:
@@ -127,6 +127,5 @@ def test_each_portfolio_brief_fits_6_phone_screens_at_4_entities_and_10_at_100(p
                              name=path.name)
             assert report.scroll_width <= 375 and report.spilling_tables == [], (size, path.name)
             screens[(size, path.name.split("--")[0])] = report.phone_screens
-    too_long = {key: value for key, value in screens.items()
-                if value > (PHONE_SCREENS_AT_4_ENTITIES if key[0] == 4 else PHONE_SCREENS_AT_100_ENTITIES)}
+    too_long = {key: value for key, value in screens.items() if value > limits[key[0]]}
     assert too_long == {}, f"phone screens over the limit: {too_long} (all: {screens})"
