@@ -12,6 +12,7 @@ import pytest
 
 from flows.core.config import load_config
 from flows.core.period import parse_period
+from flows.gather.gather import gather_source
 from flows.orchestrator.run import run_plain
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
@@ -130,3 +131,39 @@ def test_new_customers_are_one_figure_in_the_ceo_and_cmo_briefs(sample_run):
             assert ceo[name] == said.group(1), name
             compared += 1
     assert compared >= 2  # JADA and QueenofSanDiego have the six months of targets the pace needs
+
+
+def test_every_general_manager_brief_holds_what_the_ceo_brief_says_it_holds(sample_run):
+    """The CEO brief sends the reader to each entity's general manager brief for its funnel, balance
+    sheet, missing KPIs and open handoff items and blockers: each GM brief has each one the entity has."""
+    config, summary, rendered = sample_run
+    ceo = rendered["portfolio-ceo"].markdown
+    assert "each entity's funnel is in its general manager brief" in ceo
+    assert "each entity's balance sheet and largest holder are in its general manager brief" in ceo
+    assert "Each general manager brief names its own missing KPIs" in ceo
+    assert "Each entity's open handoff items and blockers are in its general manager brief." in ceo
+    checked = 0
+    for tenant in config.tenants:
+        gm = rendered[f"{tenant.id}-gm"].markdown
+        if "customers" in tenant.sources:
+            assert "## Customers, last " in gm and re.search(r"^Sign-ups: \d+", gm, re.M), tenant.id
+        if "equity" in tenant.sources:
+            assert "## Balance sheet, " in gm and "Largest holder: " in gm, tenant.id
+        missing = [c for c in summary["checks"] if c["report"] == "ceo" and c["id"] == "missing-kpis"
+                   and c["tenant"] == tenant.id and c["status"] == "fired"]
+        if missing:
+            assert "**Expected KPIs without data**" in gm, tenant.id
+        # Every open handoff item and blocker of the entity is an action of its GM brief.
+        actions = {a["text"] for a in summary["actions"] if a["report"] == "gm" and a["tenant"] == tenant.id}
+        if "handoffs" not in tenant.sources:
+            continue
+        gathered = gather_source(config, tenant.id, "handoffs", ["handoffs.agenda"], parse_period(SAMPLE_PERIOD))
+        for item in gathered["handoffs.agenda"]:
+            assert item["fix"].replace("`", "") in actions, (tenant.id, item["fix"])  # code marks are not text
+            checked += 1
+        blockers = [c for c in summary["checks"] if c["report"] == "ceo" and c["id"] == "blockers"
+                    and c["tenant"] == tenant.id and c["status"] == "fired"]
+        if blockers:
+            assert any(text.startswith("Unblock: ") for text in actions), tenant.id
+            checked += 1
+    assert checked >= 8  # JADA's six handoff items and two entities' blockers, at least
