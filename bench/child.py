@@ -42,10 +42,10 @@ def main() -> None:
                                run=run, resend=True)
         elapsed = time.perf_counter() - started
     else:
-        from flows.flow import run_summary, send_exec_reports
+        from flows.flow import run_locally, run_summary
 
-        started = time.perf_counter()
-        state = send_exec_reports(config=config_path, period=period_label, resend=True, return_state=True)
+        started = time.perf_counter()  # the run as `exec-reports run` runs it (the project's Prefect settings)
+        state = run_locally(config=config_path, period=period_label, resend=True)
         elapsed = time.perf_counter() - started
         summary = run_summary(state)
     print(json.dumps({"elapsed": elapsed, "sent": len(summary["sent"]), "failed": len(summary["failed"])}))
