@@ -38,8 +38,9 @@ def main() -> None:
         # The same work as the flow: deliver through the outbox and keep delivery records.
         run = run_folder_name(period)
         # resend: every repeat does a first-time send's work, not a re-run's skip.
+        # keep_messages=False: like the flow, only outcomes are kept once a message is delivered.
         summary, _ = run_plain(config, period, backend=get_backend(config, run), records=open_record_store(config),
-                               run=run, resend=True)
+                               run=run, resend=True, keep_messages=False)
         elapsed = time.perf_counter() - started
     else:
         from flows.flow import run_locally, run_summary

@@ -153,6 +153,20 @@ def bench_orchestration(workdir: Path, sizes: list[int], repeats: int) -> dict:
     return {"backend": backend, "sizes": results}
 
 
+def bench_thousand(workdir: Path, tenants: int = 1000) -> dict:
+    """The plain pipeline at 1,000 tenants in its own process, after one untimed run that fills the template
+    and chart cache (as the 100-tenant plain figure it is compared with): wall time and peak RSS."""
+    config = make_portfolio(tenants, workdir / f"plain-{tenants}")
+    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING", "EXEC_REPORTS_CACHE_DIR": str(workdir / f"cache-{tenants}")}
+    run_child("plain", config, env, workdir)
+    load = os.getloadavg()[0]
+    timed = run_child("plain", config, env, workdir)
+    if timed["failed"]:
+        raise RuntimeError(f"{tenants} tenants: {timed['failed']} message(s) failed")
+    return {"tenants": tenants, "plain_s": timed["elapsed"], "messages": timed["sent"],
+            "peak_rss_mb": timed["peak_rss_mb"], "cpu_s": timed["cpu_s"], "load": load}
+
+
 # ---- 3. SES throughput --------------------------------------------------------------------------------------
 
 
@@ -216,6 +230,10 @@ def write_results(data: dict) -> str:
             f"{first['warm_s']:.1f} s / {first['plain_s']:.1f} s; warm with the template and chart cache off "
             f"{first['warm_uncached_s']:.1f} s | warm ≤ 8 s | {verdict(first['warm_s'] <= 8)} |",
         ]
+        if "history_s" in first:
+            lines.append(f"| 0 | `exec-reports history` with the local server up, whole command ({first['warm_runs']} "
+                         f"runs) | median {first['history_s']:.1f} s, max {first['history_max_s']:.1f} s | ≤ 3 s | "
+                         f"{verdict(first['history_s'] <= 3)} |")
     if render:
         lines.append(
             f"| 1 | render cost per report ({render['reports']} reports × {render['repeats']}) | median "
@@ -237,12 +255,24 @@ def write_results(data: dict) -> str:
             f"| 2 | plain / floor, 100 tenants (floor: read every file with csv, render each message once) | "
             f"{row['plain_s']:.2f} s / {row['floor_s']:.2f} s = {row['plain_over_floor']:.2f}× | ≤ 2× | "
             f"{verdict(row['plain_over_floor'] <= 2)} |",
+            f"| 2 | plain pipeline, 100 tenants, template and chart cache off (a new week: every chart drawn, in "
+            f"worker processes) | {row['plain_uncached_s']:.2f} s ({row['plain_uncached_cpu_s']:.2f} s CPU) | ≤ 4 s | "
+            f"{verdict(row['plain_uncached_s'] <= 4)} |",
         ]
     if 100 in sizes and 200 in sizes:
         plain_growth = sizes[200]["plain_s"] / sizes[100]["plain_s"]
         flow_growth = sizes[200]["flow_s"] / sizes[100]["flow_s"]
         lines.append(f"| 2 | 200 tenants / 100 tenants | plain {plain_growth:.2f}×, flow {flow_growth:.2f}× | ≤ 2.1× "
                      f"(linear) | {verdict(max(plain_growth, flow_growth) <= 2.1)} |")
+    thousand = data.get("thousand")
+    if thousand:
+        base = sizes.get(100, {}).get("plain_s")
+        ratio = thousand["plain_s"] / base if base else None
+        ok = ratio is not None and ratio <= 12 and thousand["peak_rss_mb"] <= 400
+        lines.append(f"| 2 | plain pipeline, {thousand['tenants']:,} tenants ({thousand['messages']} messages), cache warm | "
+                     f"{thousand['plain_s']:.1f} s ({thousand['cpu_s']:.1f} s CPU, load {thousand['load']:.1f})"
+                     + (f" = {ratio:.1f}× the 100-tenant time" if ratio else "") + f"; peak RSS "
+                     f"{thousand['peak_rss_mb']:.0f} MB | ≤ 12× the 100-tenant time, peak RSS ≤ 400 MB | {verdict(ok)} |")
     if ses:
         ok = ses["ratio"] >= 0.9 and ses["max_in_one_second"] <= ses["rate"] and ses["duplicates"] == 0
         lines.append(f"| 3 | SES: {ses['messages']} messages at MaxSendRate {ses['rate']:.0f}/s | achieved "
@@ -348,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ses-messages", type=int, default=1000)
     parser.add_argument("--ses-rate", type=float, default=50)
     parser.add_argument("--only", default="",
-                        help="comma-separated: first-contact,render,orchestration,ses,check,email,records")
+                        help="comma-separated: first-contact,render,orchestration,thousand,ses,check,email,records")
     args = parser.parse_args(argv)
     only = {part.strip() for part in args.only.split(",") if part.strip()}
 
@@ -373,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("orchestration"):
             print("2,4/5 orchestration overhead and memory (starts a Prefect server) ...", flush=True)
             orchestration = bench_orchestration(workdir, [int(s) for s in args.sizes.split(",")], args.repeats)
+        thousand = None
+        if wanted("thousand"):
+            print("2/5 plain pipeline at 1,000 tenants (peak RSS) ...", flush=True)
+            thousand = bench_thousand(workdir)
         if wanted("ses"):
             print("3/5 SES throughput against moto ...", flush=True)
             ses = bench_ses(args.ses_messages, args.ses_rate)
@@ -393,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             email = bench_email(workdir, tenants=100, repeats=args.repeats)
     data = {"when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "repeats": args.repeats, "render": render, "orchestration": orchestration, "ses": ses, "check": check,
-            "first_contact": first_contact, "only": args.only, "email": email, "records": records,
+            "first_contact": first_contact, "only": args.only, "thousand": thousand, "email": email, "records": records,
             "notes": (PROJECT_ROOT / "bench" / "NOTES.md").read_text() if (PROJECT_ROOT / "bench" / "NOTES.md").exists()
             else NOTES}
     text = write_results(data)

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -50,7 +49,7 @@ from flows.orchestrator.run import (
     ProduceResult,
     RunJob,
     RunResult,
-    produce_instance,
+    produce_role,
     run_reports,
 )
 from flows.orchestrator.run_page import ChartInliner, report_sections, short_reason
@@ -79,13 +78,11 @@ def produce_reports(role: str, instances: list[ReportInstance], values: MetricVa
     """Every report of one role. A report that failed fails this task (its reason in the task's state
     message), after the others went out; the flow reads every outcome from the Failed state's data."""
     results, sections, inline_charts = [], [], ChartInliner()
-    for instance in instances:
-        produced = produce_instance(job, delivery, instance, values)
+    for instance, produced in zip(instances, produce_role(job, delivery, instances, values), strict=True):
         sections.extend(report_sections(instance, produced, job.period, inline_charts))
         # The flow needs outcomes, checks and agenda items back, not the rendered messages (HTML, charts):
         # dropping them here keeps one message at a time in memory instead of every message of the run.
-        results.append(replace(produced, rendered={variant: replace(rendered, markdown="", html="", text="", images=[])
-                                                   for variant, rendered in produced.rendered.items()}))
+        results.append(produced.without_messages())
     # Artifacts are history, not delivery: failing to record one is logged and never turns a delivered
     # report into a failure.
     try:
