@@ -259,3 +259,24 @@ def test_exec_reports_run_uses_the_api_prefect_already_has_in_this_process_and_s
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     assert PREFECT_API_URL.value()
     assert configured_api_url() == PREFECT_API_URL.value()
+
+
+def test_a_run_the_cli_starts_sends_no_heartbeats_and_a_deployment_style_call_keeps_them(portfolio_copy, monkeypatch):
+    from prefect.settings import get_current_settings
+
+    import flows.flow as flow_module
+
+    seen = []
+    real_run_reports = flow_module.run_reports
+
+    def observed(*args, **kwargs):
+        seen.append(get_current_settings().flows.heartbeat_frequency)
+        return real_run_reports(*args, **kwargs)
+
+    monkeypatch.setattr(flow_module, "run_reports", observed)
+    local = flow_module.run_locally(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], dry_run=True)
+    plain = flow_module.send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"],
+                                          dry_run=True, return_state=True)
+    assert local.is_completed() and plain.is_completed()
+    assert seen[0] is None and seen[1] is not None
+    assert get_current_settings().flows.heartbeat_frequency is not None  # for that run only
