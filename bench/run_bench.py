@@ -344,30 +344,48 @@ Timings are wall-clock on a shared 2-core machine; both columns exclude interpre
 imports and include everything after (config, definitions, gathering, rendering, delivery).
 
 **Flow / plain (target ≤ 1.3× at 100 tenants).** What the flow still adds over the plain loop, from
-wall-clock and CPU profiles of a fresh flow process at 100 tenants (issue 17): a fixed part, about 1 s
-here: the client's API version check and the flow run's creation (a few round trips to a server on the
-same two cores), joining Prefect's heartbeat thread when the run ends (it sleeps in 1 s steps, so up
-to 1 s of idle wall time, no CPU; `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` keeps the default), walking the
-returned summary for futures and persisting it; and a part that grows with tenants, ~0.3 s per 100
-tenants: the delivery table, checks and status board artifacts, the logs, and the summary walk (every
-fired check is in it). In one warm process the flow's CPU is within ~1-3% of the plain loop's. What
-was tried: per-(tenant, source) tasks (17x), batched gather tasks (4.3x), quote() on large task
-arguments, libyaml and a per-process config cache (2.0x), one artifact per role instead of one per
-report (the server's CPU per run fell ~4x), roles one after another with the outbox (parallel
-CPU-bound roles only contended for the GIL, ~13% more CPU), delivery records in SQLite.
+wall-clock and CPU profiles of a fresh flow process at 100 tenants (issue 17): a fixed part: the
+client's API version check and the flow run's creation (a few round trips to a server on the same two
+cores), joining Prefect's heartbeat thread when the run ends, walking the returned summary for futures
+and persisting it; and a part that grows with tenants, ~0.3 s per 100 tenants: the delivery table,
+checks and status board artifacts and the logs. In one warm process the flow's CPU is within ~1-3% of
+the plain loop's. What was tried: per-(tenant, source) tasks (17x), batched gather tasks (4.3x), quote()
+on large task arguments, libyaml and a per-process config cache (2.0x), one artifact per role instead
+of one per report (the server's CPU per run fell ~4x), roles one after another with the outbox
+(parallel CPU-bound roles only contended for the GIL, ~13% more CPU), delivery records in SQLite.
+Issue 26: the flow returns a brief summary (counts and ids; `flows.orchestrator.summary.brief_summary`),
+so Prefect's walk for futures and its result persistence see a few lines instead of ~68,000 nodes
+(0.40 s at 100 tenants); the whole summary stays with the process that ran the run. A run the CLI starts
+(and the benchmark's flow column, which runs it the same way: `flows.flow.run_locally`) sends no
+heartbeats (`LOCAL_RUN_SETTINGS`, reason beside it): the engine's join of the heartbeat thread cost up to
+1 s of idle wall time per run. What is left is Prefect's own: the version check, creating the flow run
+and its task runs, and the artifacts, which the server answers with the same two cores.
 
-**Profile at 100 tenants (cProfile, 2026-11-30, cache warm, one run each).** Flow: of 5.5 s in
-`send_exec_reports`' engine, 3.9 s is the flow's thread waiting on its tasks (the same gather/render/
-deliver work as plain), 0.40 s is `handle_success`: Prefect walks the returned summary for futures
-(68,000 nodes, `resolve_futures_to_states`) before persisting it, 0.43 s is starting the run (version
-check, creating the flow run), and up to 1 s is the heartbeat thread's join. Not changed: returning the
-summary as an opaque object would change what `state.result()` gives every caller, and turning
-heartbeats off would stop the server from noticing a run that died. Plain (3.2 s; plain / floor 2.14×):
-gather 1.9 s CPU under the profiler (ledger 1.2 s, of which reading the 25 workbooks with openpyxl
-0.57 s, which the floor pays too; marketing 0.44 s), building and writing MIME 0.67 s (the `email`
-package's header registry; a faster path would change the bytes a provider receives), the template
-sandbox's size accounting of helper results 0.22 s (`written_size`, the issue-15 limit), premailer
-0.42 s, markdown 0.79 s. With the cache off, the 100 GM briefs' charts add about 4 s of drawing.
+**A cold week (issue 26).** With the cache off every chart is drawn again (37 ms each on the reference
+machine; ~100 GM briefs' charts were 4 s on one core). A role of 8 or more reports now renders 8 reports
+ahead of delivery and hands each chart that is not in the cache to a pool of worker processes
+(`spawn`, one fewer than the cores: one here), so drawing overlaps rendering; the bytes are the same
+(tests/flows/render/test_chart_pool.py). On 2 cores that is at most one core of drawing beside one of
+rendering: the figure can approach the warm one only as far as the drawing fits beside the rendering.
+Not done: fewer points or another backend (the charts must look the same), and a per-process reused
+Figure (the same pixels not shown). MIME is already built once per message (`Email.to_mime`, flattened
+once by the backend); what it costs is the `email` package's header registry and generator, and a
+hand-written serializer would change the bytes a provider receives. Workbooks are already read with
+openpyxl's streaming reader (`read_only=True`), as the floor reads them.
+
+**1,000 tenants.** The plain run keeps only outcomes once a message is delivered (`keep_messages=False`,
+as the flow always did), so memory grows with the gathered figures and the summary, not with the
+rendered messages. Peak RSS is the run's own process (the chart worker is a separate process of
+~100 MB that the kernel reports apart).
+
+**Profile at 100 tenants (cProfile, 2026-11-30, cache warm, one run each, before issue 26).** Flow: of
+5.5 s in `send_exec_reports`' engine, 3.9 s is the flow's thread waiting on its tasks (the same
+gather/render/deliver work as plain), 0.40 s is `handle_success` (the summary walk, now gone), 0.43 s is
+starting the run (version check, creating the flow run), and up to 1 s is the heartbeat thread's join
+(now gone for a CLI run). Plain (3.2 s; plain / floor 2.14×): gather 1.9 s CPU under the profiler (ledger
+1.2 s, of which reading the 25 workbooks with openpyxl 0.57 s, which the floor pays too; marketing
+0.44 s), building and writing MIME 0.67 s, the template sandbox's size accounting of helper results
+0.22 s (`written_size`, the issue-15 limit), premailer 0.42 s, markdown 0.79 s.
 """
 
 

@@ -175,11 +175,12 @@ class InlineImage:
 
     @classmethod
     def draw(cls, spec: ChartSpec) -> InlineImage:
-        pool = _BACKGROUND.get()
-        if pool is None:
+        workers = _BACKGROUND.get()
+        if not workers:
             return cls(spec.content_id, spec.alt_text(), cached_png(spec), spec)
-        png = _from_cache(spec)
-        return cls(spec.content_id, spec.alt_text(), pool.submit(cached_png, spec) if png is None else png, spec)
+        png = _from_cache(spec)  # the pool starts at the first chart not in the cache, never for a warm run
+        return cls(spec.content_id, spec.alt_text(),
+                   _chart_pool(workers).submit(cached_png, spec) if png is None else png, spec)
 
 
 # ---- drawing in worker processes ------------------------------------------------------------------------
@@ -189,7 +190,7 @@ class InlineImage:
 # matplotlib state each time, no metadata). "spawn": a worker starts clean, never a fork of a process whose
 # other threads (Prefect's) hold locks.
 CHART_WORKERS_ENV = "EXEC_REPORTS_CHART_WORKERS"
-_BACKGROUND: ContextVar[Executor | None] = ContextVar("chart_pool", default=None)
+_BACKGROUND: ContextVar[int] = ContextVar("chart_workers", default=0)
 _pools: dict[int, Executor] = {}
 _pools_lock = threading.Lock()
 
@@ -237,9 +238,8 @@ def _stop_pools() -> None:
 @contextmanager
 def drawing_in_background(workers: int | None = None) -> Iterator[None]:
     """Charts drawn while this is open go to worker processes (none: ``chart_workers()``; 0: this process).
-    The pool is started once per process and kept for later runs."""
-    workers = chart_workers() if workers is None else workers
-    token = _BACKGROUND.set(_chart_pool(workers) if workers > 0 else None)
+    The pool is started at the first chart not in the cache and kept for later runs of this process."""
+    token = _BACKGROUND.set(chart_workers() if workers is None else workers)
     try:
         yield
     finally:
