@@ -38,14 +38,15 @@ def main() -> None:
         # The same work as the flow: deliver through the outbox and keep delivery records.
         run = run_folder_name(period)
         # resend: every repeat does a first-time send's work, not a re-run's skip.
+        # keep_messages=False: like the flow, only outcomes are kept once a message is delivered.
         summary, _ = run_plain(config, period, backend=get_backend(config, run), records=open_record_store(config),
-                               run=run, resend=True)
+                               run=run, resend=True, keep_messages=False)
         elapsed = time.perf_counter() - started
     else:
-        from flows.flow import run_summary, send_exec_reports
+        from flows.flow import run_locally, run_summary
 
-        started = time.perf_counter()
-        state = send_exec_reports(config=config_path, period=period_label, resend=True, return_state=True)
+        started = time.perf_counter()  # the run as `exec-reports run` runs it (the project's Prefect settings)
+        state = run_locally(config=config_path, period=period_label, resend=True)
         elapsed = time.perf_counter() - started
         summary = run_summary(state)
     print(json.dumps({"elapsed": elapsed, "sent": len(summary["sent"]), "failed": len(summary["failed"])}))

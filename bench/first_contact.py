@@ -6,6 +6,7 @@ commands, wall clock, against the plain pipeline on the same data in its own pro
 - warm: the server is already running (the daily loop); the compiled templates and charts come from
   the cache the earlier runs filled; warm uncached: the same with the cache off (flows/core/cache.py).
 - plain: ``python -m bench.child plain`` on the same config and period, interpreter start included.
+- history: ``exec-reports history`` with the local server up (after each warm run), whole command.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def measure(workdir: Path, period: str, cold_runs: int = 2, warm_runs: int = 3) 
     config = _sample_copy(workdir)
     base_env = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_API_URL")}
     run = [EXEC_REPORTS, "run", "--config", str(config), "--period", period, "--resend"]
-    cold, warm, warm_uncached, plain, failures = [], [], [], [], []
+    cold, warm, warm_uncached, plain, history, failures = [], [], [], [], [], []
     for attempt in range(cold_runs):
         home = workdir / f"first-contact-home-{attempt}"
         env = {**base_env, "PREFECT_HOME": str(home)}  # the CLI turns Prefect's telemetry off itself
@@ -69,8 +70,15 @@ def measure(workdir: Path, period: str, cold_runs: int = 2, warm_runs: int = 3) 
                     warm_uncached.append(seconds)
                     if code != 0:
                         failures.append(f"warm run without cache {index}: exit {code}")
+                    # `history` with the server up: it must read the server `run` keeps, not start one.
+                    seconds, code = _timed([EXEC_REPORTS, "history", "--config", str(config)], env,
+                                           config.parent.parent, workdir / f"history-{index}.log")
+                    history.append(seconds)
+                    if code != 0:
+                        failures.append(f"history {index}: exit {code} (log {workdir / f'history-{index}.log'})")
         finally:
             stop_server(home)
     return {"cold_s": statistics.median(cold), "cold_max_s": max(cold), "cold_runs": len(cold),
             "warm_s": statistics.median(warm),
-            "warm_uncached_s": statistics.median(warm_uncached), "plain_s": statistics.median(plain), "failures": failures}
+            "warm_uncached_s": statistics.median(warm_uncached), "plain_s": statistics.median(plain), "failures": failures,
+            "history_s": statistics.median(history), "history_max_s": max(history), "warm_runs": len(history)}

@@ -153,6 +153,20 @@ def bench_orchestration(workdir: Path, sizes: list[int], repeats: int) -> dict:
     return {"backend": backend, "sizes": results}
 
 
+def bench_thousand(workdir: Path, tenants: int = 1000) -> dict:
+    """The plain pipeline at 1,000 tenants in its own process, after one untimed run that fills the template
+    and chart cache (as the 100-tenant plain figure it is compared with): wall time and peak RSS."""
+    config = make_portfolio(tenants, workdir / f"plain-{tenants}")
+    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING", "EXEC_REPORTS_CACHE_DIR": str(workdir / f"cache-{tenants}")}
+    run_child("plain", config, env, workdir)
+    load = os.getloadavg()[0]
+    timed = run_child("plain", config, env, workdir)
+    if timed["failed"]:
+        raise RuntimeError(f"{tenants} tenants: {timed['failed']} message(s) failed")
+    return {"tenants": tenants, "plain_s": timed["elapsed"], "messages": timed["sent"],
+            "peak_rss_mb": timed["peak_rss_mb"], "cpu_s": timed["cpu_s"], "load": load}
+
+
 # ---- 3. SES throughput --------------------------------------------------------------------------------------
 
 
@@ -216,6 +230,10 @@ def write_results(data: dict) -> str:
             f"{first['warm_s']:.1f} s / {first['plain_s']:.1f} s; warm with the template and chart cache off "
             f"{first['warm_uncached_s']:.1f} s | warm ≤ 8 s | {verdict(first['warm_s'] <= 8)} |",
         ]
+        if "history_s" in first:
+            lines.append(f"| 0 | `exec-reports history` with the local server up, whole command ({first['warm_runs']} "
+                         f"runs) | median {first['history_s']:.1f} s, max {first['history_max_s']:.1f} s | ≤ 3 s | "
+                         f"{verdict(first['history_s'] <= 3)} |")
     if render:
         lines.append(
             f"| 1 | render cost per report ({render['reports']} reports × {render['repeats']}) | median "
@@ -237,12 +255,24 @@ def write_results(data: dict) -> str:
             f"| 2 | plain / floor, 100 tenants (floor: read every file with csv, render each message once) | "
             f"{row['plain_s']:.2f} s / {row['floor_s']:.2f} s = {row['plain_over_floor']:.2f}× | ≤ 2× | "
             f"{verdict(row['plain_over_floor'] <= 2)} |",
+            f"| 2 | plain pipeline, 100 tenants, template and chart cache off (a new week: every chart drawn, in "
+            f"worker processes) | {row['plain_uncached_s']:.2f} s ({row['plain_uncached_cpu_s']:.2f} s CPU) | ≤ 4 s | "
+            f"{verdict(row['plain_uncached_s'] <= 4)} |",
         ]
     if 100 in sizes and 200 in sizes:
         plain_growth = sizes[200]["plain_s"] / sizes[100]["plain_s"]
         flow_growth = sizes[200]["flow_s"] / sizes[100]["flow_s"]
         lines.append(f"| 2 | 200 tenants / 100 tenants | plain {plain_growth:.2f}×, flow {flow_growth:.2f}× | ≤ 2.1× "
                      f"(linear) | {verdict(max(plain_growth, flow_growth) <= 2.1)} |")
+    thousand = data.get("thousand")
+    if thousand:
+        base = sizes.get(100, {}).get("plain_s")
+        ratio = thousand["plain_s"] / base if base else None
+        ok = ratio is not None and ratio <= 12 and thousand["peak_rss_mb"] <= 400
+        lines.append(f"| 2 | plain pipeline, {thousand['tenants']:,} tenants ({thousand['messages']} messages), cache warm | "
+                     f"{thousand['plain_s']:.1f} s ({thousand['cpu_s']:.1f} s CPU, load {thousand['load']:.1f})"
+                     + (f" = {ratio:.1f}× the 100-tenant time" if ratio else "") + f"; peak RSS "
+                     f"{thousand['peak_rss_mb']:.0f} MB | ≤ 12× the 100-tenant time, peak RSS ≤ 400 MB | {verdict(ok)} |")
     if ses:
         ok = ses["ratio"] >= 0.9 and ses["max_in_one_second"] <= ses["rate"] and ses["duplicates"] == 0
         lines.append(f"| 3 | SES: {ses['messages']} messages at MaxSendRate {ses['rate']:.0f}/s | achieved "
@@ -314,30 +344,48 @@ Timings are wall-clock on a shared 2-core machine; both columns exclude interpre
 imports and include everything after (config, definitions, gathering, rendering, delivery).
 
 **Flow / plain (target ≤ 1.3× at 100 tenants).** What the flow still adds over the plain loop, from
-wall-clock and CPU profiles of a fresh flow process at 100 tenants (issue 17): a fixed part, about 1 s
-here: the client's API version check and the flow run's creation (a few round trips to a server on the
-same two cores), joining Prefect's heartbeat thread when the run ends (it sleeps in 1 s steps, so up
-to 1 s of idle wall time, no CPU; `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` keeps the default), walking the
-returned summary for futures and persisting it; and a part that grows with tenants, ~0.3 s per 100
-tenants: the delivery table, checks and status board artifacts, the logs, and the summary walk (every
-fired check is in it). In one warm process the flow's CPU is within ~1-3% of the plain loop's. What
-was tried: per-(tenant, source) tasks (17x), batched gather tasks (4.3x), quote() on large task
-arguments, libyaml and a per-process config cache (2.0x), one artifact per role instead of one per
-report (the server's CPU per run fell ~4x), roles one after another with the outbox (parallel
-CPU-bound roles only contended for the GIL, ~13% more CPU), delivery records in SQLite.
+wall-clock and CPU profiles of a fresh flow process at 100 tenants (issue 17): a fixed part: the
+client's API version check and the flow run's creation (a few round trips to a server on the same two
+cores), joining Prefect's heartbeat thread when the run ends, walking the returned summary for futures
+and persisting it; and a part that grows with tenants, ~0.3 s per 100 tenants: the delivery table,
+checks and status board artifacts and the logs. In one warm process the flow's CPU is within ~1-3% of
+the plain loop's. What was tried: per-(tenant, source) tasks (17x), batched gather tasks (4.3x), quote()
+on large task arguments, libyaml and a per-process config cache (2.0x), one artifact per role instead
+of one per report (the server's CPU per run fell ~4x), roles one after another with the outbox
+(parallel CPU-bound roles only contended for the GIL, ~13% more CPU), delivery records in SQLite.
+Issue 26: the flow returns a brief summary (counts and ids; `flows.orchestrator.summary.brief_summary`),
+so Prefect's walk for futures and its result persistence see a few lines instead of ~68,000 nodes
+(0.40 s at 100 tenants); the whole summary stays with the process that ran the run. A run the CLI starts
+(and the benchmark's flow column, which runs it the same way: `flows.flow.run_locally`) sends no
+heartbeats (`LOCAL_RUN_SETTINGS`, reason beside it): the engine's join of the heartbeat thread cost up to
+1 s of idle wall time per run. What is left is Prefect's own: the version check, creating the flow run
+and its task runs, and the artifacts, which the server answers with the same two cores.
 
-**Profile at 100 tenants (cProfile, 2026-11-30, cache warm, one run each).** Flow: of 5.5 s in
-`send_exec_reports`' engine, 3.9 s is the flow's thread waiting on its tasks (the same gather/render/
-deliver work as plain), 0.40 s is `handle_success`: Prefect walks the returned summary for futures
-(68,000 nodes, `resolve_futures_to_states`) before persisting it, 0.43 s is starting the run (version
-check, creating the flow run), and up to 1 s is the heartbeat thread's join. Not changed: returning the
-summary as an opaque object would change what `state.result()` gives every caller, and turning
-heartbeats off would stop the server from noticing a run that died. Plain (3.2 s; plain / floor 2.14×):
-gather 1.9 s CPU under the profiler (ledger 1.2 s, of which reading the 25 workbooks with openpyxl
-0.57 s, which the floor pays too; marketing 0.44 s), building and writing MIME 0.67 s (the `email`
-package's header registry; a faster path would change the bytes a provider receives), the template
-sandbox's size accounting of helper results 0.22 s (`written_size`, the issue-15 limit), premailer
-0.42 s, markdown 0.79 s. With the cache off, the 100 GM briefs' charts add about 4 s of drawing.
+**A cold week (issue 26).** With the cache off every chart is drawn again (37 ms each on the reference
+machine; ~100 GM briefs' charts were 4 s on one core). A role of 8 or more reports now renders 8 reports
+ahead of delivery and hands each chart that is not in the cache to a pool of worker processes
+(`spawn`, one fewer than the cores: one here), so drawing overlaps rendering; the bytes are the same
+(tests/flows/render/test_chart_pool.py). On 2 cores that is at most one core of drawing beside one of
+rendering: the figure can approach the warm one only as far as the drawing fits beside the rendering.
+Not done: fewer points or another backend (the charts must look the same), and a per-process reused
+Figure (the same pixels not shown). MIME is already built once per message (`Email.to_mime`, flattened
+once by the backend); what it costs is the `email` package's header registry and generator, and a
+hand-written serializer would change the bytes a provider receives. Workbooks are already read with
+openpyxl's streaming reader (`read_only=True`), as the floor reads them.
+
+**1,000 tenants.** The plain run keeps only outcomes once a message is delivered (`keep_messages=False`,
+as the flow always did), so memory grows with the gathered figures and the summary, not with the
+rendered messages. Peak RSS is the run's own process (the chart worker is a separate process of
+~100 MB that the kernel reports apart).
+
+**Profile at 100 tenants (cProfile, 2026-11-30, cache warm, one run each, before issue 26).** Flow: of
+5.5 s in `send_exec_reports`' engine, 3.9 s is the flow's thread waiting on its tasks (the same
+gather/render/deliver work as plain), 0.40 s is `handle_success` (the summary walk, now gone), 0.43 s is
+starting the run (version check, creating the flow run), and up to 1 s is the heartbeat thread's join
+(now gone for a CLI run). Plain (3.2 s; plain / floor 2.14×): gather 1.9 s CPU under the profiler (ledger
+1.2 s, of which reading the 25 workbooks with openpyxl 0.57 s, which the floor pays too; marketing
+0.44 s), building and writing MIME 0.67 s, the template sandbox's size accounting of helper results
+0.22 s (`written_size`, the issue-15 limit), premailer 0.42 s, markdown 0.79 s.
 """
 
 
@@ -348,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ses-messages", type=int, default=1000)
     parser.add_argument("--ses-rate", type=float, default=50)
     parser.add_argument("--only", default="",
-                        help="comma-separated: first-contact,render,orchestration,ses,check,email,records")
+                        help="comma-separated: first-contact,render,orchestration,thousand,ses,check,email,records")
     args = parser.parse_args(argv)
     only = {part.strip() for part in args.only.split(",") if part.strip()}
 
@@ -373,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("orchestration"):
             print("2,4/5 orchestration overhead and memory (starts a Prefect server) ...", flush=True)
             orchestration = bench_orchestration(workdir, [int(s) for s in args.sizes.split(",")], args.repeats)
+        thousand = None
+        if wanted("thousand"):
+            print("2/5 plain pipeline at 1,000 tenants (peak RSS) ...", flush=True)
+            thousand = bench_thousand(workdir)
         if wanted("ses"):
             print("3/5 SES throughput against moto ...", flush=True)
             ses = bench_ses(args.ses_messages, args.ses_rate)
@@ -393,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             email = bench_email(workdir, tenants=100, repeats=args.repeats)
     data = {"when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "repeats": args.repeats, "render": render, "orchestration": orchestration, "ses": ses, "check": check,
-            "first_contact": first_contact, "only": args.only, "email": email, "records": records,
+            "first_contact": first_contact, "only": args.only, "thousand": thousand, "email": email, "records": records,
             "notes": (PROJECT_ROOT / "bench" / "NOTES.md").read_text() if (PROJECT_ROOT / "bench" / "NOTES.md").exists()
             else NOTES}
     text = write_results(data)

@@ -1,12 +1,11 @@
-"""The Prefect flow, the only module that imports Prefect: the flow, its tasks, run naming and the
-alert hook. The run itself is ``flows.orchestrator.run.run_reports``; this module only says how its
-heavy steps execute (as tasks) and what the run leaves in Prefect (artifacts, the status board, the
-final state).
+"""The Prefect flow, the only module that imports Prefect: the flow, its tasks, run naming, the alert hook
+and the Prefect settings of a local run. The run itself is ``flows.orchestrator.run.run_reports``; this
+module says how its heavy steps execute (as tasks) and what the run leaves in Prefect (artifacts, the
+status board, its final state with a brief summary).
 
-Task granularity: gathering runs as a few tasks over batches of tenants (``GATHER_BATCHES``), with
-retries of transient I/O per (tenant, source) inside them, and one task per report role renders and
-delivers. Per-(tenant, source) or per-message tasks multiplied orchestration overhead (bench/) without
-adding anything the per-source retries and the backends' own retries don't give.
+Task granularity: a few gather tasks over batches of tenants (``GATHER_BATCHES``), with retries of
+transient I/O per (tenant, source) inside them, and one task per report role renders and delivers; finer
+tasks multiplied orchestration overhead (bench/) and added nothing the per-source retries don't give.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -27,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.runtime import deployment as current_deployment
 from prefect.runtime import flow_run as current_flow_run
-from prefect.settings import PREFECT_UI_URL
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_UI_URL, temporary_settings
 from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
 
@@ -51,15 +49,16 @@ from flows.orchestrator.run import (
     ProduceResult,
     RunJob,
     RunResult,
-    produce_instance,
+    produce_role,
     run_reports,
 )
-from flows.orchestrator.run_page import ChartInliner, short_reason
-from flows.plan.plan import MetricValues, ReportInstance, RunPlan, report_key
+from flows.orchestrator.run_page import ChartInliner, report_sections, short_reason
+from flows.orchestrator.summary import RunDetails, brief_summary
+from flows.plan.plan import MetricValues, ReportInstance, RunPlan
 from flows.plan.selection import Selection
 
 __all__ = ["GATHER_BATCHES", "send_exec_reports", "run_inline", "run_summary", "run_url", "trigger_deployment",
-           "fetch_delivery_tables", "mark_killed_local_runs_crashed", "prefect_run_is_over"]
+           "fetch_delivery_tables", "mark_killed_local_runs_crashed", "prefect_run_is_over", "run_locally"]
 
 # The status board: one artifact key, a new version per run (Prefect UI: Artifacts -> exec-reports-status).
 STATUS_BOARD_KEY = "exec-reports-status"
@@ -79,13 +78,11 @@ def produce_reports(role: str, instances: list[ReportInstance], values: MetricVa
     """Every report of one role. A report that failed fails this task (its reason in the task's state
     message), after the others went out; the flow reads every outcome from the Failed state's data."""
     results, sections, inline_charts = [], [], ChartInliner()
-    for instance in instances:
-        produced = produce_instance(job, delivery, instance, values)
+    for instance, produced in zip(instances, produce_role(job, delivery, instances, values), strict=True):
         sections.extend(report_sections(instance, produced, job.period, inline_charts))
         # The flow needs outcomes, checks and agenda items back, not the rendered messages (HTML, charts):
         # dropping them here keeps one message at a time in memory instead of every message of the run.
-        results.append(replace(produced, rendered={variant: replace(rendered, markdown="", html="", text="", images=[])
-                                                   for variant, rendered in produced.rendered.items()}))
+        results.append(produced.without_messages())
     # Artifacts are history, not delivery: failing to record one is logged and never turns a delivered
     # report into a failure.
     try:
@@ -142,15 +139,6 @@ def _result_or_error(future) -> Any:
     if isinstance(error, ReportsFailed):  # the task finished and failed some reports: its outcomes count
         return error.results
     return error if isinstance(error, BaseException) else RuntimeError(str(error))
-
-
-def report_sections(instance: ReportInstance, produced: ProducedReport, period: Period,
-                    inline_charts: ChartInliner) -> list[str]:
-    """A report's section of its role's artifact: its subject, its key, then its Markdown with its charts
-    as images the UI can load (or tables of their figures)."""
-    return [f"## {rendered.subject}\n\n`{report_key(instance, variant)}` · {period.label}\n\n"
-            f"{inline_charts(rendered.markdown.strip(), rendered.charts, [i.png for i in rendered.images])}\n"
-            for variant, rendered in produced.rendered.items()]
 
 
 def record_role_reports(role: str, sections: list[str], period: Period) -> None:
@@ -235,9 +223,16 @@ def _flow_run_name() -> str:
     return readable_run_name(current_flow_run.parameters)
 
 
+# The whole summary of every run this process ran (the flow returns only its brief: counts and ids).
+RUN_DETAILS = RunDetails()
+
+
 def run_summary(state) -> dict[str, Any] | None:
-    """The JSON run summary a finished run left: its return value when Completed, or the summary carried
-    by its Failed state's RunFailures. None for a crash (no summary was written)."""
+    """The JSON run summary of a finished run: the whole one when this process ran it, else the brief one
+    (counts and ids) it returned when Completed or carried in its Failed state's RunFailures. None for a
+    crash (no summary was written)."""
+    if (details := RUN_DETAILS.get(str(state.state_details.flow_run_id))) is not None:
+        return details
     data = state.result(raise_on_failure=False)
     if isinstance(data, RunFailures):
         return data.summary
@@ -316,6 +311,7 @@ def finish_run(job: RunJob, result: RunResult, portfolio: PortfolioConfig):
     """What the run leaves in Prefect: the deliveries table, the status board, the checks table, a
     notice of new suppressions, and its final state (Failed with the reasons when anything failed)."""
     summary, period = result.summary, job.period
+    RUN_DETAILS.remember(str(current_flow_run.id), summary)
     delivery_rows = run_page.delivery_rows(result.outcomes, result.plan.definition_problems, period.label)
     failures = run_page.failures_markdown(result.outcomes, result.plan.definition_problems, period.label)
     create_table_artifact(key=DELIVERY_TABLE_KEY, table=delivery_rows,
@@ -337,22 +333,24 @@ def finish_run(job: RunJob, result: RunResult, portfolio: PortfolioConfig):
         reasons = "; ".join(f"{f['report']}{'/' + f['tenant'] if f['tenant'] else ''}: {short_reason(f['reason'])}"
                             for f in summary["failed"][:5])
         message = f"{len(summary['failed'])} failure(s): {reasons}"
-        return Failed(message=message, data=RunFailures(message, summary))
-    return Completed(message=f"{len(summary['sent'])} sent", data=summary)
+        return Failed(message=message, data=RunFailures(message, brief_summary(summary)))
+    return Completed(message=f"{len(summary['sent'])} sent", data=brief_summary(summary))
 
 
 def read_status_board() -> list[dict[str, Any]]:
     """The latest version of the status board artifact (empty before the first real run)."""
+    return next((rows for _, rows in _latest_artifacts(STATUS_BOARD_KEY, limit=1)), [])
+
+
+def _latest_artifacts(key: str, limit: int) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """The latest versions of a table artifact, newest first, each with its rows."""
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
 
     with get_client(sync_client=True) as client:
-        latest = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[STATUS_BOARD_KEY])),
-                                       sort=ArtifactSort.CREATED_DESC, limit=1)
-    if not latest:
-        return []
-    data = json.loads(latest[0].data) if isinstance(latest[0].data, str) else latest[0].data
-    return list(data or [])
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                          sort=ArtifactSort.CREATED_DESC, limit=limit)
+    return [(a, list((json.loads(a.data) if isinstance(a.data, str) else a.data) or [])) for a in artifacts]
 
 
 def publish_status_board(delivery_rows: list[dict[str, Any]], run_name: str) -> None:
@@ -371,19 +369,8 @@ def publish_status_board(delivery_rows: list[dict[str, Any]], run_name: str) -> 
 
 def fetch_delivery_tables(limit: int = 50) -> list[DeliveryTable]:
     """The delivery tables of the latest runs, newest first, from the configured Prefect API."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[DELIVERY_TABLE_KEY])),
-            sort=ArtifactSort.CREATED_DESC, limit=limit)
-    tables = []
-    for artifact in artifacts:
-        rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
-        tables.append(DeliveryTable(artifact.created, str(artifact.flow_run_id), list(rows or [])))
-    return tables
+    return [DeliveryTable(artifact.created, str(artifact.flow_run_id), rows)
+            for artifact, rows in _latest_artifacts(DELIVERY_TABLE_KEY, limit)]
 
 
 def trigger_deployment(name: str, parameters: dict[str, Any], *, idempotency_key: str | None = None,
@@ -396,6 +383,22 @@ def trigger_deployment(name: str, parameters: dict[str, Any], *, idempotency_key
     return {"flow_run_id": str(flow_run.id), "flow_run_name": flow_run.name, "deployment": name,
             "parameters": parameters, "state": flow_run.state.name if flow_run.state else None,
             "watch": run_url(flow_run.id)}
+
+
+# Prefect's per-run work that a run this machine's CLI starts (and the benchmarks, which time that run) does
+# not need; set for that run only. A deployment run on a worker and the Lambda's inline run keep the defaults.
+LOCAL_RUN_SETTINGS = {
+    # Heartbeats tell the server a run's process is alive. Here the CLI's run markers do that (a run whose
+    # process died is marked Crashed by the next command: orchestrator/local_runs.py), and the engine joins the
+    # heartbeat thread when the run ends, which sleeps in 1 s steps: up to 1 s of the user's wait for nothing.
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+}
+
+
+def run_locally(**parameters: Any) -> State:
+    """The flow in this process as `exec-reports run` runs it (LOCAL_RUN_SETTINGS); its final state."""
+    with temporary_settings(updates=LOCAL_RUN_SETTINGS):
+        return send_exec_reports(**parameters, return_state=True)
 
 
 def run_inline(parameters: dict[str, Any], scheduled_time: dt.datetime | None = None) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def cmd_run(args) -> int:
         preflight_delivery(config, args.delivery)
     use_local_server_unless_configured()
     markers = local_run_markers()
-    from flows.flow import mark_killed_local_runs_crashed, run_summary, run_url, send_exec_reports
+    from flows.flow import mark_killed_local_runs_crashed, run_locally, run_summary, run_url
 
     for name in mark_killed_local_runs_crashed(markers):
         progress(f"note: the earlier run '{name}' was killed before it finished: marked Crashed, operations alerted")
@@ -50,9 +50,8 @@ def cmd_run(args) -> int:
     os.environ[LOCAL_RUN_MARKERS_ENV] = str(markers.folder)
     try:
         # The period is worked out here, as `check` and `preview` do, and passed on: one default everywhere.
-        state = send_exec_reports(roles=args.roles, tenants=args.tenants, period=period.label,
-                                  dry_run=args.dry_run, config=str(config.path), resend=args.resend,
-                                  delivery=args.delivery, only=args.only, return_state=True)
+        state = run_locally(roles=args.roles, tenants=args.tenants, period=period.label, dry_run=args.dry_run,
+                            config=str(config.path), resend=args.resend, delivery=args.delivery, only=args.only)
     finally:
         os.environ.pop(LOCAL_RUN_MARKERS_ENV, None)
     flow_run_id = state.state_details.flow_run_id

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flows.core.config import PortfolioConfig
@@ -82,6 +82,22 @@ class ProducedReport:
     checks: list[CheckResult]
     rendered: dict[str, RenderedEmail]  # variant ("" for the default) -> rendered email
 
+    def without_messages(self) -> ProducedReport:
+        """Outcomes, checks and agenda items without the rendered messages (HTML, text, charts): what a
+        run keeps of a report once it is delivered, so one message at a time is in memory, not all."""
+        return replace(self, rendered={variant: replace(rendered, markdown="", html="", text="", images=[])
+                                       for variant, rendered in self.rendered.items()})
+
+
+@dataclass
+class PreparedReport:
+    """A report instance rendered and not yet delivered: per variant (in order), the outcome that ended it
+    (skipped, failed) or what to deliver (its definition, recipients and rendered email)."""
+
+    instance: ReportInstance
+    produced: ProducedReport
+    variants: list[Outcome | tuple[str, ReportDefinition, list[str], RenderedEmail]]
+
 
 def produce_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period,
                    backend: DeliveryBackend | None, *, dry_run: bool = False, records: RecordStore | None = None,
@@ -95,12 +111,25 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
     are not delivered (nor listed). With ``every_variant`` (``check``, ``preview``), the default and every
     variant are rendered even when no recipient is assigned to them (listed as dry-run with no recipients).
     """
+    prepared = prepare_report(instance, values, config, period, every_variant=every_variant,
+                              generated_at=generated_at, draw_charts=draw_charts)
+    return deliver_report(prepared, config, period, backend, dry_run=dry_run, records=records, run=run,
+                          resend=resend, run_name=run_name, only=only, run_is_over=run_is_over)
+
+
+def prepare_report(instance: ReportInstance, values: MetricValues, config: PortfolioConfig, period: Period, *,
+                   every_variant: bool = False, generated_at: dt.datetime | None = None,
+                   draw_charts: bool = True) -> PreparedReport:
+    """The first half of ``produce_report``: recipients, their variants, and each variant rendered (its
+    charts may still be drawing in a worker process)."""
     role, key = instance.role, instance.key
+    prepared = PreparedReport(instance, ProducedReport([], [], {}), [])
     try:
         recipients = recipients_of(instance, config)
     except ReportError as exc:
         log.error("report %s failed: %s", instance.label, exc)
-        return ProducedReport([Outcome(role, key, [], "failed", reason=str(exc))], [], {})
+        prepared.variants.append(Outcome(role, key, [], "failed", reason=str(exc)))
+        return prepared
     by_definition: dict[str, tuple[ReportDefinition, list[str]]] = {}
     for recipient in recipients:
         chosen = assign_variant(role, recipient, instance.definition, instance.variants)
@@ -108,8 +137,36 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
     if every_variant:
         for definition in instance.all_definitions:
             by_definition.setdefault(definition.variant, (definition, []))
+    for variant, (definition, assigned) in sorted(by_definition.items()):
+        try:
+            rendered, checks = build_report(instance, values, config, period, generated_at, definition=definition,
+                                            render_skipped=every_variant, draw_charts=draw_charts)
+        except ReportSkipped as skipped:
+            prepared.variants.append(Outcome(role, key, assigned, "skipped", reason=str(skipped), variant=variant))
+            continue
+        except ReportError as exc:
+            log.error("report %s failed: %s", instance.label, exc)
+            prepared.variants.append(Outcome(role, key, assigned, "failed", reason=str(exc), variant=variant))
+            continue
+        except Exception as exc:  # a bug in one report must not hide the others' outcomes
+            log.exception("report %s failed unexpectedly", instance.label)
+            prepared.variants.append(Outcome(role, key, assigned, "failed", variant=variant,
+                                             reason=f"unexpected error: {type(exc).__name__}: {exc}"))
+            continue
+        if not prepared.produced.checks:
+            prepared.produced.checks = checks
+        prepared.produced.rendered[variant] = rendered
+        prepared.variants.append((variant, definition, assigned, rendered))
+    return prepared
 
-    produced = ProducedReport([], [], {})
+
+def deliver_report(prepared: PreparedReport, config: PortfolioConfig, period: Period,
+                   backend: DeliveryBackend | None, *, dry_run: bool = False, records: RecordStore | None = None,
+                   run: str = "", resend: bool = False, run_name: str = "", only: Selection | None = None,
+                   run_is_over: RunLiveness | None = None) -> ProducedReport:
+    """The second half of ``produce_report``: one message per recipient (or group), each delivered once."""
+    instance, produced = prepared.instance, prepared.produced
+    role, key = instance.role, instance.key
     # Addresses that bounced for good or complained get nothing until an operator clears them. Looked up
     # per address (one read each, once per report), not by listing the whole suppression list for every
     # report: on S3 a listing costs one request per entry.
@@ -122,25 +179,11 @@ def produce_report(instance: ReportInstance, values: MetricValues, config: Portf
             suppressed[address] = suppressions.entry(address) if suppressions is not None else None
         return suppressed[address]
 
-    for variant, (definition, assigned) in sorted(by_definition.items()):
-        try:
-            rendered, checks = build_report(instance, values, config, period, generated_at, definition=definition,
-                                            render_skipped=every_variant, draw_charts=draw_charts)
-        except ReportSkipped as skipped:
-            produced.outcomes.append(Outcome(role, key, assigned, "skipped", reason=str(skipped), variant=variant))
+    for entry in prepared.variants:
+        if isinstance(entry, Outcome):
+            produced.outcomes.append(entry)
             continue
-        except ReportError as exc:
-            log.error("report %s failed: %s", instance.label, exc)
-            produced.outcomes.append(Outcome(role, key, assigned, "failed", reason=str(exc), variant=variant))
-            continue
-        except Exception as exc:  # a bug in one report must not hide the others' outcomes
-            log.exception("report %s failed unexpectedly", instance.label)
-            produced.outcomes.append(Outcome(role, key, assigned, "failed", variant=variant,
-                                             reason=f"unexpected error: {type(exc).__name__}: {exc}"))
-            continue
-        if not produced.checks:
-            produced.checks = checks
-        produced.rendered[variant] = rendered
+        variant, definition, assigned, rendered = entry
         for warning in rendered.warnings:
             log.warning("report %s: %s", instance.label, warning)
         groups = [tuple(assigned)] if config.delivery.group_recipients else [(r,) for r in assigned]

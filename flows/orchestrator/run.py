@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections import defaultdict
-from collections.abc import Mapping
+from collections import defaultdict, deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,11 +26,12 @@ from flows.delivery.message import DeliveryBackend
 from flows.delivery.records import RecordStore, RunLiveness, open_record_store
 from flows.delivery.tasks import HandOff, hand_off_actions
 from flows.gather.gather import gather_tenants, tenant_batches, unavailable_after_error
-from flows.orchestrator.produce import ProducedReport, produce_report
+from flows.orchestrator.produce import PreparedReport, ProducedReport, deliver_report, prepare_report
 from flows.orchestrator.summary import Outcome, add_delivery_feedback, run_folder_name, summarise
 from flows.plan.definitions import ReportDefinition, load_definitions
 from flows.plan.plan import MetricValues, ReportInstance, RunPlan, plan_run, report_key
 from flows.plan.selection import Selection
+from flows.render.charts import drawing_in_background
 from flows.render.checks import CheckResult
 from flows.render.email import RenderedEmail
 
@@ -55,6 +56,9 @@ class RunJob:
     # check and preview: render the default report and every variant even if no recipient gets them.
     every_variant: bool = False
     draw_charts: bool = True
+    # The rendered messages in the run's result (check, preview, tests); off, only outcomes and checks are
+    # kept once a report is delivered, as in the flow (memory stays flat at a thousand tenants).
+    keep_messages: bool = True
     generated_at: dt.datetime | None = None
     run_folder: str = ""
     run_id: str = ""
@@ -111,7 +115,8 @@ class InProcessSteps:
 
     def produce(self, job: RunJob, delivery: Delivery, by_role: dict[str, list[ReportInstance]],
                 values: MetricValues) -> ProduceResult:
-        return {role: [produce_instance(job, delivery, instance, values) for instance in instances]
+        return {role: [report if job.keep_messages else report.without_messages()
+                       for report in produce_role(job, delivery, instances, values)]
                 for role, instances in by_role.items()}
 
     def hand_off(self, job: RunJob, delivery: Delivery, actions: list[dict[str, str]]) -> HandOff:
@@ -121,10 +126,42 @@ class InProcessSteps:
 
 def produce_instance(job: RunJob, delivery: Delivery, instance: ReportInstance, values: MetricValues) -> ProducedReport:
     """Render and deliver one report instance as this job says (the produce step's unit of work)."""
-    return produce_report(instance, values, job.config, job.period, delivery.backend, dry_run=job.dry_run,
-                          records=delivery.records, run=job.run_id, resend=job.resend, run_name=job.run_folder,
-                          only=job.only, run_is_over=delivery.run_is_over, every_variant=job.every_variant,
+    return _deliver(job, delivery, _prepare(job, instance, values))
+
+
+def _prepare(job: RunJob, instance: ReportInstance, values: MetricValues) -> PreparedReport:
+    return prepare_report(instance, values, job.config, job.period, every_variant=job.every_variant,
                           generated_at=job.generated_at, draw_charts=job.draw_charts)
+
+
+def _deliver(job: RunJob, delivery: Delivery, prepared: PreparedReport) -> ProducedReport:
+    return deliver_report(prepared, job.config, job.period, delivery.backend, dry_run=job.dry_run,
+                          records=delivery.records, run=job.run_id, resend=job.resend, run_name=job.run_folder,
+                          only=job.only, run_is_over=delivery.run_is_over)
+
+
+# With at least this many reports in a role, charts are drawn by worker processes while the next reports
+# render (a few charts are not worth starting a pool for), and rendering runs RENDER_AHEAD reports ahead of
+# delivery so a report's charts are drawn by the time its messages are built.
+BACKGROUND_CHARTS_FROM = 8
+RENDER_AHEAD = 8
+
+
+def produce_role(job: RunJob, delivery: Delivery, instances: list[ReportInstance],
+                 values: MetricValues) -> Iterator[ProducedReport]:
+    """Every report of one role, rendered and delivered in order, one ProducedReport each."""
+    if not job.draw_charts or len(instances) < BACKGROUND_CHARTS_FROM:
+        for instance in instances:
+            yield produce_instance(job, delivery, instance, values)
+        return
+    with drawing_in_background():
+        pending: deque[PreparedReport] = deque()
+        for instance in instances:
+            pending.append(_prepare(job, instance, values))
+            if len(pending) > RENDER_AHEAD:
+                yield _deliver(job, delivery, pending.popleft())
+        while pending:
+            yield _deliver(job, delivery, pending.popleft())
 
 
 @dataclass
@@ -229,12 +266,13 @@ def run_plain(config: PortfolioConfig, period: Period, *, roles=None, tenants=No
               backend: DeliveryBackend | None = None, records: RecordStore | None = None, resend: bool = False,
               run: str = "", loaded: tuple[list[ReportDefinition], list[Problem]] | None = None,
               only: Selection | None = None, every_variant: bool = False, gathered: MetricValues | None = None,
-              generated_at: dt.datetime | None = None, draw_charts: bool = True,
+              generated_at: dt.datetime | None = None, draw_charts: bool = True, keep_messages: bool = True,
               ) -> tuple[dict[str, Any], dict[str, RenderedEmail]]:
     """``run_reports`` in this process with a backend and records the caller chose: the summary and the
     rendered email per report key. Without ``records`` every message is sent; with them, only those not
     yet sent for the period. ``run`` names this run in the records (default: a fresh unique id)."""
     job = RunJob(config, period, roles=roles, tenants=tenants, dry_run=dry_run, resend=resend, only=only,
-                 every_variant=every_variant, generated_at=generated_at, draw_charts=draw_charts, run_id=run)
+                 every_variant=every_variant, generated_at=generated_at, draw_charts=draw_charts, run_id=run,
+                 keep_messages=keep_messages)
     result = run_reports(job, Delivery(backend, records), loaded=loaded, gathered=gathered)
     return result.summary, result.rendered

@@ -15,7 +15,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from flows.core.errors import Problem
+from flows.core.period import Period
+from flows.orchestrator.produce import ProducedReport
 from flows.orchestrator.summary import Outcome
+from flows.plan.plan import ReportInstance, report_key
 from flows.templating.charts import ChartSpec
 
 # The second artifact of a run that failed anything: every failure with its whole reason.
@@ -124,3 +127,12 @@ class ChartInliner:
             return chart_table(charts[index])
 
         return _CHART_IMAGE.sub(replace, markdown)
+
+
+def report_sections(instance: ReportInstance, produced: ProducedReport, period: Period,
+                    inline_charts: ChartInliner) -> list[str]:
+    """A report's section of its role's artifact: its subject, its key, then its Markdown with its charts
+    as images the UI can load (or tables of their figures)."""
+    return [f"## {rendered.subject}\n\n`{report_key(instance, variant)}` · {period.label}\n\n"
+            f"{inline_charts(rendered.markdown.strip(), rendered.charts, [i.png for i in rendered.images])}\n"
+            for variant, rendered in produced.rendered.items()]

@@ -122,11 +122,15 @@ def test_a_killed_run_leaves_no_process_is_marked_crashed_and_the_next_run_works
         server_env = dict(item.split("=", 1) for item in
                           Path(f"/proc/{server.info.pid}/environ").read_bytes().decode().split("\0") if "=" in item)
         assert (server_env["PREFECT_SERVER_ANALYTICS_ENABLED"], server_env["DO_NOT_TRACK"]) == ("false", "1")
-        history = subprocess.run([EXEC_REPORTS, "history", "--config", str(portfolio_copy)], env=env, cwd=tmp_path,
+        # With the server up, `history` reads it and starts no server of its own: Prefect's temporary one is
+        # refused here (it would fail the command), and the local server is the same process as before.
+        history = subprocess.run([EXEC_REPORTS, "history", "--config", str(portfolio_copy)], cwd=tmp_path,
+                                 env={**env, "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false"},
                                  capture_output=True, text=True, timeout=300)
         assert history.returncode == 0, history.stdout + history.stderr
         assert history.stderr == ""
         assert history.stdout.startswith("Last successful send per report and tenant\n")
+        assert server_status(home).info.pid == server.info.pid
 
         check = subprocess.run([EXEC_REPORTS, "check", "--config", str(portfolio_copy)], env=env, cwd=tmp_path,
                                capture_output=True, text=True, timeout=300)

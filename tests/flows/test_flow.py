@@ -22,11 +22,11 @@ def artifacts_of(flow_run_id):
 
 
 def test_the_flow_delivers_every_role_to_the_outbox_and_records_artifacts(portfolio_copy):
-    from flows.flow import send_exec_reports
+    from flows.flow import run_summary, send_exec_reports
 
     state = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, return_state=True)
     assert state.is_completed(), state.message
-    summary = state.result()
+    summary = run_summary(state)
     assert summary["period"] == SAMPLE_PERIOD and summary["failed"] == []
     # five portfolio reports, and the tenant-scope GM brief once per tenant
     assert sorted(item["report"] for item in summary["sent"]) == ["accounting", "ceo", "cfo", "cmo", "cto",
@@ -50,6 +50,25 @@ def test_the_flow_delivers_every_role_to_the_outbox_and_records_artifacts(portfo
     assert key_lines == [f"`{tenant}-gm` · {SAMPLE_PERIOD}" for tenant in ("dangerouscentaur", "jada",
                                                                           "queenofsandiego", "quickdumpnow")]
     assert gm.data.startswith(f"# gm: 4 report(s), {SAMPLE_PERIOD}")
+
+
+def test_the_run_returns_a_brief_summary_to_prefect_and_the_whole_one_to_the_process_that_ran_it(portfolio_copy):
+    from flows.flow import RUN_DETAILS, run_summary, send_exec_reports
+
+    (portfolio_copy.parent / "data" / "jada" / "ledger.csv").unlink()
+    state = send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo", "gm"], return_state=True)
+    whole = run_summary(state)
+    # What Prefect walks and persists: counts and ids only, no recipients, subjects, reasons or checks.
+    brief = state.result(raise_on_failure=False).summary
+    assert brief == {"period": SAMPLE_PERIOD, "run": whole["run"],
+                     "counts": {"sent": len(whole["sent"]), "dry_run": 0, "failed": 1, "skipped": 0,
+                                "checks": len(whole["checks"]), "warnings": len(whole["warnings"]),
+                                "actions": len(whole["actions"])},
+                     "failed": [{"report": "gm", "tenant": "jada"}]}
+    assert len(json.dumps(brief)) < 500 < len(json.dumps(whole))
+    # Another process (a deployment's reader) gets the brief one from Prefect.
+    RUN_DETAILS._summaries.clear()
+    assert run_summary(state) == brief
 
 
 def test_the_flow_fails_after_delivering_everything_it_could(portfolio_copy):
@@ -194,11 +213,11 @@ def test_the_status_board_artifact_keeps_the_latest_per_report_and_tenant_across
 
 
 def test_the_flow_reports_on_the_period_given_and_dry_run_sends_nothing(portfolio_copy):
-    from flows.flow import send_exec_reports
+    from flows.flow import run_summary, send_exec_reports
 
     state = send_exec_reports(config=str(portfolio_copy), period="2026-10", roles=["cfo"], dry_run=True,
                               return_state=True)
-    summary = state.result()
+    summary = run_summary(state)
     assert summary["period"] == "2026-10"
     assert [item["report"] for item in summary["dry_run"]] == ["cfo"] and summary["sent"] == []
     assert not (portfolio_copy.parent.parent / "outbox").exists()
@@ -240,3 +259,24 @@ def test_exec_reports_run_uses_the_api_prefect_already_has_in_this_process_and_s
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     assert PREFECT_API_URL.value()
     assert configured_api_url() == PREFECT_API_URL.value()
+
+
+def test_a_run_the_cli_starts_sends_no_heartbeats_and_a_deployment_style_call_keeps_them(portfolio_copy, monkeypatch):
+    from prefect.settings import get_current_settings
+
+    import flows.flow as flow_module
+
+    seen = []
+    real_run_reports = flow_module.run_reports
+
+    def observed(*args, **kwargs):
+        seen.append(get_current_settings().flows.heartbeat_frequency)
+        return real_run_reports(*args, **kwargs)
+
+    monkeypatch.setattr(flow_module, "run_reports", observed)
+    local = flow_module.run_locally(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"], dry_run=True)
+    plain = flow_module.send_exec_reports(config=str(portfolio_copy), period=SAMPLE_PERIOD, roles=["cfo"],
+                                          dry_run=True, return_state=True)
+    assert local.is_completed() and plain.is_completed()
+    assert seen[0] is None and seen[1] is not None
+    assert get_current_settings().flows.heartbeat_frequency is not None  # for that run only

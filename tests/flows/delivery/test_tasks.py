@@ -115,7 +115,7 @@ def test_the_token_never_goes_in_the_config_file(portfolio_copy):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_action_failures_are_listed_without_failing_the_delivered_reports(tasks_config, httpserver, portfolio_copy):
-    from flows.flow import send_exec_reports
+    from flows.flow import run_summary, send_exec_reports
 
     httpserver.expect_request("/tasks", method="POST").respond_with_data("down", status=500)
     reports = portfolio_copy.parent.parent / "reports"
@@ -125,7 +125,7 @@ def test_action_failures_are_listed_without_failing_the_delivered_reports(tasks_
     # The agenda report's item and the accounting brief's decisions are handed off; every one fails.
     state = send_exec_reports(config=str(portfolio_copy), period="2026-W47", roles=["agenda", "accounting"],
                               return_state=True)
-    summary = state.result()
+    summary = run_summary(state)
     assert state.is_completed()
     assert sorted(item["report"] for item in summary["sent"]) == ["accounting", "agenda"]
     hand_off = summary["action_hand_off"]
