@@ -13,8 +13,8 @@ from jinja2.sandbox import SandboxedEnvironment
 import sources.catalogue  # noqa: F401  (registers the sources' template helpers)
 from flows.templating.agenda import action, check_list, days_after, rank_checks
 from flows.templating.escape import aside, escape_markdown, footnote, lead
-from flows.templating.logs import error_messages
 from flows.templating.formatters import date, duration_ms, money, months, number, percent, percent_number
+from flows.templating.logs import error_messages
 from flows.templating.sandbox import LimitedSandbox
 from flows.templating.tables import (
     bullet_list,
