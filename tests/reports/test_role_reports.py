@@ -327,7 +327,9 @@ def test_cto_lists_three_actions_the_most_severe_first(run, rendered, metrics):
     assert [a["priority"] for a in cto] == ["critical", "high", "high"]
     # The open engineering items of the handoff notes are counted, and each is in its entity's GM brief.
     actions = section(rendered["portfolio-cto"].markdown, "## 3 engineering actions")
-    assert "then the 4 open engineering items of the handoff notes (in the GM briefs)" in actions
+    assert "then the 4 open engineering items of the handoff notes: Add authorization to the /bookings API route " \
+           "(JADA); Turn on point-in-time recovery for the bookings table (JADA); and 2 more items (each in its " \
+           "entity's GM brief)." in actions
     assert "Add CI to the portfolio-site repository" in rendered["dangerouscentaur-gm"].markdown
 
 
