@@ -14,6 +14,7 @@ import sources.catalogue  # noqa: F401  (registers the sources' template helpers
 from flows.templating.agenda import action, check_list, days_after, rank_checks
 from flows.templating.escape import aside, escape_markdown, footnote, lead
 from flows.templating.formatters import date, duration_ms, money, months, number, percent, percent_number
+from flows.templating.logs import error_messages
 from flows.templating.sandbox import LimitedSandbox
 from flows.templating.tables import (
     bullet_list,
@@ -58,6 +59,7 @@ def environment() -> SandboxedEnvironment:
     env.tests["available"] = is_available
     env.globals["rank_checks"] = rank_checks  # kept apart from the update() above to keep merges clean
     env.globals.update(check_list=check_list, aside=aside, footnote=footnote, lead=lead, how_many=how_many)
+    env.globals["error_messages"] = error_messages  # kept apart, like rank_checks, to keep merges clean
     # Helpers a source registers for figures worked from several sources (REGISTRY.add_helper).
     env.globals.update(REGISTRY.helpers)
     return env

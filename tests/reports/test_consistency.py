@@ -17,7 +17,7 @@ from flows.orchestrator.run import run_plain
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_PERIOD
 
 # Column headers that name the same figure in different briefs.
-CONCEPTS = {"Cash": "cash", "Burn / mo": "burn", "Burn today / mo": "burn", "Runway": "runway",
+CONCEPTS = {"Cash": "cash", "Burn / mo": "burn", "Runway": "runway",
             "Revenue": "revenue last month", "AWS bill": "aws bill", "Last month": None}
 # A one-entity brief's KPI strip: its lines read "Cash: $12,617 (▼ $900 vs last week)".
 KPI_CONCEPTS = {"Cash": "cash", "Monthly net burn": "burn", "Runway": "runway", "Revenue last month": "revenue last month"}
@@ -65,10 +65,13 @@ def figures_by_entity(sample_run) -> dict[tuple[str, str], dict[str, str]]:
                 if entity is None:
                     continue
                 for header, concept in CONCEPTS.items():
-                    if header == "Last month" and "Month to date" in row:
-                        concept = "aws bill"  # the CTO brief's AWS cost table
                     if concept and header in row and row[header]:
                         shown[(entity, concept)][key] = row[header]
+        if key == "portfolio-cto":
+            # The CTO brief names the costliest entities' AWS bills in a sentence: "JADA **$18.73** ($13.17 this month)".
+            cost = email.markdown.split("## AWS cost\n", 1)[1].split("\n## ", 1)[0]
+            for entity, bill in re.findall(r"(\w[\w ]*?) \*\*(\$[\d,.]+)\*\* \(\$[\d,.]+ this month\)", cost):
+                shown[(entity.strip(), "aws bill")][key] = bill
         if not key.startswith("portfolio-"):
             for label, concept in KPI_CONCEPTS.items():
                 match = re.search(rf"^{re.escape(label)}: (.+?)(?: \(|$)", email.markdown, re.M)
