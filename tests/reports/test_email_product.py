@@ -142,10 +142,13 @@ def test_subjects_count_what_the_bodies_list(outbox):
         text = next(m for n, m in messages(folder).items() if n.startswith(f"portfolio-{role}-")) \
             .get_body(("plain",)).get_content()
         body = text.split(heading + "\n", 1)[1].split("\n\n", 1)[1].split("\n\n", 1)[0]
-        if role == "ceo":  # an introduction, the numbered top eight, then "And N more" with a compact list
+        if role == "ceo":  # the numbered top four, then "And N more" counted per owner role
             body = re.split(r"\n\n[^\n]+\n=+\n", text.split(heading + "\n", 1)[1], maxsplit=1)[0]
         listed = [line for line in body.splitlines()
                   if re.match(r"(- |\d+\. )(CRITICAL|HIGH|MEDIUM|LOW|INFO)\b|- ☐ ", line)]
+        if role == "ceo":  # the equity risks, listed once in their own section above the shortfalls
+            equity = text.split("Equity risks:\n", 1)[1].lstrip("\n").split("\n\n", 1)[0]
+            listed += [line for line in equity.splitlines() if line.startswith("- ")]
         if role in ("cto", "accounting"):  # the list goes on from the decisions above it, not repeating them
             decisions = text.split("Needs a decision\n", 1)[1].split("\n\n", 1)[1].split("\n\n", 1)[0]
             listed += [line for line in decisions.splitlines() if line.startswith("- ☐ ")]
