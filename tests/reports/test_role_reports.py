@@ -92,8 +92,8 @@ def test_the_check_command_passes_on_the_sample_portfolio(capsys):
              "## 30-day agenda"]),
     ("cto", ["## Security gaps", "## 10 engineering actions", "## AWS cost", "## CI/CD", "### Stack by domain",
              "### Security findings", "### Cost by service, last full month"]),
-    ("cfo", ["# Cash and runway, Nov 16–22, 2026", "## Needs a decision", "## Capital deployment: where the next dollar goes",
-             "## Break-even", "## Revenue against target", "## Financial rules"]),
+    ("cfo", ["# Cash and runway, Nov 16–22, 2026", "## Needs a decision", "## Financial rules and where the next dollar goes",
+             "## Break-even and margins", "## AWS and domain costs against revenue", "## Revenue against target"]),
     ("cmo", ["# Channel visibility, Nov 16–22, 2026", "## Gaps", "## Campaign case study: the email list",
              "## OTA listing sequence", "## Local SEO roadmap: QuickDumpNow", "## 30/60/90-day milestones"]),
     ("accounting", ["## Bookkeeping issues", "## Revenue recognition policy", "## Chart of accounts", "## Expense audit, last full month",
@@ -107,10 +107,15 @@ def test_each_report_has_its_required_sections(rendered, role, headings):
 
 def test_portfolio_reports_have_a_section_per_entity(rendered):
     names = ("JADA", "QueenofSanDiego", "QuickDumpNow", "DangerousCentaur")
-    for role in ("cfo", "cmo", "accounting"):
+    lines = rendered["portfolio-accounting"].markdown.splitlines()
+    for name in names:
+        assert any(line.startswith("#") and line.split(" ", 1)[1].startswith(name) for line in lines), name
+    # The CFO and CMO briefs rank every entity in a table and give their per-entity detail to the few that
+    # need it most (so they stay short at 100 entities).
+    for role in ("cfo", "cmo"):
         lines = rendered[f"portfolio-{role}"].markdown.splitlines()
         for name in names:
-            assert any(line.startswith("#") and line.split(" ", 1)[1].startswith(name) for line in lines), (role, name)
+            assert any(line.startswith(f"| {name}") for line in lines), (role, name)
     # The CEO and CTO briefs give their detail to the 3 entities needing the most attention and rank every
     # entity in a table.
     for role in ("ceo", "cto"):
@@ -399,12 +404,18 @@ def test_cfo_reserve_shortfall_is_rule_months_times_average_expenses_minus_cash(
              for m in ("2026-08", "2026-09", "2026-10")]
     cash = Decimal(48000) + sum(Decimal(r["amount"]) for r in rows if r["date"] <= "2026-11-22")
     gap = 3 * sum(spent) / 3 - cash
-    framework = section(rendered["portfolio-cfo"].markdown, "## Capital deployment: where the next dollar goes")
-    assert f"| JADA | short {money(gap)} |" in framework
-    assert f"Reserve, up to {money(gap)}" in framework
+    framework = section(rendered["portfolio-cfo"].markdown, "## Financial rules and where the next dollar goes")
+    assert f"| JADA | short {money(gap)} | Reserve, up to {money(gap)} |" in framework
     # QueenofSanDiego's reserve holds (3.2 months), but its average burn of $2,166 is above its $2,000 ceiling.
-    assert "| QueenofSanDiego | holds | fails 1 | not set up | Nothing new until the burn ceiling rule passes |" \
-        in framework
+    # Fourth by attention, it is past the table's top 3 ("and 1 more entity") but in the failing rules above it;
+    # its row says where its next dollar goes when it ranks (here: a run for QueenofSanDiego alone).
+    assert ("- **QueenofSanDiego**, 2 of 3 hold: burn ceiling (average monthly burn $2,166; at most $2,000 allowed)."
+            in framework)
+    assert "| *and 1 more entity* |" in framework
+    _, alone = run_plain(load_config(SAMPLE_CONFIG), parse_period(SAMPLE_PERIOD), roles=["cfo"],
+                         tenants=["queenofsandiego"], dry_run=True, draw_charts=False)
+    assert "| QueenofSanDiego | holds | Nothing new until the burn ceiling rule passes |" in \
+        alone["portfolio-cfo"].markdown
 
 
 def test_cfo_break_even_and_targets_equal_the_ledger_metrics(rendered, metrics):
@@ -417,7 +428,10 @@ def test_cfo_break_even_and_targets_equal_the_ledger_metrics(rendered, metrics):
     assert ("No billing model (the unit sold and its price) is set up for QueenofSanDiego and DangerousCentaur, "
             "so break-even can't be computed") in text
     assert "unit\\_economics" not in text and "sources." not in text
-    targets = section(text, "### JADA")
+    # Each entity's months against target, past and ahead, are in its general manager brief (the CFO brief
+    # ranks the entities and says so).
+    assert "each entity's months are in its general manager brief" in section(text, "## Revenue against target")
+    targets = section(rendered["jada-gm"].markdown, "## Revenue against target")
     with open(EXAMPLES / "data" / "jada" / "targets.csv", encoding="utf-8") as handle:
         by_month = {row["month"]: Decimal(row["target"]) for row in csv.DictReader(handle)}
     for month in ("2026-10", "2026-12", "2027-03"):  # through Q4 and next Q1
@@ -431,9 +445,14 @@ def test_cfo_rules_show_each_rule_and_how_many_hold(rendered, metrics):
     for tenant, name in (("jada", "JADA"), ("dangerouscentaur", "DangerousCentaur")):
         rules = metrics[tenant]["finance.rules"]
         held = sum(r["status"] == "pass" for r in rules)
-        assert f"### {name}: {held} of {len(rules)} hold" in text
+        assert f"- **{name}**, {held} of {len(rules)} hold: " in text
     # reserve 2.3 < 3 months, a $640 uncategorised payment, and gross margin -66.6% under its 30% floor
-    assert "### DangerousCentaur: 0 of 3 hold" in text
+    assert ("- **DangerousCentaur**, 0 of 3 hold: cash reserve (cash covers 2.3 months of expenses; at least 3 "
+            "required), uncategorised spending (largest uncategorised expense $640.00; at most $500 allowed), gross "
+            "margin floor (gross margin -66.6% over the last 3 months; at least 30% required).") in text
+    # Every entity fails a rule; the three failing most are listed with the rules they fail, the rest named.
+    assert "**4 of 4 entities** fail a rule; most failing first:" in text
+    assert "*Also failing at least one rule: QuickDumpNow.*" in text
     assert all(len(metrics[tenant]["finance.rules"]) == 3 for tenant in TENANTS)  # three rules for every entity
 
 
