@@ -152,7 +152,6 @@ def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = No
     if not is_available(rows):
         return MarkdownSafe(f"*{escape_markdown(unavailable_text(rows))}*")
     left_out = getattr(rows, "more", 0)
-    rest = getattr(rows, "rest_totals", {}) if limit is None else {}
     rows = list(rows or [])
     if limit is not None:
         left_out += max(0, len(rows) - limit)
@@ -186,6 +185,7 @@ def table(rows: Any, columns: Any = None, formats: Mapping[str, str] | None = No
         lines.append("| " + " | ".join(cells) + " |")
     if left_out:
         words = escape_markdown(more_words(left_out, more_text))
+        rest = getattr(rows, "rest_totals", {}) if limit is None else {}
         cells = [escape_markdown(_sum_text(rest[key], formats[key])) if key in rest else "" for key in keys[1:]]
         lines.append("| " + " | ".join([f"*and {left_out:,} {words}*", *cells]) + " |")
     return MarkdownSafe("\n".join(lines))

@@ -252,12 +252,3 @@ def test_how_many_counts_available_figures_past_a_threshold():
     assert how_many(tenants, "f.runway", above=7) == 1
     with pytest.raises(ValueError, match="give one of below= or above="):
         how_many(tenants, "f.runway")
-
-
-def test_the_and_n_more_row_carries_the_left_out_rows_totals_so_the_total_adds_up():
-    from flows.templating.tables import ranked_table
-
-    tenants = [{"name": "A", "cash": 300}, {"name": "B", "cash": 200}, {"name": "C", "cash": 100}]
-    text = ranked_table(tenants, "cash", {"name": "Entity", "cash": "Cash"}, formats={"cash": "money"}, n=1,
-                        total=True, more_text="more entity|more entities")
-    assert text.splitlines()[-2:] == ["| *and 2 more entities* | $300 |", "| Total | $600 |"]
