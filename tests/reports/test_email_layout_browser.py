@@ -80,7 +80,7 @@ def test_at_600_px_with_styles_nothing_overflows_and_charts_load(previews, chrom
             assert image["loaded"] and image["alt"], (path.name, image)
             assert image["width"] == image["widthAttribute"] == CHART_WIDTH_PX, (path.name, image)
         charts += len(report.images)
-    assert charts >= 9
+    assert charts >= 6  # the CEO and CTO briefs and each GM brief
 
 
 def test_the_measurement_catches_a_layout_that_overflows_and_breaks_words(chromium):

@@ -95,7 +95,7 @@ def test_the_check_command_passes_on_the_sample_portfolio(capsys):
     ("cfo", ["# Cash and runway, Nov 16–22, 2026", "## Needs a decision", "## Financial rules and where the next dollar goes",
              "## Break-even and margins", "## AWS and domain costs against revenue", "## Revenue against target"]),
     ("cmo", ["# Channel visibility, Nov 16–22, 2026", "## Gaps", "## Campaign case study: the email list",
-             "## OTA listing sequence", "## Local SEO roadmap: QuickDumpNow", "## 30/60/90-day milestones"]),
+             "## Local SEO roadmap: QuickDumpNow", "## 30/60/90-day milestones"]),
     ("accounting", ["## Bookkeeping issues", "## Revenue recognition policy", "## Chart of accounts", "## Expense audit, last full month",
                     "## Accounting-system gap analysis", "## Profitability roadmap to the end of next Q1"]),
 ])
@@ -110,12 +110,13 @@ def test_portfolio_reports_have_a_section_per_entity(rendered):
     lines = rendered["portfolio-accounting"].markdown.splitlines()
     for name in names:
         assert any(line.startswith("#") and line.split(" ", 1)[1].startswith(name) for line in lines), name
-    # The CFO and CMO briefs rank every entity in a table and give their per-entity detail to the few that
-    # need it most (so they stay short at 100 entities).
+    # The CFO and CMO briefs rank the entities and give their per-entity detail to the few that need it most
+    # (so they stay short at 100 entities): at 4 entities each is still named in a row, heading or line.
     for role in ("cfo", "cmo"):
         lines = rendered[f"portfolio-{role}"].markdown.splitlines()
         for name in names:
-            assert any(line.startswith(f"| {name}") for line in lines), (role, name)
+            assert any(line.startswith((f"| {name}", f"### {name}")) or f"**{name}**" in line for line in lines), \
+                (role, name)
     # The CEO and CTO briefs give their detail to the 3 entities needing the most attention and rank every
     # entity in a table.
     for role in ("ceo", "cto"):
@@ -465,16 +466,26 @@ def test_cmo_visibility_counts_the_entities_on_each_channel_by_status(rendered):
     for tenant in TENANTS:
         with open(EXAMPLES / "data" / tenant / "channels.csv", encoding="utf-8") as handle:
             channels[tenant] = {row["channel"]: row["status"] for row in csv.DictReader(handle)}
+    expected = {}
     for name in set().union(*channels.values()):
         statuses = [channels[t][name] for t in TENANTS if name in channels[t]]
         live, partly = statuses.count("live"), statuses.count("partial")
         planned = [status for status in statuses if status != "n/a"]
-        expected = f"| {name} | {live} | {partly} | {len(planned) - live - partly} |"
-        assert expected in summary
-    # Each entity's channels that are not live yet, with their status.
-    for tenant in TENANTS:
+        expected[name] = (live, partly, len(planned) - live - partly)
+    # The five channels with the most entities not there yet, then one row for the rest with their totals.
+    shown = [name for name in expected if f"| {name} | " in summary]
+    assert len(shown) == 5 and min(expected[n][2] for n in shown) >= max(
+        expected[n][2] for n in expected if n not in shown)
+    for name in shown:
+        assert "| {} | {} | {} | {} |".format(name, *expected[name]) in summary
+    rest = [expected[n] for n in expected if n not in shown]
+    assert f"| *and {len(rest)} more channels* |" in summary
+    # The three entities with the fewest live channels, each with its channels not live yet and their status.
+    fewest = sorted(TENANTS, key=lambda t: sum(s == "live" for s in channels[t].values()))[:3]
+    for tenant in fewest:
         waiting = [f"{c} ({s})" for c, s in channels[tenant].items() if s != "live"]
         assert any(line.endswith(f"| {', '.join(waiting)} |") for line in summary.splitlines()), tenant
+    assert "| *and 1 more entity* |" in summary
 
 
 def test_cmo_case_study_is_the_event_it_books_list_times_conversion_capped_at_capacity(rendered, metrics):
@@ -492,7 +503,8 @@ def test_cmo_case_study_is_the_event_it_books_list_times_conversion_capped_at_ca
     assert "the list would want 49 more tickets than there are seats" in study
     assert "Assumed conversion (assumption)" in study
     assert f"{percent(41 / size, 1)} of today's list" in study  # campaigns.csv: 41 leads from the summer email
-    assert "QuickDumpNow: no campaign can be sized: the email list size is not available (not set up yet)." in study
+    assert ("No campaign can be sized for QueenofSanDiego, QuickDumpNow and DangerousCentaur: their email list size "
+            "is not available.") in study
 
 
 def test_cmo_case_study_without_an_event_values_a_booking_at_the_average_booking(portfolio_copy, metrics):
@@ -512,10 +524,10 @@ def test_cmo_case_study_without_an_event_values_a_booking_at_the_average_booking
 
 
 def test_cmo_ota_sequence_marks_the_first_listing_not_live_as_next(rendered):
-    ota = section(rendered["portfolio-cmo"].markdown, "## OTA listing sequence")
-    assert "| 1 | Sailo | missing — next |" in ota
-    assert "| 2 | GetMyBoat | missing | No listing yet |" in ota and "| 3 | Viator | missing | No listing yet |" in ota
-    assert "**QueenofSanDiego** (1 of 1 live):" in ota and "| 1 | Viator | live |" in ota  # ota_channels: [Viator]
+    [ota] = [line for line in section(rendered["portfolio-cmo"].markdown, "## Gaps").splitlines()
+             if line.startswith("- OTA listings")]
+    assert "**JADA** 0 of 3 live: 1. Sailo (missing — next), 2. GetMyBoat (missing), 3. Viator (missing);" in ota
+    assert "**QueenofSanDiego** 1 of 1 live: 1. Viator (live)." in ota  # ota_channels: [Viator]
     assert "QuickDumpNow" not in ota  # no OTA channel in its channels file
 
 
@@ -527,7 +539,7 @@ def test_cmo_ota_sequence_and_conversion_come_from_the_tenant_config(portfolio_c
     config = load_config(portfolio_copy)
     _, rendered = run_plain(config, parse_period(SAMPLE_PERIOD), roles=["cmo"], dry_run=True)
     markdown = rendered["portfolio-cmo"].markdown
-    assert "| 1 | Viator | missing — next |" in section(markdown, "## OTA listing sequence")
+    assert "**JADA** 0 of 3 live: 1. Viator (missing — next), 2. Sailo (missing)" in section(markdown, "## Gaps")
     assert "| Assumed conversion (assumption) | 0.5% | 4.0% |" in markdown
 
 
