@@ -15,6 +15,10 @@ from flows.plan.plan import MetricValues
 from sources.catalogue import REGISTRY
 from sources.registry import SourceRegistry
 
+# Up to this many entities behind, each is named with its date; past it, the dates are grouped.
+LISTED_ENTITIES = 5
+NAMED_PER_DATE = 2
+
 
 def plain_date(day: dt.date, end: dt.date | None = None) -> str:
     """``Nov 10``, with the year when it is not the year of ``end`` (or no ``end`` is given)."""
@@ -44,7 +48,24 @@ def coverage_notes(definition: ReportDefinition, views: Iterable[Mapping[str, An
         elif len(behind) == 1:
             notes.append(f"{behind[0][0]}'s {words} run through {behind[0][1]}, {end}: its figures stop there.")
         else:
-            dates = [f"{day} for {name}" for name, day in behind]
-            listed = ", ".join(dates[:-1]) + " and " + dates[-1]
-            notes.append(f"The {words} run through {listed}, {end}: figures from them stop there.")
+            notes.append(f"The {words} run through {_dates_for(behind)}, {end}: figures from them stop there.")
     return notes
+
+
+def _dates_for(behind: list[tuple[str, str]]) -> str:
+    """"Nov 10 for JADA and Dec 31, 2025 for Acme": each entity with its date; past ``LISTED_ENTITIES``,
+    each date once (in the entities' order) with how many entities stop there and the first few names,
+    so the note stays one sentence at any number of entities."""
+    if len(behind) <= LISTED_ENTITIES:
+        dates = [f"{day} for {name}" for name, day in behind]
+        return ", ".join(dates[:-1]) + " and " + dates[-1]
+    by_day: dict[str, list[str]] = {}
+    for name, day in behind:
+        by_day.setdefault(day, []).append(name)
+    groups = []
+    for day, entities in by_day.items():
+        shown = ", ".join(entities[:NAMED_PER_DATE])
+        rest = len(entities) - NAMED_PER_DATE
+        groups.append(f"{day} for {len(entities):,} {'entity' if len(entities) == 1 else 'entities'} ({shown}"
+                      + (f" and {rest:,} more)" if rest > 0 else ")"))
+    return "; ".join(groups[:-1]) + ("; and " if len(groups) > 1 else "") + groups[-1]

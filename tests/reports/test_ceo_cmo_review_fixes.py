@@ -118,7 +118,7 @@ def test_cmo_channel_counts_never_pass_the_channels_planned(portfolio_copy):
     edit(portfolio_copy, "ota_channels: [Sailo, GetMyBoat, Viator]", "ota_channels: [Sailo, GetMyBoat, Viator, Boatsetter]")
     cmo = render(portfolio_copy, "portfolio-cmo")
     # The gap names the OTAs of the channels file that are planned: Viator (n/a) is not.
-    assert "JADA has no live OTA listing (Sailo, GetMyBoat planned)." in section(cmo, "## Gaps")
+    assert "JADA has no live OTA listing (Sailo, GetMyBoat planned)." in section(cmo, "## Needs a decision")
     jada = section(section(cmo, "## 30/60/90-day milestones"), "### JADA")
     # Planned: 6 channels not n/a + Boatsetter = 7; live 3. OTAs to list: Sailo, GetMyBoat, Boatsetter.
     # 30 days: + the partial Google profile + Sailo = 5; 60: + GetMyBoat = 6; 90: + Boatsetter = 7.

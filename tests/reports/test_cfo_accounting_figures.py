@@ -47,7 +47,7 @@ def test_jada_margins_from_the_ledger_rows(rendered):
     cost = -sum(Decimal(r["amount"]) for r in rows if r["category"] in ("Fuel", "Captain wages", "Cleaning"))
     expenses = -sum(Decimal(r["amount"]) for r in rows if Decimal(r["amount"]) < 0)
     gross, net = (revenue - cost) / revenue * 100, (revenue - expenses) / revenue * 100
-    margins = section(rendered["portfolio-cfo"], "## Margins")
+    margins = section(rendered["portfolio-cfo"], "## Break-even and margins")
     assert f"| JADA | {number(gross, 1)}% | {number(net, 1)}% |" in margins
     assert (number(gross, 1), number(net, 1)) == ("65.4", "-30.6")
 
@@ -87,10 +87,13 @@ def test_aws_costs_the_reports_depend_on_against_october_revenue(rendered):
     revenue = sum(Decimal(r["amount"]) for r in ledger("jada") if r["date"].startswith("2026-10")
                   and Decimal(r["amount"]) > 0)
     bill = Decimal(str(snapshot("jada")["aws.last_month_cost"]))
-    # The CFO sees the whole AWS bill (the CTO brief's figure) and the part these reports run on.
-    assert (f"| JADA | {money(bill, cents=True)} | {money(total, cents=True)} | "
-            f"{number(total / revenue * 100, 1)}% |") in costs
-    assert total == Decimal("5.30") and revenue == Decimal("3850")
+    # The CFO sees the whole AWS bill (the CTO brief's figure) and the part these reports run on, ranked by
+    # that part's share of revenue; the highest share is named (JADA's is 0.1%, DangerousCentaur's 0.2%).
+    assert f"| JADA | {money(bill, cents=True)} | {money(total, cents=True)} |" in costs
+    assert total == Decimal("5.30") and revenue == Decimal("3850") and number(total / revenue * 100, 1) == "0.1"
+    assert "Highest share of last month's revenue first, at most 0.2% (DangerousCentaur)" in costs
+    rows = [line.split(" | ")[0].lstrip("| ") for line in costs.splitlines() if line.startswith("| ")][1:]
+    assert rows[:2] == ["DangerousCentaur", "JADA"]
 
 
 def test_domain_renewals_within_90_days_and_the_yearly_domain_cost(rendered):
@@ -99,9 +102,9 @@ def test_domain_renewals_within_90_days_and_the_yearly_domain_cost(rendered):
                   for d in snapshot(t)["aws.domain_registrations"]]
     assert f"Domain names cost **{money(sum(d['renewal_price'] for d in registered))} a year**" in costs  # 6 x $14
     # Nov 22 + 90 days = Feb 20, 2027: quickdumpnow.example (Dec 9), jada.example (Jan 14), dcstudio (Feb 3).
-    assert "| QuickDumpNow | quickdumpnow.example | Dec 9, 2026 | in 17 days | no: renew by hand | $14.00 |" in costs
-    assert "| JADA | jada.example | Jan 14, 2027 | in 53 days | no: renew by hand | $14.00 |" in costs
-    assert "| DangerousCentaur | dcstudio.example | Feb 3, 2027 | in 73 days | yes | $14.00 |" in costs
+    assert "- quickdumpnow.example (QuickDumpNow): in 17 days, Dec 9, 2026; renew by hand; $14.00/yr" in costs
+    assert "- jada.example (JADA): in 53 days, Jan 14, 2027; renew by hand; $14.00/yr" in costs
+    assert "- dcstudio.example (DangerousCentaur): in 73 days, Feb 3, 2027; renews by itself; $14.00/yr" in costs
     assert "queenofsandiego.example" not in costs  # May 30: outside the window
     # The check that asks for it (past the first five decisions) is worded from the same row.
     summary, _ = run_plain(load_config(SAMPLE_CONFIG), parse_period(SAMPLE_PERIOD), roles=["cfo"], dry_run=True,
@@ -188,7 +191,7 @@ def test_margins_sit_under_their_month_and_draws_last_month_is_the_last_full_mon
     fixes = section(accounting, "## How these figures read the books")
     assert "| QuickDumpNow | $0 |" in fixes
     costs = section(cfo, "## AWS and domain costs against revenue")
-    assert "| quickdumpnow.example | Dec 9, 2026 | in 17 days |" in costs  # Dec 9: 17 days, within 30
+    assert "- quickdumpnow.example (QuickDumpNow): in 17 days, Dec 9, 2026;" in costs  # Dec 9: 17 days, within 30
     assert "jada.example" not in costs  # Jan 14: 53 days, outside 30
 
 
@@ -210,9 +213,9 @@ def test_unpriced_domains_are_said_to_be_left_out_and_expired_ones_come_first(po
     costs = section(emails["portfolio-cfo"].markdown, "## AWS and domain costs against revenue")
     # Six domains at $14, one unpriced: 5 x 14 = $70 a year.
     assert "Domain names cost **$70 a year**." in costs
-    table_rows = [line for line in costs.splitlines() if line.startswith("| ") and "example" in line]
-    assert table_rows[0] == "| DangerousCentaur | dcstudio.example | Nov 15, 2026 | expired 7 days ago | yes | $14.00 |"
-    assert table_rows[1].startswith("| QuickDumpNow | quickdumpnow.example | Dec 9, 2026 | in 17 days |")
+    listed = [line for line in costs.splitlines() if line.startswith("- ") and "example" in line]
+    assert listed[0] == "- dcstudio.example (DangerousCentaur): expired 7 days ago, Nov 15, 2026; renews by itself; $14.00/yr"
+    assert listed[1].startswith("- quickdumpnow.example (QuickDumpNow): in 17 days, Dec 9, 2026;")
 
 
 def test_an_unreadable_ledger_row_is_named_as_written_and_counted_once():

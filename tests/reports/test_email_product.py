@@ -138,7 +138,7 @@ def test_subjects_count_what_the_bodies_list(outbox):
     summary, folder = outbox
     by_report = {(item["report"], item["tenant"]): item["subject"] for item in summary["sent"]}
     for role, heading in (("ceo", "Critical shortfalls, most severe first"), ("cto", "Issues, most severe first"),
-                          ("accounting", "Bookkeeping issues"), ("cmo", "Gaps"), ("cfo", "Needs a decision")):
+                          ("accounting", "Bookkeeping issues"), ("cmo", "Needs a decision"), ("cfo", "Needs a decision")):
         text = next(m for n, m in messages(folder).items() if n.startswith(f"portfolio-{role}-")) \
             .get_body(("plain",)).get_content()
         body = text.split(heading + "\n", 1)[1].split("\n\n", 1)[1].split("\n\n", 1)[0]
@@ -205,8 +205,10 @@ def test_charts_are_cid_images_with_alt_text_and_a_matching_related_part(outbox)
         # The outbox preview shows the charts without a mail client: data: URIs, no cid: left.
         preview = (folder / f"{name}.html").read_text()
         assert "cid:" not in preview and preview.count('src="data:image/png;base64,') == len(cids)
-    assert charted >= 7  # CEO, CFO, CMO briefs... and each GM brief; the CMO's needs 2 email lists (the CTO's
-    # months of AWS cost are three figures in a sentence)
+    # The CEO brief and each GM brief, and the CMO brief's when 2 entities have email lists; the CFO brief has
+    # none since issue 25 (the CEO brief has its revenue and expenses chart), nor the CTO's (three months of AWS
+    # cost are a sentence).
+    assert charted >= 6
 
 
 def test_the_ceo_chart_shows_the_portfolios_monthly_totals(outbox):
@@ -232,7 +234,7 @@ def test_rendering_without_sending_never_imports_the_chart_library():
             "from flows.orchestrator.run import run_plain\n"
             f"summary, rendered = run_plain(load_config({str(SAMPLE_CONFIG)!r}), parse_period({SAMPLE_PERIOD!r}), "
             "dry_run=True)\n"
-            "assert sum(len(r.images) for r in rendered.values()) >= 8\n"
+            "assert sum(len(r.images) for r in rendered.values()) >= 6\n"
             "print('matplotlib' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[2])

@@ -97,10 +97,10 @@ def test_the_check_command_passes_on_the_sample_portfolio(capsys):
     ("cto", ["## Issues, most severe first", "## Security gaps", "## Latency and errors", "## Public buckets",
              "## Sites and user experience", "## 3 engineering actions", "## AWS cost", "## CI/CD",
              "## Top 3 of 4 entities by issues"]),
-    ("cfo", ["# Cash and runway, Nov 16–22, 2026", "## Needs a decision", "## Capital deployment: where the next dollar goes",
-             "## Break-even", "## Revenue against target", "## Financial rules"]),
+    ("cfo", ["# Cash and runway, Nov 16–22, 2026", "## Needs a decision", "## Financial rules and where the next dollar goes",
+             "## Break-even and margins", "## AWS and domain costs against revenue", "## Revenue against target"]),
     ("cmo", ["# Channel visibility, Nov 16–22, 2026", "## Gaps", "## Campaign case study: the email list",
-             "## OTA listing sequence", "## Local SEO roadmap: QuickDumpNow", "## 30/60/90-day milestones"]),
+             "## Local SEO roadmap: QuickDumpNow", "## 30/60/90-day milestones"]),
     ("accounting", ["## Bookkeeping issues", "## Revenue recognition policy", "## Chart of accounts", "## Expense audit, last full month",
                     "## Accounting-system gap analysis", "## Profitability roadmap to the end of next Q1"]),
 ])
@@ -112,10 +112,13 @@ def test_each_report_has_its_required_sections(rendered, role, headings):
 
 def test_portfolio_reports_have_a_section_per_entity(rendered):
     names = ("JADA", "QueenofSanDiego", "QuickDumpNow", "DangerousCentaur")
+    # The CFO and CMO briefs rank the entities and give their per-entity detail to the few that need it most
+    # (so they stay short at 100 entities): at 4 entities each is still named in a row, heading or line.
     for role in ("cfo", "cmo"):
         lines = rendered[f"portfolio-{role}"].markdown.splitlines()
         for name in names:
-            assert any(line.startswith("#") and line.split(" ", 1)[1].startswith(name) for line in lines), (role, name)
+            assert any(line.startswith((f"| {name}", f"### {name}")) or f"**{name}**" in line for line in lines), \
+                (role, name)
     # The Accounting brief audits the expenses of the 3 entities with most issues and ranks every entity in one
     # table or another.
     for role in ("accounting",):
@@ -460,12 +463,18 @@ def test_cfo_reserve_shortfall_is_rule_months_times_average_expenses_minus_cash(
              for m in ("2026-08", "2026-09", "2026-10")]
     cash = Decimal(48000) + sum(Decimal(r["amount"]) for r in rows if r["date"] <= "2026-11-22")
     gap = 3 * sum(spent) / 3 - cash
-    framework = section(rendered["portfolio-cfo"].markdown, "## Capital deployment: where the next dollar goes")
-    assert f"| JADA | short {money(gap)} |" in framework
-    assert f"Reserve, up to {money(gap)}" in framework
+    framework = section(rendered["portfolio-cfo"].markdown, "## Financial rules and where the next dollar goes")
+    assert f"| JADA | short {money(gap)} | Reserve, up to {money(gap)} |" in framework
     # QueenofSanDiego's reserve holds (3.2 months), but its average burn of $2,166 is above its $2,000 ceiling.
-    assert "| QueenofSanDiego | holds | fails 1 | not set up | Nothing new until the burn ceiling rule passes |" \
-        in framework
+    # Fourth by attention, it is past the table's top 3 ("and 1 more entity") but in the failing rules above it;
+    # its row says where its next dollar goes when it ranks (here: a run for QueenofSanDiego alone).
+    assert ("- **QueenofSanDiego**, 2 of 3 hold: burn ceiling (average monthly burn $2,166; at most $2,000 allowed)."
+            in framework)
+    assert "| *and 1 more entity* |" in framework
+    _, alone = run_plain(load_config(SAMPLE_CONFIG), parse_period(SAMPLE_PERIOD), roles=["cfo"],
+                         tenants=["queenofsandiego"], dry_run=True, draw_charts=False)
+    assert "| QueenofSanDiego | holds | Nothing new until the burn ceiling rule passes |" in \
+        alone["portfolio-cfo"].markdown
 
 
 def test_cfo_break_even_and_targets_equal_the_ledger_metrics(rendered, metrics):
@@ -478,7 +487,10 @@ def test_cfo_break_even_and_targets_equal_the_ledger_metrics(rendered, metrics):
     assert ("No billing model (the unit sold and its price) is set up for QueenofSanDiego and DangerousCentaur, "
             "so break-even can't be computed") in text
     assert "unit\\_economics" not in text and "sources." not in text
-    targets = section(text, "### JADA")
+    # Each entity's months against target, past and ahead, are in its general manager brief (the CFO brief
+    # ranks the entities and says so).
+    assert "each entity's months are in its general manager brief" in section(text, "## Revenue against target")
+    targets = section(rendered["jada-gm"].markdown, "## Revenue against target")
     with open(EXAMPLES / "data" / "jada" / "targets.csv", encoding="utf-8") as handle:
         by_month = {row["month"]: Decimal(row["target"]) for row in csv.DictReader(handle)}
     for month in ("2026-10", "2026-12", "2027-03"):  # through Q4 and next Q1
@@ -492,9 +504,14 @@ def test_cfo_rules_show_each_rule_and_how_many_hold(rendered, metrics):
     for tenant, name in (("jada", "JADA"), ("dangerouscentaur", "DangerousCentaur")):
         rules = metrics[tenant]["finance.rules"]
         held = sum(r["status"] == "pass" for r in rules)
-        assert f"### {name}: {held} of {len(rules)} hold" in text
+        assert f"- **{name}**, {held} of {len(rules)} hold: " in text
     # reserve 2.3 < 3 months, a $640 uncategorised payment, and gross margin -66.6% under its 30% floor
-    assert "### DangerousCentaur: 0 of 3 hold" in text
+    assert ("- **DangerousCentaur**, 0 of 3 hold: cash reserve (cash covers 2.3 months of expenses; at least 3 "
+            "required), uncategorised spending (largest uncategorised expense $640.00; at most $500 allowed), gross "
+            "margin floor (gross margin -66.6% over the last 3 months; at least 30% required).") in text
+    # Every entity fails a rule; the three failing most are listed with the rules they fail, the rest named.
+    assert "**4 of 4 entities** fail a rule; most failing first:" in text
+    assert "*Also failing at least one rule: QuickDumpNow.*" in text
     assert all(len(metrics[tenant]["finance.rules"]) == 3 for tenant in TENANTS)  # three rules for every entity
 
 
@@ -507,16 +524,26 @@ def test_cmo_visibility_counts_the_entities_on_each_channel_by_status(rendered):
     for tenant in TENANTS:
         with open(EXAMPLES / "data" / tenant / "channels.csv", encoding="utf-8") as handle:
             channels[tenant] = {row["channel"]: row["status"] for row in csv.DictReader(handle)}
+    expected = {}
     for name in set().union(*channels.values()):
         statuses = [channels[t][name] for t in TENANTS if name in channels[t]]
         live, partly = statuses.count("live"), statuses.count("partial")
         planned = [status for status in statuses if status != "n/a"]
-        expected = f"| {name} | {live} | {partly} | {len(planned) - live - partly} |"
-        assert expected in summary
-    # Each entity's channels that are not live yet, with their status.
-    for tenant in TENANTS:
+        expected[name] = (live, partly, len(planned) - live - partly)
+    # The five channels with the most entities not there yet, then one row for the rest with their totals.
+    shown = [name for name in expected if f"| {name} | " in summary]
+    assert len(shown) == 5 and min(expected[n][2] for n in shown) >= max(
+        expected[n][2] for n in expected if n not in shown)
+    for name in shown:
+        assert "| {} | {} | {} | {} |".format(name, *expected[name]) in summary
+    rest = [expected[n] for n in expected if n not in shown]
+    assert f"| *and {len(rest)} more channels* |" in summary
+    # The three entities with the fewest live channels, each with its channels not live yet and their status.
+    fewest = sorted(TENANTS, key=lambda t: sum(s == "live" for s in channels[t].values()))[:3]
+    for tenant in fewest:
         waiting = [f"{c} ({s})" for c, s in channels[tenant].items() if s != "live"]
         assert any(line.endswith(f"| {', '.join(waiting)} |") for line in summary.splitlines()), tenant
+    assert "| *and 1 more entity* |" in summary
 
 
 def test_cmo_case_study_is_the_event_it_books_list_times_conversion_capped_at_capacity(rendered, metrics):
@@ -534,7 +561,8 @@ def test_cmo_case_study_is_the_event_it_books_list_times_conversion_capped_at_ca
     assert "the list would want 49 more tickets than there are seats" in study
     assert "Assumed conversion (assumption)" in study
     assert f"{percent(41 / size, 1)} of today's list" in study  # campaigns.csv: 41 leads from the summer email
-    assert "QuickDumpNow: no campaign can be sized: the email list size is not available (not set up yet)." in study
+    assert ("No campaign can be sized for QueenofSanDiego, QuickDumpNow and DangerousCentaur: their email list size "
+            "is not available.") in study
 
 
 def test_cmo_case_study_without_an_event_values_a_booking_at_the_average_booking(portfolio_copy, metrics):
@@ -554,10 +582,10 @@ def test_cmo_case_study_without_an_event_values_a_booking_at_the_average_booking
 
 
 def test_cmo_ota_sequence_marks_the_first_listing_not_live_as_next(rendered):
-    ota = section(rendered["portfolio-cmo"].markdown, "## OTA listing sequence")
-    assert "| 1 | Sailo | missing — next |" in ota
-    assert "| 2 | GetMyBoat | missing | No listing yet |" in ota and "| 3 | Viator | missing | No listing yet |" in ota
-    assert "**QueenofSanDiego** (1 of 1 live):" in ota and "| 1 | Viator | live |" in ota  # ota_channels: [Viator]
+    [ota] = [line for line in section(rendered["portfolio-cmo"].markdown, "## Gaps").splitlines()
+             if line.startswith("- OTA listings")]
+    assert "**JADA** 0 of 3 live: 1. Sailo (missing — next), 2. GetMyBoat (missing), 3. Viator (missing);" in ota
+    assert "**QueenofSanDiego** 1 of 1 live: 1. Viator (live)." in ota  # ota_channels: [Viator]
     assert "QuickDumpNow" not in ota  # no OTA channel in its channels file
 
 
@@ -569,7 +597,7 @@ def test_cmo_ota_sequence_and_conversion_come_from_the_tenant_config(portfolio_c
     config = load_config(portfolio_copy)
     _, rendered = run_plain(config, parse_period(SAMPLE_PERIOD), roles=["cmo"], dry_run=True)
     markdown = rendered["portfolio-cmo"].markdown
-    assert "| 1 | Viator | missing — next |" in section(markdown, "## OTA listing sequence")
+    assert "**JADA** 0 of 3 live: 1. Viator (missing — next), 2. Sailo (missing)" in section(markdown, "## Gaps")
     assert "| Assumed conversion (assumption) | 0.5% | 4.0% |" in markdown
 
 

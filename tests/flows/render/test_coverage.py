@@ -80,3 +80,13 @@ def test_a_run_gathers_how_far_the_books_reach_for_a_brief_that_does_not_declare
     with open(sent["location"], "rb") as handle:
         message = email.message_from_binary_file(handle, policy=policy.default)
     assert "books run through Nov 19, before" in " ".join(message.get_body(("plain",)).get_content().split())
+
+
+def test_past_five_entities_behind_the_note_groups_them_by_date(tmp_path):
+    brief = definition(tmp_path, "portfolio", ["finance.cash_on_hand"])
+    views = [{"id": f"t{i}", "name": f"Entity {i}"} for i in range(100)]
+    values = {f"t{i}": {"finance.data_through": dt.date(2026, 11, 19 if i % 4 else 15)} for i in range(100)}
+    assert coverage_notes(brief, views, values, PERIOD) == [
+        "The books run through Nov 15 for 25 entities (Entity 0, Entity 4 and 23 more); and Nov 19 for 75 "
+        "entities (Entity 1, Entity 2 and 73 more), before the period's end (Nov 22, 2026): figures from them "
+        "stop there."]
