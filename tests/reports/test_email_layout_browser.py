@@ -91,7 +91,7 @@ def test_at_600_px_with_styles_nothing_overflows_and_charts_load(previews, chrom
             assert image["loaded"] and image["alt"], (path.name, image)
             assert image["width"] == image["widthAttribute"] == CHART_WIDTH_PX, (path.name, image)
         charts += len(report.images)
-    assert charts >= 6  # the CEO brief, each GM brief, and the CMO's when 2 entities have email lists
+    assert charts == 5  # the CEO brief and each GM brief
 
 
 def test_the_measurement_catches_a_layout_that_overflows_and_breaks_words(chromium):
