@@ -32,16 +32,16 @@ def test_each_recipient_gets_the_outbox_mime_with_archive_bcc_tags_and_configura
         portfolio_copy,
         ses_delivery(moto_url, bcc_address=ARCHIVE,
                      ses={"configuration_set": "exec-reports", "tags": {"app": "exec-reports"}}),
-        recipients={"cfo": ["finance.lead@holdings.example", "controller@holdings.example"]}))
+        recipients={"ceo": ["finance.lead@holdings.example", "controller@holdings.example"]}))
 
-    summary, rendered = run_plain(config, sample_period, roles=["cfo"], backend=get_backend(config, "run"),
+    summary, rendered = run_plain(config, sample_period, roles=["ceo"], backend=get_backend(config, "run"),
                                   records=LocalRecordStore(tmp_path / "records"))
 
     assert summary["failed"] == []
     sent = moto_sent_raw_messages(moto_url)
     assert len(sent) == 2
     assert sorted(m["id"] for m in sent) == sorted(s["location"].removeprefix("ses:") for s in summary["sent"])
-    expected = rendered["portfolio-cfo"]
+    expected = rendered["portfolio-ceo"]
     for stored, recipient, other in ((sent[0], "finance.lead@holdings.example", "controller@holdings.example"),
                                      (sent[1], "controller@holdings.example", "finance.lead@holdings.example")):
         message = parse_mime(stored["raw_data"])
@@ -57,11 +57,11 @@ def test_each_recipient_gets_the_outbox_mime_with_archive_bcc_tags_and_configura
         assert message.get_content_type() == "multipart/alternative"
         assert message.get_body(("plain",)).get_content().strip() == expected.text.strip()
         assert message.get_body(("html",)).get_content().strip() == expected.html.strip()
-        # The CFO brief's charts travel as related parts of the HTML, each under its Content-ID.
+        # The CEO brief's chart travels as related parts of the HTML, each under its Content-ID.
         images = {p["Content-ID"]: p.get_content() for p in message.walk() if p.get_content_type() == "image/png"}
-        assert images == {f"<{image.content_id}>": image.png for image in expected.images} and len(images) == 2
+        assert images == {f"<{image.content_id}>": image.png for image in expected.images} and len(images) == 1
         tags = dict(pair.strip().split("=", 1) for pair in message["X-SES-MESSAGE-TAGS"].split(","))
-        assert tags == {"app": "exec-reports", "tenant": "portfolio", "role": "cfo", "period": "2026-W47"}
+        assert tags == {"app": "exec-reports", "tenant": "portfolio", "role": "ceo", "period": "2026-W47"}
         assert message["X-SES-CONFIGURATION-SET"] == "exec-reports"
 
 

@@ -38,15 +38,15 @@ def test_same_mime_goes_over_starttls_with_auth_to_each_recipient_and_the_archiv
     monkeypatch.setenv("SMTP_PASSWORD", smtp_server.password)
     config = load(write_config(portfolio_copy, {"backend": "smtp", "from_address": FROM, "bcc_address": ARCHIVE,
                                                 "smtp": smtp_settings(smtp_server)},
-                               {"cfo": ["finance.lead@holdings.example", "controller@holdings.example"]}))
+                               {"ceo": ["finance.lead@holdings.example", "controller@holdings.example"]}))
 
-    summary, rendered = run_plain(config, sample_period, roles=["cfo"], backend=get_backend(config, "run"),
+    summary, rendered = run_plain(config, sample_period, roles=["ceo"], backend=get_backend(config, "run"),
                                   records=LocalRecordStore(tmp_path / "records"))
 
     assert summary["failed"] == []
     assert [r.rcpt_tos for r in smtp_server.received] == [["finance.lead@holdings.example", ARCHIVE],
                                                            ["controller@holdings.example", ARCHIVE]]
-    expected = rendered["portfolio-cfo"]
+    expected = rendered["portfolio-ceo"]
     for received in smtp_server.received:
         assert received.over_tls and received.authenticated
         assert received.mail_from == "reports@holdings.example"
