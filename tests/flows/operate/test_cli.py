@@ -47,15 +47,15 @@ def test_check_fails_when_a_report_cannot_render(portfolio_copy, capsys):
 
 
 def test_preview_writes_html_and_prints_its_path(tmp_path, capsys):
-    code = main(["preview", "cfo", "--config", str(SAMPLE_CONFIG), "--period", SAMPLE_PERIOD,
+    code = main(["preview", "ceo", "--config", str(SAMPLE_CONFIG), "--period", SAMPLE_PERIOD,
                  "-o", str(tmp_path)])
     assert code == 0
     printed = capsys.readouterr().out.strip()
-    assert printed == str((tmp_path / "portfolio-cfo.html").resolve())
-    html = (tmp_path / "portfolio-cfo.html").read_text()
+    assert printed == str((tmp_path / "portfolio-ceo.html").resolve())
+    html = (tmp_path / "portfolio-ceo.html").read_text()
     assert "<table" in html
-    # The CFO brief's two charts show in a browser: embedded, not cid: references.
-    assert html.count('src="data:image/png;base64,') == 2 and "cid:" not in html
+    # The CEO brief's chart shows in a browser: embedded, not a cid: reference.
+    assert html.count('src="data:image/png;base64,') == 1 and "cid:" not in html
 
 
 def test_preview_of_an_unknown_role_suggests_the_close_one(capsys):
