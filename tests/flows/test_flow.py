@@ -160,9 +160,10 @@ def test_the_run_page_says_what_failed_and_why(portfolio_copy):
     assert board[0]["recipients"] == "gm@jada.example" and "…/jada/ledger.csv" in board[0]["reason"]
     assert {row["report"]: row["recipients"] for row in board[1:]}["cfo"] == "cfo@holdings.example"
 
-    cfo = artifacts["reports-cfo"].data
-    assert "](chart:" not in cfo
-    assert cfo.count("](data:image/png;base64,iVBORw0KGgo") == 2  # the CFO brief's two charts, as PNGs
+    gm = artifacts["reports-gm"].data
+    assert "](chart:" not in gm
+    # One chart per general manager brief that rendered (JADA's failed above), as PNGs.
+    assert gm.count("](data:image/png;base64,iVBORw0KGgo") == 3
 
 
 def send_exec_reports_of(config, **parameters):
