@@ -32,7 +32,7 @@ from flows.render.left_out import left_out_notice, left_out_tenant, missing_requ
 from flows.templating.agenda import ActionCollector, agenda_items
 from flows.templating.charts import ChartCollector
 from flows.templating.components import ComponentCollector
-from flows.templating.limits import render_budget, render_within_limits
+from flows.templating.limits import current_budget, render_budget, render_within_limits
 from sources.catalogue import REGISTRY
 from sources.registry import is_available
 
@@ -109,6 +109,7 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
                 "unknown_checks": [check_view(c) for c in checks if c.status == "unknown"],
                 **namespaced(tenant_values, definition.all_metrics)}
         views.append(view)
+    current_budget().given(views)
     all_checks.sort(key=severity_order)
     charts = ChartCollector()
     notes: list[str] = []

@@ -242,7 +242,7 @@ class LimitedSandbox(SandboxedEnvironment):
             budget.grow(added, "the lists built by the template")
         result = super().call(__context, __obj, *args, **kwargs)
         if isinstance(result, _NESTED):
-            budget.check_size(written_size(result, budget.max_bytes), f"the result of {method or 'a call'}()")
+            budget.check_value_size(budget.value_size(result), f"the result of {method or 'a call'}()")
         elif isinstance(result, str | bytes):
             budget.check_size(len(result), f"the result of {method or 'a call'}()")
         if isinstance(owner, list | dict | set):  # list.extend, dict.update, ... grow the receiver

@@ -71,6 +71,25 @@ def test_operators_and_helpers_that_would_grow_without_bound_are_refused_before_
         render(source)
 
 
+def test_a_ranking_of_every_entity_may_be_as_large_as_the_figures_given_but_no_larger():
+    """At 1,000 entities a list of every entity's view is ~5 MB written out: ranking them all re-arranges
+    what the report was given; growing past it by more than the limit is still a runaway."""
+    from flows.templating.limits import current_budget
+
+    tenants = [{"name": f"Entity {i}", "attention": i, "finance": {"notes": "x" * 1000}} for i in range(50)]
+    source = "{{ names(top(tenants, tenants | length, by='attention')[3:6]) }}"
+    with render_budget(1, 20_000):
+        current_budget().given(tenants)  # ~50 KB of figures against a 20 KB limit
+        assert render_within_limits(environment().from_string(source), {"tenants": tenants}) == \
+            "Entity 46, Entity 45 and Entity 44"
+        with pytest.raises(TemplateLimitError, match=r"plus the 5\d,\d{3} of the figures the report was given"):
+            render_within_limits(environment().from_string("{{ top(thrice(tenants), 1000) | length }}"),
+                                 {"tenants": tenants, "thrice": lambda rows: [*rows, *rows, *rows]})
+    # Without figures given, the same ranking is over the limit, as before.
+    with pytest.raises(TemplateLimitError, match="the result of top"):
+        render(source, max_bytes=20_000, tenants=tenants)
+
+
 def test_ranges_are_bounded_and_runaway_loops_stop_at_the_deadline():
     with pytest.raises(TemplateLimitError, match=f"range\\(\\) of 100,000 items is over the limit of {MAX_RANGE:,}"):
         render("{% for a in range(100000) %}{% endfor %}")
