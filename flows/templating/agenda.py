@@ -15,7 +15,7 @@ from flows.templating.tables import TopRows, more_words
 from sources.registry import is_available
 
 # What report templates call (the helper reference in the docs lists these).
-__all__ = ["action", "agenda", "agenda_entries", "check_list", "rank_checks", "days_after", "ActionCollector", "Action", "SEVERITIES",
+__all__ = ["action", "agenda", "agenda_entries", "check_list", "checks_by_id", "rank_checks", "days_after", "ActionCollector", "Action", "SEVERITIES",
            "ACTION_PRIORITIES"]
 
 # A check's severity, most severe first (front matter ``checks[].severity``).
@@ -258,19 +258,34 @@ def owner_words(owner: str) -> str:
 
 
 def check_list(checks: Any, n: int = 10, empty: str = "None this week.", more_text: str = "more",
-               where: str = "") -> MarkdownSafe:
+               where: str = "", skip: int = 0, by_severity: bool = False) -> MarkdownSafe:
     """The ``n`` first fired checks as a bullet list, each with its severity ("- **HIGH** JADA has no
     live OTA listing."), then "and 4 more gaps" (``more_text`` "more gap|more gaps"; ``where`` says
-    where to find them)."""
-    rows = list(checks or []) if is_available(checks) else []
+    where to find them; ``by_severity=true`` counts them per severity: "and 12 more (3 high, 9 medium)").
+    ``skip``: leave out the first checks, those ``decisions(checks, n=skip)`` already shows above."""
+    if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
+        raise ValueError(f"check_list(): skip must be a whole number >= 0, got {skip!r}")
+    rows = (list(checks or []) if is_available(checks) else [])[skip:]
     if not rows:
         return MarkdownSafe(escape_markdown(empty))
     lines = [f"- **{check['severity'].upper()}** {escape_markdown(check['message'])}" for check in rows[:n]]
     if len(rows) > n:
-        left = len(rows) - n
-        lines.append(f"- *and {left:,} {escape_markdown(more_words(left, more_text))}"
+        rest = rows[n:]
+        counted = [f"{sum(1 for c in rest if c['severity'] == severity):,} {severity}" for severity in SEVERITIES
+                   if any(c["severity"] == severity for c in rest)] if by_severity else []
+        lines.append(f"- *and {len(rest):,} {escape_markdown(more_words(len(rest), more_text))}"
+                     + (f" ({', '.join(counted)})" if counted else "")
                      + (f" {escape_markdown(where)}" if where else "") + "*")
     return MarkdownSafe("\n".join(lines))
+
+
+def checks_by_id(checks: Any, *ids: str) -> list[Any]:
+    """The fired checks with one of these ids, in their order: ``names(checks_by_id(checks,
+    "zero-ota-listings"), attribute="tenant_name")`` names the entities without a live OTA listing."""
+    if not ids or not all(isinstance(check_id, str) for check_id in ids):
+        raise ValueError(f"checks_by_id(): name the check ids, like checks_by_id(checks, \"zero-ota-listings\"), "
+                         f"got {ids!r}")
+    return [check for check in (checks if is_available(checks) else []) if check["id"] in ids]
 
 
 def days_after(day: Any, days: int) -> dt.date:

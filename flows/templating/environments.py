@@ -11,7 +11,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 import sources.catalogue  # noqa: F401  (registers the sources' template helpers)
-from flows.templating.agenda import action, check_list, days_after, rank_checks
+from flows.templating.agenda import action, check_list, checks_by_id, days_after, rank_checks
 from flows.templating.escape import aside, escape_markdown, footnote, lead
 from flows.templating.formatters import date, duration_ms, money, months, number, percent, percent_number
 from flows.templating.logs import error_messages
@@ -60,6 +60,7 @@ def environment() -> SandboxedEnvironment:
     env.globals["rank_checks"] = rank_checks  # kept apart from the update() above to keep merges clean
     env.globals.update(check_list=check_list, aside=aside, footnote=footnote, lead=lead, how_many=how_many)
     env.globals["error_messages"] = error_messages  # kept apart, like rank_checks, to keep merges clean
+    env.globals["checks_by_id"] = checks_by_id
     # Helpers a source registers for figures worked from several sources (REGISTRY.add_helper).
     env.globals.update(REGISTRY.helpers)
     return env

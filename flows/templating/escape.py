@@ -43,6 +43,14 @@ def escape_markdown(value: Any) -> str:
     return escape_plain(plain_text(value))
 
 
+def escape_inline(value: Any) -> str:
+    """A data value as inert Markdown in the middle of a line, after other text: as ``escape_markdown``
+    without the escapes that only matter at a line's start ("1. Sailo" stays as written)."""
+    if isinstance(value, MarkdownSafe):
+        return value
+    return _ALWAYS_ESCAPE.sub(r"\\\1", plain_text(value))
+
+
 def escape_plain(text: str) -> str:
     """One line of plain text (``plain_text``'s result) as inert inline Markdown."""
     if isinstance(text, MarkdownSafe):

@@ -140,6 +140,14 @@ def percent_number(value: Any, digits: int = 1) -> str:
     return number(value, digits) + "%"
 
 
+def percent_change(value: Any) -> str:
+    """A change in percent against an average, "new" where there was none to compare with (the ``percent_change``
+    column format): 12.4 -> "12%", -5 -> "-5%", None -> "new"."""
+    if not is_available(value):
+        return unavailable_text(value)
+    return "new" if value is None else number(value) + "%"
+
+
 def duration_ms(value: Any) -> str:
     """Milliseconds as a reader says them: 850 -> "850 ms", 1234 -> "1.2 s"; nothing -> "no calls"."""
     if not is_available(value):
@@ -174,4 +182,5 @@ def list_text(value: Any) -> str:
 
 
 FORMATTERS = {"month": month, "count": count_of, "list": list_text, "money": money, "money_cents": money_cents, "number": number, "percent": percent, "months": months,
-              "date": date, "percent_number": percent_number, "duration_ms": duration_ms}
+              "date": date, "percent_number": percent_number, "duration_ms": duration_ms,
+              "percent_change": percent_change}

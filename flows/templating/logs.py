@@ -53,10 +53,11 @@ def error_message(line: Any) -> str:
 
 def error_messages(rows: Any, n: int = 5, attribute: str = "message") -> TopRows:
     """Each distinct error message once, the most frequent first (then the most recent): rows from
-    ``rows_of(tenants, "aws.lambda_error_lines")`` become {message, times, where, last}, where ``where``
+    ``rows_of(tenants, "aws.lambda_error_lines")`` become {message, times, repeated (times when more than
+    once, else 0), where, last}, where ``where``
     names the function and its entity ("jada-booking-webhook (JADA)"), or the functions and how many
     entities logged it ("dc-image-resize at 25 entities"). Like ``top()`` the result has ``.more``
-    (distinct messages left out) and ``.total``."""
+    (distinct messages left out), ``.total`` and ``.lines`` (the error lines they were read from)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"error_messages(): n must be a whole number >= 0, got {n!r}")
     grouped: dict[str, dict[str, Any]] = {}
@@ -80,6 +81,8 @@ def error_messages(rows: Any, n: int = 5, attribute: str = "message") -> TopRows
             group["where"] = f"{names(functions, limit=2)} at {len(entities):,} entities"
         else:
             group["where"] = names(functions, limit=2) + (f" ({entities[0]})" if entities else "")
+        group["repeated"] = group["times"] if group["times"] > 1 else 0
     shown = TopRows(ranked[:n])
     shown.total, shown.more = len(ranked), max(0, len(ranked) - n)
+    shown.lines = sum(group["times"] for group in ranked)
     return shown

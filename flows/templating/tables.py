@@ -10,6 +10,7 @@ from typing import Any
 
 from flows.templating.escape import MarkdownSafe, escape_markdown
 from flows.templating.formatters import FORMATTERS, number, unavailable_text
+from flows.templating.lines import fill_line
 from sources.registry import REGISTRY, is_available, metric_words
 
 # What report templates call (the helper reference in the docs lists these).
@@ -24,6 +25,7 @@ class TopRows(list):
     more: int = 0
     total: int = 0
     rest_totals: dict = {}  # ranked_table: the left-out rows' totals per money/number column
+    lines: int = 0  # error_messages: the error lines the distinct messages were read from
 
 
 def lookup(row: Any, path: str) -> Any:
@@ -112,18 +114,34 @@ def label(metric: Any) -> str:
     return metric_words(metric)
 
 
-def names(items: Any, limit: int = 5, attribute: str = "name", entity: bool = False) -> str:
+def names(items: Any, limit: int = 5, attribute: str = "name", entity: bool = False, line: str | None = None,
+          sep: str | None = None, more_text: str = "more", where: str = "") -> str:
     """"A, B and C", or "A, B, C, D, E and 20 more" past ``limit``: a list of entities in a sentence
     that stays short however large the portfolio. ``entity=true`` adds each row's entity (from
-    ``rows_of``): "jada-site (JADA)"."""
-    values = [str(lookup(item, attribute) if isinstance(item, Mapping) else item)
-              + (f" ({item['entity']})" if entity and isinstance(item, Mapping) and item.get("entity") else "")
-              for item in (items or [])]
-    if len(values) > limit:
-        return ", ".join(values[:limit]) + f" and {len(values) - limit:,} more"
-    if len(values) > 1:
-        return ", ".join(values[:-1]) + " and " + values[-1]
-    return values[0] if values else ""
+    ``rows_of``): "jada-site (JADA)". ``line``: each item written from a pattern instead of one attribute,
+    "{name} **{aws.last_month_cost:money_cents}**" (see ``bullet_list``); rows cut by ``top()`` then end with
+    "and 2 more" too (``more_text`` "more entity|more entities", ``where`` says where they are). ``sep``:
+    every item after ``sep`` instead of ", " and a last " and ": "A; B; and 2 more"."""
+    if line is not None:
+        values = [fill_line(item, line) for item in (items or [])]
+    else:
+        values = [str(lookup(item, attribute) if isinstance(item, Mapping) else item)
+                  + (f" ({item['entity']})" if entity and isinstance(item, Mapping) and item.get("entity") else "")
+                  for item in (items or [])]
+    left_out = max(0, len(values) - limit) + (getattr(items, "more", 0) if line is not None else 0)
+    values = values[:limit]
+    rest = f"and {left_out:,} {more_words(left_out, more_text)}" + (f" {where}" if where else "") if left_out else ""
+    if line is not None:
+        rest = escape_markdown(rest)
+    if sep is not None:
+        text = sep.join(values + ([rest] if rest else []))
+    elif rest:
+        text = ", ".join(values) + " " + rest
+    elif len(values) > 1:
+        text = ", ".join(values[:-1]) + " and " + values[-1]
+    else:
+        text = values[0] if values else ""
+    return MarkdownSafe(text) if line is not None else text
 
 
 def more_words(count: int, what: str) -> str:
@@ -254,17 +272,24 @@ def rows_of(tenants: Any, metric: str) -> list[dict[str, Any]]:
 
 
 def bullet_list(items: Iterable[Any], empty: str = "None.", limit: int | None = None,
-                more_text: str = "more") -> MarkdownSafe:
+                more_text: str | None = "more", line: str | None = None, where: str = "") -> MarkdownSafe:
+    """One bullet per item, then "and 4 more" for the items ``top()`` or ``limit`` left out (``more_text``
+    "more domain|more domains"; ``where`` says where they are; ``more_text=none`` when the sentence before
+    the list already counts them: "The 3 slowest of 10 functions"). ``line`` writes each row from a pattern
+    instead of showing it whole: ``line="{name} ({entity}): **{p95_duration_ms:duration_ms}**; {invocations:plural:call}"``,
+    a field being a key or metric path and, after the colon, a column format, ``plural:word|words``,
+    ``counts``, and ``?, # more words`` for an optional phrase (flows/templating/lines.py)."""
     left_out = getattr(items, "more", 0)
-    items = list(items or [])
+    items = list(items or []) if is_available(items) else []
     if limit is not None:
         left_out += max(0, len(items) - limit)
         items = items[:limit]
     if not items:
-        return MarkdownSafe(f"*{escape_markdown(empty)}*")
-    lines = [f"- {escape_markdown(item)}" for item in items]
-    if left_out:
-        lines.append(f"- *and {left_out:,} {escape_markdown(more_words(left_out, more_text))}*")
+        return MarkdownSafe(f"*{escape_markdown(empty)}*" if empty else "")
+    lines = [f"- {fill_line(item, line) if line is not None else escape_markdown(item)}" for item in items]
+    if left_out and more_text is not None:
+        lines.append(f"- *and {left_out:,} {escape_markdown(more_words(left_out, more_text))}"
+                     + (f" {escape_markdown(where)}" if where else "") + "*")
     return MarkdownSafe("\n".join(lines))
 
 
