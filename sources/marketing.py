@@ -56,6 +56,9 @@ METRICS = [
                "them up across entities.", "table"),
     MetricSpec("marketing.not_live", "The channels not live yet with their status, in words (\"Sailo (planned), "
                "Viator (missing)\"); \"—\" when every channel is live.", "text"),
+    MetricSpec("marketing.ota_order", "The OTA listing order in words, each step with its state (\"1. Sailo "
+               "(live), 2. Viator (planned — next)\"); \"\" when the channels file lists no OTA channel (none is planned).",
+               "text"),
     MetricSpec("marketing.case_study_assumptions", "Assumed conversion of the email list into bookings, from "
                "sources.marketing.case_study (keys: conversion_low, conversion_high, as fractions; with an event "
                "also event, event_date, ticket_price, capacity).", "mapping"),
@@ -69,7 +72,7 @@ METRICS = [
 
 CHANNEL_METRICS = ("marketing.channels", "marketing.live_channel_count", "marketing.visibility",
                    "marketing.ota_listings", "marketing.ota_sequence", "marketing.channel_presence",
-                   "marketing.not_live")
+                   "marketing.not_live", "marketing.ota_order")
 SUBSCRIBER_METRICS = ("marketing.email_list_size", "marketing.email_list_new_in_period")
 CAMPAIGN_METRICS = ("marketing.campaigns", "marketing.active_campaign_count")
 
@@ -181,12 +184,15 @@ def read_channels(path, settings, context: SourceContext, policy: BadRowPolicy) 
             continue
         channels.append({"channel": row["channel"], "status": status, "detail": row["detail"],
                          "ota": row["channel"].lower() in ota_names})
+    sequence = ota_sequence(ota_order, channels)
     return {
         "marketing.channels": channels,
         "marketing.live_channel_count": sum(1 for c in channels if c["status"] == "live"),
         "marketing.visibility": {c["channel"]: c["status"] for c in channels},
         "marketing.ota_listings": sum(1 for c in channels if c["ota"] and c["status"] == "live"),
-        "marketing.ota_sequence": ota_sequence(ota_order, channels),
+        "marketing.ota_sequence": sequence,
+        "marketing.ota_order": ", ".join(f"{step['step']}. {step['channel']} ({step['state']})" for step in sequence)
+        if any(c["ota"] for c in channels) else "",
         "marketing.channel_presence": [
             {"channel": c["channel"], "live": int(c["status"] == "live"), "partial": int(c["status"] == "partial"),
              "not_yet": int(c["status"] not in ("live", "partial"))} for c in channels if c["status"] != "n/a"],

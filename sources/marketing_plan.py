@@ -42,7 +42,8 @@ def email_campaign(tenant: Mapping[str, Any]) -> dict[str, Any]:
     at the low and high conversion, capped at the seats, ``event`` = marketing.case_study_range), "past" (the
     event is on or before the period end: nothing to pitch), "average" (no event: bookings at the low and high
     conversion valued at the average booking of the ledger's unit economics: bookings_low/high,
-    revenue_low/high), or "missing" (``missing`` names the figure, ``value`` is it, unavailable). Also
+    revenue_low/high, as the event's are also given), or "missing" (``missing`` names the figure, ``value``
+    is it, unavailable). Keys a mode does not use are None (``unit`` and ``assumed`` outside "average"). Also
     ``size``, ``new`` (subscribed this period) and ``observed``: finished email-list campaigns with their
     leads and the leads' share of today's list."""
     size = _metric(tenant, "marketing.email_list_size", "email_campaign")
@@ -51,13 +52,15 @@ def email_campaign(tenant: Mapping[str, Any]) -> dict[str, Any]:
     unit = _metric(tenant, "finance.unit_economics", "email_campaign")
     campaigns = _metric(tenant, "marketing.campaigns", "email_campaign")
     study: dict[str, Any] = {"size": size, "new": _metric(tenant, "marketing.email_list_new_in_period", "email_campaign"),
-                             "event": event, "observed": []}
+                             "event": event, "observed": [], "unit": None, "assumed": None, "missing": None,
+                             "value": None}
     if _available(size) and size and _available(campaigns):
         study["observed"] = [{"campaign": c["campaign"], "leads": c["leads"], "share": c["leads"] / size}
                              for c in campaigns if c["channel"] == "Email list" and c["status"] == "finished"]
     if _available(event):
         study["mode"] = "past" if event["event_past"] else "event"
         study["seats_short"] = max(0, event["wanted_high"] - event["capacity"])
+        study["revenue_low"], study["revenue_high"] = event["revenue_low"], event["revenue_high"]
         return study
     for missing, value in (("the email list size", size), ("the average booking value", unit),
                            ("the conversion assumption", assumed)):
@@ -73,10 +76,28 @@ def email_campaign(tenant: Mapping[str, Any]) -> dict[str, Any]:
     return study
 
 
+def email_campaigns(tenants: list[Mapping[str, Any]], n: int = 3) -> dict[str, Any]:
+    """The email-list case study of the ``n`` entities with the largest lists (those whose list size is
+    available), largest first: each ``email_campaign`` with the entity's ``name``, parted into ``sized`` (a
+    campaign is sized: modes "event" and "average"), ``past`` (the case study's event is past) and
+    ``missing`` (a figure is missing); ``more``: entities with a smaller list left out; ``no_list``: the
+    names of the entities whose list size is not available."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"email_campaigns(): n must be a whole number >= 0, got {n!r}")
+    sizes = [(tenant, _metric(tenant, "marketing.email_list_size", "email_campaigns")) for tenant in tenants]
+    with_lists = sorted((pair for pair in sizes if _available(pair[1])), key=lambda pair: -pair[1])  # stable
+    studies: dict[str, Any] = {"sized": [], "past": [], "missing": [], "more": max(0, len(with_lists) - n),
+                               "no_list": [tenant["name"] for tenant, size in sizes if not _available(size)]}
+    for tenant, _ in with_lists[:n]:
+        study = {"name": tenant["name"], **email_campaign(tenant)}
+        studies["sized" if study["mode"] in ("event", "average") else study["mode"]].append(study)
+    return studies
+
+
 def local_seo_roadmaps(tenants: list[Mapping[str, Any]], n: int = 3) -> list[dict[str, Any]]:
     """The local SEO roadmap of the ``n`` entities needing the most attention that have "Local SEO" items in
     their handoff notes: {name, steps: rows of step, status, evidence}: the website and the Google Business
-    profile as the channels file has them, the notes' done and open items, the other channels still
+    profile as the channels file has them (``detail``: the evidence, "" for the notes' own items), the notes' done and open items, the other channels still
     planned or partly set up, and the local ads running on the Google Business profile."""
     roadmaps = []
     for tenant in sorted(tenants, key=lambda t: -t.get("attention", 0)):
@@ -100,6 +121,8 @@ def local_seo_roadmaps(tenants: list[Mapping[str, Any]], n: int = 3) -> list[dic
                 cost = f"${c['cost_per_lead']:,.2f}" if c["cost_per_lead"] is not None else "—"
                 steps.append({"step": f"Local ads: {c['campaign']}", "status": c["status"],
                               "evidence": f"{c['leads']:,} leads at {cost} each"})
+        for step in steps:  # what to show after the status: the evidence, unless it is the notes themselves
+            step["detail"] = "" if step["evidence"] == "handoff notes" else step["evidence"]
         roadmaps.append({"name": tenant["name"], "steps": steps})
         if len(roadmaps) == n:
             break
@@ -200,6 +223,7 @@ def milestones(tenant: Mapping[str, Any], period_end: dt.date, sent_on: dt.date 
 
 
 REGISTRY.add_helper("email_campaign", email_campaign)
+REGISTRY.add_helper("email_campaigns", email_campaigns)
 REGISTRY.add_helper("local_seo_roadmaps", local_seo_roadmaps)
 REGISTRY.add_helper("milestones", milestones)
-__all__ = ["email_campaign", "local_seo_roadmaps", "milestones", "customer_pace"]
+__all__ = ["email_campaign", "email_campaigns", "local_seo_roadmaps", "milestones", "customer_pace"]

@@ -1,9 +1,9 @@
 """Figures the engineering brief shows that are worked from the other AWS figures, each defined once so no
 template computes them: the security gaps by kind, the buckets open to the public (and those a public
 access block closes), repositories without CI/CD, the cost range, last month's cost by service, the
-findings as engineering actions (priority and due date by severity), what the inventory holds in words,
-and where each error line is for the run summary. Computed the same way from live AWS and from a
-snapshot, after either is read."""
+findings as engineering actions (priority and due date by severity), the slow functions and the APIs with
+server errors, what the inventory holds in words, and where each error line is for the run summary.
+Computed the same way from live AWS and from a snapshot, after either is read."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ SECURITY_GAPS = (
 # How urgent a finding is as an engineering action, and in how many days it is due, by its severity.
 ACTION_TERMS = {"critical": ("critical", 3), "high": ("high", 14), "medium": ("medium", 30), "low": ("low", 60),
                 "info": ("low", 90)}
+# A function is slow when 1 call in 20 takes longer than this (its p95 duration, in milliseconds).
+SLOW_P95_MS = 1000
 
 METRICS = [
     MetricSpec("aws.security_gaps", "Security findings counted by gap, in the engineering brief's order (rows: "
@@ -52,6 +54,12 @@ METRICS = [
                "medium 30, low 60, info 90 at low priority; owner cto).", "list"),
     MetricSpec("aws.inventory_labels", "What the inventory holds in words (keys: lambda, apis, tables, buckets; "
                "each a list like \"api (python3.12, deprecated)\").", "mapping"),
+    MetricSpec("aws.slow_functions", f"Lambda functions that took more than {SLOW_P95_MS:,} ms on at least 1 call "
+               "in 20 (p95 duration above it), slowest first (rows as aws.lambda_performance).", "list"),
+    MetricSpec("aws.apis_with_server_errors", "APIs that returned server errors (5XX) in the period, most first "
+               "(rows as aws.api_performance).", "list"),
+    MetricSpec("aws.cloudfront_origins", "What the tenant's domains on CloudFront are served from, each kind once "
+               "(from aws.stacks_by_domain's origin_kind: \"API Gateway\", \"S3\", ...).", "list"),
     MetricSpec("aws.error_details", "Each error line with its tenant, function and time, for the run summary and "
                "the log, never an email.", "list"),
 ]
@@ -107,6 +115,10 @@ def briefing_figures(values: Mapping[str, Any], tenant_id: str) -> dict[str, Any
     result["aws.repositories_without_ci"] = [{"name": r["name"]} for r in repositories if not r["pipeline"]] \
         if repositories is not None and is_available(repositories) else _unavailable(
             "aws.repositories_without_ci", repositories)
+    result.update(_activity(values))
+    stacks = values.get("aws.stacks_by_domain")
+    result["aws.cloudfront_origins"] = sorted({row["origin_kind"] for row in stacks if row.get("origin_kind")}) \
+        if stacks is not None and is_available(stacks) else _unavailable("aws.cloudfront_origins", stacks)
     result.update(_costs(values))
     result["aws.inventory_labels"] = _labels(values)
     lines = values.get("aws.lambda_error_lines")
@@ -128,6 +140,23 @@ def service_words(name: str) -> str:
     """A Cost Explorer service name as a reader writes it: "AmazonCloudWatch" -> "Amazon CloudWatch"
     (Cost Explorer glues a few; "Amazon Simple Email Service" is kept as it is)."""
     return _GLUED_PREFIX.sub(r"\1 ", name)
+
+
+def _activity(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The slow functions and the APIs with server errors, worked once here for the checks and the brief."""
+    functions, apis = values.get("aws.lambda_performance"), values.get("aws.api_performance")
+    result: dict[str, Any] = {}
+    if functions is not None and is_available(functions):
+        result["aws.slow_functions"] = sorted((f for f in functions if (f["p95_duration_ms"] or 0) > SLOW_P95_MS),
+                                              key=lambda f: -f["p95_duration_ms"])
+    else:
+        result["aws.slow_functions"] = _unavailable("aws.slow_functions", functions)
+    if apis is not None and is_available(apis):
+        result["aws.apis_with_server_errors"] = sorted((a for a in apis if a["server_errors"]),
+                                                       key=lambda a: -a["server_errors"])
+    else:
+        result["aws.apis_with_server_errors"] = _unavailable("aws.apis_with_server_errors", apis)
+    return result
 
 
 def _costs(values: Mapping[str, Any]) -> dict[str, Any]:

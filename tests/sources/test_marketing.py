@@ -27,12 +27,18 @@ def test_channels_give_the_visibility_row_and_count_only_live_ota_listings():
     # Viator is live; GetMyBoat is only a draft and Sailo is missing.
     assert figures["marketing.ota_listings"] == 1
     assert [c["channel"] for c in figures["marketing.channels"] if c["ota"]] == ["Sailo", "Viator", "GetMyBoat"]
+    # The listing order (default Sailo, GetMyBoat, Viator) in words; Sailo is the next to list.
+    assert figures["marketing.ota_order"] == "1. Sailo (missing — next), 2. GetMyBoat (partial), 3. Viator (live)"
 
 
 def test_ota_channels_can_be_configured():
     figures = gather_marketing({"channels": "channels.csv", "ota_channels": ["Instagram"]}, context())
     assert figures["marketing.ota_listings"] == 1
     assert [c["channel"] for c in figures["marketing.channels"] if c["ota"]] == ["Instagram"]
+    assert figures["marketing.ota_order"] == "1. Instagram (live)"
+    # A channels file without any OTA channel plans no listing: no order to show.
+    assert gather_marketing({"channels": "channels.csv", "ota_channels": ["Airbnb"]},
+                            context())["marketing.ota_order"] == ""
 
 
 def test_email_list_counts_distinct_addresses_subscribed_at_the_period_end():

@@ -8,7 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from sources.marketing_plan import customer_pace, email_campaign, local_seo_roadmaps, milestones
+from sources.marketing_plan import (
+    customer_pace,
+    email_campaign,
+    email_campaigns,
+    local_seo_roadmaps,
+    milestones,
+)
 from sources.registry import REGISTRY, Unavailable
 
 PERIOD_END = dt.date(2026, 11, 22)
@@ -91,6 +97,28 @@ def test_an_email_campaign_that_cannot_be_sized_names_the_missing_figure():
     assert (study["mode"], study["missing"], study["value"]) == ("missing", "the average booking value", missing)
 
 
+def test_the_case_study_takes_the_largest_lists_and_parts_them_by_whether_a_campaign_is_sized():
+    no_unit = Unavailable("finance.unit_economics", "sources.ledger.unit_economics is not set")
+    no_list = Unavailable("marketing.email_list_size", "sources.marketing.subscribers is not set")
+    past = {"event": "Regatta", "event_date": dt.date(2026, 11, 1), "event_past": True, "wanted_high": 5,
+            "capacity": 10, "revenue_low": 0, "revenue_high": 0}
+    tenants = [{**entity(**{"marketing.email_list_size": size}), "name": name} for name, size in
+               (("Small", 200), ("Large", 3000), ("Middle", 1000), ("Tiny", 50))]
+    tenants[2] = entity(**{"marketing.email_list_size": 1000, "finance.unit_economics": no_unit}) | {"name": "Middle"}
+    tenants[3] = entity(**{"marketing.email_list_size": 50, "marketing.case_study_range": past}) | {"name": "Tiny"}
+    tenants.append(entity(**{"marketing.email_list_size": no_list}) | {"name": "Unknown"})
+    studies = email_campaigns(tenants, 3)
+    # Largest lists first: Large (3,000), Middle (1,000), Small (200); Tiny (50) is the one left out.
+    assert [s["name"] for s in studies["sized"]] == ["Large", "Small"]
+    # 3,000 x 1% = 30 bookings x $400 = $12,000; x 2% = $24,000.
+    assert (studies["sized"][0]["revenue_low"], studies["sized"][0]["revenue_high"]) == (12000, 24000)
+    assert [(s["name"], s["missing"]) for s in studies["missing"]] == [("Middle", "the average booking value")]
+    assert studies["past"] == [] and studies["more"] == 1 and studies["no_list"] == ["Unknown"]
+    assert email_campaigns(tenants, 5)["past"][0]["name"] == "Tiny"
+    with pytest.raises(ValueError, match="n must be a whole number"):
+        email_campaigns(tenants, -1)
+
+
 def test_the_local_seo_roadmap_lists_channels_then_done_and_open_notes_then_planned_listings():
     [roadmap] = local_seo_roadmaps([entity(), {**entity(), "name": "Quiet", "attention": 0,
                                                "handoffs": {"open_items": [], "done_items": []}}])
@@ -98,6 +126,8 @@ def test_the_local_seo_roadmap_lists_channels_then_done_and_open_notes_then_plan
     assert [(s["step"], s["status"]) for s in roadmap["steps"]] == [
         ("Website", "live"), ("Google Business profile", "partial"), ("Claim the profile", "done"),
         ("Collect five reviews", "open")]
+    # What a brief shows after each status: the channels file's detail; nothing for the notes' own items.
+    assert [s["detail"] for s in roadmap["steps"]] == ["Website detail", "Google Business profile detail", "", ""]
 
 
 def test_a_helper_reading_an_undeclared_metric_names_it():
@@ -108,4 +138,4 @@ def test_a_helper_reading_an_undeclared_metric_names_it():
 
 
 def test_the_helpers_are_registered_for_templates():
-    assert {"email_campaign", "local_seo_roadmaps", "milestones"} <= set(REGISTRY.helpers)
+    assert {"email_campaign", "email_campaigns", "local_seo_roadmaps", "milestones"} <= set(REGISTRY.helpers)
