@@ -66,21 +66,28 @@ def gather_tenants(config: PortfolioConfig, plan: RunPlan, tenant_ids: Iterable[
     with earlier periods, gathered for those periods and kept as ``metric@previous`` / ``metric@year_ago``."""
     wanted = set(tenant_ids)
     values: MetricValues = defaultdict(dict)
+    # One tenant at a time, its earlier periods right after its own: a source that reads a file once for
+    # all of them (the ledger) then finds it still read.
+    by_tenant: dict[str, list[tuple[str, list[str], bool]]] = defaultdict(list)
     for (tenant_id, source_name), metrics in plan.gathers.items():
-        if tenant_id not in wanted:
-            continue
-        if registry.is_derived(source_name):
-            values[tenant_id].update(derive_source(config, tenant_id, source_name, metrics, plan.period,
-                                                   values[tenant_id], registry))
-        else:
-            values[tenant_id].update(gather_with_retries(config, tenant_id, source_name, metrics, plan.period,
-                                                         registry))
+        if tenant_id in wanted:
+            by_tenant[tenant_id].append((source_name, metrics, False))
     for (tenant_id, source_name), metrics in plan.lookbacks.items():
-        if tenant_id not in wanted:
-            continue
-        for lookback, earlier in LOOKBACKS.items():
-            gathered = gather_with_retries(config, tenant_id, source_name, metrics, earlier(plan.period), registry)
-            values[tenant_id].update({lookback_key(name, lookback): value for name, value in gathered.items()})
+        if tenant_id in wanted:
+            by_tenant[tenant_id].append((source_name, metrics, True))
+    for tenant_id, steps in by_tenant.items():
+        for source_name, metrics, earlier_periods in steps:
+            if earlier_periods:
+                for lookback, earlier in LOOKBACKS.items():
+                    gathered = gather_with_retries(config, tenant_id, source_name, metrics, earlier(plan.period),
+                                                   registry)
+                    values[tenant_id].update({lookback_key(name, lookback): value for name, value in gathered.items()})
+            elif registry.is_derived(source_name):
+                values[tenant_id].update(derive_source(config, tenant_id, source_name, metrics, plan.period,
+                                                       values[tenant_id], registry))
+            else:
+                values[tenant_id].update(gather_with_retries(config, tenant_id, source_name, metrics, plan.period,
+                                                             registry))
     return dict(values)
 
 

@@ -30,13 +30,16 @@ cash on hand; finance.account_totals shows the bank account's net movement of th
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sources.accounts import read_chart
 from sources.errors import SourceError
 from sources.ledger import briefing
-from sources.ledger.books import BURN_WINDOW_MONTHS, GROSS_MARGIN_EXACT, read_ledger
+from sources.ledger.books import BURN_WINDOW_MONTHS, GROSS_MARGIN_EXACT, Entry, read_ledger
 from sources.ledger.briefing import briefing_figures
 from sources.ledger.figures import (
     account_totals,
@@ -136,6 +139,50 @@ METRICS = [
 # Books may lag a little (receipts entered weekly); beyond this many days before the period end the
 
 
+# The ledger read last, per file: a report that compares with earlier periods gathers the ledger again for
+# the prior period and a year before (RunPlan.lookbacks), right after the current one, and those gathers
+# read the same file. Keyed by the file's and the chart's identity (path, size, modification time) and the
+# settings the reading depends on; a few entries, since one tenant's gathers come one after another.
+_READ_CACHE: OrderedDict[tuple, tuple[list[Entry], list[dict[str, Any]], list[Any], list[dict[str, Any]]]] = \
+    OrderedDict()
+_READ_CACHE_SIZE = 4
+_READ_LOCK = threading.Lock()
+
+
+def _file_identity(path: Any) -> tuple:
+    stat = Path(path).stat()
+    return str(path), stat.st_size, stat.st_mtime_ns
+
+
+def read_ledger_once(path: Path, settings: Mapping[str, Any], chart: Any, policy: BadRowPolicy,
+                     unreadable: list[dict[str, Any]], context: SourceContext) -> tuple[list[Entry], list[dict[str, Any]]]:
+    """``read_ledger`` once per file for the gathers of one tenant's periods: the same entries, unknown
+    accounts, unreadable rows and skipped-row findings as reading it again."""
+    try:
+        key = (context.tenant_id, _file_identity(path), settings.get("sheet"), policy.policy,
+               _file_identity(context.resolve(settings["accounts"])) if chart is not None else None)
+    except (OSError, KeyError):  # a missing file: read_ledger says so with its own error
+        return read_ledger(path, settings.get("sheet"), chart, policy, unreadable)
+    with _READ_LOCK:
+        cached = _READ_CACHE.get(key)
+        if cached is not None:
+            _READ_CACHE.move_to_end(key)
+    if cached is None:
+        rows: list[dict[str, Any]] = []
+        skipped_before = len(policy.problems)  # the chart's own skipped rows come before the ledger's
+        entries, unknown = read_ledger(path, settings.get("sheet"), chart, policy, rows)
+        cached = (entries, unknown, policy.problems[skipped_before:], rows)
+        with _READ_LOCK:
+            _READ_CACHE[key] = cached
+            while len(_READ_CACHE) > _READ_CACHE_SIZE:
+                _READ_CACHE.popitem(last=False)
+    else:
+        policy.problems.extend(cached[2])  # as reading the file again would have found them
+    entries, unknown, _, rows = cached
+    unreadable.extend(dict(row) for row in rows)
+    return list(entries), [dict(account) for account in unknown]
+
+
 @REGISTRY.register("ledger", "Bookkeeping ledger exported as CSV or kept in an XLSX workbook.", METRICS,
                    looks_back=True, data_through=("finance.data_through", "books"))
 def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[str, Any]:
@@ -164,7 +211,7 @@ def gather_ledger(settings: Mapping[str, Any], context: SourceContext) -> dict[s
             result[name] = Unavailable(name, "sources.ledger.accounts (the chart of accounts) is not set")
 
     unreadable: list[dict[str, Any]] = []
-    entries, unknown = read_ledger(path, settings.get("sheet"), chart, policy, unreadable)
+    entries, unknown = read_ledger_once(path, settings, chart, policy, unreadable, context)
     stale = freshness(entries, settings, context)
     if stale is not None:
         # Every figure needs the books up to the period end: all are unavailable, with the date as

@@ -188,6 +188,31 @@ def test_skip_policy_leaves_bad_rows_out_and_lists_each_one():
     assert figures["finance.cash_on_hand"] == Decimal("100")
 
 
+def test_a_tenants_earlier_periods_read_the_ledger_once_and_see_the_same_rows_and_problems(tmp_path, monkeypatch):
+    """A report that compares with earlier periods gathers the ledger for each; the file is read once for
+    them, and each period still gets every skipped row and problem. An edited file is read again."""
+    import sources.ledger as ledger
+
+    for name in ("bad_rows.csv", "accounts.csv"):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    reads = []
+    real_read = ledger.read_ledger
+    monkeypatch.setattr(ledger, "read_ledger", lambda *args, **kwargs: reads.append(args[0]) or real_read(*args,
+                                                                                                         **kwargs))
+    settings = {"path": "bad_rows.csv", "accounts": "accounts.csv", "on_bad_row": "skip", "max_data_age_days": 400}
+    periods = [SEPTEMBER, (dt.date(2026, 8, 1), dt.date(2026, 8, 31)), (dt.date(2025, 9, 1), dt.date(2025, 9, 30))]
+    figures = [gather_ledger(settings, context(tmp_path, period)) for period in periods]
+    assert len(reads) == 1
+    for each in figures:
+        assert len(each["finance.ledger_problems"]) == 3 and len(each["finance.unreadable_rows"]) == 3
+    assert figures[0]["finance.unreadable_rows"] is not figures[1]["finance.unreadable_rows"]
+    # Another tenant, or the same file changed, is read again.
+    gather_ledger(settings, SourceContext("other", "Other", *SEPTEMBER, tmp_path))
+    (tmp_path / "bad_rows.csv").write_text((tmp_path / "bad_rows.csv").read_text() + "\n")
+    gather_ledger(settings, context(tmp_path))
+    assert len(reads) == 3
+
+
 def test_an_unknown_policy_is_a_clear_error():
     with pytest.raises(SourceError, match="on_bad_row must be 'fail' or 'skip'"):
         gather_ledger({"path": "ledger.csv", "on_bad_row": "ignore"}, context())
