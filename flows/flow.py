@@ -162,7 +162,9 @@ class ShardedSteps(TaskSteps):
     def gather(self, job: RunJob, plan: RunPlan, batches: list[list[str]]) -> GatherResult:
         from prefect.deployments import run_deployment
 
-        tenant_ids = list(dict.fromkeys(tenant_id for tenant_id, _ in plan.gathers))
+        planned = {tenant_id for tenant_id, _ in plan.gathers} | {
+            tenant_id for instance in plan.instances for tenant_id in instance.tenant_ids}
+        tenant_ids = [tenant.id for tenant in job.config.tenants if tenant.id in planned]
         self.runs = [ShardRun(number, tenants) for number, tenants in
                      enumerate(split_shards(tenant_ids, self.count), start=1)]
         log = get_run_logger()
@@ -199,12 +201,16 @@ class ShardedSteps(TaskSteps):
                     if state is None or not state.is_final():
                         continue
                     run.state = state.name
-                    result = state.result(raise_on_failure=False) if state.is_completed() else None
+                    try:
+                        result = state.result(raise_on_failure=False) if state.is_completed() else None
+                    except Exception as exc:  # e.g. a result storage this process cannot reach
+                        result = exc
                     if isinstance(result, ShardResult):
                         by_shard[number] = result
                         del pending[number]
                         continue
-                    run.reason = state.message or f"no result ({type(result).__name__})"
+                    run.reason = state.message or (f"its result could not be read: {result}"
+                                                   if isinstance(result, Exception) else "it returned no result")
                     log.warning("shard %d ended %s: %s", number, state.name, run.reason)
                     if len(run.flow_runs) < SHARD_ATTEMPTS:
                         pending[number] = submit(run)
