@@ -181,6 +181,16 @@ def list_text(value: Any) -> str:
     return ", ".join(str(item) for item in value or []) or "—"
 
 
+def plural(count: Any, singular: str, plural_form: str | None = None) -> str:
+    """``plural(3, "issue")`` -> "3 issues", ``plural(1, "entry", "entries")`` -> "1 entry": never "(s)"."""
+    if not is_available(count):
+        return unavailable_text(count)
+    if not isinstance(count, int) and hasattr(count, "__len__"):
+        count = len(count)
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{number(count)} {word}"
+
+
 FORMATTERS = {"month": month, "count": count_of, "list": list_text, "money": money, "money_cents": money_cents, "number": number, "percent": percent, "months": months,
               "date": date, "percent_number": percent_number, "duration_ms": duration_ms,
               "percent_change": percent_change}

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flows.templating.escape import MarkdownSafe, escape_inline, escape_markdown
-from flows.templating.formatters import FORMATTERS, number, unavailable_text
+from flows.templating.formatters import FORMATTERS, number, plural, unavailable_text
 from sources.registry import is_available
 
 __all__ = ["fill_line", "counts_text", "LINE_FORMATS"]
@@ -89,7 +89,6 @@ class _LineFormatter(string.Formatter):
             singular, _, plural_form = argument.partition("|")
             if not singular:
                 raise ValueError(f"line {self.line!r}: write plural:word or plural:word|words")
-            from flows.templating.tables import plural
             return escape(plural(value, singular, plural_form or None))
         if name == "counts":
             return escape(counts_text(value))

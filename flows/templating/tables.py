@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from flows.templating.escape import MarkdownSafe, escape_markdown
-from flows.templating.formatters import FORMATTERS, number, unavailable_text
+from flows.templating.formatters import FORMATTERS, number, plural, unavailable_text
 from flows.templating.lines import fill_line
 from sources.registry import REGISTRY, is_available, metric_words
 
@@ -59,16 +59,6 @@ def top(rows: Any, n: int = 10, by: str | None = None, reverse: bool = True) -> 
     shown.total = len(rows)
     shown.more = max(0, len(rows) - n)
     return shown
-
-
-def plural(count: Any, singular: str, plural_form: str | None = None) -> str:
-    """``plural(3, "issue")`` -> "3 issues", ``plural(1, "entry", "entries")`` -> "1 entry": never "(s)"."""
-    if not is_available(count):
-        return unavailable_text(count)
-    if not isinstance(count, int) and hasattr(count, "__len__"):
-        count = len(count)
-    word = singular if count == 1 else (plural_form or singular + "s")
-    return f"{number(count)} {word}"
 
 
 def totals_by(tenants: Any, metric: str, by: str, fields: Iterable[str], keep: Iterable[str] = (),
