@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +32,7 @@ from prefect.utilities.annotations import quote
 
 from flows.core.config import PortfolioConfig, default_config_path, load_config_once
 from flows.core.errors import ReportError, ReportsFailed, RunFailures
-from flows.core.period import Period, resolve_period
+from flows.core.period import Period, parse_period, resolve_period
 from flows.delivery import with_backend
 from flows.delivery.message import slug
 from flows.delivery.tasks import HandOff
@@ -53,11 +54,19 @@ from flows.orchestrator.run import (
     run_reports,
 )
 from flows.orchestrator.run_page import ChartInliner, report_sections, short_reason
+from flows.orchestrator.shards import (
+    SHARD_ATTEMPTS,
+    ShardResult,
+    ShardRun,
+    merge_shard_summaries,
+    shard_count,
+    split_shards,
+)
 from flows.orchestrator.summary import RunDetails, brief_summary
 from flows.plan.plan import MetricValues, ReportInstance, RunPlan
 from flows.plan.selection import Selection
 
-__all__ = ["GATHER_BATCHES", "send_exec_reports", "run_inline", "run_summary", "run_url", "trigger_deployment",
+__all__ = ["GATHER_BATCHES", "send_exec_reports", "send_exec_reports_shard", "run_inline", "run_summary", "run_url", "trigger_deployment",
            "fetch_delivery_tables", "mark_killed_local_runs_crashed", "prefect_run_is_over", "run_locally"]
 
 # The status board: one artifact key, a new version per run (Prefect UI: Artifacts -> exec-reports-status).
@@ -128,6 +137,95 @@ class TaskSteps:
 
     def hand_off(self, job: RunJob, delivery: Delivery, actions: list[dict[str, str]]) -> HandOff | BaseException:
         return _result_or_error(hand_off_agenda.submit(quote(actions), quote(job), quote(delivery)))
+
+
+# The deployment a sharded run starts its shards from (prefect.yaml); another name through the environment.
+SHARD_DEPLOYMENT = os.environ.get("EXEC_REPORTS_SHARD_DEPLOYMENT", "send-exec-reports-shard/shard")
+SHARD_POLL_SECONDS = 2.0
+# A shard no worker has taken by then is cancelled and counted as failed, so a run without a worker on the
+# pool (a local run with shards set, a stopped pool) ends instead of waiting for ever.
+SHARD_START_SECONDS = float(os.environ.get("EXEC_REPORTS_SHARD_START_SECONDS", "600"))
+
+
+class ShardedSteps(TaskSteps):
+    """Gathering as shard flow runs on the work pool: each gathers its tenants' figures and delivers their
+    own reports, on whichever worker takes it, and hands the figures back through result storage; the
+    portfolio reports are then rendered here as tasks (``RunJob.scope`` "portfolio"). A shard that fails or
+    crashes is submitted again (SHARD_ATTEMPTS); one that never completes leaves its tenants' figures
+    unavailable, so the portfolio reports follow ``on_missing_tenant``."""
+
+    def __init__(self, count: int, parameters: dict[str, Any]) -> None:
+        self.count, self.parameters = count, parameters
+        self.runs: list[ShardRun] = []
+        self.results: list[ShardResult] = []
+
+    def gather(self, job: RunJob, plan: RunPlan, batches: list[list[str]]) -> GatherResult:
+        from prefect.deployments import run_deployment
+
+        planned = {tenant_id for tenant_id, _ in plan.gathers} | {
+            tenant_id for instance in plan.instances for tenant_id in instance.tenant_ids}
+        tenant_ids = [tenant.id for tenant in job.config.tenants if tenant.id in planned]
+        self.runs = [ShardRun(number, tenants) for number, tenants in
+                     enumerate(split_shards(tenant_ids, self.count), start=1)]
+        log = get_run_logger()
+
+        submitted: dict[int, float] = {}
+
+        def submit(run: ShardRun) -> uuid.UUID:
+            flow_run = run_deployment(SHARD_DEPLOYMENT, timeout=0, as_subflow=True, parameters={
+                **self.parameters, "tenants": run.tenants, "shard": run.shard, "period": job.period.label,
+                "run_folder": job.run_folder, "run_name": job.run_name, "generated_at": job.generated_at.isoformat()})
+            run.flow_runs.append(str(flow_run.id))
+            submitted[run.shard] = time.monotonic()
+            log.info("shard %d (%d tenants: %s .. %s): flow run %s, attempt %d", run.shard, len(run.tenants),
+                     run.tenants[0], run.tenants[-1], flow_run.id, len(run.flow_runs))
+            return flow_run.id
+
+        by_shard: dict[int, ShardResult] = {}
+        pending = {run.shard: submit(run) for run in self.runs}
+        with get_client(sync_client=True) as client:
+            while pending:
+                time.sleep(SHARD_POLL_SECONDS)
+                for number, flow_run_id in list(pending.items()):
+                    state = client.read_flow_run(flow_run_id).state
+                    run = self.runs[number - 1]
+                    if (state is None or state.is_scheduled() or state.is_pending()) and \
+                            time.monotonic() - submitted[number] > SHARD_START_SECONDS:
+                        from prefect.states import Cancelled
+
+                        run.state, run.reason = "Cancelled", f"no worker took it within {SHARD_START_SECONDS:g} s"
+                        client.set_flow_run_state(flow_run_id, Cancelled(message=run.reason), force=True)
+                        log.error("shard %d: %s", number, run.reason)
+                        del pending[number]
+                        continue
+                    if state is None or not state.is_final():
+                        continue
+                    run.state = state.name
+                    try:
+                        result = state.result(raise_on_failure=False) if state.is_completed() else None
+                    except Exception as exc:  # e.g. a result storage this process cannot reach
+                        result = exc
+                    if isinstance(result, ShardResult):
+                        by_shard[number] = result
+                        del pending[number]
+                        continue
+                    run.reason = state.message or (f"its result could not be read: {result}"
+                                                   if isinstance(result, Exception) else "it returned no result")
+                    log.warning("shard %d ended %s: %s", number, state.name, run.reason)
+                    if len(run.flow_runs) < SHARD_ATTEMPTS:
+                        pending[number] = submit(run)
+                    else:
+                        del pending[number]
+        self.results = [by_shard[run.shard] for run in self.runs if run.shard in by_shard]
+        return [(run.tenants, by_shard[run.shard].values if run.shard in by_shard else RuntimeError(
+            f"shard {run.shard} did not complete after {len(run.flow_runs)} attempt(s): {run.state}: {run.reason}"))
+            for run in self.runs]
+
+    def merge_into(self, result: RunResult) -> None:
+        """The parent's result gains every shard's outcomes and summary (see merge_shard_summaries)."""
+        for shard in self.results:
+            result.outcomes.extend(shard.outcomes)
+        merge_shard_summaries(result.summary, self.results, self.runs)
 
 
 def _result_or_error(future) -> Any:
@@ -279,6 +377,7 @@ def send_exec_reports(
     resend: bool = False,
     delivery: str | None = None,
     only: list[str] | None = None,
+    shards: int | Literal["auto"] | None = None,
 ):
     """Gather metrics, render every selected report and deliver it; returns the JSON run summary.
 
@@ -287,6 +386,8 @@ def send_exec_reports(
     Messages already sent for the period are skipped unless ``resend``; ``delivery`` picks the backend
     (outbox, ses, smtp) for this run over the config file's; ``only`` (``report/tenant[/recipient]``
     selectors) delivers just those messages, e.g. ``resend`` of the ones whose state is unknown.
+    ``shards`` (a number or "auto"; default the config's ``portfolio.shards``) splits the tenants into shard
+    flow runs on the work pool (``send_exec_reports_shard``) and renders the portfolio reports from them.
     """
     logger = get_run_logger()
     if markers_folder := os.environ.get(LOCAL_RUN_MARKERS_ENV):
@@ -303,8 +404,70 @@ def send_exec_reports(
     if run_delivery.records is not None:
         logger.info("delivery through %s; records in %r%s", run_delivery.backend.name, run_delivery.records,
                     " (resend)" if resend else "")
-    result = run_reports(job, run_delivery, TaskSteps())
+    setting = portfolio.portfolio.shards if shards is None else shards
+    count = shard_count(setting, len(tenants or portfolio.tenants), _online_workers() if setting == "auto" else 1)
+    if count == 1:
+        return finish_run(job, run_reports(job, run_delivery, TaskSteps()), portfolio)
+    job.scope = "portfolio"
+    steps = ShardedSteps(count, {"roles": roles, "dry_run": dry_run, "config": config, "resend": resend,
+                                 "delivery": delivery, "only": only})
+    result = run_reports(job, run_delivery, steps)
+    steps.merge_into(result)
     return finish_run(job, result, portfolio)
+
+
+def _online_workers() -> int:
+    """How many workers are online in this run's work pool ("auto" shards); 1 outside a deployment run."""
+    try:
+        from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
+
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(current_flow_run.id)
+            if not flow_run.work_pool_name:
+                return 1
+            workers = client.read_workers_for_work_pool(
+                flow_run.work_pool_name, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])))
+        return max(1, len(workers))
+    except Exception as exc:  # "auto" then means one shard: the run still goes ahead
+        get_run_logger().warning("online workers not known (%s: %s): one shard", type(exc).__name__, exc)
+        return 1
+
+
+def _shard_run_name() -> str:
+    parameters = current_flow_run.parameters
+    return f"{parameters.get('run_name') or parameters.get('period')} shard {parameters.get('shard')}"
+
+
+# A shard's result (every figure of its tenants) is kept in result storage for the parent to read: the local
+# file system by default, an S3 bucket through prefect-aws in AWS (PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK).
+@flow(name="send-exec-reports-shard", flow_run_name=_shard_run_name, log_prints=False, persist_result=True,
+      result_serializer="pickle")
+def send_exec_reports_shard(
+    tenants: list[str],
+    shard: int,
+    period: str,
+    run_folder: str,
+    run_name: str,
+    generated_at: str,
+    roles: list[str] | None = None,
+    dry_run: bool = False,
+    config: str | None = None,
+    resend: bool = False,
+    delivery: str | None = None,
+    only: list[str] | None = None,
+) -> ShardResult:
+    """One shard of a sharded run (started by ``send_exec_reports``): gather every figure these tenants need,
+    render and deliver their own reports, and return the figures and outcomes to the parent. Completes
+    even when some of its reports failed (their outcomes say so): only a shard that could not finish is
+    run again."""
+    portfolio = with_backend(load_config_once(config or default_config_path()), delivery)
+    job = RunJob(portfolio, parse_period(period), roles=roles, tenants=tenants, dry_run=dry_run, resend=resend,
+                 only=Selection.parse(only), run_name=f"{run_name} shard {shard}", run_folder=run_folder,
+                 generated_at=dt.datetime.fromisoformat(generated_at), scope="tenant")
+    job.run_id = str(current_flow_run.id or job.run_id)
+    values: MetricValues = {}
+    result = run_reports(job, Delivery.open(job, prefect_run_is_over), TaskSteps(), gathered=values)
+    return ShardResult(shard, tenants, values, result.outcomes, result.summary)
 
 
 def finish_run(job: RunJob, result: RunResult, portfolio: PortfolioConfig):

@@ -232,6 +232,10 @@ class PortfolioInfo(Strict):
     # The period a run reports on when none is given, instead of the last complete one: for data that is a
     # fixed snapshot (the sample portfolio), so `make run` keeps working with it on any later day.
     default_period: str | None = None
+    # Split a run's tenants into this many shards, each its own flow run on the work pool ("auto": one per
+    # 50 tenants, at most one per online worker); 1 runs the whole period in one process. A run's `shards`
+    # parameter overrides it. See docs/operations.md, Fan-out.
+    shards: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
 
     @field_validator("default_period")
     @classmethod

@@ -29,13 +29,21 @@ from flows.gather.gather import gather_tenants, tenant_batches, unavailable_afte
 from flows.orchestrator.produce import PreparedReport, ProducedReport, deliver_report, prepare_report
 from flows.orchestrator.summary import Outcome, add_delivery_feedback, run_folder_name, summarise
 from flows.plan.definitions import ReportDefinition, load_definitions
-from flows.plan.plan import MetricValues, ReportInstance, RunPlan, plan_run, report_key
+from flows.plan.plan import PORTFOLIO, MetricValues, ReportInstance, RunPlan, plan_run, report_key
 from flows.plan.selection import Selection
 from flows.render.charts import drawing_in_background
 from flows.render.checks import CheckResult
 from flows.render.email import RenderedEmail
 
 log = logging.getLogger("exec_reports")
+
+
+RUN_SCOPES = ("all", "tenant", "portfolio")
+
+
+def in_scope(instance: ReportInstance, scope: str) -> bool:
+    """Whether a run of this scope renders this report (see ``RunJob.scope``)."""
+    return scope == "all" or (instance.key == PORTFOLIO) == (scope == "portfolio")
 
 
 @dataclass
@@ -63,8 +71,14 @@ class RunJob:
     run_folder: str = ""
     run_id: str = ""
     run_name: str = ""
+    # Which reports this run renders and delivers: "all"; "tenant", a shard of a sharded run (its tenants'
+    # own reports, while it gathers every figure they need, portfolio ones included); "portfolio", the
+    # parent of a sharded run (the portfolio reports, from the figures its shards gathered).
+    scope: str = "all"
 
     def __post_init__(self) -> None:
+        if self.scope not in RUN_SCOPES:
+            raise ValueError(f"RunJob.scope must be one of {', '.join(RUN_SCOPES)}, got {self.scope!r}")
         self.run_folder = self.run_folder or run_folder_name(self.period)
         self.run_id = self.run_id or f"{self.run_folder}-{uuid.uuid4().hex[:8]}"
         self.run_name = self.run_name or self.run_folder
@@ -205,7 +219,8 @@ def run_reports(job: RunJob, delivery: Delivery, steps: RunSteps | None = None, 
 
     by_role: dict[str, list[ReportInstance]] = defaultdict(list)
     for instance in plan.instances:
-        by_role[instance.role].append(instance)
+        if in_scope(instance, job.scope):
+            by_role[instance.role].append(instance)
     produced = steps.produce(job, delivery, dict(by_role), values)
     outcomes: list[Outcome] = []
     checks: list[tuple[str, CheckResult]] = []

@@ -369,3 +369,34 @@ def test_two_workers_and_two_runs_of_the_same_period_deliver_every_message_once(
     assert [row["status"] for row in tables[first["id"]]] == ["sent"] * 6
     assert [row["status"] for row in tables[second["id"]]] == ["skipped"] * 6
     assert all("already sent" in row["reason"] for row in tables[second["id"]])
+
+
+def test_a_sharded_run_fans_out_on_the_pool_and_delivers_every_message_once(stack):
+    """shards=2 over the sample's 4 tenants: two shard flow runs on the pool deliver the general manager
+    briefs and hand their figures back through Prefect's result storage; the run that started them renders
+    and delivers the portfolio briefs from those figures. Every message once, in one outbox folder."""
+    before = outbox_folders(stack)
+    period = "2026-W44"  # not sent by any other test here
+    run_id = stack.run_deployment("send-exec-reports/weekly", f"period={period}", "shards=2")
+    run = stack.wait_for(run_id, timeout=400)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+
+    shards = stack.api("POST", "/flow_runs/filter", json={"flow_runs": {"tags": {"all_": ["shard"]}}})
+    assert sorted(shard["parameters"]["tenants"] for shard in shards) == [
+        ["jada", "queenofsandiego"], ["quickdumpnow", "dangerouscentaur"]]
+    assert {shard["state"]["type"] for shard in shards} == {"COMPLETED"}
+    assert {shard["parameters"]["run_folder"] for shard in shards} != {""}
+
+    [folder] = outbox_folders(stack) - before  # the shards deliver into the run's own folder
+    tenants = ("jada", "queenofsandiego", "quickdumpnow", "dangerouscentaur")
+    assert sorted(p.name for p in folder.glob("*.eml")) == sorted(
+        [f"portfolio-{role}--{role}-holdings-example.eml" for role in ("ceo", "cfo", "cmo", "cto", "accounting")]
+        + [f"{tenant}-gm--gm-{tenant}-example.eml" for tenant in tenants])
+    # The portfolio briefs were rendered from the shards' figures: every entity is in the CEO brief.
+    ceo = email.message_from_bytes((folder / "portfolio-ceo--ceo-holdings-example.eml").read_bytes(),
+                                   policy=policy.default).get_body(("plain",)).get_content()
+    assert all(name in ceo for name in ("JADA", "QueenofSanDiego", "QuickDumpNow", "DangerousCentaur"))
+    [table] = stack.api("POST", "/artifacts/filter", json={
+        "artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["exec-reports-deliveries"]}}})
+    rows = json.loads(table["data"])
+    assert len(rows) == 9 and {row["status"] for row in rows} == {"sent"}

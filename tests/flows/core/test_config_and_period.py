@@ -106,3 +106,20 @@ def test_a_portfolio_default_period_pins_runs_without_a_period_and_a_bad_one_is_
     portfolio_copy.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(ConfigurationError, match=r"portfolio.default_period: period '2026-W99'"):
         config_and_period(args)
+
+
+def test_shards_are_one_by_default_a_number_or_auto_and_a_bad_value_is_named(portfolio_copy):
+    import yaml
+
+    from flows.core.errors import ConfigurationError
+
+    assert load_config(portfolio_copy).portfolio.shards == 1
+    data = yaml.safe_load(portfolio_copy.read_text())
+    for value in (6, "auto"):
+        data["portfolio"]["shards"] = value
+        portfolio_copy.write_text(yaml.safe_dump(data, sort_keys=False))
+        assert load_config(portfolio_copy).portfolio.shards == value
+    data["portfolio"]["shards"] = 0
+    portfolio_copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigurationError, match=r"portfolio\.shards"):
+        load_config(portfolio_copy)
