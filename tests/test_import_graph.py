@@ -23,9 +23,10 @@ STAGES: list[tuple[str, int]] = [
     ("flows.render", 6),
     ("flows.delivery", 7),
     ("flows.orchestrator", 8),
-    ("flows.flow", 9),
-    ("flows.operate", 10), ("flows.trigger", 10),
-    ("flows.devtools", 11),
+    ("flows.steps", 9),  # the heavy steps as Prefect tasks, and a sharded run's shards
+    ("flows.flow", 10),
+    ("flows.operate", 11), ("flows.trigger", 11),
+    ("flows.devtools", 12),
     ("flows", 0),  # the package itself: its docstring only
 ]
 # What of sources/ the engine may import: the contract, and the catalogue that registers every source.
