@@ -43,10 +43,7 @@ from flows.orchestrator.run import (
     run_reports,
 )
 from flows.orchestrator.run_page import short_reason
-from flows.orchestrator.shards import (
-    ShardResult,
-    shard_count,
-)
+from flows.orchestrator.shards import ShardResult, shard_count
 from flows.orchestrator.summary import RunDetails, brief_summary
 from flows.plan.plan import MetricValues
 from flows.plan.selection import Selection

@@ -131,7 +131,7 @@ class ShardedSteps(TaskSteps):
     def __init__(self, count: int, parameters: dict[str, Any]) -> None:
         self.count, self.parameters = count, parameters
         self.runs: list[ShardRun] = []
-        self.results: list[ShardResult] = []
+        self.results: dict[int, ShardResult] = {}  # by shard number, for the shards that completed
 
     def gather(self, job: RunJob, plan: RunPlan, batches: list[list[str]]) -> GatherResult:
         from prefect.deployments import run_deployment
@@ -155,7 +155,7 @@ class ShardedSteps(TaskSteps):
                      run.tenants[0], run.tenants[-1], flow_run.id, len(run.flow_runs))
             return flow_run.id
 
-        by_shard: dict[int, ShardResult] = {}
+        self.results = {}
         pending = {run.shard: submit(run) for run in self.runs}
         with get_client(sync_client=True) as client:
             while pending:
@@ -180,7 +180,7 @@ class ShardedSteps(TaskSteps):
                     except Exception as exc:  # e.g. a result storage this process cannot reach
                         result = exc
                     if isinstance(result, ShardResult):
-                        by_shard[number] = result
+                        self.results[number] = result
                         del pending[number]
                         continue
                     run.reason = state.message or (f"its result could not be read: {result}"
@@ -190,16 +190,16 @@ class ShardedSteps(TaskSteps):
                         pending[number] = submit(run)
                     else:
                         del pending[number]
-        self.results = [by_shard[run.shard] for run in self.runs if run.shard in by_shard]
-        return [(run.tenants, by_shard[run.shard].values if run.shard in by_shard else RuntimeError(
+        return [(run.tenants, self.results[run.shard].values if run.shard in self.results else RuntimeError(
             f"shard {run.shard} did not complete after {len(run.flow_runs)} attempt(s): {run.state}: {run.reason}"))
             for run in self.runs]
 
     def merge_into(self, result: RunResult) -> None:
         """The parent's result gains every shard's outcomes and summary (see merge_shard_summaries)."""
-        for shard in self.results:
+        shards = [self.results[run.shard] for run in self.runs if run.shard in self.results]
+        for shard in shards:
             result.outcomes.extend(shard.outcomes)
-        merge_shard_summaries(result.summary, self.results, self.runs)
+        merge_shard_summaries(result.summary, shards, self.runs)
 
 
 def _result_or_error(future) -> Any:

@@ -143,7 +143,7 @@ class RenderBudget:
 
     def check_value_size(self, size: int, what: str) -> None:
         """A value a call returned: as long as the report's own figures plus ``max_bytes`` at most."""
-        if size > self.max_bytes and size > self.max_bytes + self.given_bytes:
+        if size > self.max_bytes + self.given_bytes:
             raise TemplateLimitError(f"{what} would be {size:,} long, over the limit of {self.max_bytes:,} "
                                      f"(limits.render_bytes) plus the {self.given_bytes:,} of the figures the "
                                      "report was given")

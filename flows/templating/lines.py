@@ -54,77 +54,69 @@ def counts_text(value: Any) -> str:
     return ", ".join(parts) or "none"
 
 
-class _LineFormatter(string.Formatter):
-    def __init__(self, line: str) -> None:
-        super().__init__()
-        self.line = line
+def _value(row: Any, field: str, line: str) -> Any:
+    try:
+        return _lookup(row, field)
+    except KeyError:
+        keys = ", ".join(map(str, row)) if isinstance(row, Mapping) else type(row).__name__
+        raise ValueError(f"line {line!r}: a row has no {field!r} (it has {keys})") from None
 
-    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
-        try:
-            return _lookup(kwargs["row"], field_name), field_name
-        except KeyError:
-            row = kwargs["row"]
-            keys = ", ".join(map(str, row)) if isinstance(row, Mapping) else type(row).__name__
-            raise ValueError(f"line {self.line!r}: a row has no {field_name!r} (it has {keys})") from None
 
-    def format_field(self, value: Any, format_spec: str, inline: bool = False) -> str:
-        """``inline``: text comes before the value on its line, so what only matters at a line's start
-        ("1." or "-") is not escaped."""
-        spec, optional, words = format_spec.partition("?")
-        if optional and (value is None or not is_available(value) or not value):
-            return ""  # an optional phrase ("?, # turned away") is left out for nothing, 0, empty or unavailable
-        escape = escape_inline if inline else escape_markdown
-        text = self._formatted(value, spec, escape)
-        if optional:
-            if "#" not in words:
-                raise ValueError(f"line {self.line!r}: an optional phrase after ? needs # where the value goes")
-            return words.replace("#", text)  # the words are the pattern's own text, kept as written
+def _formatted(value: Any, spec: str, escape: Any, line: str) -> str:
+    """One value in its format: a column format, ``text``, ``plural:word|words`` or ``counts``."""
+    name, _, argument = spec.partition(":")
+    if not name or name == "text":
+        return escape(value)
+    if name == "plural":
+        singular, _, plural_form = argument.partition("|")
+        if not singular:
+            raise ValueError(f"line {line!r}: write plural:word or plural:word|words")
+        return escape(plural(value, singular, plural_form or None))
+    if name == "counts":
+        return escape(counts_text(value))
+    if name not in FORMATTERS:
+        raise ValueError(f"line {line!r}: unknown format {name!r}; use one of {', '.join(LINE_FORMATS)}")
+    if argument:
+        if not argument.isdigit() or name not in ("number", "percent", "months"):
+            raise ValueError(f"line {line!r}: {name}:{argument} - only number, percent and months take "
+                             "a number of digits (percent:1)")
+        return escape(FORMATTERS[name](value, int(argument)))
+    return escape(FORMATTERS[name](value))
+
+
+def _field_text(value: Any, format_spec: str, inline: bool, line: str) -> str:
+    """``inline``: text comes before the value on its line, so what only matters at a line's start ("1." or
+    "-") is not escaped. An optional phrase ("?, # turned away") is left out for nothing, 0, empty or
+    unavailable; its words are the pattern's own text, kept as written."""
+    spec, optional, words = format_spec.partition("?")
+    if optional and (value is None or not is_available(value) or not value):
+        return ""
+    text = _formatted(value, spec, escape_inline if inline else escape_markdown, line)
+    if not optional:
         return text
-
-    def _formatted(self, value: Any, spec: str, escape: Any) -> str:
-        name, _, argument = spec.partition(":")
-        if not name or name == "text":
-            return escape(value)
-        if name == "plural":
-            singular, _, plural_form = argument.partition("|")
-            if not singular:
-                raise ValueError(f"line {self.line!r}: write plural:word or plural:word|words")
-            return escape(plural(value, singular, plural_form or None))
-        if name == "counts":
-            return escape(counts_text(value))
-        if name not in FORMATTERS:
-            raise ValueError(f"line {self.line!r}: unknown format {name!r}; use one of {', '.join(LINE_FORMATS)}")
-        if argument:
-            if not argument.isdigit() or name not in ("number", "percent", "months"):
-                raise ValueError(f"line {self.line!r}: {name}:{argument} - only number, percent and months take "
-                                 "a number of digits (percent:1)")
-            return escape(FORMATTERS[name](value, int(argument)))
-        return escape(FORMATTERS[name](value))
-
-    def convert_field(self, value: Any, conversion: str | None) -> Any:
-        if conversion is not None:
-            raise ValueError(f"line {self.line!r}: write {{field:format}}, not a !{conversion} conversion")
-        return value
+    if "#" not in words:
+        raise ValueError(f"line {line!r}: an optional phrase after ? needs # where the value goes")
+    return words.replace("#", text)
 
 
 def fill_line(row: Any, line: str) -> MarkdownSafe:
     """``line`` with each ``{field:format}`` filled from ``row`` (see the module's docstring)."""
     if not isinstance(line, str):
         raise ValueError(f"line must be text like \"{{name}}: {{amount:money}}\", got {line!r}")
-    formatter = _LineFormatter(line)
     parts: list[str] = []
     try:
-        for literal, field, spec, conversion in formatter.parse(line):
+        for literal, field, spec, conversion in string.Formatter().parse(line):
             parts.append(literal)
             if field is None:
                 continue
             if not field or field.isdigit():
                 raise ValueError(f"line {line!r}: name each field, like {{name}} or {{finance.burn_rate:money}}")
+            if conversion is not None:
+                raise ValueError(f"line {line!r}: write {{field:format}}, not a !{conversion} conversion")
             if "{" in (spec or ""):
                 raise ValueError(f"line {line!r}: a format cannot hold another field")
-            value = formatter.convert_field(formatter.get_field(field, (), {"row": row})[0], conversion)
-            parts.append(formatter.format_field(value, spec or "", inline=bool("".join(parts).strip())))
-    except ValueError as exc:
+            parts.append(_field_text(_value(row, field, line), spec or "", bool("".join(parts).strip()), line))
+    except ValueError as exc:  # the parser's own errors ("expected '}'") get the pattern named too
         message = str(exc)
         raise ValueError(message if message.startswith("line ") else f"line {line!r}: {message}") from None
     return MarkdownSafe("".join(parts))

@@ -136,9 +136,6 @@ METRICS = [
     *briefing.METRICS,
 ]
 
-# Books may lag a little (receipts entered weekly); beyond this many days before the period end the
-
-
 # The ledger read last, per file: a report that compares with earlier periods gathers the ledger again for
 # the prior period and a year before (RunPlan.lookbacks), right after the current one, and those gathers
 # read the same file. Keyed by the file's and the chart's identity (path, size, modification time) and the
