@@ -33,6 +33,7 @@ from flows.templating.agenda import ActionCollector, agenda_items
 from flows.templating.charts import ChartCollector
 from flows.templating.components import ComponentCollector
 from flows.templating.limits import current_budget, render_budget, render_within_limits
+from flows.templating.tables import names
 from sources.catalogue import REGISTRY
 from sources.registry import is_available
 
@@ -200,6 +201,9 @@ def _build_report(instance: ReportInstance, values: MetricValues, config: Portfo
         raise RenderError(f"{where}: template error: {describe_error(exc)}") from exc
     # After the report's own notes: how far the data reaches where it stops before the period end.
     notes.extend(note for note in coverage_notes(definition, views, values, period) if note not in notes)
+    unchecked = [check.tenant_name for check in all_checks if check.status == "unknown"]
+    if unchecked:  # a check that could not be evaluated is said once, below the brief, in every report
+        notes.append(f"Not checked because a figure they need is not available: {names(list(dict.fromkeys(unchecked)))}.")
     if left_out:  # first in the notes box: what the portfolio figures leave out
         notes.insert(0, left_out_notice(left_out, len(views)))
     scope_name = config.portfolio.name if instance.key == PORTFOLIO else views[0]["name"]

@@ -758,3 +758,16 @@ def test_gm_what_changed_names_the_ledger_categories_that_moved_cash(rendered):
     # The inbox preview (the preheader, first in the body) is the same line.
     preheader = re.search(r'<span class="preheader"[^>]*>([^<]*)</span>', jada.html)
     assert preheader and preheader.group(1).startswith(line), jada.html[:2000]
+
+
+def test_checks_that_could_not_be_evaluated_are_said_below_the_brief_not_on_its_first_screen(run, rendered):
+    summary, _ = run
+    # In the sample, some CFO checks need figures DangerousCentaur and QueenofSanDiego lack: unknown, not fired.
+    unknown = sorted({c["tenant"] for c in summary["checks"] if c["report"] == "cfo" and c["status"] == "unknown"})
+    assert unknown == ["dangerouscentaur", "queenofsandiego"]
+    cfo = rendered["portfolio-cfo"]
+    assert "Not checked because" not in cfo.markdown
+    assert cfo.notes.count("Not checked because a figure they need is not available: DangerousCentaur and "
+                           "QueenofSanDiego.") == 1
+    # A report whose checks could all be evaluated says nothing of the kind.
+    assert not any("Not checked" in note for note in rendered["portfolio-accounting"].notes)
