@@ -47,7 +47,7 @@ from flows.orchestrator.shards import ShardResult, shard_count
 from flows.orchestrator.summary import RunDetails, brief_summary
 from flows.plan.plan import MetricValues
 from flows.plan.selection import Selection
-from flows.steps import ShardedSteps, TaskSteps
+from flows.steps import ShardedSteps, TaskSteps, online_workers, share_send_rate
 
 __all__ = ["GATHER_BATCHES", "send_exec_reports", "send_exec_reports_shard", "run_inline", "run_summary", "run_url", "trigger_deployment",
            "fetch_delivery_tables", "mark_killed_local_runs_crashed", "prefect_run_is_over", "run_locally"]
@@ -215,6 +215,7 @@ def send_exec_reports(
     if count == 1:
         return finish_run(job, run_reports(job, run_delivery, TaskSteps()), portfolio)
     job.scope = "portfolio"
+    share_send_rate(run_delivery)
     steps = ShardedSteps(count, {"roles": roles, "dry_run": dry_run, "config": config, "resend": resend,
                                  "delivery": delivery, "only": only})
     result = run_reports(job, run_delivery, steps)
@@ -225,15 +226,9 @@ def send_exec_reports(
 def _online_workers() -> int:
     """How many workers are online in this run's work pool ("auto" shards); 1 outside a deployment run."""
     try:
-        from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
-
         with get_client(sync_client=True) as client:
-            flow_run = client.read_flow_run(current_flow_run.id)
-            if not flow_run.work_pool_name:
-                return 1
-            workers = client.read_workers_for_work_pool(
-                flow_run.work_pool_name, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])))
-        return max(1, len(workers))
+            pool = client.read_flow_run(current_flow_run.id).work_pool_name
+            return max(1, online_workers(client, pool)) if pool else 1
     except Exception as exc:  # "auto" then means one shard: the run still goes ahead
         get_run_logger().warning("online workers not known (%s: %s): one shard", type(exc).__name__, exc)
         return 1
@@ -272,7 +267,9 @@ def send_exec_reports_shard(
                  generated_at=dt.datetime.fromisoformat(generated_at), scope="tenant")
     job.run_id = str(current_flow_run.id or job.run_id)
     values: MetricValues = {}
-    result = run_reports(job, Delivery.open(job, prefect_run_is_over), TaskSteps(), gathered=values)
+    shard_delivery = Delivery.open(job, prefect_run_is_over)
+    share_send_rate(shard_delivery)
+    result = run_reports(job, shard_delivery, TaskSteps(), gathered=values)
     return ShardResult(shard, tenants, values, result.outcomes, result.summary)
 
 
@@ -291,6 +288,12 @@ def finish_run(job: RunJob, result: RunResult, portfolio: PortfolioConfig):
                          description=f"Every failure of this run with its whole reason ({period.label})").create()
     if not job.dry_run:
         publish_status_board(delivery_rows, job.run_name)
+    if summary.get("shards"):
+        create_table_artifact(key="exec-reports-shards", table=[
+            {**shard, "tenants": f"{len(shard['tenants'])}: {', '.join(shard['tenants'][:3])}"
+             + (" …" if len(shard["tenants"]) > 3 else ""), "flow_runs": ", ".join(shard["flow_runs"])}
+            for shard in summary["shards"]], description=f"Each shard of this run: its tenants, flow runs, attempts "
+                                                          f"and end ({period.label})")
     if summary["checks"]:
         create_table_artifact(key="exec-reports-checks", table=summary["checks"],
                               description=f"Checks that fired or could not be evaluated ({period.label})")

@@ -5,6 +5,7 @@ work pool (``ShardedSteps``). ``flows.flow`` passes them to the orchestrator; th
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import time
@@ -22,6 +23,7 @@ from flows.core.config import PortfolioConfig
 from flows.core.errors import ReportsFailed
 from flows.core.period import Period
 from flows.delivery.message import slug
+from flows.delivery.ratelimit import SharedLimiter, shared_limit_shape
 from flows.delivery.tasks import HandOff
 from flows.gather.gather import gather_tenants
 from flows.orchestrator.produce import ProducedReport
@@ -41,10 +43,11 @@ from flows.orchestrator.shards import (
     ShardRun,
     merge_shard_summaries,
     split_shards,
+    unfinished_shard_outcomes,
 )
 from flows.plan.plan import MetricValues, ReportInstance, RunPlan
 
-__all__ = ["TaskSteps", "ShardedSteps", "record_role_reports", "SHARD_DEPLOYMENT"]
+__all__ = ["TaskSteps", "ShardedSteps", "PrefectSendRate", "share_send_rate", "record_role_reports", "SHARD_DEPLOYMENT"]
 
 
 # persist_result=False on every task, said explicitly: only the flow's result (the run summary) is kept;
@@ -116,17 +119,26 @@ class TaskSteps:
 # The deployment a sharded run starts its shards from (prefect.yaml); another name through the environment.
 SHARD_DEPLOYMENT = os.environ.get("EXEC_REPORTS_SHARD_DEPLOYMENT", "send-exec-reports-shard/shard")
 SHARD_POLL_SECONDS = 2.0
-# A shard no worker has taken by then is cancelled and counted as failed, so a run without a worker on the
-# pool (a local run with shards set, a stopped pool) ends instead of waiting for ever.
+# A shard no worker has taken by then is cancelled and counted as failed when no worker is online in its pool,
+# so a run on a pool nobody serves (a local run with shards set, a stopped pool) ends instead of waiting for
+# ever; behind busy workers it waits its turn. One a worker took but never started (the worker died in
+# between) is marked Crashed and started again.
 SHARD_START_SECONDS = float(os.environ.get("EXEC_REPORTS_SHARD_START_SECONDS", "600"))
+# A running shard sends Prefect a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (30 in the shard
+# deployment's job variables). One silent for this long lost its process, worker or machine, with nothing
+# left to report a crash: it is marked Crashed and started again on another worker.
+SHARD_SILENCE_SECONDS = float(os.environ.get("EXEC_REPORTS_SHARD_SILENCE_SECONDS", "90"))
+HEARTBEAT_CHECK_SECONDS = 10.0
+HEARTBEAT_SETTING = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
 
 
 class ShardedSteps(TaskSteps):
     """Gathering as shard flow runs on the work pool: each gathers its tenants' figures and delivers their
     own reports, on whichever worker takes it, and hands the figures back through result storage; the
-    portfolio reports are then rendered here as tasks (``RunJob.scope`` "portfolio"). A shard that fails or
-    crashes is submitted again (SHARD_ATTEMPTS); one that never completes leaves its tenants' figures
-    unavailable, so the portfolio reports follow ``on_missing_tenant``."""
+    portfolio reports are then rendered here as tasks (``RunJob.scope`` "portfolio"). A shard that fails,
+    crashes or goes silent (no heartbeat for SHARD_SILENCE_SECONDS) is submitted again (SHARD_ATTEMPTS); one
+    that never completes leaves its tenants' figures unavailable, so the portfolio reports follow
+    ``on_missing_tenant``."""
 
     def __init__(self, count: int, parameters: dict[str, Any]) -> None:
         self.count, self.parameters = count, parameters
@@ -134,72 +146,188 @@ class ShardedSteps(TaskSteps):
         self.results: dict[int, ShardResult] = {}  # by shard number, for the shards that completed
 
     def gather(self, job: RunJob, plan: RunPlan, batches: list[list[str]]) -> GatherResult:
-        from prefect.deployments import run_deployment
-
         planned = {tenant_id for tenant_id, _ in plan.gathers} | {
             tenant_id for instance in plan.instances for tenant_id in instance.tenant_ids}
         tenant_ids = [tenant.id for tenant in job.config.tenants if tenant.id in planned]
         self.runs = [ShardRun(number, tenants) for number, tenants in
                      enumerate(split_shards(tenant_ids, self.count), start=1)]
-        log = get_run_logger()
-
-        submitted: dict[int, float] = {}
-
-        def submit(run: ShardRun) -> uuid.UUID:
-            flow_run = run_deployment(SHARD_DEPLOYMENT, timeout=0, as_subflow=True, parameters={
-                **self.parameters, "tenants": run.tenants, "shard": run.shard, "period": job.period.label,
-                "run_folder": job.run_folder, "run_name": job.run_name, "generated_at": job.generated_at.isoformat()})
-            run.flow_runs.append(str(flow_run.id))
-            submitted[run.shard] = time.monotonic()
-            log.info("shard %d (%d tenants: %s .. %s): flow run %s, attempt %d", run.shard, len(run.tenants),
-                     run.tenants[0], run.tenants[-1], flow_run.id, len(run.flow_runs))
-            return flow_run.id
-
         self.results = {}
-        pending = {run.shard: submit(run) for run in self.runs}
         with get_client(sync_client=True) as client:
-            while pending:
-                time.sleep(SHARD_POLL_SECONDS)
-                for number, flow_run_id in list(pending.items()):
-                    state = client.read_flow_run(flow_run_id).state
-                    run = self.runs[number - 1]
-                    if (state is None or state.is_scheduled() or state.is_pending()) and \
-                            time.monotonic() - submitted[number] > SHARD_START_SECONDS:
-                        from prefect.states import Cancelled
-
-                        run.state, run.reason = "Cancelled", f"no worker took it within {SHARD_START_SECONDS:g} s"
-                        client.set_flow_run_state(flow_run_id, Cancelled(message=run.reason), force=True)
-                        log.error("shard %d: %s", number, run.reason)
-                        del pending[number]
-                        continue
-                    if state is None or not state.is_final():
-                        continue
-                    run.state = state.name
-                    try:
-                        result = state.result(raise_on_failure=False) if state.is_completed() else None
-                    except Exception as exc:  # e.g. a result storage this process cannot reach
-                        result = exc
-                    if isinstance(result, ShardResult):
-                        self.results[number] = result
-                        del pending[number]
-                        continue
-                    run.reason = state.message or (f"its result could not be read: {result}"
-                                                   if isinstance(result, Exception) else "it returned no result")
-                    log.warning("shard %d ended %s: %s", number, state.name, run.reason)
-                    if len(run.flow_runs) < SHARD_ATTEMPTS:
-                        pending[number] = submit(run)
-                    else:
-                        del pending[number]
+            _ShardWatch(self, job, client).run()
         return [(run.tenants, self.results[run.shard].values if run.shard in self.results else RuntimeError(
             f"shard {run.shard} did not complete after {len(run.flow_runs)} attempt(s): {run.state}: {run.reason}"))
             for run in self.runs]
 
     def merge_into(self, result: RunResult) -> None:
-        """The parent's result gains every shard's outcomes and summary (see merge_shard_summaries)."""
+        """The parent's result gains every shard's outcomes and summary, and a failure for each report of a
+        shard that never completed (see merge_shard_summaries)."""
         shards = [self.results[run.shard] for run in self.runs if run.shard in self.results]
+        unfinished = unfinished_shard_outcomes(self.runs, result.plan.instances)
         for shard in shards:
             result.outcomes.extend(shard.outcomes)
-        merge_shard_summaries(result.summary, shards, self.runs)
+        result.outcomes.extend(unfinished)
+        merge_shard_summaries(result.summary, shards, self.runs, unfinished)
+
+
+class PrefectSendRate(SharedLimiter):
+    """A sharded run's send rate as a Prefect global concurrency limit with slot decay, which every shard
+    (on any worker, on any machine that reaches the Prefect API) acquires from before each send: the sum of
+    their sends stays under the account's rate, where each process's own limiter would let N workers send N
+    times it. The backend's preflight sets the rate (``use_rate``): the limit is created, or updated when the
+    account's rate changed, with the shape ``shared_limit_shape`` gives. An operator who sets the limit
+    inactive (``prefect gcl disable``) turns the shared limit off."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.max_per_second = 0.0
+        self.slots = 0
+
+    def use_rate(self, max_per_second: float) -> None:
+        from prefect.exceptions import ObjectAlreadyExists
+
+        slots, decay = shared_limit_shape(max_per_second)
+        with get_client(sync_client=True) as client:
+            try:
+                client.upsert_global_concurrency_limit_by_name(self.name, slots, decay)
+            except ObjectAlreadyExists:  # another shard created it between the read and the create
+                client.upsert_global_concurrency_limit_by_name(self.name, slots, decay)
+        self.max_per_second, self.slots = max_per_second, slots
+
+    def acquire(self, permits: int = 1) -> float:
+        from prefect.concurrency.sync import rate_limit
+
+        if not self.slots:
+            raise RuntimeError(f"the shared send rate {self.name!r} was used before the backend's preflight set it")
+        # One message with more recipients than the limit's slots still goes, taking all of them (as the
+        # process limiter lets it go alone in its window); strict: a deleted limit fails the send, it does
+        # not send unlimited.
+        rate_limit(self.name, occupy=min(max(1, permits), self.slots), strict=True)
+        return time.monotonic()
+
+
+def share_send_rate(delivery: Delivery) -> None:
+    """Every process of a sharded run (the parent and each shard) sends through one Prefect rate limit per
+    backend, ``exec-reports-<backend>-send-rate``, instead of its own limiter (see PrefectSendRate)."""
+    if delivery.backend is not None:
+        delivery.backend.share_rate_limit(PrefectSendRate(f"exec-reports-{delivery.backend.name}-send-rate"))
+
+
+class _ShardWatch:
+    """Submits a sharded run's shards and watches them to their end: collects each completed shard's result,
+    submits again one that failed, crashed, was never started or went silent, cancels one no worker took."""
+
+    def __init__(self, steps: ShardedSteps, job: RunJob, client) -> None:
+        self.steps, self.job, self.client, self.log = steps, job, client, get_run_logger()
+        self.submitted: dict[int, float] = {}  # shard -> when its current attempt was submitted
+        self.heartbeat_checked: dict[int, float] = {}
+        self.heartbeats = self._heartbeats_on()
+
+    def run(self) -> None:
+        pending = {run.shard: self.submit(run) for run in self.steps.runs}
+        while pending:
+            time.sleep(SHARD_POLL_SECONDS)
+            for number, flow_run_id in list(pending.items()):
+                run = self.steps.runs[number - 1]
+                state = self.client.read_flow_run(flow_run_id).state
+                if state is not None and not state.is_final():
+                    state = self.stalled(run, flow_run_id, state) or state
+                if state is None or not state.is_final():
+                    continue
+                del pending[number]
+                run.state = state.name
+                try:
+                    result = state.result(raise_on_failure=False) if state.is_completed() else None
+                except Exception as exc:  # e.g. a result storage this process cannot reach
+                    result = exc
+                if isinstance(result, ShardResult):
+                    self.steps.results[number] = result
+                    continue
+                run.reason = state.message or (f"its result could not be read: {result}"
+                                               if isinstance(result, Exception) else "it returned no result")
+                self.log.warning("shard %d ended %s: %s", number, state.name, run.reason)
+                if len(run.flow_runs) < SHARD_ATTEMPTS and not state.is_cancelled():
+                    pending[number] = self.submit(run)
+
+    def submit(self, run: ShardRun) -> uuid.UUID:
+        from prefect.deployments import run_deployment
+
+        job = self.job
+        flow_run = run_deployment(SHARD_DEPLOYMENT, timeout=0, as_subflow=True, parameters={
+            **self.steps.parameters, "tenants": run.tenants, "shard": run.shard, "period": job.period.label,
+            "run_folder": job.run_folder, "run_name": job.run_name, "generated_at": job.generated_at.isoformat()})
+        run.flow_runs.append(str(flow_run.id))
+        self.submitted[run.shard] = time.monotonic()
+        self.log.info("shard %d (%d tenants: %s .. %s): flow run %s, attempt %d", run.shard, len(run.tenants),
+                      run.tenants[0], run.tenants[-1], flow_run.id, len(run.flow_runs))
+        return flow_run.id
+
+    def stalled(self, run: ShardRun, flow_run_id: uuid.UUID, state: State) -> State | None:
+        """The final state a stalled shard is put in (Cancelled: no worker took it; Crashed: taken but never
+        started, or silent while running), or None while it is not stalled."""
+        from prefect.states import Cancelled, Crashed
+
+        waited = time.monotonic() - self.submitted[run.shard]
+        if state.is_scheduled() and waited > SHARD_START_SECONDS and not self.workers_online(flow_run_id):
+            final = Cancelled(message=f"no worker took it within {SHARD_START_SECONDS:g} s and none is online")
+        elif state.is_pending() and waited > SHARD_START_SECONDS:
+            final = Crashed(message=f"a worker took it but did not start it within {SHARD_START_SECONDS:g} s")
+        elif state.is_running() and (silence := self.silence(run.shard, flow_run_id, state)) is not None:
+            final = Crashed(message=f"no heartbeat for {silence:.0f} s: its process or worker is gone")
+        else:
+            return None
+        self.log.error("shard %d: %s", run.shard, final.message)
+        self.client.set_flow_run_state(flow_run_id, final, force=True)
+        return final
+
+    def workers_online(self, flow_run_id: uuid.UUID) -> bool:
+        """Whether a worker is online in the shard's work pool: a shard queued behind busy workers (each with
+        a ``--limit``) waits its turn; one on a pool nobody serves is cancelled."""
+        pool = self.client.read_flow_run(flow_run_id).work_pool_name
+        return bool(pool and online_workers(self.client, pool))
+
+    def silence(self, shard: int, flow_run_id: uuid.UUID, state: State) -> float | None:
+        """Seconds since a running shard's last heartbeat (or since it started running) when that is over
+        SHARD_SILENCE_SECONDS; else None. Asked of the events API every HEARTBEAT_CHECK_SECONDS."""
+        if not self.heartbeats or time.monotonic() - self.heartbeat_checked.get(shard, 0.0) < HEARTBEAT_CHECK_SECONDS:
+            return None
+        from prefect.events.filters import (
+            EventFilter,
+            EventNameFilter,
+            EventOccurredFilter,
+            EventOrder,
+            EventResourceFilter,
+        )
+
+        self.heartbeat_checked[shard] = time.monotonic()
+        since = state.timestamp
+        page = self.client.read_events(EventFilter(
+            occurred=EventOccurredFilter(since=since), event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]), order=EventOrder.DESC), limit=1)
+        last = page.events[0].occurred if page.events else since
+        silence = (dt.datetime.now(dt.UTC) - last).total_seconds()
+        return silence if silence > SHARD_SILENCE_SECONDS else None
+
+    def _heartbeats_on(self) -> bool:
+        """Whether the shard deployment's runs send heartbeats; without them a silent shard is not judged
+        (it is waited for until Prefect marks it Crashed or an operator cancels it)."""
+        try:
+            deployment = self.client.read_deployment_by_name(SHARD_DEPLOYMENT)
+            on = bool(((deployment.job_variables or {}).get("env") or {}).get(HEARTBEAT_SETTING))
+        except Exception as exc:
+            self.log.warning("shard deployment %s not read (%s: %s)", SHARD_DEPLOYMENT, type(exc).__name__, exc)
+            on = False
+        if not on:
+            self.log.warning("the %s deployment sets no %s: a shard whose worker dies is waited for until Prefect "
+                             "marks it Crashed", SHARD_DEPLOYMENT, HEARTBEAT_SETTING)
+        return on
+
+
+def online_workers(client, pool: str) -> int:
+    """How many workers are online in a work pool."""
+    from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
+
+    return len(client.read_workers_for_work_pool(
+        pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"]))))
 
 
 def _result_or_error(future) -> Any:

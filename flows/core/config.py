@@ -236,6 +236,9 @@ class PortfolioInfo(Strict):
     # 50 tenants, at most one per online worker); 1 runs the whole period in one process. A run's `shards`
     # parameter overrides it. See docs/operations.md, Fan-out.
     shards: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
+    # The longest one tenant's sources may take in a run (all of them, retries included); what is not
+    # gathered by then is unavailable with that said, and the run goes on with the next tenant. None: no limit.
+    source_timeout_seconds: float | None = Field(default=600.0, gt=0)
 
     @field_validator("default_period")
     @classmethod

@@ -22,7 +22,7 @@ from typing import Any
 
 from flows.core.errors import DeliveryError
 from flows.delivery.message import DeliveryResult, Email, SendClaim
-from flows.delivery.ratelimit import RateLimiter, Unlimited
+from flows.delivery.ratelimit import RateLimiter, SharedLimiter, Unlimited
 from flows.delivery.retry import Failure, GaveUp, RetryPolicy
 
 # A backend with nothing to retry or limit (the outbox): one attempt, no rate.
@@ -31,8 +31,11 @@ SINGLE_ATTEMPT = RetryPolicy(max_attempts=1, quota_attempts=1)
 
 class BaseBackend:
     name = "base"
+    # True for a provider whose preflight learns the send rate from the account (SES's MaxSendRate).
+    rate_from_preflight = False
 
-    def __init__(self, *, policy: RetryPolicy | None = None, limiter: RateLimiter | Unlimited | None = None):
+    def __init__(self, *, policy: RetryPolicy | None = None,
+                 limiter: RateLimiter | SharedLimiter | Unlimited | None = None):
         self.policy = policy or SINGLE_ATTEMPT
         # None until preflight sets it, for a provider whose rate comes from the account (SES).
         self.limiter = limiter
@@ -56,6 +59,16 @@ class BaseBackend:
                 self._preflight_error = exc
                 raise
             self._preflight_done = True
+
+    def share_rate_limit(self, shared: SharedLimiter) -> None:
+        """Send through ``shared`` (a limit every worker of a sharded run uses) instead of this process's own
+        limiter: a configured rate moves to it now; a rate the preflight learns (SES) goes to it then. A
+        backend without a rate (the outbox, an SMTP relay without ``max_send_rate``) keeps sending unlimited."""
+        if isinstance(self.limiter, RateLimiter):
+            shared.use_rate(self.limiter.max_per_second)
+            self.limiter = shared
+        elif self.limiter is None and self.rate_from_preflight:
+            self.limiter = shared
 
     def send(self, email: Email, claim: SendClaim | None = None) -> DeliveryResult:
         self.preflight()

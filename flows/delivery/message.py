@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flows.core.addresses import Mailbox, header_text
 
@@ -134,6 +134,9 @@ class DeliveryBackend(Protocol):
         """Raise DeliveryError, before anything is sent, when this backend cannot send at all."""
 
     def send(self, email: Email, claim: SendClaim | None = None) -> DeliveryResult: ...
+
+    def share_rate_limit(self, shared: Any) -> None:
+        """Send through ``shared`` (a ``flows.delivery.ratelimit.SharedLimiter``) instead of this process's limiter."""
 
 
 _UNSAFE = re.compile(r"[^a-z0-9]+")

@@ -60,6 +60,45 @@ class RateLimiter:
             self._sleep(max(wait, 0.001))
 
 
+class SharedLimiter:
+    """A send-rate limit that several processes share: a sharded run's shards, each on its own worker,
+    send through one account whose MaxSendRate counts all of them. The backend's preflight learns the
+    rate (SES: the account's MaxSendRate, lowered by ``max_send_rate``) and hands it to ``use_rate``;
+    ``acquire`` then blocks until the shared limit grants the permits. The Prefect implementation is
+    ``flows.steps.PrefectSendRate`` (a Prefect global concurrency limit with slot decay)."""
+
+    max_per_second: float = math.inf
+
+    def use_rate(self, max_per_second: float) -> None:
+        raise NotImplementedError
+
+    def acquire(self, permits: int = 1) -> float:
+        raise NotImplementedError
+
+
+# The shares of the rate a shared limit may grant in a burst and frees each second; they add up to 1
+# (see shared_limit_shape).
+SHARED_BURST_SHARE, SHARED_DECAY_SHARE = 0.07, 0.93
+
+
+def shared_limit_shape(max_per_second: float) -> tuple[int, float]:
+    """The slots and the slot decay per second of a shared limit that never grants more than
+    ``max_per_second`` permits (rounded down) in any one-second window.
+
+    A limit of ``slots`` slots that frees ``decay`` slots a second grants at most ``slots + decay`` in a
+    second (a full burst, then what decays during the second). With ``decay`` = 93% of the rate and
+    ``slots`` = the 7% left (at least 1) that sum is at most the rate. With one slot, grants are spaced
+    ``1 / decay`` seconds apart, so no one-second window holds two: a rate of 1/s (SES's sandbox, moto)
+    stays at 1 in any second. Each grant is a request to the Prefect API, so the burst share also keeps
+    that traffic down at high rates (a 500/s account: 35 permits a request at most)."""
+    if max_per_second <= 0:
+        raise ValueError(f"max_per_second must be positive, got {max_per_second}")
+    # As in RateLimiter, a fractional rate rounds down (2.5/s: one slot freed every 1/2.325 s would put 3
+    # grants in some second); below 1/s grants are 1/decay > 1/rate seconds apart anyway.
+    rate = math.floor(max_per_second) if max_per_second >= 1 else max_per_second
+    return max(1, math.floor(rate * SHARED_BURST_SHARE)), rate * SHARED_DECAY_SHARE
+
+
 class Unlimited:
     """Stands in where no rate is known or configured (the outbox, an SMTP relay without a limit)."""
 

@@ -20,7 +20,7 @@ from flows.core.errors import ConfigurationError, DeliveryError
 from flows.core.secrets import boto3_session
 from flows.delivery.base import BaseBackend
 from flows.delivery.message import DeliveryResult, Email
-from flows.delivery.ratelimit import RateLimiter
+from flows.delivery.ratelimit import RateLimiter, SharedLimiter
 from flows.delivery.retry import Failure, RetryPolicy
 
 log = logging.getLogger("exec_reports")
@@ -71,9 +71,10 @@ def classify_ses_error(exc: BaseException) -> Failure | None:
 
 class SesBackend(BaseBackend):
     name = "ses"
+    rate_from_preflight = True
 
     def __init__(self, settings: SesConfig, from_address: str, *, client=None, policy: RetryPolicy | None = None,
-                 limiter: RateLimiter | None = None):
+                 limiter: RateLimiter | SharedLimiter | None = None):
         super().__init__(policy=policy or RetryPolicy.from_settings(settings), limiter=limiter)
         self.settings = settings
         self.from_address = from_address
@@ -141,10 +142,13 @@ class SesBackend(BaseBackend):
             raise DeliveryError(
                 f"SES daily sending quota in {region} is used up ({sent_today:.0f} of {max_per_day:.0f} in the "
                 "last 24 hours); nothing was sent. Re-run later or ask AWS for a higher quota.")
-        if self.limiter is None:
-            account_rate = float(quota.get("MaxSendRate") or 0) or None
-            rates = [r for r in (account_rate, self.settings.max_send_rate) if r]
-            self.limiter = RateLimiter(min(rates) if rates else 1.0)
+        account_rate = float(quota.get("MaxSendRate") or 0) or None
+        rates = [r for r in (account_rate, self.settings.max_send_rate) if r]
+        rate = min(rates) if rates else 1.0
+        if isinstance(self.limiter, SharedLimiter):  # a sharded run: every worker sends through one limit
+            self.limiter.use_rate(rate)
+        elif self.limiter is None:
+            self.limiter = RateLimiter(rate)
         log.info("SES preflight ok: %s verified in %s, sending at most %s recipient(s)/s",
                  address, region, self.limiter.max_per_second)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -75,20 +76,91 @@ def gather_tenants(config: PortfolioConfig, plan: RunPlan, tenant_ids: Iterable[
     for (tenant_id, source_name), metrics in plan.lookbacks.items():
         if tenant_id in wanted:
             by_tenant[tenant_id].append((source_name, metrics, True))
+    timeout = config.portfolio.source_timeout_seconds
     for tenant_id, steps in by_tenant.items():
-        for source_name, metrics, earlier_periods in steps:
-            if earlier_periods:
-                for lookback, earlier in LOOKBACKS.items():
-                    gathered = gather_with_retries(config, tenant_id, source_name, metrics, earlier(plan.period),
-                                                   registry)
-                    values[tenant_id].update({lookback_key(name, lookback): value for name, value in gathered.items()})
-            elif registry.is_derived(source_name):
-                values[tenant_id].update(derive_source(config, tenant_id, source_name, metrics, plan.period,
-                                                       values[tenant_id], registry))
-            else:
-                values[tenant_id].update(gather_with_retries(config, tenant_id, source_name, metrics, plan.period,
-                                                             registry))
+        values[tenant_id] = gather_tenant_within(timeout, config, plan, tenant_id, steps, registry)
     return dict(values)
+
+
+GatherSteps = list[tuple[str, list[str], bool]]  # (source, metrics, for the earlier periods)
+
+
+def gather_tenant(config: PortfolioConfig, plan: RunPlan, tenant_id: str, steps: GatherSteps,
+                  registry: SourceRegistry, into: dict[str, Any]) -> None:
+    """One tenant's planned sources, in plan order, each one's metrics added to ``into`` as it finishes."""
+    for source_name, metrics, earlier_periods in steps:
+        if earlier_periods:
+            for lookback, earlier in LOOKBACKS.items():
+                gathered = gather_with_retries(config, tenant_id, source_name, metrics, earlier(plan.period), registry)
+                into.update({lookback_key(name, lookback): value for name, value in gathered.items()})
+        elif registry.is_derived(source_name):
+            into.update(derive_source(config, tenant_id, source_name, metrics, plan.period, dict(into), registry))
+        else:
+            into.update(gather_with_retries(config, tenant_id, source_name, metrics, plan.period, registry))
+
+
+class _Abandoned(Exception):
+    """Raised in a tenant's gathering thread once the run stopped waiting for it."""
+
+
+class _TenantValues(dict):
+    """The values one tenant's gathering thread adds, until the run stops waiting: from then on every
+    update raises, so late figures never mix with the ones the run went on with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.abandoned = False
+
+    def update(self, *args, **kwargs) -> None:
+        with self.lock:
+            if self.abandoned:
+                raise _Abandoned()
+            super().update(*args, **kwargs)
+
+    def give_up(self) -> dict[str, Any]:
+        with self.lock:
+            self.abandoned = True
+            return dict(self)
+
+
+def gather_tenant_within(timeout: float | None, config: PortfolioConfig, plan: RunPlan, tenant_id: str,
+                         steps: GatherSteps, registry: SourceRegistry = REGISTRY) -> dict[str, Any]:
+    """One tenant's metrics, waiting at most ``timeout`` seconds for its sources (None: as long as they
+    take). Past it the metrics gathered so far are kept, the rest are unavailable with the reason, and the
+    run goes on: the sources go on in a thread of their own whose late results are dropped (Python cannot
+    stop a thread that waits on a network call)."""
+    if timeout is None:
+        values: dict[str, Any] = {}
+        gather_tenant(config, plan, tenant_id, steps, registry, values)
+        return values
+    collected, crashed = _TenantValues(), []
+
+    def work() -> None:
+        try:
+            gather_tenant(config, plan, tenant_id, steps, registry, collected)
+        except _Abandoned:
+            log.warning("tenant %s: sources finished after the run stopped waiting; results dropped", tenant_id)
+        except BaseException as exc:  # handed to the caller, as without a timeout
+            crashed.append(exc)
+
+    thread = threading.Thread(target=work, name=f"gather {tenant_id}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not thread.is_alive():
+        if crashed:
+            raise crashed[0]
+        return dict(collected)
+    values = collected.give_up()
+    reason = (f"tenant {tenant_id}'s sources did not finish within {timeout:g} s "
+              "(portfolio.source_timeout_seconds); the run went on without what they had not gathered")
+    log.error("%s", reason)
+    for source_name, metrics, earlier_periods in steps:
+        names = [lookback_key(name, lookback) for name in metrics for lookback in LOOKBACKS] if earlier_periods \
+            else metrics
+        values.update({name: Unavailable(name, f"source '{source_name}': {reason}")
+                       for name in names if name not in values})
+    return values
 
 
 def derive_source(config: PortfolioConfig, tenant_id: str, source_name: str, metrics: list[str], period: Period,

@@ -11,6 +11,7 @@ from flows.core.errors import ConfigurationError, DeliveryError
 from flows.delivery import get_backend
 from flows.delivery.message import Email
 from flows.delivery.outbox import OutboxBackend
+from flows.orchestrator.shards import shard_notes
 from flows.render.email import render_email
 from flows.templating.escape import escape_markdown
 
@@ -58,6 +59,9 @@ def build_alert_email(config: PortfolioConfig, *, run_name: str, state_name: str
         lines += [f"- {escape_markdown(entry['address'])}: {escape_markdown(entry['why'])} (since "
                   f"{escape_markdown(entry['since'])}); `exec-reports suppression clear` lifts it" for entry in feedback]
         lines += [""]
+    if notes := shard_notes((summary or {}).get("shards") or []):
+        lines += ["## Shards that needed another attempt or did not complete", ""]
+        lines += [f"- {escape_markdown(note)}" for note in notes] + [""]
     if summary and (summary.get("failed") or not feedback):
         failed = summary.get("failed", [])
         lines += [f"## {len(failed)} failure(s)", ""]

@@ -15,7 +15,7 @@ from typing import Any
 
 from flows.gather.gather import tenant_batches
 from flows.orchestrator.summary import Outcome
-from flows.plan.plan import MetricValues
+from flows.plan.plan import MetricValues, ReportInstance
 
 # "auto": one shard per this many tenants, at most one per worker online in the pool.
 TENANTS_PER_SHARD = 50
@@ -70,10 +70,47 @@ class ShardRun:
                 len(self.flow_runs), "state": self.state, "reason": self.reason}
 
 
-def merge_shard_summaries(summary: dict[str, Any], results: list[ShardResult], runs: list[ShardRun]) -> None:
-    """The parent's summary (its portfolio reports) gains what every shard delivered, once each, and
-    ``shards``: each shard's tenants, flow runs and end. A shard that never completed is a failure naming
-    its tenants: their own reports are not known to be sent, and the portfolio reports left them out."""
+def shard_notes(shards: list[dict[str, Any]]) -> list[str]:
+    """One sentence per shard that needed more than one attempt or never completed (a summary's ``shards``),
+    for the operations alert: which shard, which tenants, what happened, what it means."""
+    notes = []
+    for shard in shards:
+        tenants = shard["tenants"]
+        who = f"shard {shard['shard']}" + (f" ({tenants[0]})" if len(tenants) == 1 else
+                                           f" ({len(tenants)} tenants: {tenants[0]} .. {tenants[-1]})" if tenants else "")
+        if shard["state"] != "Completed":
+            notes.append(f"{who} did not complete after {shard['attempts']} attempt(s): {shard['state']}: "
+                         f"{shard['reason']}. Its tenants' own reports are listed as failures; the portfolio "
+                         "reports follow on_missing_tenant.")
+        elif shard["attempts"] > 1:
+            notes.append(f"{who} completed on attempt {shard['attempts']}, after: {shard['reason']}. The new attempt "
+                         "skipped what the earlier one had sent.")
+    return notes
+
+
+def unfinished_shard_outcomes(runs: list[ShardRun], instances: list[ReportInstance]) -> list[Outcome]:
+    """A failure for each tenant report of a shard that never completed (or, for a tenant without reports of
+    its own, one naming the shard): the run's deliveries table, failures page, status board and alert list
+    them like any failed message. Whether each was sent before the shard died the delivery records know; a
+    re-run sends what is missing."""
+    outcomes = []
+    for run in runs:
+        if run.state == "Completed":
+            continue
+        reason = (f"shard {run.shard} did not complete after {len(run.flow_runs)} attempt(s) ({run.state}: "
+                  f"{run.reason}); this tenant's own reports may not have been sent (a re-run sends what is "
+                  "missing) and the portfolio reports follow on_missing_tenant")
+        for tenant in run.tenants:
+            own = [instance.role for instance in instances if instance.key == tenant]
+            outcomes.extend(Outcome(role, tenant, [], "failed", reason=reason) for role in own or [f"shard {run.shard}"])
+    return outcomes
+
+
+def merge_shard_summaries(summary: dict[str, Any], results: list[ShardResult], runs: list[ShardRun],
+                          unfinished: list[Outcome]) -> None:
+    """The parent's summary (its portfolio reports) gains what every shard delivered, once each, the failures
+    of the shards that never completed (``unfinished_shard_outcomes``), and ``shards``: each shard's tenants,
+    flow runs, attempts and end."""
     seen_failures = {(f["report"], f["tenant"], f["reason"]) for f in summary["failed"]}
     for result in results:
         for key in ("sent", "dry_run", "skipped", "checks", "actions"):
@@ -84,12 +121,6 @@ def merge_shard_summaries(summary: dict[str, Any], results: list[ShardResult], r
                 seen_failures.add((failure["report"], failure["tenant"], failure["reason"]))
                 summary["failed"].append(failure)
         summary["warnings"] = sorted(set(summary["warnings"]) | set(result.summary.get("warnings") or []))
-    for run in runs:
-        if run.state != "Completed":
-            summary["failed"].extend(
-                {"report": f"shard {run.shard}", "tenant": tenant, "recipients": [],
-                 "reason": f"shard {run.shard} did not complete after {len(run.flow_runs)} attempt(s) "
-                           f"({run.state}: {run.reason}); this tenant's own reports may not have been sent and "
-                           "the portfolio reports follow on_missing_tenant"}
-                for tenant in run.tenants)
+    summary["failed"].extend({"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "reason": o.reason}
+                             for o in unfinished)
     summary["shards"] = [run.as_json() for run in runs]

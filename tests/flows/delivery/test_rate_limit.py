@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
-from flows.delivery.ratelimit import RateLimiter
+import pytest
+
+from flows.delivery.ratelimit import RateLimiter, SharedLimiter
 
 
 class RecordingLimiter(RateLimiter):
@@ -125,3 +128,59 @@ def test_smtp_sends_from_several_threads_share_one_low_rate(smtp_server, monkeyp
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(addresses)
     assert len(limiter.grants) == 6
     assert busiest_window(limiter.grants) <= 2
+
+
+# ---- a limit shared by every worker of a sharded run ------------------------------------------------
+
+
+def test_a_shared_limit_never_grants_more_than_the_rate_in_one_second():
+    from flows.delivery.ratelimit import shared_limit_shape
+
+    # Worked by hand: 7% of the rate (at least 1 slot) may burst, 93% decays each second.
+    assert shared_limit_shape(1) == (1, 0.93)
+    assert shared_limit_shape(14) == (1, 14 * 0.93)
+    assert shared_limit_shape(100) == (7, 93.0)
+    assert shared_limit_shape(500) == (35, 465.0)
+    assert shared_limit_shape(2.5) == (1, 2 * 0.93)  # a fractional rate rounds down, as RateLimiter's does
+    assert shared_limit_shape(0.5) == (1, 0.5 * 0.93)
+    for rate in (1, 1.5, 2.5, 14, 15, 28.6, 100, 500, 3000):
+        slots, decay = shared_limit_shape(rate)
+        # One slot spaces grants 1/decay apart (at most ceil(decay) in a second); more burst then decay.
+        most_in_a_second = math.ceil(decay) if slots == 1 else slots + decay
+        assert most_in_a_second <= math.floor(rate), rate
+    with pytest.raises(ValueError, match="positive"):
+        shared_limit_shape(0)
+
+
+class NotedSharedLimit(SharedLimiter):
+    """The shared-limit interface with nothing behind it but a note of the rate it was given."""
+
+    def __init__(self):
+        self.rates: list[float] = []
+
+    def use_rate(self, max_per_second: float) -> None:
+        self.rates.append(max_per_second)
+
+    def acquire(self, permits: int = 1) -> float:
+        return 0.0
+
+
+def test_a_backend_hands_its_rate_to_the_shared_limit_and_the_outbox_stays_unlimited(tmp_path, smtp_server):
+    from flows.core.config import SmtpConfig
+    from flows.delivery.outbox import OutboxBackend
+    from flows.delivery.smtp import SmtpBackend
+
+    from .test_smtp import smtp_settings
+
+    relay = SmtpBackend(SmtpConfig(**{**smtp_settings(smtp_server), "max_send_rate": 5}), "reports@holdings.example")
+    shared = NotedSharedLimit()
+    relay.share_rate_limit(shared)
+    assert relay.limiter is shared and shared.rates == [5]
+
+    unlimited_relay = SmtpBackend(SmtpConfig(**smtp_settings(smtp_server)), "reports@holdings.example")
+    unlimited_relay.share_rate_limit(NotedSharedLimit())
+    assert not isinstance(unlimited_relay.limiter, SharedLimiter)
+
+    outbox = OutboxBackend(tmp_path)
+    outbox.share_rate_limit(NotedSharedLimit())
+    assert outbox.limiter is None

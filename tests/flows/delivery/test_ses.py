@@ -162,3 +162,18 @@ def test_lost_connection_mid_run_is_retried_with_backoff_then_fails_that_message
     assert "cannot reach SES" in result.error and "after 3 attempts" in result.error
     # Full jitter drawn at its maximum: base 1 s doubled per retry -> 1 s, then 2 s.
     assert waits == [1.0, 2.0]
+
+
+def test_a_sharded_run_s_shared_limit_gets_the_account_rate_at_preflight(moto_url, portfolio_copy):
+    from .test_rate_limit import NotedSharedLimit
+
+    verify_sender(moto_url)
+    config = load(write_config(portfolio_copy, ses_delivery(moto_url, ses={"max_send_rate": 20})))
+    backend = get_backend(config, "run")
+    shared = NotedSharedLimit()
+
+    backend.share_rate_limit(shared)
+    backend.preflight()
+
+    # moto's MaxSendRate (1/s) caps the configured 20/s, as for one process's own limiter.
+    assert backend.limiter is shared and shared.rates == [1.0]

@@ -36,3 +36,24 @@ def test_a_crashed_deployment_runs_alert_names_the_period_its_schedule_implies_n
     assert run_period_label(config, {}, scheduled) == "2026-W47"  # a local run reports on the snapshot
     assert run_period_label(config, {}, scheduled, from_deployment=True) == "2026-W49"
     assert run_period_label(config, {"period": "2026-W40"}, scheduled, from_deployment=True) == "2026-W40"
+
+
+def test_a_sharded_runs_alert_names_the_shard_that_needed_another_attempt_and_the_one_that_never_completed(
+        sample_config):
+    shards = [
+        {"shard": 1, "tenants": ["jada", "queenofsandiego"], "flow_runs": ["a"], "attempts": 1, "state": "Completed",
+         "reason": ""},
+        {"shard": 2, "tenants": ["quickdumpnow"], "flow_runs": ["b", "c"], "attempts": 2, "state": "Completed",
+         "reason": "no heartbeat for 93 s: its process or worker is gone"},
+        {"shard": 3, "tenants": ["dangerouscentaur"], "flow_runs": ["d", "e"], "attempts": 2, "state": "Crashed",
+         "reason": "Execution was aborted"}]
+    summary = {"period": "2026-W47", "sent": [], "skipped": [], "shards": shards, "failed": [
+        {"report": "gm", "tenant": "dangerouscentaur", "recipients": [], "reason": "shard 3 did not complete"}]}
+
+    text = " ".join(build_alert_email(sample_config, run_name="2026-W47 all roles", state_name="Failed",
+                                      state_message="", run_url=None, summary=summary).text.split())
+
+    assert "Shards that needed another attempt or did not complete" in text
+    assert "shard 1" not in text  # a shard that simply completed is not news
+    assert "shard 2 (quickdumpnow) completed on attempt 2, after: no heartbeat for 93 s" in text
+    assert "shard 3 (dangerouscentaur) did not complete after 2 attempt(s): Crashed: Execution was aborted." in text

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from flows.orchestrator.run import RunJob, in_scope
-from flows.orchestrator.shards import ShardResult, ShardRun, merge_shard_summaries, shard_count, split_shards
+from flows.orchestrator.shards import (
+    ShardResult,
+    ShardRun,
+    merge_shard_summaries,
+    shard_count,
+    split_shards,
+    unfinished_shard_outcomes,
+)
 from flows.orchestrator.summary import Outcome
 
 
@@ -49,20 +56,34 @@ def summary(sent=(), failed=(), warnings=()) -> dict:
             "skipped": [], "checks": [], "warnings": list(warnings), "actions": []}
 
 
-def test_the_parents_summary_gains_every_shards_messages_once_and_names_a_shard_that_never_completed():
+def test_the_parents_summary_gains_every_shards_messages_once_and_names_a_shard_that_never_completed(
+        sample_config, sample_period):
+    from flows.plan.definitions import load_definitions
+    from flows.plan.plan import plan_run
+
+    definitions, problems = load_definitions(sample_config.reports_path)
+    instances = plan_run(sample_config, definitions, sample_period, None, None, problems).instances
     broken = {"report": "broken", "tenant": "", "recipients": [], "reason": "reports/broken.md:3: bad YAML"}
     parent = summary(sent=[{"report": "ceo", "tenant": "portfolio"}], failed=[broken], warnings=["w0"])
-    first = ShardResult(1, ["a", "b"], {}, [Outcome("gm", "a", [], "sent"), Outcome("gm", "b", [], "sent")],
-                        summary(sent=[{"report": "gm", "tenant": "a"}, {"report": "gm", "tenant": "b"}],
+    first = ShardResult(1, ["jada", "queenofsandiego"], {},
+                        [Outcome("gm", "jada", [], "sent"), Outcome("gm", "queenofsandiego", [], "sent")],
+                        summary(sent=[{"report": "gm", "tenant": "jada"}, {"report": "gm", "tenant": "queenofsandiego"}],
                                 failed=[broken], warnings=["w1", "w0"]))
-    runs = [ShardRun(1, ["a", "b"], ["run-1"], "Completed"),
-            ShardRun(2, ["c"], ["run-2", "run-3"], "Crashed", "worker died")]
-    merge_shard_summaries(parent, [first], runs)
-    assert [(s["report"], s["tenant"]) for s in parent["sent"]] == [("ceo", "portfolio"), ("gm", "a"), ("gm", "b")]
+    runs = [ShardRun(1, ["jada", "queenofsandiego"], ["run-1"], "Completed"),
+            ShardRun(2, ["quickdumpnow", "nobody"], ["run-2", "run-3"], "Crashed", "worker died")]
+
+    unfinished = unfinished_shard_outcomes(runs, instances)
+    merge_shard_summaries(parent, [first], runs, unfinished)
+
+    assert [(s["report"], s["tenant"]) for s in parent["sent"]] == [
+        ("ceo", "portfolio"), ("gm", "jada"), ("gm", "queenofsandiego")]
     assert parent["warnings"] == ["w0", "w1"]
-    # The broken definition once; shard 2's tenant named with what happened and what it means.
-    assert [f["report"] for f in parent["failed"]] == ["broken", "shard 2"]
-    assert parent["failed"][1]["tenant"] == "c" and "after 2 attempt(s) (Crashed: worker died)" in \
-        parent["failed"][1]["reason"]
+    # The broken definition once; shard 2's tenant report as a failure saying what happened and what it means,
+    # and a tenant without reports of its own named with its shard.
+    assert [(f["report"], f["tenant"]) for f in parent["failed"]] == [
+        ("broken", ""), ("gm", "quickdumpnow"), ("shard 2", "nobody")]
+    assert "shard 2 did not complete after 2 attempt(s) (Crashed: worker died)" in parent["failed"][1]["reason"]
+    assert [(o.report, o.tenant, o.status) for o in unfinished] == [
+        ("gm", "quickdumpnow", "failed"), ("shard 2", "nobody", "failed")]
     assert [(s["shard"], s["attempts"], s["state"]) for s in parent["shards"]] == [(1, 1, "Completed"),
                                                                                  (2, 2, "Crashed")]

@@ -1,0 +1,82 @@
+"""A sharded run's send rate as a Prefect global concurrency limit, against a real Prefect API (the session's
+test harness): created with the shape the rate gives, and granting no more than the rate in any second to
+senders in several threads and in another process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL
+
+from flows.steps import PrefectSendRate
+
+from .delivery.test_rate_limit import busiest_window
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def read_limit(name: str):
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(name)
+
+
+def test_the_rate_creates_the_limit_and_a_changed_account_rate_updates_it():
+    shared = PrefectSendRate("exec-reports-test-send-rate-shape")
+    shared.use_rate(100)
+    limit = read_limit(shared.name)
+    assert (limit.limit, limit.slot_decay_per_second, limit.active) == (7, 93.0, True)
+
+    PrefectSendRate(shared.name).use_rate(14)  # the next shard learns a lower account rate
+    limit = read_limit(shared.name)
+    assert (limit.limit, limit.slot_decay_per_second) == (1, pytest.approx(13.02))
+
+
+def test_used_before_the_rate_is_known_it_refuses_instead_of_sending_unlimited():
+    with pytest.raises(RuntimeError, match="before the backend's preflight"):
+        PrefectSendRate("exec-reports-test-send-rate-unset").acquire()
+
+
+def test_senders_in_threads_and_another_process_share_one_rate():
+    name = "exec-reports-test-send-rate-shared"
+    PrefectSendRate(name).use_rate(4)
+    # Another process (as a shard on another worker would be) takes 4 grants from the same limit while this
+    # one takes 8 in two threads: 12 grants at 4/s, whoever asks.
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from flows.steps import PrefectSendRate
+        shared = PrefectSendRate({name!r})
+        shared.use_rate(4)
+        for _ in range(4):
+            shared.acquire()
+            print(time.time(), flush=True)
+        """)], cwd=os.getcwd(), stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": os.getcwd()})
+    grants: list[tuple[float, int]] = []
+    lock = threading.Lock()
+
+    def send(count: int) -> None:
+        shared = PrefectSendRate(name)
+        shared.use_rate(4)
+        for _ in range(count):
+            shared.acquire()
+            with lock:
+                grants.append((time.time(), 1))
+
+    threads = [threading.Thread(target=send, args=(4,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    output, _ = child.communicate(timeout=120)
+    grants.extend((float(line), 1) for line in output.split())
+
+    assert child.returncode == 0 and len(grants) == 12
+    # Without the shared limit the 12 grants would land within a fraction of a second.
+    assert busiest_window(grants) <= 4
