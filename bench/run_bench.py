@@ -4,7 +4,9 @@
 pipeline, 1. render cost per report (median, p95, per stage), 2. orchestration overhead (flow vs plain at 4,
 100 and 200 tenants, side by side, against a Prefect server on PostgreSQL), 3. SES throughput against
 moto's server at a configured MaxSendRate, 4. peak RSS of the flow at 100 and 200 tenants,
-5. the author loop (`exec-reports check`). Figures are medians of several runs; nothing here asserts.
+5. the author loop (`exec-reports check`), 8. fan-out: messages per second of a sharded run with 1, 2 and 3
+shard workers and the workers 10,000 and 100,000 entities need (bench/fanout_bench.py). Figures are medians of
+several runs; nothing here asserts.
 `--only first-contact,check` runs some of them (the others are left out of the table).
 """
 
@@ -298,6 +300,10 @@ def write_results(data: dict) -> str:
         from bench.records_bench import result_rows as records_result_rows
 
         lines += records_result_rows(data["records"])
+    if data.get("fanout"):
+        from bench.fanout_bench import summary_row as fanout_summary_row
+
+        lines.append(fanout_summary_row(data["fanout"]))
     if first and first["failures"]:
         lines += ["", "First-contact failures: " + "; ".join(first["failures"])]
     if render:
@@ -320,6 +326,10 @@ def write_results(data: dict) -> str:
                      f"| {row['ratio']:.2f} | {row['plain_over_floor']:.2f} | {row['plain_peak_rss_mb']:.0f} | "
                      f"{row['flow_peak_rss_mb']:.0f} | {row['plain_cpu_s']:.2f} | {row['flow_cpu_s']:.2f} | "
                      f"{row['server_cpu_s']:.2f} | {row['load']:.1f} |")
+    if data.get("fanout"):
+        from bench.fanout_bench import result_lines as fanout_result_lines
+
+        lines += fanout_result_lines(data["fanout"])
     lines += ["", "## Notes", "", data["notes"].strip(), ""]
     return "\n".join(lines)
 
@@ -396,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ses-messages", type=int, default=1000)
     parser.add_argument("--ses-rate", type=float, default=50)
     parser.add_argument("--only", default="",
-                        help="comma-separated: first-contact,render,orchestration,thousand,ses,check,email,records")
+                        help="comma-separated: first-contact,render,orchestration,thousand,ses,check,email,records,fanout")
     args = parser.parse_args(argv)
     only = {part.strip() for part in args.only.split(",") if part.strip()}
 
@@ -443,9 +453,16 @@ def main(argv: list[str] | None = None) -> int:
             from bench.email_bench import bench_email
 
             email = bench_email(workdir, tenants=100, repeats=args.repeats)
+        fanout = None
+        if wanted("fanout"):
+            print("8 fan-out: a sharded run with 1, 2 and 3 shard workers (starts a Prefect server) ...", flush=True)
+            from bench.fanout_bench import bench_fanout
+
+            fanout = bench_fanout(workdir / "fanout")
     data = {"when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "repeats": args.repeats, "render": render, "orchestration": orchestration, "ses": ses, "check": check,
             "first_contact": first_contact, "only": args.only, "thousand": thousand, "email": email, "records": records,
+            "fanout": fanout,
             "notes": (PROJECT_ROOT / "bench" / "NOTES.md").read_text() if (PROJECT_ROOT / "bench" / "NOTES.md").exists()
             else NOTES}
     text = write_results(data)
