@@ -45,7 +45,6 @@ MODEL_ENTITIES = (10_000, 100_000)
 MODEL_WINDOWS_HOURS = (1.0, 8.0)
 # SES MaxSendRate: 14/s is a new account's default production rate; 100/s and 500/s are raised rates.
 SES_RATES = (14.0, 100.0, 500.0)
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 # Environment the bench keeps from the caller: everything else named EXEC_REPORTS_* (records store, config,
 # delivery backend, ...) would point the runs elsewhere than the fresh synthetic portfolio.
 KEPT_PROJECT_ENV = {"EXEC_REPORTS_TELEMETRY", "EXEC_REPORTS_TEST_POSTGRES"}
@@ -191,13 +190,7 @@ class Stack:
         deployment = self.api("GET", f"/deployments/name/{PARENT_DEPLOYMENT}")
         run = self.api("POST", f"/deployments/{deployment['id']}/create_flow_run", json={
             "parameters": {"period": PERIOD, "shards": shards, "config": str(config)}})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.api("GET", f"/flow_runs/{run['id']}")
-            if run["state"] and run["state"]["type"] in TERMINAL:
-                return run
-            time.sleep(1)
-        raise RuntimeError(f"flow run {run['id']} not final within {timeout:.0f} s: {run['state']}")
+        return self.server.wait_for_flow_run(run["id"], timeout)
 
     def shard_runs(self, parent_id: str, config: Path) -> list[dict]:
         runs = self.api("POST", "/flow_runs/filter", json={"flow_runs": {"parent_flow_run_id": {"any_": [parent_id]}},

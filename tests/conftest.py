@@ -86,3 +86,13 @@ def _session_cache_dir(tmp_path_factory):
         os.environ.pop("EXEC_REPORTS_CACHE_DIR", None)
     else:
         os.environ["EXEC_REPORTS_CACHE_DIR"] = saved
+
+
+def load_script(path: Path):
+    """A script of the repository that is not a package module (deploy/.../build_package.py), imported by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem.replace("-", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -25,6 +25,7 @@ from flows.core.telemetry import apply_telemetry_setting
 PREFECT = str(Path(sys.executable).parent / "prefect")
 POSTGRES_ADMIN_DSN_ENV = "EXEC_REPORTS_TEST_POSTGRES"
 DEFAULT_POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+FINAL_STATE_TYPES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 def free_port() -> int:
@@ -112,6 +113,19 @@ class LocalPrefectServer:
                 tail = (self.home / "server.log").read_text()[-3000:]
                 self.stop()
                 raise RuntimeError(f"prefect server did not start:\n{tail}")
+            time.sleep(1)
+
+    def wait_for_flow_run(self, flow_run_id: str, timeout: float) -> dict:
+        """The flow run (as the API returns it) once its state is final; TimeoutError naming the last state
+        after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = httpx.get(f"{self.api_url}/flow_runs/{flow_run_id}", timeout=30).raise_for_status().json()
+            if run["state"] and run["state"]["type"] in FINAL_STATE_TYPES:
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"flow run {flow_run_id} did not finish within {timeout:g} s; last state "
+                                   f"{run['state']}")
             time.sleep(1)
 
     def spawn(self, args: list[str], cwd: Path, log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen:

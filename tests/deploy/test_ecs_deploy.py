@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import copy
-import importlib.util
 import inspect
 import json
 import logging
@@ -25,7 +24,7 @@ import botocore.exceptions
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, load_script
 
 ECS_DIR = PROJECT_ROOT / "deploy" / "ecs"
 IAM_DIR = PROJECT_ROOT / "deploy" / "iam"
@@ -66,10 +65,7 @@ def statement_for(document: dict, action: str) -> dict:
 
 @pytest.fixture(scope="module")
 def results_script():
-    spec = importlib.util.spec_from_file_location("create_results_block", ECS_DIR / "create-results-block.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ECS_DIR / "create-results-block.py")
 
 
 class _NoPrefectApi:

@@ -3,23 +3,19 @@ image's Dockerfile. Building the zip and starting a run through it is tests/e2e/
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
 import shutil
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, load_script
 
 LAMBDA_DIR = PROJECT_ROOT / "deploy" / "lambda"
 
 
 @pytest.fixture(scope="module")
 def packager():
-    spec = importlib.util.spec_from_file_location("build_package", LAMBDA_DIR / "build_package.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(LAMBDA_DIR / "build_package.py")
 
 
 @pytest.fixture

@@ -23,10 +23,9 @@ import httpx
 import pytest
 
 from flows.devtools.prefect_server import PREFECT, LocalPrefectServer
-from tests.conftest import PROJECT_ROOT, SAMPLE_PERIOD
+from tests.conftest import PROJECT_ROOT, SAMPLE_PERIOD, load_script
 
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 @dataclass
@@ -63,13 +62,10 @@ class PrefectStack:
         return match.group(1)
 
     def wait_for(self, flow_run_id: str, timeout: float = 300) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.api("GET", f"/flow_runs/{flow_run_id}")
-            if run["state"] and run["state"]["type"] in TERMINAL:
-                return run
-            time.sleep(1)
-        pytest.fail(f"flow run {flow_run_id} did not finish within {timeout} s; last state {run['state']}")
+        try:
+            return self.server.wait_for_flow_run(flow_run_id, timeout)
+        except TimeoutError as exc:
+            pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -190,12 +186,7 @@ print(json.dumps({"importable": importable, "responses": responses,
 
 
 def load_build_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("build_package", LAMBDA_BUILD)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(LAMBDA_BUILD)
 
 
 def test_the_lambda_zip_is_small_imports_without_prefect_and_starts_a_deployment_run(stack, tmp_path):
