@@ -43,11 +43,11 @@ from flows.orchestrator.run import (
     run_reports,
 )
 from flows.orchestrator.run_page import short_reason
-from flows.orchestrator.shards import ShardResult, shard_count
+from flows.orchestrator.shards import ShardResult, shard_count, shard_rows
 from flows.orchestrator.summary import RunDetails, brief_summary
 from flows.plan.plan import MetricValues
 from flows.plan.selection import Selection
-from flows.steps import ShardedSteps, TaskSteps, online_workers, share_send_rate
+from flows.steps import ShardedSteps, TaskSteps, online_workers, shared_send_rate
 
 __all__ = ["GATHER_BATCHES", "send_exec_reports", "send_exec_reports_shard", "run_inline", "run_summary", "run_url", "trigger_deployment",
            "fetch_delivery_tables", "mark_killed_local_runs_crashed", "prefect_run_is_over", "run_locally"]
@@ -215,10 +215,10 @@ def send_exec_reports(
     if count == 1:
         return finish_run(job, run_reports(job, run_delivery, TaskSteps()), portfolio)
     job.scope = "portfolio"
-    share_send_rate(run_delivery)
     steps = ShardedSteps(count, {"roles": roles, "dry_run": dry_run, "config": config, "resend": resend,
                                  "delivery": delivery, "only": only})
-    result = run_reports(job, run_delivery, steps)
+    with shared_send_rate(run_delivery):
+        result = run_reports(job, run_delivery, steps)
     steps.merge_into(result)
     return finish_run(job, result, portfolio)
 
@@ -268,8 +268,8 @@ def send_exec_reports_shard(
     job.run_id = str(current_flow_run.id or job.run_id)
     values: MetricValues = {}
     shard_delivery = Delivery.open(job, prefect_run_is_over)
-    share_send_rate(shard_delivery)
-    result = run_reports(job, shard_delivery, TaskSteps(), gathered=values)
+    with shared_send_rate(shard_delivery):
+        result = run_reports(job, shard_delivery, TaskSteps(), gathered=values)
     return ShardResult(shard, tenants, values, result.outcomes, result.summary)
 
 
@@ -289,11 +289,9 @@ def finish_run(job: RunJob, result: RunResult, portfolio: PortfolioConfig):
     if not job.dry_run:
         publish_status_board(delivery_rows, job.run_name)
     if summary.get("shards"):
-        create_table_artifact(key="exec-reports-shards", table=[
-            {**shard, "tenants": f"{len(shard['tenants'])}: {', '.join(shard['tenants'][:3])}"
-             + (" …" if len(shard["tenants"]) > 3 else ""), "flow_runs": ", ".join(shard["flow_runs"])}
-            for shard in summary["shards"]], description=f"Each shard of this run: its tenants, flow runs, attempts "
-                                                          f"and end ({period.label})")
+        create_table_artifact(key="exec-reports-shards", table=shard_rows(summary["shards"]),
+                              description=f"Each shard of this run: its tenants, flow runs, attempts and end "
+                                          f"({period.label})")
     if summary["checks"]:
         create_table_artifact(key="exec-reports-checks", table=summary["checks"],
                               description=f"Checks that fired or could not be evaluated ({period.label})")

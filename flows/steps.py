@@ -5,17 +5,22 @@ work pool (``ShardedSteps``). ``flows.flow`` passes them to the orchestrator; th
 
 from __future__ import annotations
 
-import datetime as dt
+import heapq
 import logging
 import os
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import MarkdownArtifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.events import emit_event
 from prefect.states import Failed, State
 from prefect.utilities.annotations import quote
 
@@ -23,7 +28,7 @@ from flows.core.config import PortfolioConfig
 from flows.core.errors import ReportsFailed
 from flows.core.period import Period
 from flows.delivery.message import slug
-from flows.delivery.ratelimit import SharedLimiter, shared_limit_shape
+from flows.delivery.ratelimit import SharedLimiter, shared_window
 from flows.delivery.tasks import HandOff
 from flows.gather.gather import gather_tenants
 from flows.orchestrator.produce import ProducedReport
@@ -47,7 +52,7 @@ from flows.orchestrator.shards import (
 )
 from flows.plan.plan import MetricValues, ReportInstance, RunPlan
 
-__all__ = ["TaskSteps", "ShardedSteps", "PrefectSendRate", "share_send_rate", "record_role_reports", "SHARD_DEPLOYMENT"]
+__all__ = ["TaskSteps", "ShardedSteps", "PrefectSendRate", "shared_send_rate", "record_role_reports", "SHARD_DEPLOYMENT"]
 
 
 # persist_result=False on every task, said explicitly: only the flow's result (the run summary) is kept;
@@ -125,8 +130,8 @@ SHARD_POLL_SECONDS = 2.0
 # between) is marked Crashed and started again.
 SHARD_START_SECONDS = float(os.environ.get("EXEC_REPORTS_SHARD_START_SECONDS", "600"))
 # A running shard sends Prefect a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (30 in the shard
-# deployment's job variables). One silent for this long lost its process, worker or machine, with nothing
-# left to report a crash: it is marked Crashed and started again on another worker.
+# deployment's job variables). One silent for this long (or three intervals, if longer) lost its process, worker
+# or machine, with nothing left to report a crash: it is marked Crashed and started again on another worker.
 SHARD_SILENCE_SECONDS = float(os.environ.get("EXEC_REPORTS_SHARD_SILENCE_SECONDS", "90"))
 HEARTBEAT_CHECK_SECONDS = 10.0
 HEARTBEAT_SETTING = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
@@ -170,46 +175,138 @@ class ShardedSteps(TaskSteps):
 
 
 class PrefectSendRate(SharedLimiter):
-    """A sharded run's send rate as a Prefect global concurrency limit with slot decay, which every shard
-    (on any worker, on any machine that reaches the Prefect API) acquires from before each send: the sum of
-    their sends stays under the account's rate, where each process's own limiter would let N workers send N
-    times it. The backend's preflight sets the rate (``use_rate``): the limit is created, or updated when the
-    account's rate changed, with the shape ``shared_limit_shape`` gives. An operator who sets the limit
-    inactive (``prefect gcl disable``) turns the shared limit off."""
+    """A sharded run's send rate as one Prefect global concurrency limit that every shard (on any worker, on
+    any machine that reaches the Prefect API) takes a slot of before each send: the sum of their sends stays
+    under the account's rate, where each process's own limiter would let N workers send N times it.
+
+    The limit has ``slots`` slots and each grant keeps its slot for ``hold`` seconds from the grant
+    (``shared_window``), released by a background thread; slots are taken with a lease, so those of a process
+    that dies come back when the lease runs out. (A rate limit with slot decay was tried first: the server
+    restarts the decay clock on every refused request, and senders got 43% of the rate.) The backend's
+    preflight sets the rate (``use_rate``): the limit is created, or updated when the account's rate changed.
+    An operator who sets the limit inactive (``prefect gcl disable``) turns the shared limit off."""
+
+    LEASE_SECONDS = 60  # the server's shortest; a slot outlives its hold only when its process died
+    MAX_RETRY_WAIT = 0.2  # ask again at least this often while the limit is full
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.max_per_second = 0.0
-        self.slots = 0
+        self.slots, self.hold = 0, 1.0
+        self._client = None
+        self._lock = threading.Lock()
+        self._due: list[tuple[float, str]] = []  # (monotonic release time, lease id), a heap
+        self._wake = threading.Condition(self._lock)
+        self._releaser: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"release {name}")
 
     def use_rate(self, max_per_second: float) -> None:
         from prefect.exceptions import ObjectAlreadyExists
 
-        slots, decay = shared_limit_shape(max_per_second)
-        with get_client(sync_client=True) as client:
-            try:
-                client.upsert_global_concurrency_limit_by_name(self.name, slots, decay)
-            except ObjectAlreadyExists:  # another shard created it between the read and the create
-                client.upsert_global_concurrency_limit_by_name(self.name, slots, decay)
-        self.max_per_second, self.slots = max_per_second, slots
+        slots, hold = shared_window(max_per_second)
+        client = self._api()
+        try:
+            client.upsert_global_concurrency_limit_by_name(self.name, slots, 0.0)
+        except ObjectAlreadyExists:  # another shard created it between the read and the create
+            client.upsert_global_concurrency_limit_by_name(self.name, slots, 0.0)
+        self.max_per_second, self.slots, self.hold = max_per_second, slots, hold
 
     def acquire(self, permits: int = 1) -> float:
-        from prefect.concurrency.sync import rate_limit
-
+        """Block until ``permits`` slots are granted (more than the limit holds: in turns of at most
+        ``slots``, each held its own ``hold``); returns when the last was granted (this process's clock)."""
         if not self.slots:
             raise RuntimeError(f"the shared send rate {self.name!r} was used before the backend's preflight set it")
-        # One message with more recipients than the limit's slots still goes, taking all of them (as the
-        # process limiter lets it go alone in its window); strict: a deleted limit fails the send, it does
-        # not send unlimited.
-        rate_limit(self.name, occupy=min(max(1, permits), self.slots), strict=True)
-        return time.monotonic()
+        remaining = max(1, permits)
+        while remaining:
+            take = min(remaining, self.slots)
+            lease_id = self._take(take)
+            granted = time.monotonic()
+            self._release_at(granted + self.hold, lease_id)
+            remaining -= take
+            # Seen in Prefect's event feed: which runs took the account's rate, and when.
+            emit_event(event="exec-reports.send-rate.granted", resource={"prefect.resource.id": f"exec-reports.{self.name}"},
+                       payload={"slots": take, "hold_seconds": self.hold})
+        return granted
+
+    def _api(self):
+        if self._client is None:
+            self._client = get_client(sync_client=True)
+            self._client.__enter__()  # kept open for the process's sends; closed with the process
+        return self._client
+
+    def _take(self, slots: int) -> str:
+        import httpx
+
+        while True:
+            try:
+                answer = self._api().increment_concurrency_slots_with_lease(
+                    [self.name], slots, mode="concurrency", lease_duration=self.LEASE_SECONDS).json()
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 423:  # 423 Locked: every slot is held
+                    raise
+                time.sleep(min(float(exc.response.headers.get("Retry-After") or 0.1), self.MAX_RETRY_WAIT))
+                continue
+            if not answer.get("limits"):  # a deleted limit must fail the send, not let it go unlimited
+                raise RuntimeError(f"the shared send rate {self.name!r} does not exist (deleted while sending?)")
+            return answer["lease_id"]
+
+    def _release_at(self, due: float, lease_id: str) -> None:
+        with self._lock:
+            heapq.heappush(self._due, (due, lease_id))
+            if self._releaser is None or not self._releaser.is_alive():
+                self._releaser = threading.Thread(target=self._release_due, name=f"release {self.name}", daemon=True)
+                self._releaser.start()
+            self._wake.notify()
+
+    def _release_due(self) -> None:
+        while True:
+            with self._lock:
+                if not self._due:
+                    if not self._wake.wait(timeout=60) and not self._due:
+                        self._releaser = None  # idle for a minute: the next grant starts a new releaser
+                        return
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(timeout=wait)
+                    continue
+                _, lease_id = heapq.heappop(self._due)
+            # Released on a few threads: one API call at a time falls behind a high rate, and a late release
+            # holds its slot longer (never shorter), which only slows sending down.
+            self._pool.submit(self._release, lease_id)
+
+    def _release(self, lease_id: str) -> None:
+        try:
+            self._api().release_concurrency_slots_with_lease(lease_id)
+        except Exception as exc:  # the lease runs out on its own; sending is only slower meanwhile
+            logging.getLogger("exec_reports").warning("shared send rate %s: slot not released (%s: %s); it "
+                                                      "returns when its lease ends", self.name, type(exc).__name__, exc)
+
+    def close(self) -> None:
+        """Release every slot still held, each when its hold ends (never earlier): called when the process's
+        sends are over, so a shard that ends does not keep slots the others wait for until its leases run out."""
+        with self._lock:
+            pending, self._due = sorted(self._due), []
+        for due, lease_id in pending:
+            time.sleep(max(0.0, due - time.monotonic()))
+            self._release(lease_id)
+        self._pool.shutdown(wait=True)  # the releases already handed to it
 
 
-def share_send_rate(delivery: Delivery) -> None:
-    """Every process of a sharded run (the parent and each shard) sends through one Prefect rate limit per
-    backend, ``exec-reports-<backend>-send-rate``, instead of its own limiter (see PrefectSendRate)."""
+@contextmanager
+def shared_send_rate(delivery: Delivery) -> Iterator[None]:
+    """Within it, every process of a sharded run (the parent and each shard) sends through one Prefect limit
+    per backend, ``exec-reports-<backend>-send-rate``, instead of its own limiter (see PrefectSendRate); on
+    leaving, the slots still held are released as their holds end."""
+    shared = None
     if delivery.backend is not None:
-        delivery.backend.share_rate_limit(PrefectSendRate(f"exec-reports-{delivery.backend.name}-send-rate"))
+        shared = PrefectSendRate(f"exec-reports-{delivery.backend.name}-send-rate")
+        delivery.backend.share_rate_limit(shared)
+    try:
+        yield
+    finally:
+        if shared is not None:
+            shared.close()
 
 
 class _ShardWatch:
@@ -220,7 +317,10 @@ class _ShardWatch:
         self.steps, self.job, self.client, self.log = steps, job, client, get_run_logger()
         self.submitted: dict[int, float] = {}  # shard -> when its current attempt was submitted
         self.heartbeat_checked: dict[int, float] = {}
-        self.heartbeats = self._heartbeats_on()
+        # shard -> (the newest heartbeat event seen, when this process first saw it): silence is measured on
+        # this process's clock, never by comparing another machine's timestamps with it.
+        self.last_beat: dict[int, tuple[str | None, float]] = {}
+        self.silence_limit = self._silence_limit()
 
     def run(self) -> None:
         pending = {run.shard: self.submit(run) for run in self.steps.runs}
@@ -228,23 +328,30 @@ class _ShardWatch:
             time.sleep(SHARD_POLL_SECONDS)
             for number, flow_run_id in list(pending.items()):
                 run = self.steps.runs[number - 1]
-                state = self.client.read_flow_run(flow_run_id).state
-                if state is not None and not state.is_final():
-                    state = self.stalled(run, flow_run_id, state) or state
+                try:
+                    state = self.client.read_flow_run(flow_run_id).state
+                    if state is not None and not state.is_final():
+                        state = self.stalled(run, flow_run_id, state) or state
+                except Exception as exc:  # the API did not answer this time: judged again at the next poll
+                    self.log.warning("shard %d: its state was not read (%s: %s)", number, type(exc).__name__, exc)
+                    continue
                 if state is None or not state.is_final():
                     continue
                 del pending[number]
-                run.state = state.name
                 try:
                     result = state.result(raise_on_failure=False) if state.is_completed() else None
                 except Exception as exc:  # e.g. a result storage this process cannot reach
                     result = exc
                 if isinstance(result, ShardResult):
+                    run.state = state.name
                     self.steps.results[number] = result
                     continue
+                # A shard whose result cannot be read did not complete for this run: its tenants' figures and
+                # outcomes are unknown here.
+                run.state = state.name if not state.is_completed() else "Completed without a readable result"
                 run.reason = state.message or (f"its result could not be read: {result}"
                                                if isinstance(result, Exception) else "it returned no result")
-                self.log.warning("shard %d ended %s: %s", number, state.name, run.reason)
+                self.log.warning("shard %d ended %s: %s", number, run.state, run.reason)
                 if len(run.flow_runs) < SHARD_ATTEMPTS and not state.is_cancelled():
                     pending[number] = self.submit(run)
 
@@ -257,13 +364,16 @@ class _ShardWatch:
             "run_folder": job.run_folder, "run_name": job.run_name, "generated_at": job.generated_at.isoformat()})
         run.flow_runs.append(str(flow_run.id))
         self.submitted[run.shard] = time.monotonic()
+        self.last_beat.pop(run.shard, None)
         self.log.info("shard %d (%d tenants: %s .. %s): flow run %s, attempt %d", run.shard, len(run.tenants),
                       run.tenants[0], run.tenants[-1], flow_run.id, len(run.flow_runs))
         return flow_run.id
 
     def stalled(self, run: ShardRun, flow_run_id: uuid.UUID, state: State) -> State | None:
-        """The final state a stalled shard is put in (Cancelled: no worker took it; Crashed: taken but never
-        started, or silent while running), or None while it is not stalled."""
+        """The final state a stalled shard was put in (Cancelled: no worker took it and none is online;
+        Crashed: taken but never started, or silent while running), or None while it is not stalled or it
+        ended meanwhile (the state is proposed, not forced: one that completed in between keeps its result)."""
+        from prefect.client.schemas.responses import SetStateStatus
         from prefect.states import Cancelled, Crashed
 
         waited = time.monotonic() - self.submitted[run.shard]
@@ -271,12 +381,16 @@ class _ShardWatch:
             final = Cancelled(message=f"no worker took it within {SHARD_START_SECONDS:g} s and none is online")
         elif state.is_pending() and waited > SHARD_START_SECONDS:
             final = Crashed(message=f"a worker took it but did not start it within {SHARD_START_SECONDS:g} s")
-        elif state.is_running() and (silence := self.silence(run.shard, flow_run_id, state)) is not None:
+        elif state.is_running() and (silence := self.silence(run.shard, flow_run_id)) is not None:
             final = Crashed(message=f"no heartbeat for {silence:.0f} s: its process or worker is gone")
         else:
             return None
+        answer = self.client.set_flow_run_state(flow_run_id, final, force=False)
+        if answer.status != SetStateStatus.ACCEPT:
+            self.log.info("shard %d: not marked %s (%s): it moved on meanwhile", run.shard, final.name,
+                          answer.status.value)
+            return None
         self.log.error("shard %d: %s", run.shard, final.message)
-        self.client.set_flow_run_state(flow_run_id, final, force=True)
         return final
 
     def workers_online(self, flow_run_id: uuid.UUID) -> bool:
@@ -285,41 +399,42 @@ class _ShardWatch:
         pool = self.client.read_flow_run(flow_run_id).work_pool_name
         return bool(pool and online_workers(self.client, pool))
 
-    def silence(self, shard: int, flow_run_id: uuid.UUID, state: State) -> float | None:
-        """Seconds since a running shard's last heartbeat (or since it started running) when that is over
-        SHARD_SILENCE_SECONDS; else None. Asked of the events API every HEARTBEAT_CHECK_SECONDS."""
-        if not self.heartbeats or time.monotonic() - self.heartbeat_checked.get(shard, 0.0) < HEARTBEAT_CHECK_SECONDS:
+    def silence(self, shard: int, flow_run_id: uuid.UUID) -> float | None:
+        """Seconds this process has seen no new heartbeat of a running shard (counted from when it first saw
+        it running), when that is over the silence limit; else None. Asked of the events API every
+        HEARTBEAT_CHECK_SECONDS."""
+        now = time.monotonic()
+        if self.silence_limit is None or now - self.heartbeat_checked.get(shard, 0.0) < HEARTBEAT_CHECK_SECONDS:
             return None
-        from prefect.events.filters import (
-            EventFilter,
-            EventNameFilter,
-            EventOccurredFilter,
-            EventOrder,
-            EventResourceFilter,
-        )
+        from prefect.events.filters import EventFilter, EventNameFilter, EventOrder, EventResourceFilter
 
-        self.heartbeat_checked[shard] = time.monotonic()
-        since = state.timestamp
+        self.heartbeat_checked[shard] = now
         page = self.client.read_events(EventFilter(
-            occurred=EventOccurredFilter(since=since), event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+            event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
             resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]), order=EventOrder.DESC), limit=1)
-        last = page.events[0].occurred if page.events else since
-        silence = (dt.datetime.now(dt.UTC) - last).total_seconds()
-        return silence if silence > SHARD_SILENCE_SECONDS else None
+        newest = str(page.events[0].id) if page.events else None
+        seen, since = self.last_beat.get(shard, (None, now))
+        if shard not in self.last_beat or newest != seen:
+            self.last_beat[shard] = (newest, now)
+            return None
+        silence = now - since
+        return silence if silence > self.silence_limit else None
 
-    def _heartbeats_on(self) -> bool:
-        """Whether the shard deployment's runs send heartbeats; without them a silent shard is not judged
-        (it is waited for until Prefect marks it Crashed or an operator cancels it)."""
+    def _silence_limit(self) -> float | None:
+        """How long a running shard may send no heartbeat: SHARD_SILENCE_SECONDS, or three of the shard
+        deployment's heartbeat intervals if that is longer. None when its runs send none: a silent shard is
+        then not judged, and one whose worker died is waited for until an operator cancels it."""
         try:
             deployment = self.client.read_deployment_by_name(SHARD_DEPLOYMENT)
-            on = bool(((deployment.job_variables or {}).get("env") or {}).get(HEARTBEAT_SETTING))
+            frequency = float(((deployment.job_variables or {}).get("env") or {}).get(HEARTBEAT_SETTING) or 0)
         except Exception as exc:
             self.log.warning("shard deployment %s not read (%s: %s)", SHARD_DEPLOYMENT, type(exc).__name__, exc)
-            on = False
-        if not on:
-            self.log.warning("the %s deployment sets no %s: a shard whose worker dies is waited for until Prefect "
-                             "marks it Crashed", SHARD_DEPLOYMENT, HEARTBEAT_SETTING)
-        return on
+            frequency = 0
+        if frequency <= 0:
+            self.log.warning("the %s deployment sets no %s: a shard whose worker dies is not detected; the run "
+                             "waits for it until an operator cancels it", SHARD_DEPLOYMENT, HEARTBEAT_SETTING)
+            return None
+        return max(SHARD_SILENCE_SECONDS, 3 * frequency)
 
 
 def online_workers(client, pool: str) -> int:

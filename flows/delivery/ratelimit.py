@@ -20,10 +20,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+# The share of a rate the limiters use, leaving the rest as headroom for jitter (see the module's docstring).
+PACING = 0.93
+
 
 class RateLimiter:
     def __init__(self, max_per_second: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, pacing: float = 0.93):
+                 sleep: Callable[[float], None] = time.sleep, pacing: float = PACING):
         if max_per_second <= 0:
             raise ValueError(f"max_per_second must be positive, got {max_per_second}")
         self.max_per_second = max_per_second
@@ -65,7 +68,7 @@ class SharedLimiter:
     send through one account whose MaxSendRate counts all of them. The backend's preflight learns the
     rate (SES: the account's MaxSendRate, lowered by ``max_send_rate``) and hands it to ``use_rate``;
     ``acquire`` then blocks until the shared limit grants the permits. The Prefect implementation is
-    ``flows.steps.PrefectSendRate`` (a Prefect global concurrency limit with slot decay)."""
+    ``flows.steps.PrefectSendRate`` (a Prefect global concurrency limit, see ``shared_window``)."""
 
     max_per_second: float = math.inf
 
@@ -76,27 +79,21 @@ class SharedLimiter:
         raise NotImplementedError
 
 
-# The shares of the rate a shared limit may grant in a burst and frees each second; they add up to 1
-# (see shared_limit_shape).
-SHARED_BURST_SHARE, SHARED_DECAY_SHARE = 0.07, 0.93
+def shared_window(max_per_second: float) -> tuple[int, float]:
+    """The slots of a shared concurrency limit and how long each grant holds its slot, so that no one-second
+    window ever holds more than ``max_per_second`` grants (rounded down, as RateLimiter rounds).
 
-
-def shared_limit_shape(max_per_second: float) -> tuple[int, float]:
-    """The slots and the slot decay per second of a shared limit that never grants more than
-    ``max_per_second`` permits (rounded down) in any one-second window.
-
-    A limit of ``slots`` slots that frees ``decay`` slots a second grants at most ``slots + decay`` in a
-    second (a full burst, then what decays during the second). With ``decay`` = 93% of the rate and
-    ``slots`` = the 7% left (at least 1) that sum is at most the rate. With one slot, grants are spaced
-    ``1 / decay`` seconds apart, so no one-second window holds two: a rate of 1/s (SES's sandbox, moto)
-    stays at 1 in any second. Each grant is a request to the Prefect API, so the burst share also keeps
-    that traffic down at high rates (a 500/s account: 35 permits a request at most)."""
+    Every grant holds a slot for ``hold`` >= 1 second from the moment it was granted, and at most ``slots``
+    are held at once: all the grants of any one-second window are still held at its end, so there are at
+    most ``slots`` of them. Releasing late (a slow API call, a dead process whose lease expires) only
+    slows sending down; nothing can release early. The hold is 1/PACING seconds, the same headroom as
+    RateLimiter's spacing, for grants that reach the provider with different delays: the sustained rate is
+    93% of the limit. Below 1/s one slot is held 1/(rate * PACING) seconds."""
     if max_per_second <= 0:
         raise ValueError(f"max_per_second must be positive, got {max_per_second}")
-    # As in RateLimiter, a fractional rate rounds down (2.5/s: one slot freed every 1/2.325 s would put 3
-    # grants in some second); below 1/s grants are 1/decay > 1/rate seconds apart anyway.
-    rate = math.floor(max_per_second) if max_per_second >= 1 else max_per_second
-    return max(1, math.floor(rate * SHARED_BURST_SHARE)), rate * SHARED_DECAY_SHARE
+    if max_per_second < 1:
+        return 1, 1 / (max_per_second * PACING)
+    return math.floor(max_per_second), 1 / PACING
 
 
 class Unlimited:

@@ -88,6 +88,13 @@ def shard_notes(shards: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
+def shard_rows(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A summary's ``shards`` as the run page's table: the tenants counted with the first three named."""
+    return [{**shard, "tenants": f"{len(shard['tenants'])}: {', '.join(shard['tenants'][:3])}"
+             + (" …" if len(shard["tenants"]) > 3 else ""), "flow_runs": ", ".join(shard["flow_runs"])}
+            for shard in shards]
+
+
 def unfinished_shard_outcomes(runs: list[ShardRun], instances: list[ReportInstance]) -> list[Outcome]:
     """A failure for each tenant report of a shard that never completed (or, for a tenant without reports of
     its own, one naming the shard): the run's deliveries table, failures page, status board and alert list

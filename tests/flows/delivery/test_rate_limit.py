@@ -133,23 +133,22 @@ def test_smtp_sends_from_several_threads_share_one_low_rate(smtp_server, monkeyp
 # ---- a limit shared by every worker of a sharded run ------------------------------------------------
 
 
-def test_a_shared_limit_never_grants_more_than_the_rate_in_one_second():
-    from flows.delivery.ratelimit import shared_limit_shape
+def test_a_shared_window_holds_at_most_the_rate_in_slots_each_for_at_least_a_second():
+    from flows.delivery.ratelimit import shared_window
 
-    # Worked by hand: 7% of the rate (at least 1 slot) may burst, 93% decays each second.
-    assert shared_limit_shape(1) == (1, 0.93)
-    assert shared_limit_shape(14) == (1, 14 * 0.93)
-    assert shared_limit_shape(100) == (7, 93.0)
-    assert shared_limit_shape(500) == (35, 465.0)
-    assert shared_limit_shape(2.5) == (1, 2 * 0.93)  # a fractional rate rounds down, as RateLimiter's does
-    assert shared_limit_shape(0.5) == (1, 0.5 * 0.93)
-    for rate in (1, 1.5, 2.5, 14, 15, 28.6, 100, 500, 3000):
-        slots, decay = shared_limit_shape(rate)
-        # One slot spaces grants 1/decay apart (at most ceil(decay) in a second); more burst then decay.
-        most_in_a_second = math.ceil(decay) if slots == 1 else slots + decay
-        assert most_in_a_second <= math.floor(rate), rate
+    # Worked by hand: floor(rate) slots, each grant held 1/0.93 = 1.075 s; below 1/s one slot, 1/(rate * 0.93) s.
+    assert shared_window(1) == (1, pytest.approx(1.0753, abs=1e-4))
+    assert shared_window(14) == (14, pytest.approx(1.0753, abs=1e-4))
+    assert shared_window(2.5) == (2, pytest.approx(1.0753, abs=1e-4))  # rounds down, as RateLimiter does
+    assert shared_window(0.5) == (1, pytest.approx(2.1505, abs=1e-4))
+    for rate in (0.5, 1, 1.5, 2.5, 14, 28.6, 500):
+        slots, hold = shared_window(rate)
+        # Every grant of a one-second window is still held at its end: at most `slots` of them, never above
+        # the rate; at a steady pace the limit grants slots / hold a second, 93% of the rate rounded down.
+        assert hold >= 1 and slots <= max(math.floor(rate), 1)
+        assert slots / hold == pytest.approx(0.93 * (math.floor(rate) if rate >= 1 else rate))
     with pytest.raises(ValueError, match="positive"):
-        shared_limit_shape(0)
+        shared_window(0)
 
 
 class NotedSharedLimit(SharedLimiter):

@@ -11,6 +11,7 @@ from flows.orchestrator.shards import (
     ShardRun,
     merge_shard_summaries,
     shard_count,
+    shard_rows,
     split_shards,
     unfinished_shard_outcomes,
 )
@@ -87,3 +88,6 @@ def test_the_parents_summary_gains_every_shards_messages_once_and_names_a_shard_
         ("gm", "quickdumpnow", "failed"), ("shard 2", "nobody", "failed")]
     assert [(s["shard"], s["attempts"], s["state"]) for s in parent["shards"]] == [(1, 1, "Completed"),
                                                                                  (2, 2, "Crashed")]
+    assert [(row["tenants"], row["flow_runs"]) for row in shard_rows(parent["shards"])] == [
+        ("2: jada, queenofsandiego", "run-1"), ("2: quickdumpnow, nobody", "run-2, run-3")]
+    assert shard_rows([{**parent["shards"][0], "tenants": ["a", "b", "c", "d"]}])[0]["tenants"] == "4: a, b, c …"

@@ -58,12 +58,14 @@ def test_a_tenant_whose_sources_hang_is_given_up_on_and_the_others_are_gathered(
         assert isinstance(jada[name], Unavailable), name
         assert "tenant jada's sources did not finish within 0.5 s (portfolio.source_timeout_seconds)" in \
             jada[name].reason
-    # The abandoned thread finishes later; what it gathers then does not reach the values the run used.
+    # Released, the abandoned thread stops at its next result: the source's answer is dropped and the two
+    # earlier periods of "slow", next in the plan, are never asked for (each would call the source again).
     for _ in range(100):
         if late:
             break
         threading.Event().wait(0.05)
-    assert late == ["jada"] and isinstance(values["jada"]["slow.value"], Unavailable)
+    threading.Event().wait(0.3)
+    assert late == ["jada"]
 
 
 def test_without_a_limit_a_slow_tenant_is_waited_for(config_with, sample_period):
