@@ -322,7 +322,7 @@ def shard_figures(stack: Stack, parent: dict, config: Path, workers: int, shards
 
 SHARED_LIMIT_SCRIPT = """
 import json, sys, threading, time
-from flows.steps import PrefectSendRate
+from flows.send_rate import PrefectSendRate
 rate, grants, senders = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 shared = PrefectSendRate("exec-reports-bench-send-rate-%g" % rate)
 shared.use_rate(rate)

@@ -47,7 +47,8 @@ from flows.orchestrator.shards import ShardResult, shard_count, shard_rows
 from flows.orchestrator.summary import RunDetails, brief_summary
 from flows.plan.plan import MetricValues
 from flows.plan.selection import Selection
-from flows.steps import ShardedSteps, TaskSteps, online_workers, shared_send_rate
+from flows.send_rate import shared_send_rate
+from flows.steps import ShardedSteps, TaskSteps, online_workers
 
 __all__ = ["GATHER_BATCHES", "send_exec_reports", "send_exec_reports_shard", "run_inline", "run_summary", "run_url", "trigger_deployment",
            "fetch_delivery_tables", "mark_killed_local_runs_crashed", "prefect_run_is_over", "run_locally"]

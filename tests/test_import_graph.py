@@ -24,6 +24,7 @@ STAGES: list[tuple[str, int]] = [
     ("flows.delivery", 7),
     ("flows.orchestrator", 8),
     ("flows.steps", 9),  # the heavy steps as Prefect tasks, and a sharded run's shards
+    ("flows.send_rate", 9),  # a sharded run's send rate, shared by its workers
     ("flows.flow", 10),
     ("flows.operate", 11), ("flows.trigger", 11),
     ("flows.devtools", 12),

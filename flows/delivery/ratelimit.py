@@ -68,7 +68,7 @@ class SharedLimiter:
     send through one account whose MaxSendRate counts all of them. The backend's preflight learns the
     rate (SES: the account's MaxSendRate, lowered by ``max_send_rate``) and hands it to ``use_rate``;
     ``acquire`` then blocks until the shared limit grants the permits. The Prefect implementation is
-    ``flows.steps.PrefectSendRate`` (a Prefect global concurrency limit, see ``shared_window``)."""
+    ``flows.send_rate.PrefectSendRate`` (a Prefect global concurrency limit, see ``shared_window``)."""
 
     max_per_second: float = math.inf
 

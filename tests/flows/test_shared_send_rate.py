@@ -15,7 +15,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 
-from flows.steps import PrefectSendRate
+from flows.send_rate import PrefectSendRate
 
 from .delivery.test_rate_limit import busiest_window
 
@@ -64,7 +64,7 @@ def test_senders_in_threads_and_another_process_share_one_rate():
     # one takes 16 in two threads: 24 grants at 4/s, whoever asks.
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from flows.steps import PrefectSendRate
+        from flows.send_rate import PrefectSendRate
         shared = PrefectSendRate({name!r})
         shared.use_rate(4)
         for _ in range(8):
