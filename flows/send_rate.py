@@ -120,7 +120,10 @@ class PrefectSendRate(SharedLimiter):
                 _, lease_id = heapq.heappop(self._due)
             # Released on a few threads: one API call at a time falls behind a high rate, and a late release
             # holds its slot longer (never shorter), which only slows sending down.
-            self._pool.submit(self._release, lease_id)
+            try:
+                self._pool.submit(self._release, lease_id)
+            except RuntimeError:  # close() shut the pool down meanwhile: release it here
+                self._release(lease_id)
 
     def _release(self, lease_id: str) -> None:
         try:
