@@ -228,8 +228,7 @@ def _online_workers() -> int:
     """How many workers are online in this run's work pool ("auto" shards); 1 outside a deployment run."""
     try:
         with get_client(sync_client=True) as client:
-            pool = client.read_flow_run(current_flow_run.id).work_pool_name
-            return max(1, online_workers(client, pool)) if pool else 1
+            return max(1, online_workers(client, current_flow_run.id))
     except Exception as exc:  # "auto" then means one shard: the run still goes ahead
         get_run_logger().warning("online workers not known (%s: %s): one shard", type(exc).__name__, exc)
         return 1

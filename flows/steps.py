@@ -235,7 +235,8 @@ class _ShardWatch:
         from prefect.states import Cancelled, Crashed
 
         waited = time.monotonic() - self.submitted[run.shard]
-        if state.is_scheduled() and waited > SHARD_START_SECONDS and not self.workers_online(flow_run_id):
+        # Behind busy workers (each with a --limit) a shard waits its turn; on a pool nobody serves it is cancelled.
+        if state.is_scheduled() and waited > SHARD_START_SECONDS and not online_workers(self.client, flow_run_id):
             final = Cancelled(message=f"no worker took it within {SHARD_START_SECONDS:g} s and none is online")
         elif state.is_pending() and waited > SHARD_START_SECONDS:
             final = Crashed(message=f"a worker took it but did not start it within {SHARD_START_SECONDS:g} s")
@@ -250,12 +251,6 @@ class _ShardWatch:
             return None
         self.log.error("shard %d: %s", run.shard, final.message)
         return final
-
-    def workers_online(self, flow_run_id: uuid.UUID) -> bool:
-        """Whether a worker is online in the shard's work pool: a shard queued behind busy workers (each with
-        a ``--limit``) waits its turn; one on a pool nobody serves is cancelled."""
-        pool = self.client.read_flow_run(flow_run_id).work_pool_name
-        return bool(pool and online_workers(self.client, pool))
 
     def silence(self, shard: int, flow_run_id: uuid.UUID) -> float | None:
         """Seconds this process has seen no new heartbeat of a running shard (counted from when it first saw
@@ -295,12 +290,13 @@ class _ShardWatch:
         return max(SHARD_SILENCE_SECONDS, 3 * frequency)
 
 
-def online_workers(client, pool: str) -> int:
-    """How many workers are online in a work pool."""
+def online_workers(client, flow_run_id: uuid.UUID) -> int:
+    """How many workers are online in a flow run's work pool (0 for a run outside a pool)."""
     from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
 
+    pool = client.read_flow_run(flow_run_id).work_pool_name
     return len(client.read_workers_for_work_pool(
-        pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"]))))
+        pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])))) if pool else 0
 
 
 def _result_or_error(future) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flows.gather.gather import tenant_batches
-from flows.orchestrator.summary import Outcome
+from flows.orchestrator.summary import Outcome, failure_entry
 from flows.plan.plan import MetricValues, ReportInstance
 
 # "auto": one shard per this many tenants, at most one per worker online in the pool.
@@ -100,6 +100,9 @@ def unfinished_shard_outcomes(runs: list[ShardRun], instances: list[ReportInstan
     its own, one naming the shard): the run's deliveries table, failures page, status board and alert list
     them like any failed message. Whether each was sent before the shard died the delivery records know; a
     re-run sends what is missing."""
+    roles_of: dict[str, list[str]] = {}
+    for instance in instances:
+        roles_of.setdefault(instance.key, []).append(instance.role)
     outcomes = []
     for run in runs:
         if run.state == "Completed":
@@ -108,8 +111,8 @@ def unfinished_shard_outcomes(runs: list[ShardRun], instances: list[ReportInstan
                   f"{run.reason}); this tenant's own reports may not have been sent (a re-run sends what is "
                   "missing) and the portfolio reports follow on_missing_tenant")
         for tenant in run.tenants:
-            own = [instance.role for instance in instances if instance.key == tenant]
-            outcomes.extend(Outcome(role, tenant, [], "failed", reason=reason) for role in own or [f"shard {run.shard}"])
+            outcomes.extend(Outcome(role, tenant, [], "failed", reason=reason)
+                            for role in roles_of.get(tenant) or [f"shard {run.shard}"])
     return outcomes
 
 
@@ -128,6 +131,5 @@ def merge_shard_summaries(summary: dict[str, Any], results: list[ShardResult], r
                 seen_failures.add((failure["report"], failure["tenant"], failure["reason"]))
                 summary["failed"].append(failure)
         summary["warnings"] = sorted(set(summary["warnings"]) | set(result.summary.get("warnings") or []))
-    summary["failed"].extend({"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "reason": o.reason}
-                             for o in unfinished)
+    summary["failed"].extend(failure_entry(outcome) for outcome in unfinished)
     summary["shards"] = [run.as_json() for run in runs]

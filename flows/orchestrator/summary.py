@@ -31,11 +31,16 @@ class Outcome:
     variant: str = ""
 
 
+def failure_entry(outcome: Outcome) -> dict[str, Any]:
+    """A failed outcome as the summary's ``failed`` lists it."""
+    return {"report": outcome.report, "tenant": outcome.tenant, "recipients": outcome.recipients,
+            "reason": outcome.reason}
+
+
 def summarise(period: Period, outcomes: list[Outcome], checks: list[tuple[str, CheckResult]],
               definition_problems: list[Problem], run_folder: str = "",
               actions: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    failed = [{"report": o.report, "tenant": o.tenant, "recipients": o.recipients, "reason": o.reason}
-              for o in outcomes if o.status == "failed"]
+    failed = [failure_entry(o) for o in outcomes if o.status == "failed"]
     # Keyed by role, as every other failure is (the file and line are in the reason).
     failed.extend({"report": p.role or p.path, "tenant": "", "recipients": [], "reason": str(p)}
                   for p in definition_problems)
